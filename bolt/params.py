@@ -1,0 +1,295 @@
+"""The public parameters of a BOLT map and everything derived from them (spec section 1).
+
+This module is the single place where the spec's open choices are made. The reference model,
+the RTL generator, the testbenches and the documentation all read :class:`Params`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+__all__ = ["Params", "HbmBudget"]
+
+#: Host memory is accessed in bursts of 64-byte beats; a page occupies a whole number of beats.
+BEAT_BYTES = 64
+#: AES-GCM tag bytes appended to every page.
+TAG_BYTES = 16
+#: Bytes of one slot's header: flag (1) and key length (1), then after the key the value length (2).
+SLOT_FLAG_BYTES = 1
+SLOT_KEY_LENGTH_BYTES = 1
+SLOT_VALUE_LENGTH_BYTES = 2
+#: Bytes of the three subkeys and of the Setup salt kept on chip.
+KEY_MATERIAL_BYTES = 3 * 16 + 15
+#: Bytes of one page write counter (spec section 5).
+COUNTER_BYTES = 8
+#: Entries of the index's overflow area (searched in full on every lookup).
+INDEX_OVERFLOW_ENTRIES = 64
+#: Most items per index bucket on average when the map is at capacity.
+INDEX_AVERAGE_FILL = 4
+
+
+def _bits(n: int) -> int:
+    """Bits needed to store the integers ``0 .. n - 1`` (at least one)."""
+    return max(1, (n - 1).bit_length())
+
+
+def _bytes_for_bits(bits: int) -> int:
+    return (bits + 7) // 8
+
+
+@dataclass(frozen=True)
+class HbmBudget:
+    """Bytes of trusted HBM / on-chip memory each structure takes (spec section 2)."""
+
+    index: int
+    frames: int
+    free_list: int
+    eviction_buffer: int
+    loads: int
+    counters: int
+    keys: int
+
+    @property
+    def total(self) -> int:
+        return (self.index + self.frames + self.free_list + self.eviction_buffer + self.loads
+                + self.counters + self.keys)
+
+    def items(self):
+        return [("index", self.index), ("value frames", self.frames),
+                ("frame free list", self.free_list), ("eviction buffer", self.eviction_buffer),
+                ("bin loads", self.loads), ("page write counters", self.counters),
+                ("keys and salt", self.keys), ("total", self.total)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params:
+    """Public parameters of a BOLT map (spec section 1) and the quantities derived from them.
+
+    Parameters
+    ----------
+    capacity : int
+        N, the most items the map may hold (at least 4, so that ``log2(log2(N)) >= 0``).
+    key_size : int
+        Key bytes; shorter keys are zero-padded and their length kept (1 to 255).
+    value_size : int
+        V, the most value bytes (1 to 65535).
+    load : int
+        c, the average number of items per bin.
+    hbm_fraction : float
+        α, the fraction of bins that live in HBM (0 <= α < 1).
+    """
+
+    capacity: int = 2**16
+    key_size: int = 16
+    value_size: int = 64
+    load: int = 8
+    hbm_fraction: float = 0.2
+    # Derived quantities, filled in by __post_init__ so they are computed once.
+    bins: int = field(init=False, repr=False)
+    hbm_bins: int = field(init=False, repr=False)
+
+    def __post_init__(self):
+        for name in ("capacity", "key_size", "value_size", "load"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        if self.capacity < 4:
+            raise ValueError(f"capacity must be at least 4, not {self.capacity}")
+        if not 1 <= self.key_size <= 255:
+            raise ValueError(f"key_size must be in 1..255 (one length byte), not {self.key_size}")
+        if not 1 <= self.value_size <= 65535:
+            raise ValueError(f"value_size must be in 1..65535 (two length bytes), not {self.value_size}")
+        if self.load < 1:
+            raise ValueError(f"load must be at least 1, not {self.load}")
+        if not isinstance(self.hbm_fraction, (int, float)) or isinstance(self.hbm_fraction, bool):
+            raise TypeError(f"hbm_fraction must be a number, not {type(self.hbm_fraction).__name__}")
+        if not 0 <= self.hbm_fraction < 1:
+            raise ValueError(f"hbm_fraction must be in [0, 1), not {self.hbm_fraction}")
+        bins = -(-self.capacity // self.load)
+        # Choice: K = floor(α·M) is computed on the decimal value the user wrote (0.29 means
+        # 29/100, not the nearest binary float), so model, RTL and docs agree on K exactly.
+        hbm_bins = math.floor(Fraction(repr(float(self.hbm_fraction))) * bins)
+        if bins - hbm_bins < 1:
+            raise ValueError("hbm_fraction leaves no host bin")
+        object.__setattr__(self, "bins", bins)
+        object.__setattr__(self, "hbm_bins", hbm_bins)
+
+    # -- bins and pages ------------------------------------------------------------------------
+
+    @property
+    def host_bins(self) -> int:
+        """B = M − K, the number of host bins, host bin ``b`` being host page ``b − K``."""
+        return self.bins - self.hbm_bins
+
+    @property
+    def host_fraction(self) -> float:
+        """h = B / M, the exact probability that a uniform bin is a host bin."""
+        return self.host_bins / self.bins
+
+    @property
+    def loglog(self) -> float:
+        return math.log2(math.log2(self.capacity))
+
+    @property
+    def bin_load_bound(self) -> float:
+        """L = c + log2(log2 N) + 1, the two-choice bound on any bin's load."""
+        return self.load + self.loglog + 1
+
+    @property
+    def slots(self) -> int:
+        """Slots per host page: ceil(L)."""
+        return math.ceil(self.bin_load_bound)
+
+    @property
+    def slot_bytes(self) -> int:
+        return (SLOT_FLAG_BYTES + SLOT_KEY_LENGTH_BYTES + self.key_size + SLOT_VALUE_LENGTH_BYTES
+                + self.value_size)
+
+    @property
+    def page_plaintext_bytes(self) -> int:
+        return self.slots * self.slot_bytes
+
+    @property
+    def page_sealed_bytes(self) -> int:
+        """Ciphertext and tag of one page."""
+        return self.page_plaintext_bytes + TAG_BYTES
+
+    @property
+    def page_stride(self) -> int:
+        """Bytes between consecutive host pages; also the length of every page read and write."""
+        return -(-self.page_sealed_bytes // BEAT_BYTES) * BEAT_BYTES
+
+    @property
+    def page_beats(self) -> int:
+        return self.page_stride // BEAT_BYTES
+
+    @property
+    def host_bytes(self) -> int:
+        return self.host_bins * self.page_stride
+
+    # -- analytical bounds (spec section 1) ----------------------------------------------------
+
+    @property
+    def hbm_items_bound(self) -> float:
+        """Items in HBM bins: K·c + L·sqrt(K·ln N)."""
+        k = self.hbm_bins
+        return k * self.load + self.bin_load_bound * math.sqrt(k * math.log(self.capacity))
+
+    @property
+    def eviction_bound(self) -> float:
+        """Items waiting in the eviction buffer: (1+α)·B/2 + L·sqrt(B·ln N)."""
+        b = self.host_bins
+        return ((1 + self.hbm_fraction) * b / 2
+                + self.bin_load_bound * math.sqrt(b * math.log(self.capacity)))
+
+    @property
+    def frames_bound(self) -> float:
+        """Value frames in HBM: the sum of the two bounds above."""
+        return self.hbm_items_bound + self.eviction_bound
+
+    @property
+    def frames(self) -> int:
+        """Value frames in the pool. Choice: floor of the frame bound, never more than N.
+
+        The eviction buffer's entries each hold one frame, so the buffer shares this pool and
+        has as many entries; the frame pool running dry is the one "frames or eviction buffer
+        exhausted" event.
+        """
+        return min(self.capacity, math.floor(self.frames_bound))
+
+    # -- the hardware index (spec section 2; the model accounts its bytes) ---------------------
+
+    @property
+    def index_bucket_depth(self) -> int:
+        """Entries per index bucket: the average fill (4) plus ceil(log2(log2 N)), the
+        two-choice excess over the average; the rare excess beyond goes to the overflow area."""
+        return INDEX_AVERAGE_FILL + math.ceil(self.loglog)
+
+    @property
+    def index_buckets(self) -> int:
+        """A power of two, at least N / 4, so the average fill at capacity is at most 4."""
+        return 1 << max(0, (self.capacity - 1).bit_length() - 2)
+
+    @property
+    def index_overflow_entries(self) -> int:
+        return INDEX_OVERFLOW_ENTRIES
+
+    @property
+    def index_entries(self) -> int:
+        return self.index_buckets * self.index_bucket_depth + self.index_overflow_entries
+
+    # -- field widths shared by the RTL and the byte accounting --------------------------------
+
+    @property
+    def bin_bits(self) -> int:
+        return _bits(self.bins)
+
+    @property
+    def frame_bits(self) -> int:
+        return _bits(self.frames)
+
+    @property
+    def slot_bits(self) -> int:
+        return _bits(self.slots)
+
+    @property
+    def load_bits(self) -> int:
+        return _bits(self.slots + 1)
+
+    @property
+    def index_entry_bits(self) -> int:
+        """valid (1) + kind (2) + key length (8) + key + bin + frame-or-slot."""
+        return (1 + 2 + 8 + 8 * self.key_size + self.bin_bits
+                + max(self.frame_bits, self.slot_bits))
+
+    def hbm_budget(self) -> HbmBudget:
+        """Bytes of each trusted structure, sized from the bounds (never from N worst cases)."""
+        frame_pointer = _bytes_for_bits(self.frame_bits)
+        return HbmBudget(
+            index=self.index_entries * _bytes_for_bits(self.index_entry_bits),
+            frames=self.frames * (SLOT_VALUE_LENGTH_BYTES + self.value_size),
+            free_list=self.frames * frame_pointer,
+            # (key length, key, frame, next entry) per entry, plus head and tail per host bin.
+            eviction_buffer=(self.frames * (1 + self.key_size + 2 * frame_pointer)
+                             + self.host_bins * 2 * frame_pointer),
+            loads=self.bins * _bytes_for_bits(self.load_bits),
+            counters=self.host_bins * COUNTER_BYTES,
+            keys=KEY_MATERIAL_BYTES,
+        )
+
+    def table(self) -> list[tuple[str, str]]:
+        """Rows of (name, value) describing these parameters, for ``bolt params``."""
+        budget = self.hbm_budget()
+        rows = [
+            ("capacity N", f"{self.capacity}"),
+            ("key size", f"{self.key_size} B"),
+            ("value size V", f"{self.value_size} B"),
+            ("load c", f"{self.load}"),
+            ("HBM fraction α", f"{self.hbm_fraction}"),
+            ("bins M", f"{self.bins}"),
+            ("HBM bins K", f"{self.hbm_bins}"),
+            ("host bins B", f"{self.host_bins}"),
+            ("host fraction h = B/M", f"{self.host_fraction:.6f}"),
+            ("slots per page", f"{self.slots}"),
+            ("slot bytes", f"{self.slot_bytes}"),
+            ("page stride", f"{self.page_stride} B ({self.page_beats} beats)"),
+            ("bound: bin load", f"{self.bin_load_bound:.2f}"),
+            ("bound: items in HBM bins", f"{self.hbm_items_bound:.1f}"),
+            ("bound: eviction buffer", f"{self.eviction_bound:.1f}"),
+            ("bound: value frames", f"{self.frames_bound:.1f}"),
+            ("value frames allocated", f"{self.frames}"),
+            ("index", f"{self.index_buckets} buckets x {self.index_bucket_depth}"
+                      f" + {self.index_overflow_entries} overflow"),
+        ]
+        rows += [(f"HBM: {name}", _format_bytes(size)) for name, size in budget.items()]
+        rows.append(("host memory", _format_bytes(self.host_bytes)))
+        return rows
+
+
+def _format_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024

@@ -1,0 +1,1 @@
+"""The BOLT accelerator in Amaranth 0.5 (installed as ``bolt.hdl``)."""

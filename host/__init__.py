@@ -1,0 +1,1 @@
+"""The host side of the RTL backend (installed as ``bolt.host``)."""
