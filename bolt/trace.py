@@ -1,0 +1,123 @@
+"""Untrusted host memory and the trace of every access the accelerator makes to it.
+
+The adversary of spec section 2 sees exactly what :class:`Trace` records: for each host access,
+its kind ("read" or "write"), byte address and length, in order, and where one operation ends
+and the next begins (the host sees the number and timing of operations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["TraceEvent", "Trace", "HostMemory", "READ", "WRITE"]
+
+READ, WRITE = "read", "write"
+
+
+class TraceEvent(NamedTuple):
+    kind: str      #: "read" or "write"
+    address: int   #: byte address in host memory
+    length: int    #: bytes moved
+
+
+class Trace(Sequence):
+    """The recorded host trace: a sequence of :class:`TraceEvent`, grouped by operation.
+
+    ``ops()`` splits the events at operation boundaries; ``clear()`` forgets everything.
+    """
+
+    def __init__(self):
+        self._events: list[TraceEvent] = []
+        self._op_starts: list[int] = []
+
+    def record(self, kind: str, address: int, length: int) -> None:
+        self._events.append(TraceEvent(kind, address, length))
+
+    def begin_op(self) -> None:
+        """Mark that the events recorded from now on belong to a new operation."""
+        self._op_starts.append(len(self._events))
+
+    def clear(self) -> None:
+        self._events.clear()
+        self._op_starts.clear()
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __getitem__(self, i):
+        return self._events[i]
+
+    def __iter__(self) -> Iterator[TraceEvent]:
+        return iter(self._events)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Trace):
+            return self._events == other._events and self._op_starts == other._op_starts
+        return list(self._events) == list(other)
+
+    def __repr__(self) -> str:
+        return f"<Trace: {len(self._events)} events in {len(self._op_starts)} operations>"
+
+    @property
+    def op_count(self) -> int:
+        return len(self._op_starts)
+
+    def ops(self) -> list[list[TraceEvent]]:
+        """Events of each operation, in order (events before the first operation are dropped)."""
+        bounds = self._op_starts + [len(self._events)]
+        return [self._events[a:b] for a, b in zip(bounds, bounds[1:])]
+
+    def addresses(self) -> np.ndarray:
+        return np.fromiter((e.address for e in self._events), dtype=np.int64,
+                           count=len(self._events))
+
+    def bytes_moved(self) -> int:
+        return sum(e.length for e in self._events)
+
+
+class HostMemory:
+    """One contiguous byte store in untrusted host memory, addressed by byte.
+
+    :meth:`read` and :meth:`write` are the accelerator's accesses and are recorded in
+    :attr:`trace`. Indexing (``mem[a:b]``, ``mem[a:b] = ...``) is the adversary's own view and
+    is not recorded, so a test can inspect or tamper with the store.
+    """
+
+    def __init__(self, size: int, trace: Trace | None = None):
+        self._bytes = bytearray(size)
+        self.trace = trace if trace is not None else Trace()
+
+    def __len__(self) -> int:
+        return len(self._bytes)
+
+    def read(self, address: int, length: int) -> bytes:
+        self._check(address, length)
+        self.trace.record(READ, address, length)
+        return bytes(self._bytes[address:address + length])
+
+    def write(self, address: int, data: bytes) -> None:
+        self._check(address, len(data))
+        self.trace.record(WRITE, address, len(data))
+        self._bytes[address:address + len(data)] = data
+
+    def _check(self, address: int, length: int) -> None:
+        if address < 0 or length < 0 or address + length > len(self._bytes):
+            raise IndexError(f"host access [{address}, {address + length}) outside "
+                             f"host memory of {len(self._bytes)} bytes")
+
+    def __getitem__(self, index):
+        return self._bytes[index]
+
+    def __setitem__(self, index, value) -> None:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self._bytes))
+            if step == 1 and len(value) != stop - start:
+                raise ValueError("tampering must keep the host memory size")
+        self._bytes[index] = value
+
+    def snapshot(self) -> bytes:
+        """A copy of every host byte."""
+        return bytes(self._bytes)
