@@ -1,0 +1,32 @@
+"""What a backend (the reference model or the RTL) accepts and answers, shared by both.
+
+The accelerator answers every command with a :class:`Response`; :class:`bolt.Map` turns
+statuses into Python results and exceptions, the same way for every backend.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+__all__ = ["Op", "Status", "Response"]
+
+
+class Op(IntEnum):
+    GET = 0
+    PUT = 1
+    DELETE = 2
+
+
+class Status(IntEnum):
+    ABSENT = 0      #: the key was not in the map (PUT: it is now)
+    FOUND = 1       #: the key was in the map; the response carries its (old) value
+    FULL = 2        #: PUT of a new key into a map at capacity; nothing stored
+    BOUND = 3       #: a re-placement crossed a bound (bin full or frame pool empty)
+    INTEGRITY = 4   #: a host page failed verification; ``page`` names it
+
+
+class Response(NamedTuple):
+    status: Status
+    value: bytes | None = None   #: the value found (FOUND) or None
+    page: int | None = None      #: the failing page (INTEGRITY) or None
