@@ -1,3 +1,16 @@
-"""BOLT: an oblivious key-value map on a secure-HBM accelerator."""
+"""BOLT: an oblivious key-value map on a secure-HBM accelerator.
+
+``bolt.Map`` is the map; ``bolt.Params`` its public parameters; the errors below are what it
+raises on purpose.
+"""
+from .errors import (BackendError, BoltError, BoundExceededError, CapacityError,
+                     IntegrityError, KeySizeError, KeyTypeError, ValueSizeError, ValueTypeError)
+from .map import Map
 from .params import Params
-from .errors import *  # noqa: F403
+from .protocol import Op, Response, Status
+
+__all__ = [
+    "Map", "Params", "Op", "Status", "Response",
+    "BoltError", "IntegrityError", "CapacityError", "BoundExceededError", "KeySizeError",
+    "ValueSizeError", "KeyTypeError", "ValueTypeError", "BackendError",
+]

@@ -1,0 +1,199 @@
+"""``bolt.Map``: the oblivious map as a Python ``MutableMapping`` over a backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+
+from .errors import (BoundExceededError, CapacityError, IntegrityError, KeySizeError,
+                     KeyTypeError, ValueSizeError, ValueTypeError)
+from .params import Params
+from .protocol import Op, Response, Status
+
+__all__ = ["Map", "BACKENDS"]
+
+
+def _reference_backend(params: Params, **options):
+    from .model import Accelerator
+    return Accelerator(params, **options)
+
+
+def _rtl_backend(params: Params, **options):
+    from .host.backend import RtlBackend
+    return RtlBackend(params, **options)
+
+
+#: Backend name -> factory(params, master_key=..., salt=...).
+BACKENDS = {"reference": _reference_backend, "rtl": _rtl_backend}
+
+
+class Map(MutableMapping):
+    """An oblivious key-value map (BOLT) whose host-memory trace hides every operation.
+
+    Parameters
+    ----------
+    capacity : int
+        N, the most items the map may hold.
+    key_size, value_size, load, hbm_fraction
+        The public parameters of spec section 1 (see :class:`bolt.Params`).
+    master_key : bytes, optional
+        16-byte master key; drawn from the OS if omitted.
+    backend : str
+        ``"reference"`` (the Python model) or ``"rtl"`` (the Verilator simulation).
+    salt : bytes, optional
+        15-byte Setup salt, drawn from the OS if omitted; tests pass it for reproducibility.
+
+    Keys are ``bytes`` or ``str`` (stored as UTF-8; iteration yields ``bytes``), values are
+    bytes-like. ``m.trace`` is the recorded host trace and ``m.host_memory`` the untrusted
+    host byte store, which a test may tamper with as the host could.
+    """
+
+    def __init__(self, capacity: int = 65536, *, key_size: int = 16, value_size: int = 64,
+                 load: int = 8, hbm_fraction: float = 0.2, master_key: bytes | None = None,
+                 backend: str = "reference", salt: bytes | None = None, **backend_options):
+        self.params = Params(capacity=capacity, key_size=key_size, value_size=value_size,
+                             load=load, hbm_fraction=hbm_fraction)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+        self.backend_name = backend
+        self._backend = BACKENDS[backend](self.params, master_key=master_key, salt=salt,
+                                          **backend_options)
+
+    @classmethod
+    def from_items(cls, items: Mapping | Iterable[tuple], capacity: int = 65536, *,
+                   salt: bytes | None = None, **options) -> "Map":
+        """A map bulk-loaded with ``items`` by Setup (linear time, B page writes)."""
+        if isinstance(items, Mapping):
+            items = items.items()
+        new = cls(capacity, salt=salt, **options)
+        try:
+            new.load(items, salt=salt)
+        except BaseException:
+            new.close()
+            raise
+        return new
+
+    def load(self, items: Mapping | Iterable[tuple], *, salt: bytes | None = None) -> None:
+        """Replace the whole content by a Setup with ``items`` (the last of a repeated key wins).
+
+        Every key and value is checked before anything changes.
+        """
+        if isinstance(items, Mapping):
+            items = items.items()
+        checked = [(self._key(key), self._value(value)) for key, value in items]
+        self._backend.setup(checked, salt=salt)
+
+    # -- input checks (before anything reaches the accelerator) ---------------------------------
+
+    def _key(self, key) -> bytes:
+        if isinstance(key, str):
+            key = key.encode("utf-8")
+        elif isinstance(key, (bytearray, memoryview)):
+            key = bytes(key)
+        elif not isinstance(key, bytes):
+            raise KeyTypeError(f"keys must be bytes or str, not {type(key).__name__}")
+        if len(key) > self.params.key_size:
+            raise KeySizeError(f"key of {len(key)} bytes exceeds key_size="
+                               f"{self.params.key_size}")
+        return key
+
+    def _value(self, value) -> bytes:
+        if isinstance(value, (bytearray, memoryview)):
+            value = bytes(value)
+        elif not isinstance(value, bytes):
+            raise ValueTypeError(f"values must be bytes-like, not {type(value).__name__}")
+        if len(value) > self.params.value_size:
+            raise ValueSizeError(f"value of {len(value)} bytes exceeds value_size="
+                                 f"{self.params.value_size}")
+        return value
+
+    # -- outcomes: raised only after the full access, the same for every backend ----------------
+
+    @staticmethod
+    def _outcome(response: Response, key) -> Response:
+        status = response.status
+        if status == Status.INTEGRITY:
+            raise IntegrityError(response.page)
+        if status == Status.FULL:
+            raise CapacityError(f"the map is full; {key!r} was not stored")
+        if status == Status.BOUND:
+            raise BoundExceededError("bin load or value frames",
+                                     f"re-placing {key!r} would cross a bound of spec section 1;"
+                                     " the map's content is unchanged")
+        return response
+
+    def _access(self, op: Op, key, value: bytes | None = None) -> Response:
+        return self._outcome(self._backend.access(op, key, value), key)
+
+    # -- MutableMapping ---------------------------------------------------------------------------
+
+    def __getitem__(self, key) -> bytes:
+        key = self._key(key)
+        response = self._access(Op.GET, key)
+        if response.status == Status.ABSENT:
+            raise KeyError(key)
+        return response.value
+
+    def __setitem__(self, key, value) -> None:
+        key, value = self._key(key), self._value(value)
+        self._access(Op.PUT, key, value)
+
+    def __delitem__(self, key) -> None:
+        key = self._key(key)
+        if self._access(Op.DELETE, key).status == Status.ABSENT:
+            raise KeyError(key)
+
+    def put(self, key, value) -> bytes | None:
+        """Store ``value``; return the old value or None (one access)."""
+        key, value = self._key(key), self._value(value)
+        return self._access(Op.PUT, key, value).value
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._backend.keys()
+
+    def __len__(self) -> int:
+        return len(self._backend)
+
+    # -- what researchers inspect -----------------------------------------------------------------
+
+    @property
+    def trace(self):
+        """The recorded host trace (:class:`bolt.trace.Trace`)."""
+        return self._backend.trace
+
+    @property
+    def host_memory(self):
+        """The untrusted host byte store (:class:`bolt.trace.HostMemory`)."""
+        return self._backend.host_memory
+
+    @property
+    def backend(self):
+        return self._backend
+
+    def __repr__(self) -> str:
+        return (f"<bolt.Map {len(self)}/{self.params.capacity} items, "
+                f"{self.backend_name} backend>")
+
+    # -- lifetime ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the backend (stops the RTL simulation; a no-op for the reference)."""
+        close = getattr(self._backend, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> "Map":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # A copy would fork the page counters and reuse GCM nonces (spec section 5).
+    def __reduce_ex__(self, protocol):
+        raise TypeError("a bolt.Map cannot be pickled or copied: a copy would fork its page "
+                        "write counters and reuse GCM nonces")
+
+    def __copy__(self):
+        self.__reduce_ex__(None)
+
+    def __deepcopy__(self, memo):
+        self.__reduce_ex__(None)

@@ -1,0 +1,255 @@
+"""The reference model of the BOLT accelerator: Setup (spec section 4) and Access (section 3).
+
+Everything else (the RTL cosimulation, the audit, the benchmarks) is checked against this model.
+It answers with the same :class:`~bolt.protocol.Response` codes as the RTL; :class:`bolt.Map`
+turns them into Python results and exceptions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+
+from ..crypto import MASTER_KEY_BYTES, Drbg, derive_subkeys, new_salt
+from ..errors import BoundExceededError, CapacityError, IntegrityError
+from ..params import Params
+from ..protocol import Op, Response, Status
+from ..trace import Trace
+from .pages import PlainPages, SealedPages
+
+__all__ = ["Accelerator", "HBM", "PENDING", "HOST"]
+
+# Kinds of index location (spec section 2): (kind, bin, frame) or (HOST, bin, slot).
+HBM, PENDING, HOST = 0, 1, 2
+
+
+class _State:
+    """The trusted state of one Setup: index, frames, eviction buffer, loads, pages."""
+
+    def __init__(self, params: Params, pages):
+        self.index: dict[bytes, tuple[int, int, int]] = {}
+        self.loads = [0] * params.bins
+        self.frames: list[bytes | None] = [None] * params.frames
+        self.free_frames = list(range(params.frames - 1, -1, -1))  # frame 0 is taken first
+        self.pending: list[list[tuple[bytes, int]]] = [[] for _ in range(params.host_bins)]
+        self.pages = pages
+
+
+class Accelerator:
+    """The BOLT accelerator, in Python.
+
+    Parameters
+    ----------
+    params : Params
+        The public parameters.
+    master_key : bytes, optional
+        16-byte AES-128 master key; drawn from the OS if omitted.
+    salt : bytes, optional
+        15-byte salt of the first Setup; drawn from the OS if omitted (tests pass it).
+    crypto : bool
+        False selects the trace-only mode of spec section 9: the same DRBG, placement and
+        trace, with page contents kept in the clear in Python instead of sealed host pages.
+
+    The constructor runs an empty Setup, so a new accelerator already owns its B host pages.
+    """
+
+    def __init__(self, params: Params, *, master_key: bytes | None = None,
+                 salt: bytes | None = None, crypto: bool = True):
+        if master_key is None:
+            master_key = os.urandom(MASTER_KEY_BYTES)
+        if not isinstance(master_key, (bytes, bytearray)) or len(master_key) != MASTER_KEY_BYTES:
+            raise ValueError(f"master_key must be {MASTER_KEY_BYTES} bytes")
+        self.params = params
+        self.trace = Trace()
+        self._master_key = bytes(master_key)
+        self._pages_class = SealedPages if crypto else PlainPages
+        self.setup((), salt=salt)
+
+    # -- the public state the tests and the adversary may look at -------------------------------
+
+    @property
+    def host_memory(self):
+        """The untrusted host byte store (None in trace-only mode)."""
+        return self._state.pages.host
+
+    def __len__(self) -> int:
+        return len(self._state.index)
+
+    def keys(self) -> Iterator[bytes]:
+        """Keys held, read from the trusted index (no host access)."""
+        return iter(list(self._state.index))
+
+    def occupancy(self) -> dict[str, int]:
+        """How full each bounded structure is now (trusted state; for benchmarks and tests)."""
+        state, k = self._state, self.params.hbm_bins
+        return {
+            "items": len(state.index),
+            "max bin load": max(state.loads),
+            "items in HBM bins": sum(state.loads[:k]),
+            "pending items": sum(len(queue) for queue in state.pending),
+            "frames in use": self.params.frames - len(state.free_frames),
+        }
+
+    # -- Setup (spec section 4) ------------------------------------------------------------------
+
+    def setup(self, items: Iterable[tuple[bytes, bytes]], *, salt: bytes | None = None) -> None:
+        """Bulk-load ``items`` (validated (key, value) byte pairs), replacing the whole map.
+
+        The last value of a repeated key wins. On an error nothing changes.
+        """
+        p = self.params
+        items = dict(items)
+        if len(items) > p.capacity:
+            raise CapacityError(f"{len(items)} items exceed the capacity of {p.capacity}")
+        subkeys = derive_subkeys(self._master_key, salt if salt is not None else new_salt())
+        drbg = Drbg(subkeys.drbg)
+        state = _State(p, self._pages_class(p, subkeys.page, self.trace))
+        page_items: list[list[tuple[bytes, bytes]]] = [[] for _ in range(p.host_bins)]
+        k, slots, loads, u, m = p.hbm_bins, p.slots, state.loads, drbg.uniform, p.bins
+        for key, value in items.items():
+            c1 = u(m)
+            c2 = u(m)
+            while c2 == c1:
+                c2 = u(m)
+            nb = c1 if loads[c1] <= loads[c2] else c2
+            if loads[nb] >= slots:
+                raise BoundExceededError("bin load", f"Setup found bin {nb} full "
+                                                     f"({slots} items); nothing was loaded")
+            loads[nb] += 1
+            if nb < k:
+                if not state.free_frames:
+                    raise BoundExceededError("value frames", "Setup ran out of value frames "
+                                                             "for HBM bins; nothing was loaded")
+                frame = state.free_frames.pop()
+                state.frames[frame] = value
+                state.index[key] = (HBM, nb, frame)
+            else:
+                page = page_items[nb - k]
+                state.index[key] = (HOST, nb, len(page))
+                page.append((key, value))
+        self.trace.begin_op()
+        state.pages.setup(page_items)
+        self._state, self._drbg = state, drbg
+
+    # -- Access (spec section 3) -----------------------------------------------------------------
+
+    def access(self, op: Op, key: bytes, value: bytes | None = None) -> Response:
+        """One Access. ``key`` and ``value`` are validated bytes; ``value`` only for PUT."""
+        p, state = self.params, self._state
+        k, m, u = p.hbm_bins, p.bins, self._drbg.uniform
+        self.trace.begin_op()
+        # Step 1: every access draws all four, in this order.
+        r = u(m)
+        y = u(m)
+        c1 = u(m)
+        c2 = u(m)
+        while c2 == c1:
+            c2 = u(m)
+        # Step 2: look the key up.
+        location = state.index.get(key)
+        found = location is not None
+        kind, x, where = location if found else (None, r, None)
+        replace = op == Op.PUT or (op == Op.GET and found)
+        full = op == Op.PUT and not found and len(state.index) >= p.capacity
+        fits = replace and not full and self._placement_fits(found, kind, x, y, c1, c2)
+        # The key's item is taken out only if it will be stored again or is deleted; otherwise
+        # (a re-placement that would cross a bound) it stays where it is, and nothing is lost.
+        take = found and (op == Op.DELETE or fits)
+        pending_position = None
+        if take and kind == PENDING:
+            pending_position = state.pending[x - k].index((key, where))
+            del state.pending[x - k][pending_position]
+        # Step 3: touch x then y, each if it is a host bin.
+        taken_value = None
+        for bin_ in (x, y):
+            if bin_ < k:
+                continue
+            page_take = (where, key) if take and kind == HOST and bin_ == x \
+                and taken_value is None else None
+            try:
+                value_from_page = self._touch(bin_, page_take)
+            except IntegrityError as error:
+                self._restore(key, kind, x, where, pending_position, taken_value)
+                return Response(Status.INTEGRITY, page=error.page)
+            if page_take is not None:
+                taken_value = value_from_page
+        # Step 4: the key's value, from its frame or from its slot.
+        old_value = None
+        if take:
+            if kind == HOST:
+                old_value = taken_value
+            else:
+                old_value = state.frames[where]
+                state.frames[where] = None
+                state.free_frames.append(where)
+            state.loads[x] -= 1
+            del state.index[key]
+        elif found:
+            old_value = self._peek(kind, where)
+        # Steps 5 and 6.
+        if full:
+            return Response(Status.FULL)
+        if replace and not fits:
+            return Response(Status.BOUND, old_value)
+        if replace:
+            nb = c1 if state.loads[c1] <= state.loads[c2] else c2
+            self._place(key, value if op == Op.PUT else old_value, nb)
+        return Response(Status.FOUND if found else Status.ABSENT, old_value)
+
+    # -- the pieces of Access ----------------------------------------------------------------------
+
+    def _placement_fits(self, found, kind, x, y, c1, c2) -> bool:
+        """Whether the re-placement of step 6 will find room, computed before the touches
+        from what they will free, so that a crossing never strands a taken item."""
+        state, k = self._state, self.params.hbm_bins
+        loads = [state.loads[c] - (found and c == x) for c in (c1, c2)]
+        if min(loads) >= self.params.slots:
+            return False
+        freed = (found and kind != HOST) + sum(
+            len(state.pending[b - k]) for b in {x, y} if b >= k)
+        # An item pending in x is counted among x's pending and as its own frame: subtract it.
+        freed -= found and kind == PENDING
+        return len(state.free_frames) + freed >= 1
+
+    def _touch(self, bin_: int, take) -> bytes | None:
+        """Touch host bin ``bin_``: flush its pending items into its page (section 3, step 3)."""
+        state = self._state
+        queue = state.pending[bin_ - self.params.hbm_bins]
+        inserts = [(key, state.frames[frame]) for key, frame in queue]
+        taken, slots = state.pages.touch(bin_ - self.params.hbm_bins, take, inserts)
+        for (key, frame), slot in zip(queue, slots):
+            state.index[key] = (HOST, bin_, slot)
+            state.frames[frame] = None
+            state.free_frames.append(frame)
+        queue.clear()
+        return taken
+
+    def _place(self, key: bytes, value: bytes, nb: int) -> None:
+        state, k = self._state, self.params.hbm_bins
+        state.loads[nb] += 1
+        frame = state.free_frames.pop()
+        state.frames[frame] = value
+        if nb < k:
+            state.index[key] = (HBM, nb, frame)
+        else:
+            state.pending[nb - k].append((key, frame))
+            state.index[key] = (PENDING, nb, frame)
+
+    def _peek(self, kind, where) -> bytes | None:
+        """The value of an item left in place (HBM or pending: its frame; host: unknown)."""
+        return None if kind == HOST else self._state.frames[where]
+
+    def _restore(self, key, kind, x, where, pending_position, taken_value) -> None:
+        """Undo what an access aborted by an integrity error had done to the key's item."""
+        state, k = self._state, self.params.hbm_bins
+        if pending_position is not None:
+            state.pending[x - k].insert(pending_position, (key, where))
+        elif taken_value is not None:
+            # Taken out of page x, whose write-back succeeded: keep it as pending in x.
+            if not state.free_frames:
+                raise BoundExceededError("value frames", "no frame left to keep an item "
+                                                         "after a host integrity failure")
+            frame = state.free_frames.pop()
+            state.frames[frame] = taken_value
+            state.pending[x - k].append((key, frame))
+            state.index[key] = (PENDING, x, frame)
