@@ -60,3 +60,4 @@ def params_command(**options):
 
 
 # Commands defined in their own modules register here, one line each.
+main.add_command(__import__("bolt.bounds", fromlist=["command"]).command)  # bolt bounds
