@@ -61,3 +61,6 @@ def params_command(**options):
 
 # Commands defined in their own modules register here, one line each.
 main.add_command(__import__("bolt.bounds", fromlist=["command"]).command)  # bolt bounds
+from .demo import demo_command  # noqa: E402
+
+main.add_command(demo_command)

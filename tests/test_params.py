@@ -1,0 +1,51 @@
+import math
+
+import pytest
+
+from bolt import Params
+
+
+def test_defaults_follow_the_spec_formulas():
+    p = Params()
+    assert p.bins == math.ceil(65536 / 8) == 8192
+    assert p.hbm_bins == math.floor(0.2 * 8192) == 1638
+    assert p.host_bins == p.bins - p.hbm_bins == 6554
+    assert p.slots == math.ceil(8 + math.log2(math.log2(65536)) + 1) == 13
+    assert p.slot_bytes == 1 + 1 + 16 + 2 + 64
+    assert p.page_sealed_bytes == 13 * 84 + 16
+    assert p.page_stride % 64 == 0 and 0 <= p.page_stride - p.page_sealed_bytes < 64
+    assert p.host_bytes == p.host_bins * p.page_stride
+
+
+def test_bounds_and_frames():
+    p = Params(capacity=2**20)
+    L = 8 + math.log2(20) + 1
+    assert p.bin_load_bound == pytest.approx(L)
+    assert p.hbm_items_bound == pytest.approx(p.hbm_bins * 8 + L * math.sqrt(p.hbm_bins * math.log(2**20)))
+    assert p.eviction_bound == pytest.approx(1.2 * p.host_bins / 2 + L * math.sqrt(p.host_bins * math.log(2**20)))
+    assert p.frames == math.floor(p.hbm_items_bound + p.eviction_bound)
+    # Sized from the bounds, far below N: the point of the design.
+    assert p.frames < p.capacity // 2
+    assert Params(capacity=64).frames == 64  # capped at N
+
+
+def test_hbm_bins_use_the_decimal_fraction():
+    assert Params(capacity=800, load=8, hbm_fraction=0.29).hbm_bins == 29
+
+
+def test_budget_accounts_every_structure():
+    budget = Params().hbm_budget()
+    parts = [size for name, size in budget.items() if name != "total"]
+    assert all(size > 0 for size in parts)
+    assert budget.total == sum(parts)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"capacity": 3}, ValueError), ({"capacity": 2.5}, TypeError), ({"key_size": 0}, ValueError),
+    ({"key_size": 256}, ValueError), ({"value_size": 65536}, ValueError),
+    ({"load": 0}, ValueError), ({"hbm_fraction": 1.0}, ValueError),
+    ({"hbm_fraction": -0.1}, ValueError), ({"hbm_fraction": "0.2"}, TypeError),
+])
+def test_bad_parameters_are_rejected(kwargs, error):
+    with pytest.raises(error):
+        Params(**kwargs)
