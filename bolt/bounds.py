@@ -278,8 +278,10 @@ class BoundsResult:
 def _checkpoints(accesses: int, count: int) -> np.ndarray:
     if accesses <= 0:
         return np.zeros(0, np.int64)
-    points = np.unique(np.linspace(1, accesses, num=min(count, accesses)).round().astype(np.int64))
-    return points
+    # Log-spaced (the plot's time axis is logarithmic), always ending at the last access.
+    points = np.geomspace(1, accesses, num=min(count, accesses)).round().astype(np.int64)
+    points[-1] = accesses
+    return np.unique(points)
 
 
 def simulate(params: Params, accesses: int, *, seed: int = 0, fill: float = 1.0,
