@@ -64,3 +64,4 @@ main.add_command(__import__("bolt.bounds", fromlist=["command"]).command)  # bol
 from .demo import demo_command  # noqa: E402
 
 main.add_command(demo_command)
+main.add_command(__import__("bolt.bench", fromlist=["command"]).command)  # bolt bench

@@ -81,28 +81,36 @@ class Drbg:
     most significant first (spec section 6).
 
     Words are generated in batches; :attr:`words_drawn` counts the words consumed, which is what
-    the RTL's DRBG would have produced by then.
+    the RTL's DRBG would have produced by then. :meth:`peek_uniform` and :meth:`advance` let a
+    bulk caller (Setup) draw many samples at once and then consume exactly the words it used.
     """
 
-    _BATCH_BLOCKS = 1024
+    _BATCH_WORDS = 4096
 
     def __init__(self, key: bytes):
-        self._ctr = AES.new(key, AES.MODE_CTR, nonce=b"", initial_value=0)
+        self._key = key
         self._buffer: list[int] = []
-        self._position = 0
-        self.words_drawn = 0
+        self._buffer_start = 0   # stream index of _buffer[0]
+        self._position = 0       # index into _buffer of the next word
 
-    def _refill(self) -> None:
-        stream = self._ctr.encrypt(bytes(16 * self._BATCH_BLOCKS))
-        self._buffer = np.frombuffer(stream, dtype=">u4").tolist()
-        self._position = 0
+    @property
+    def words_drawn(self) -> int:
+        return self._buffer_start + self._position
+
+    def _stream(self, start: int, count: int) -> np.ndarray:
+        """Words ``start .. start + count - 1`` of the stream."""
+        first_block, end_block = start // 4, -(-(start + count) // 4)
+        ctr = AES.new(self._key, AES.MODE_CTR, nonce=b"", initial_value=first_block)
+        blocks = ctr.encrypt(bytes(16 * (end_block - first_block)))
+        return np.frombuffer(blocks, dtype=">u4")[start - 4 * first_block:][:count]
 
     def word(self) -> int:
         if self._position == len(self._buffer):
-            self._refill()
+            start = self.words_drawn
+            self._buffer = self._stream(start, self._BATCH_WORDS).tolist()
+            self._buffer_start, self._position = start, 0
         w = self._buffer[self._position]
         self._position += 1
-        self.words_drawn += 1
         return w
 
     def words(self, count: int) -> list[int]:
@@ -115,3 +123,23 @@ class Drbg:
             sample = self.word() & mask
             if sample < n:
                 return sample
+
+    def peek_uniform(self, n: int, count: int) -> tuple[list[int], np.ndarray]:
+        """The next ``count`` samples of ``U(n)`` without consuming them, and for each the
+        number of words consumed once it has been drawn (for :meth:`advance`)."""
+        mask, start, chunk = uniform_mask(n), self.words_drawn, 2 * count + 64
+        while True:
+            words = self._stream(start, chunk).astype(np.uint32) & mask
+            accepted = np.flatnonzero(words < n)[:count]
+            if len(accepted) == count:
+                return words[accepted].tolist(), accepted + 1
+            chunk *= 2
+
+    def advance(self, count: int) -> None:
+        """Consume ``count`` words."""
+        count = int(count)
+        position = self._position + count
+        if position <= len(self._buffer):
+            self._position = position
+        else:
+            self._buffer, self._buffer_start, self._position = [], self.words_drawn + count, 0

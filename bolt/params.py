@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from fractions import Fraction
 
 __all__ = ["Params", "HbmBudget"]
@@ -111,6 +112,8 @@ class Params:
         # Choice: K = floor(α·M) is computed on the decimal value the user wrote (0.29 means
         # 29/100, not the nearest binary float), so model, RTL and docs agree on K exactly.
         hbm_bins = math.floor(Fraction(repr(float(self.hbm_fraction))) * bins)
+        if bins < 2:
+            raise ValueError(f"capacity / load gives {bins} bin; two-choice needs at least 2")
         if bins - hbm_bins < 1:
             raise ValueError("hbm_fraction leaves no host bin")
         object.__setattr__(self, "bins", bins)
@@ -118,78 +121,78 @@ class Params:
 
     # -- bins and pages ------------------------------------------------------------------------
 
-    @property
+    @cached_property
     def host_bins(self) -> int:
         """B = M − K, the number of host bins, host bin ``b`` being host page ``b − K``."""
         return self.bins - self.hbm_bins
 
-    @property
+    @cached_property
     def host_fraction(self) -> float:
         """h = B / M, the exact probability that a uniform bin is a host bin."""
         return self.host_bins / self.bins
 
-    @property
+    @cached_property
     def loglog(self) -> float:
         return math.log2(math.log2(self.capacity))
 
-    @property
+    @cached_property
     def bin_load_bound(self) -> float:
         """L = c + log2(log2 N) + 1, the two-choice bound on any bin's load."""
         return self.load + self.loglog + 1
 
-    @property
+    @cached_property
     def slots(self) -> int:
         """Slots per host page: ceil(L)."""
         return math.ceil(self.bin_load_bound)
 
-    @property
+    @cached_property
     def slot_bytes(self) -> int:
         return (SLOT_FLAG_BYTES + SLOT_KEY_LENGTH_BYTES + self.key_size + SLOT_VALUE_LENGTH_BYTES
                 + self.value_size)
 
-    @property
+    @cached_property
     def page_plaintext_bytes(self) -> int:
         return self.slots * self.slot_bytes
 
-    @property
+    @cached_property
     def page_sealed_bytes(self) -> int:
         """Ciphertext and tag of one page."""
         return self.page_plaintext_bytes + TAG_BYTES
 
-    @property
+    @cached_property
     def page_stride(self) -> int:
         """Bytes between consecutive host pages; also the length of every page read and write."""
         return -(-self.page_sealed_bytes // BEAT_BYTES) * BEAT_BYTES
 
-    @property
+    @cached_property
     def page_beats(self) -> int:
         return self.page_stride // BEAT_BYTES
 
-    @property
+    @cached_property
     def host_bytes(self) -> int:
         return self.host_bins * self.page_stride
 
     # -- analytical bounds (spec section 1) ----------------------------------------------------
 
-    @property
+    @cached_property
     def hbm_items_bound(self) -> float:
         """Items in HBM bins: K·c + L·sqrt(K·ln N)."""
         k = self.hbm_bins
         return k * self.load + self.bin_load_bound * math.sqrt(k * math.log(self.capacity))
 
-    @property
+    @cached_property
     def eviction_bound(self) -> float:
         """Items waiting in the eviction buffer: (1+α)·B/2 + L·sqrt(B·ln N)."""
         b = self.host_bins
         return ((1 + self.hbm_fraction) * b / 2
                 + self.bin_load_bound * math.sqrt(b * math.log(self.capacity)))
 
-    @property
+    @cached_property
     def frames_bound(self) -> float:
         """Value frames in HBM: the sum of the two bounds above."""
         return self.hbm_items_bound + self.eviction_bound
 
-    @property
+    @cached_property
     def frames(self) -> int:
         """Value frames in the pool. Choice: floor of the frame bound, never more than N.
 
@@ -201,44 +204,44 @@ class Params:
 
     # -- the hardware index (spec section 2; the model accounts its bytes) ---------------------
 
-    @property
+    @cached_property
     def index_bucket_depth(self) -> int:
         """Entries per index bucket: the average fill (4) plus ceil(log2(log2 N)), the
         two-choice excess over the average; the rare excess beyond goes to the overflow area."""
         return INDEX_AVERAGE_FILL + math.ceil(self.loglog)
 
-    @property
+    @cached_property
     def index_buckets(self) -> int:
         """A power of two, at least N / 4, so the average fill at capacity is at most 4."""
         return 1 << max(0, (self.capacity - 1).bit_length() - 2)
 
-    @property
+    @cached_property
     def index_overflow_entries(self) -> int:
         return INDEX_OVERFLOW_ENTRIES
 
-    @property
+    @cached_property
     def index_entries(self) -> int:
         return self.index_buckets * self.index_bucket_depth + self.index_overflow_entries
 
     # -- field widths shared by the RTL and the byte accounting --------------------------------
 
-    @property
+    @cached_property
     def bin_bits(self) -> int:
         return _bits(self.bins)
 
-    @property
+    @cached_property
     def frame_bits(self) -> int:
         return _bits(self.frames)
 
-    @property
+    @cached_property
     def slot_bits(self) -> int:
         return _bits(self.slots)
 
-    @property
+    @cached_property
     def load_bits(self) -> int:
         return _bits(self.slots + 1)
 
-    @property
+    @cached_property
     def index_entry_bits(self) -> int:
         """valid (1) + kind (2) + key length (8) + key + bin + frame-or-slot."""
         return (1 + 2 + 8 + 8 * self.key_size + self.bin_bits

@@ -89,3 +89,14 @@ def test_host_pages_decrypt_with_pycryptodome_to_the_documented_layout(small_par
     in_hbm = {k for k in items if m.backend.locate(k)[1] < p.hbm_bins}
     assert found == {k: v for k, v in items.items() if k not in in_hbm}
     assert len(found) > 0 and len(in_hbm) > 0
+
+
+def test_bulk_draws_equal_one_at_a_time_draws():
+    key = os.urandom(16)
+    one, bulk = Drbg(key), Drbg(key)
+    for n, count in [(6554, 3000), (3, 100), (8192, 5000), (1000, 1)]:
+        samples, ends = bulk.peek_uniform(n, count)
+        assert samples == [one.uniform(n) for _ in range(count)]
+        bulk.advance(ends[-1])
+        assert bulk.words_drawn == one.words_drawn
+        assert bulk.word() == one.word()

@@ -79,6 +79,11 @@ class Accelerator:
         """Keys held, read from the trusted index (no host access)."""
         return iter(list(self._state.index))
 
+    def locate(self, key: bytes) -> tuple[int, int, int] | None:
+        """Where the trusted index places ``key``: (HBM|PENDING, bin, frame), (HOST, bin, slot)
+        or None. For tests and debugging; the host cannot see this."""
+        return self._state.index.get(key)
+
     def occupancy(self) -> dict[str, int]:
         """How full each bounded structure is now (trusted state; for benchmarks and tests)."""
         state, k = self._state, self.params.hbm_bins
@@ -104,31 +109,48 @@ class Accelerator:
         subkeys = derive_subkeys(self._master_key, salt if salt is not None else new_salt())
         drbg = Drbg(subkeys.drbg)
         state = _State(p, self._pages_class(p, subkeys.page, self.trace))
-        page_items: list[list[tuple[bytes, bytes]]] = [[] for _ in range(p.host_bins)]
-        k, slots, loads, u, m = p.hbm_bins, p.slots, state.loads, drbg.uniform, p.bins
-        for key, value in items.items():
-            c1 = u(m)
-            c2 = u(m)
+        k, slots, loads, m = p.hbm_bins, p.slots, state.loads, p.bins
+        # Draw every c1, c2 in one batch (about two samples an item), then consume exactly
+        # the words used, so the stream continues where one-at-a-time draws would.
+        samples, ends = drbg.peek_uniform(m, 2 * len(items) + 16)
+        chosen, ranks = [], []  # each item's bin, and its rank (slot) in that bin
+        j = 0
+        for _ in range(len(items)):
+            while j + 2 * slots + 2 > len(samples):  # rare: redraws ate the margin
+                samples, ends = drbg.peek_uniform(m, 2 * len(samples))
+            c1, c2 = samples[j], samples[j + 1]
+            j += 2
             while c2 == c1:
-                c2 = u(m)
+                c2 = samples[j]
+                j += 1
             nb = c1 if loads[c1] <= loads[c2] else c2
-            if loads[nb] >= slots:
+            rank = loads[nb]
+            if rank >= slots:
                 raise BoundExceededError("bin load", f"Setup found bin {nb} full "
                                                      f"({slots} items); nothing was loaded")
-            loads[nb] += 1
-            if nb < k:
-                if not state.free_frames:
-                    raise BoundExceededError("value frames", "Setup ran out of value frames "
-                                                             "for HBM bins; nothing was loaded")
-                frame = state.free_frames.pop()
-                state.frames[frame] = value
-                state.index[key] = (HBM, nb, frame)
-            else:
-                page = page_items[nb - k]
-                state.index[key] = (HOST, nb, len(page))
-                page.append((key, value))
+            loads[nb] = rank + 1
+            chosen.append(nb)
+            ranks.append(rank)
+        if j:
+            drbg.advance(ends[j - 1])
+        # HBM-bin items take frames 0, 1, ... in item order; host-bin items their page slot.
+        keys, values = list(items), list(items.values())
+        in_hbm = [nb < k for nb in chosen]
+        hbm_count = sum(in_hbm)
+        if hbm_count > p.frames:
+            raise BoundExceededError("value frames", "Setup ran out of value frames for HBM "
+                                                     "bins; nothing was loaded")
+        frame_of = iter(range(hbm_count))
+        where = [next(frame_of) if hbm else rank for hbm, rank in zip(in_hbm, ranks)]
+        state.index = dict(zip(keys, zip([HBM if hbm else HOST for hbm in in_hbm],
+                                          chosen, where)))
+        state.frames[:hbm_count] = [value for value, hbm in zip(values, in_hbm) if hbm]
+        del state.free_frames[len(state.free_frames) - hbm_count:]
+        host_items = [(nb - k, rank, key, value)
+                      for nb, rank, key, value, hbm in zip(chosen, ranks, keys, values, in_hbm)
+                      if not hbm]
         self.trace.begin_op()
-        state.pages.setup(page_items)
+        state.pages.setup(host_items)
         self._state, self._drbg = state, drbg
 
     # -- Access (spec section 3) -----------------------------------------------------------------

@@ -8,6 +8,8 @@ of spec section 9, for large audit samples).
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..crypto import PageCipher
 from ..errors import BoundExceededError, IntegrityError
 from ..params import Params
@@ -37,6 +39,30 @@ def decode_slot(params: Params, slot: bytes) -> Item | None:
     return bytes(slot[2:key_end]), bytes(slot[value_start:value_start + value_length])
 
 
+def slot_array(params: Params, host_items: list[tuple[int, int, bytes, bytes]]) -> np.ndarray:
+    """Every page plaintext as one (pages × slots, slot_bytes) array, built column-wise:
+    a vectorized :func:`encode_slot` over all items (Setup of 2^20 items in about a second)."""
+    p = params
+    pages = np.zeros((p.host_bins * p.slots, p.slot_bytes), dtype=np.uint8)
+    n = len(host_items)
+    if n == 0:
+        return pages
+    page, slot, keys, values = zip(*host_items)
+    rows = np.zeros((n, p.slot_bytes), dtype=np.uint8)
+    ks, vs = p.key_size, p.value_size
+    rows[:, 0] = 1
+    rows[:, 1] = np.fromiter(map(len, keys), dtype=np.uint8, count=n)
+    rows[:, 2:2 + ks] = np.frombuffer(b"".join(key.ljust(ks, b"\0") for key in keys),
+                                      dtype=np.uint8).reshape(n, ks)
+    value_lengths = np.fromiter(map(len, values), dtype=np.uint16, count=n)
+    rows[:, 2 + ks] = value_lengths >> 8
+    rows[:, 3 + ks] = value_lengths & 0xFF
+    rows[:, 4 + ks:] = np.frombuffer(b"".join(value.ljust(vs, b"\0") for value in values),
+                                     dtype=np.uint8).reshape(n, vs)
+    pages[np.asarray(page) * p.slots + np.asarray(slot)] = rows
+    return pages
+
+
 class SealedPages:
     """B AES-GCM pages in untrusted host memory, with their write counters in trusted HBM."""
 
@@ -53,14 +79,14 @@ class SealedPages:
         sealed = self._cipher.seal(page, counter, plaintext)
         self.host.write(page * self.params.page_stride, sealed + self._padding)
 
-    def setup(self, page_items: list[list[Item]]) -> None:
-        """Write every page in ascending order under counter 1, items from the lowest slot."""
+    def setup(self, host_items: list[tuple[int, int, bytes, bytes]]) -> None:
+        """Write every page in ascending order under counter 1; ``host_items`` are
+        (page, slot, key, value) with each page's items in its lowest slots."""
         p = self.params
-        empty = bytes(p.slot_bytes)
-        for page, items in enumerate(page_items):
-            slots = [encode_slot(p, key, value) for key, value in items]
-            slots += [empty] * (p.slots - len(slots))
-            self._write(page, b"".join(slots))
+        plaintexts = slot_array(p, host_items).tobytes()
+        size = p.page_plaintext_bytes
+        for page in range(p.host_bins):
+            self._write(page, plaintexts[page * size:(page + 1) * size])
 
     def touch(self, page: int, take: tuple[int, bytes] | None,
               inserts: list[Item]) -> tuple[bytes | None, list[int]]:
@@ -109,10 +135,11 @@ class PlainPages:
         self._pages: list[list[Item | None]] = [[None] * params.slots
                                                  for _ in range(params.host_bins)]
 
-    def setup(self, page_items: list[list[Item]]) -> None:
+    def setup(self, host_items: list[tuple[int, int, bytes, bytes]]) -> None:
         p = self.params
-        for page, items in enumerate(page_items):
-            self._pages[page] = list(items) + [None] * (p.slots - len(items))
+        for page, slot, key, value in host_items:
+            self._pages[page][slot] = (key, value)
+        for page in range(p.host_bins):
             self.counters[page] = 1
             self.trace.record(WRITE, page * p.page_stride, p.page_stride)
 

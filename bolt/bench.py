@@ -1,0 +1,366 @@
+"""``bolt bench``: BOLT against the Path-ORAM baseline, measured in one run.
+
+For every capacity N and value size V, both maps are bulk-loaded (Setup) and then run the same
+random mix of operations; everything below is measured, from each map's recorded host trace:
+
+- host bytes per operation (``Trace.bytes_moved() / Trace.op_count``), and that divided by V,
+- page (BOLT) or bucket (baseline) touches per operation: host reads per op, each followed by
+  the write of the same page or bucket,
+- operations per second and Setup seconds of the Python implementation on this machine
+  (the baseline in count-only mode above ``--baseline-full-max`` does no crypto, so its
+  speed there flatters it; the table says which mode ran),
+- the RTL's projected latency per operation, when ``bolt.Map(backend="rtl")`` can be built and
+  reports one; "n/a" otherwise.
+
+The operation mix (seeded): 40% GET of a present key, 10% GET of an absent key, 25% PUT (half
+inserts of a deleted or new key while there is room, else updates), 25% DELETE of a present
+key. Both systems run the same operations; the baseline may run only the first ``--baseline-ops``
+of them (every baseline operation moves exactly the same bytes, which the table checks).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass
+
+from .params import Params
+
+__all__ = ["BenchRow", "run_bench", "workload"]
+
+SYSTEMS = ("BOLT", "PathORAM-AVL")
+
+
+@dataclass
+class BenchRow:
+    system: str
+    mode: str
+    capacity: int
+    value_size: int
+    items: int
+    setup_seconds: float
+    ops: int
+    op_seconds: float
+    bytes_per_op: float
+    bytes_per_op_min: int
+    bytes_per_op_max: int
+    touches_per_op: float
+    events_per_op: float
+    expected_bytes_per_op: float
+    rtl_latency_ns: float | None = None
+
+    @property
+    def ops_per_second(self) -> float:
+        return self.ops / self.op_seconds if self.op_seconds > 0 else float("nan")
+
+    @property
+    def bytes_per_op_per_value_byte(self) -> float:
+        return self.bytes_per_op / self.value_size
+
+    def to_json(self) -> dict:
+        record = asdict(self)
+        record["ops_per_second"] = self.ops_per_second
+        record["bytes_per_op_per_value_byte"] = self.bytes_per_op_per_value_byte
+        return record
+
+
+def _key(i: int) -> bytes:
+    return b"k" + i.to_bytes(7, "big")
+
+
+def workload(capacity: int, items: int, ops: int, value_size: int, seed: int):
+    """The Setup items and a list of (op, key, value) of the mix in the module docstring."""
+    rng = random.Random(seed)
+    setup = [(_key(i), rng.randbytes(value_size)) for i in range(items)]
+    present = [k for k, _ in setup]
+    where = {k: i for i, k in enumerate(present)}
+    absent: list[bytes] = []
+    fresh = items
+    out = []
+
+    def remove(k):
+        i = where.pop(k)
+        last = present.pop()
+        if last != k:
+            present[i] = last
+            where[last] = i
+
+    for _ in range(ops):
+        u = rng.random()
+        if u < 0.4 and present:
+            out.append(("get", rng.choice(present), None))
+        elif u < 0.5 or not present:
+            out.append(("get", _key(capacity + rng.randrange(1 << 20)), None))  # never stored
+        elif u < 0.75:
+            if len(present) < capacity and (rng.random() < 0.5 or not present):
+                if absent:                       # insert: a deleted key again, or a new one
+                    k = absent.pop(rng.randrange(len(absent)))
+                else:
+                    k = _key(fresh)
+                    fresh += 1
+            else:                                # update
+                k = rng.choice(present)
+            if k not in where:
+                where[k] = len(present)
+                present.append(k)
+            out.append(("put", k, rng.randbytes(rng.randrange(value_size + 1))))
+        else:
+            k = rng.choice(present)
+            remove(k)
+            absent.append(k)
+            out.append(("delete", k, None))
+    return setup, out
+
+
+def _run_ops(m, ops) -> float:
+    start = time.perf_counter()
+    for op, key, value in ops:
+        if op == "get":
+            try:
+                m[key]
+            except KeyError:
+                pass
+        elif op == "put":
+            m[key] = value
+        else:
+            del m[key]
+    return time.perf_counter() - start
+
+
+def _measure(system, mode, m, params, setup_seconds, items, ops, expected) -> BenchRow:
+    m.trace.clear()
+    seconds = _run_ops(m, ops)
+    per_op = [sum(e.length for e in op) for op in m.trace.ops()]
+    reads = sum(1 for e in m.trace if e.kind == "read")
+    n = m.trace.op_count
+    return BenchRow(
+        system=system, mode=mode, capacity=params.capacity, value_size=params.value_size,
+        items=items, setup_seconds=setup_seconds, ops=n, op_seconds=seconds,
+        bytes_per_op=m.trace.bytes_moved() / n, bytes_per_op_min=min(per_op),
+        bytes_per_op_max=max(per_op), touches_per_op=reads / n, events_per_op=len(m.trace) / n,
+        expected_bytes_per_op=expected)
+
+
+def rtl_latency_ns(params: Params, ops: int = 16) -> float | None:
+    """Projected latency per operation of the RTL backend, or None if it is not available.
+
+    Builds ``bolt.Map(backend="rtl")`` for these parameters, runs a few operations and asks the
+    backend for a projected latency (``projected_latency_ns``, attribute or method). Any failure
+    means "not available": the benchmark never depends on the RTL.
+    """
+    try:
+        from .map import Map
+        with Map(params.capacity, key_size=params.key_size, value_size=params.value_size,
+                 load=params.load, hbm_fraction=params.hbm_fraction, backend="rtl") as m:
+            for i in range(ops):
+                m[_key(i)] = b"x"
+            latency = getattr(m.backend, "projected_latency_ns", None)
+            if callable(latency):
+                latency = latency()
+            return float(latency) if latency is not None else None
+    except Exception:  # noqa: BLE001 - the RTL is optional; any failure is "n/a"
+        return None
+
+
+def run_bench(capacities, value_sizes, *, ops: int, baseline_ops: int, key_size: int = 16,
+              load: int = 8, hbm_fraction: float = 0.2, fill: float = 1.0, seed: int = 0,
+              baseline_full_max: int = 4096, rtl: bool = True, progress: bool = True):
+    """Measure both systems for every (N, V); returns a list of :class:`BenchRow`."""
+    from tqdm import tqdm
+
+    from .baseline import PathOramMap
+    from .map import Map
+
+    configs = [(n, v) for n in capacities for v in value_sizes]
+    rows: list[BenchRow] = []
+    rtl_cache: dict[tuple, float | None] = {}
+    bar = tqdm(total=2 * len(configs), disable=not progress, unit="run")
+    for n, v in configs:
+        params = Params(capacity=n, key_size=key_size, value_size=v, load=load,
+                        hbm_fraction=hbm_fraction)
+        items = round(fill * n)
+        setup, op_list = workload(n, items, max(ops, baseline_ops), v, seed)
+
+        bar.set_description(f"BOLT N={n} V={v}")
+        start = time.perf_counter()
+        m = Map.from_items(setup, capacity=n, key_size=key_size, value_size=v, load=load,
+                           hbm_fraction=hbm_fraction)
+        setup_seconds = time.perf_counter() - start
+        h = params.host_fraction
+        row = _measure("BOLT", "reference", m, params, setup_seconds, items, op_list[:ops],
+                       expected=4 * h * params.page_stride)
+        m.close()
+        del m
+        if rtl:
+            key = (n, v)
+            if key not in rtl_cache:
+                rtl_cache[key] = rtl_latency_ns(params)
+            row.rtl_latency_ns = rtl_cache[key]
+        rows.append(row)
+        bar.update()
+
+        count_only = n > baseline_full_max
+        bar.set_description(f"baseline N={n} V={v}")
+        start = time.perf_counter()
+        b = PathOramMap.from_items(setup, capacity=n, key_size=key_size, value_size=v,
+                                   seed=seed, count_only=count_only)
+        setup_seconds = time.perf_counter() - start
+        rows.append(_measure("PathORAM-AVL", "count-only" if count_only else "AES-GCM", b,
+                             params, setup_seconds, items, op_list[:baseline_ops],
+                             expected=b.bytes_per_op))
+        del b, setup, op_list
+        bar.update()
+    bar.close()
+    return rows
+
+
+def table_rows(rows: list[BenchRow]):
+    """(N, V, system, mode, Setup s, bytes/op, bytes/op/V, touches/op, ops/s, RTL, ratio)."""
+    bolt_bytes = {(r.capacity, r.value_size): r.bytes_per_op for r in rows if r.system == "BOLT"}
+    out = []
+    for r in rows:
+        ratio = r.bytes_per_op / bolt_bytes[(r.capacity, r.value_size)] \
+            if (r.capacity, r.value_size) in bolt_bytes else float("nan")
+        out.append((
+            f"2^{math.log2(r.capacity):g}", r.value_size, r.system, r.mode,
+            f"{r.setup_seconds:.2f}", f"{r.bytes_per_op:,.0f}",
+            f"{r.bytes_per_op_per_value_byte:,.1f}", f"{r.touches_per_op:.2f}",
+            f"{r.ops_per_second:,.0f}",
+            "n/a" if r.rtl_latency_ns is None else f"{r.rtl_latency_ns:,.0f} ns",
+            f"{ratio:,.1f}x"))
+    return out
+
+
+TABLE_HEADERS = ("N", "V", "system", "mode", "Setup s", "bytes/op", "bytes/op/V",
+                 "touches/op", "ops/s", "RTL latency/op", "bytes vs BOLT")
+
+
+def plot(rows: list[BenchRow], path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5), constrained_layout=True)
+    values = sorted({r.value_size for r in rows})
+    for si, system in enumerate(SYSTEMS):
+        for vi, v in enumerate(values):
+            sel = sorted((r for r in rows if r.system == system and r.value_size == v),
+                         key=lambda r: r.capacity)
+            if not sel:
+                continue
+            style = dict(color=f"C{vi}", linestyle="-" if si == 0 else "--",
+                         marker="o" if si == 0 else "s", label=f"{system} V={v}")
+            xs = [r.capacity for r in sel]
+            axes[0].plot(xs, [r.bytes_per_op for r in sel], **style)
+            axes[1].plot(xs, [r.bytes_per_op_per_value_byte for r in sel], **style)
+            axes[2].plot(xs, [r.ops_per_second for r in sel], **style)
+    for ax, title in zip(axes, ("host bytes per op", "host bytes per op / V",
+                                "ops/s (Python implementations)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("capacity N")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _parse_capacities(text: str) -> list[int]:
+    """``"10-20"`` (exponents of 2), ``"1024,4096"`` or ``"2^10,2^12"``."""
+    text = text.strip()
+    if "-" in text and "," not in text:
+        lo, hi = (int(part) for part in text.split("-"))
+        return [1 << e for e in range(lo, hi + 1)]
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        out.append(1 << int(part[2:]) if part.startswith("2^") else int(part))
+    return out
+
+
+def _command():
+    import click
+
+    from .cli import print_table
+
+    @click.command("bench")
+    @click.option("--capacities", default="10-20", show_default=True,
+                  help='Capacities: "10-20" (powers of two), "1024,4096" or "2^10,2^12".')
+    @click.option("--value-sizes", default="8,64,256", show_default=True)
+    @click.option("--ops", type=int, default=1000, show_default=True,
+                  help="Operations measured on BOLT per configuration.")
+    @click.option("--baseline-ops", type=int, default=100, show_default=True,
+                  help="Operations measured on the baseline per configuration (every one "
+                       "moves the same bytes, so few suffice).")
+    @click.option("--key-size", type=int, default=16, show_default=True)
+    @click.option("--load", "-c", type=int, default=8, show_default=True)
+    @click.option("--hbm-fraction", "-a", type=float, default=0.2, show_default=True)
+    @click.option("--fill", type=float, default=1.0, show_default=True,
+                  help="Items at Setup as a fraction of N.")
+    @click.option("--baseline-full-max", type=int, default=4096, show_default=True,
+                  help="Largest N at which the baseline stores and encrypts its buckets; "
+                       "above, count-only mode (exact bytes, no crypto).")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--rtl/--no-rtl", default=True, show_default=True,
+                  help="Try the RTL backend for a projected latency per op.")
+    @click.option("--quick", is_flag=True,
+                  help="N = 2^10, 2^12, 2^14, V = 64, 200 ops (20 on the baseline).")
+    @click.option("--out", type=click.Path(file_okay=False), default="reports/bench",
+                  show_default=True, help="Directory for bench.json and bench.png.")
+    def bench_command(capacities, value_sizes, ops, baseline_ops, key_size, load, hbm_fraction,
+                      fill, baseline_full_max, seed, rtl, quick, out):
+        """Benchmark BOLT against an oblivious AVL tree over Path ORAM.
+
+        Host bytes per op (and per value byte), page touches per op, ops/s and Setup time, for
+        both maps side by side, from their recorded host traces. Writes bench.json and
+        bench.png to --out.
+        """
+        if quick:
+            capacities, value_sizes, ops, baseline_ops = "2^10,2^12,2^14", "64", 200, 20
+        caps = _parse_capacities(capacities)
+        vals = [int(v) for v in value_sizes.split(",")]
+        try:
+            for n in caps:
+                for v in vals:
+                    Params(capacity=n, key_size=key_size, value_size=v, load=load,
+                           hbm_fraction=hbm_fraction)
+        except (TypeError, ValueError) as error:
+            raise click.BadParameter(str(error)) from error
+        wall = time.perf_counter()
+        rows = run_bench(caps, vals, ops=ops, baseline_ops=baseline_ops, key_size=key_size,
+                         load=load, hbm_fraction=hbm_fraction, fill=fill, seed=seed,
+                         baseline_full_max=baseline_full_max, rtl=rtl)
+        wall = time.perf_counter() - wall
+        print_table(table_rows(rows), headers=TABLE_HEADERS)
+        for r in rows:
+            if r.system != "BOLT" and r.bytes_per_op_min != r.bytes_per_op_max:
+                click.echo(f"WARNING: baseline ops moved different byte counts at "
+                           f"N={r.capacity} V={r.value_size}")
+        click.echo(f"wall time {wall:.1f} s")
+        os.makedirs(out, exist_ok=True)
+        meta = {"command": "bolt bench " + " ".join(
+                    f"--{k.replace('_', '-')} {v}" for k, v in (
+                        ("capacities", capacities), ("value_sizes", value_sizes), ("ops", ops),
+                        ("baseline_ops", baseline_ops), ("key_size", key_size), ("load", load),
+                        ("hbm_fraction", hbm_fraction), ("fill", fill),
+                        ("baseline_full_max", baseline_full_max), ("seed", seed))),
+                "wall_seconds": wall, "machine": platform.platform(),
+                "python": platform.python_version(), "cpus": os.cpu_count()}
+        with open(os.path.join(out, "bench.json"), "w") as f:
+            json.dump({"meta": meta, "rows": [r.to_json() for r in rows]}, f, indent=1)
+        plot(rows, os.path.join(out, "bench.png"))
+        click.echo(f"wrote {os.path.join(out, 'bench.json')} and {os.path.join(out, 'bench.png')}")
+
+    return bench_command
+
+
+def __getattr__(name):
+    # The click command is built on first use, so importing this module stays cheap.
+    if name == "command":
+        return _command()
+    raise AttributeError(name)
