@@ -439,7 +439,7 @@ class PathOramMap(MutableMapping):
         if bf < -1:
             yid = z.right
             y = self._fetch(yid)
-            if y.rh > y.lh:                         # right-right: rotate left at z
+            if y.rh >= y.lh:                         # right-right: rotate left at z
                 z.right, z.rh = y.left, y.lh
                 y.left, y.lh = zid, z.height
                 return yid, y.height
