@@ -50,37 +50,45 @@ class Map(MutableMapping):
     def __init__(self, capacity: int = 65536, *, key_size: int = 16, value_size: int = 64,
                  load: int = 8, hbm_fraction: float = 0.2, master_key: bytes | None = None,
                  backend: str = "reference", salt: bytes | None = None, **backend_options):
+        self._open(capacity, key_size=key_size, value_size=value_size, load=load,
+                   hbm_fraction=hbm_fraction, master_key=master_key, backend=backend,
+                   salt=salt, items=None, **backend_options)
+
+    def _open(self, capacity, *, key_size, value_size, load, hbm_fraction, master_key, backend,
+              salt, items, **backend_options) -> None:
         self.params = Params(capacity=capacity, key_size=key_size, value_size=value_size,
                              load=load, hbm_fraction=hbm_fraction)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
         self.backend_name = backend
+        checked = self._checked_items(items) if items is not None else ()
         self._backend = BACKENDS[backend](self.params, master_key=master_key, salt=salt,
-                                          **backend_options)
+                                          items=checked, **backend_options)
 
     @classmethod
     def from_items(cls, items: Mapping | Iterable[tuple], capacity: int = 65536, *,
-                   salt: bytes | None = None, **options) -> "Map":
-        """A map bulk-loaded with ``items`` by Setup (linear time, B page writes)."""
+                   key_size: int = 16, value_size: int = 64, load: int = 8,
+                   hbm_fraction: float = 0.2, master_key: bytes | None = None,
+                   backend: str = "reference", salt: bytes | None = None,
+                   **backend_options) -> "Map":
+        """A map bulk-loaded with ``items`` by one Setup (linear time, B page writes)."""
+        new = cls.__new__(cls)
+        new._open(capacity, key_size=key_size, value_size=value_size, load=load,
+                  hbm_fraction=hbm_fraction, master_key=master_key, backend=backend, salt=salt,
+                  items=items, **backend_options)
+        return new
+
+    def _checked_items(self, items: Mapping | Iterable[tuple]) -> list[tuple[bytes, bytes]]:
         if isinstance(items, Mapping):
             items = items.items()
-        new = cls(capacity, salt=salt, **options)
-        try:
-            new.load(items, salt=salt)
-        except BaseException:
-            new.close()
-            raise
-        return new
+        return [(self._key(key), self._value(value)) for key, value in items]
 
     def load(self, items: Mapping | Iterable[tuple], *, salt: bytes | None = None) -> None:
         """Replace the whole content by a Setup with ``items`` (the last of a repeated key wins).
 
         Every key and value is checked before anything changes.
         """
-        if isinstance(items, Mapping):
-            items = items.items()
-        checked = [(self._key(key), self._value(value)) for key, value in items]
-        self._backend.setup(checked, salt=salt)
+        self._backend.setup(self._checked_items(items), salt=salt)
 
     # -- input checks (before anything reaches the accelerator) ---------------------------------
 

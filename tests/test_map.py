@@ -33,11 +33,11 @@ def pages_touched(p, events):
 def test_setup_trace_is_B_sequential_page_writes(small_params, count):
     p = small_params
     m = make_map(p, {b"%d" % i: b"v" for i in range(count)})
+    setup = [("write", page * p.page_stride, p.page_stride) for page in range(p.host_bins)]
+    assert m.trace.op_count == 1 and list(m.trace) == setup  # from_items: one Setup
     m.trace.clear()
     m.load({b"%d" % i: b"w" for i in range(count)})
-    assert m.trace.op_count == 1
-    assert list(m.trace) == [("write", page * p.page_stride, p.page_stride)
-                             for page in range(p.host_bins)]
+    assert m.trace.op_count == 1 and list(m.trace) == setup
 
 
 def test_every_access_is_zero_one_or_two_page_touches(small_params):

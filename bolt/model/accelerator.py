@@ -46,15 +46,18 @@ class Accelerator:
         16-byte AES-128 master key; drawn from the OS if omitted.
     salt : bytes, optional
         15-byte salt of the first Setup; drawn from the OS if omitted (tests pass it).
+    items : iterable of (bytes, bytes)
+        What the first Setup loads (validated key and value bytes).
     crypto : bool
         False selects the trace-only mode of spec section 9: the same DRBG, placement and
         trace, with page contents kept in the clear in Python instead of sealed host pages.
 
-    The constructor runs an empty Setup, so a new accelerator already owns its B host pages.
+    The constructor runs the first Setup, so a new accelerator already owns its B host pages.
     """
 
     def __init__(self, params: Params, *, master_key: bytes | None = None,
-                 salt: bytes | None = None, crypto: bool = True):
+                 salt: bytes | None = None, items: Iterable[tuple[bytes, bytes]] = (),
+                 crypto: bool = True):
         if master_key is None:
             master_key = os.urandom(MASTER_KEY_BYTES)
         if not isinstance(master_key, (bytes, bytearray)) or len(master_key) != MASTER_KEY_BYTES:
@@ -63,7 +66,7 @@ class Accelerator:
         self.trace = Trace()
         self._master_key = bytes(master_key)
         self._pages_class = SealedPages if crypto else PlainPages
-        self.setup((), salt=salt)
+        self.setup(items, salt=salt)
 
     # -- the public state the tests and the adversary may look at -------------------------------
 
