@@ -12,10 +12,11 @@ random mix of operations; everything below is measured, from each map's recorded
 - the RTL's projected latency per operation, when ``bolt.Map(backend="rtl")`` can be built and
   reports one; "n/a" otherwise.
 
-The operation mix (seeded): 40% GET of a present key, 10% GET of an absent key, 25% PUT (half
-inserts of a deleted or new key while there is room, else updates), 25% DELETE of a present
-key. Both systems run the same operations; the baseline may run only the first ``--baseline-ops``
-of them (every baseline operation moves exactly the same bytes, which the table checks).
+The operations come from :mod:`bolt.workloads` (shared with the audit and ``bolt demo``):
+Setup loads the workload's preload (half the capacity), then both systems run the same
+operations (``uniform`` by default: GET, PUT or DELETE of uniform keys, hits, misses, inserts
+and deletes); the baseline may run only the first ``--baseline-ops`` of them, since every
+baseline operation moves exactly the same bytes (the table checks it).
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ import json
 import math
 import os
 import platform
-import random
 import time
 from dataclasses import asdict, dataclass
 
+from .errors import CapacityError
 from .params import Params
+from .protocol import Op
+from .workloads import WORKLOADS, make_workload
 
-__all__ = ["BenchRow", "run_bench", "workload"]
+__all__ = ["BenchRow", "run_bench"]
 
 SYSTEMS = ("BOLT", "PathORAM-AVL")
 
@@ -68,66 +71,24 @@ class BenchRow:
         return record
 
 
-def _key(i: int) -> bytes:
-    return b"k" + i.to_bytes(7, "big")
-
-
-def workload(capacity: int, items: int, ops: int, value_size: int, seed: int):
-    """The Setup items and a list of (op, key, value) of the mix in the module docstring."""
-    rng = random.Random(seed)
-    setup = [(_key(i), rng.randbytes(value_size)) for i in range(items)]
-    present = [k for k, _ in setup]
-    where = {k: i for i, k in enumerate(present)}
-    absent: list[bytes] = []
-    fresh = items
-    out = []
-
-    def remove(k):
-        i = where.pop(k)
-        last = present.pop()
-        if last != k:
-            present[i] = last
-            where[last] = i
-
-    for _ in range(ops):
-        u = rng.random()
-        if u < 0.4 and present:
-            out.append(("get", rng.choice(present), None))
-        elif u < 0.5 or not present:
-            out.append(("get", _key(capacity + rng.randrange(1 << 20)), None))  # never stored
-        elif u < 0.75:
-            if len(present) < capacity and (rng.random() < 0.5 or not present):
-                if absent:                       # insert: a deleted key again, or a new one
-                    k = absent.pop(rng.randrange(len(absent)))
-                else:
-                    k = _key(fresh)
-                    fresh += 1
-            else:                                # update
-                k = rng.choice(present)
-            if k not in where:
-                where[k] = len(present)
-                present.append(k)
-            out.append(("put", k, rng.randbytes(rng.randrange(value_size + 1))))
-        else:
-            k = rng.choice(present)
-            remove(k)
-            absent.append(k)
-            out.append(("delete", k, None))
-    return setup, out
-
-
 def _run_ops(m, ops) -> float:
     start = time.perf_counter()
     for op, key, value in ops:
-        if op == "get":
+        if op == Op.GET:
             try:
                 m[key]
             except KeyError:
                 pass
-        elif op == "put":
-            m[key] = value
+        elif op == Op.PUT:
+            try:
+                m[key] = value
+            except CapacityError:
+                pass
         else:
-            del m[key]
+            try:
+                del m[key]
+            except KeyError:
+                pass
     return time.perf_counter() - start
 
 
@@ -157,7 +118,7 @@ def rtl_latency_ns(params: Params, ops: int = 16) -> float | None:
         with Map(params.capacity, key_size=params.key_size, value_size=params.value_size,
                  load=params.load, hbm_fraction=params.hbm_fraction, backend="rtl") as m:
             for i in range(ops):
-                m[_key(i)] = b"x"
+                m[i.to_bytes(4, "big")] = b"x"
             latency = getattr(m.backend, "projected_latency_ns", None)
             if callable(latency):
                 latency = latency()
@@ -167,8 +128,9 @@ def rtl_latency_ns(params: Params, ops: int = 16) -> float | None:
 
 
 def run_bench(capacities, value_sizes, *, ops: int, baseline_ops: int, key_size: int = 16,
-              load: int = 8, hbm_fraction: float = 0.2, fill: float = 1.0, seed: int = 0,
-              baseline_full_max: int = 4096, rtl: bool = True, progress: bool = True):
+              load: int = 8, hbm_fraction: float = 0.2, workload: str = "uniform", seed: int = 0,
+              baseline_full_max: int = 4096, rtl: bool = True, rtl_max_capacity: int = 4096,
+              progress: bool = True):
     """Measure both systems for every (N, V); returns a list of :class:`BenchRow`."""
     from tqdm import tqdm
 
@@ -182,8 +144,10 @@ def run_bench(capacities, value_sizes, *, ops: int, baseline_ops: int, key_size:
     for n, v in configs:
         params = Params(capacity=n, key_size=key_size, value_size=v, load=load,
                         hbm_fraction=hbm_fraction)
-        items = round(fill * n)
-        setup, op_list = workload(n, items, max(ops, baseline_ops), v, seed)
+        w = make_workload(workload, params, max(ops, baseline_ops), seed)
+        setup = w.preload
+        items = len(setup)
+        op_list = list(w.ops())
 
         bar.set_description(f"BOLT N={n} V={v}")
         start = time.perf_counter()
@@ -195,7 +159,7 @@ def run_bench(capacities, value_sizes, *, ops: int, baseline_ops: int, key_size:
                        expected=4 * h * params.page_stride)
         m.close()
         del m
-        if rtl:
+        if rtl and n <= rtl_max_capacity:
             key = (n, v)
             if key not in rtl_cache:
                 rtl_cache[key] = rtl_latency_ns(params)
@@ -300,20 +264,22 @@ def _command():
     @click.option("--key-size", type=int, default=16, show_default=True)
     @click.option("--load", "-c", type=int, default=8, show_default=True)
     @click.option("--hbm-fraction", "-a", type=float, default=0.2, show_default=True)
-    @click.option("--fill", type=float, default=1.0, show_default=True,
-                  help="Items at Setup as a fraction of N.")
+    @click.option("--workload", type=click.Choice(sorted(WORKLOADS)), default="uniform",
+                  show_default=True, help="Operations, from bolt.workloads.")
     @click.option("--baseline-full-max", type=int, default=4096, show_default=True,
                   help="Largest N at which the baseline stores and encrypts its buckets; "
                        "above, count-only mode (exact bytes, no crypto).")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--rtl/--no-rtl", default=True, show_default=True,
                   help="Try the RTL backend for a projected latency per op.")
+    @click.option("--rtl-max-capacity", type=int, default=4096, show_default=True,
+                  help="Largest N for which the RTL is built and simulated.")
     @click.option("--quick", is_flag=True,
                   help="N = 2^10, 2^12, 2^14, V = 64, 200 ops (20 on the baseline).")
     @click.option("--out", type=click.Path(file_okay=False), default="reports/bench",
                   show_default=True, help="Directory for bench.json and bench.png.")
     def bench_command(capacities, value_sizes, ops, baseline_ops, key_size, load, hbm_fraction,
-                      fill, baseline_full_max, seed, rtl, quick, out):
+                      workload, baseline_full_max, seed, rtl, rtl_max_capacity, quick, out):
         """Benchmark BOLT against an oblivious AVL tree over Path ORAM.
 
         Host bytes per op (and per value byte), page touches per op, ops/s and Setup time, for
@@ -333,8 +299,9 @@ def _command():
             raise click.BadParameter(str(error)) from error
         wall = time.perf_counter()
         rows = run_bench(caps, vals, ops=ops, baseline_ops=baseline_ops, key_size=key_size,
-                         load=load, hbm_fraction=hbm_fraction, fill=fill, seed=seed,
-                         baseline_full_max=baseline_full_max, rtl=rtl)
+                         load=load, hbm_fraction=hbm_fraction, workload=workload, seed=seed,
+                         baseline_full_max=baseline_full_max, rtl=rtl,
+                         rtl_max_capacity=rtl_max_capacity)
         wall = time.perf_counter() - wall
         print_table(table_rows(rows), headers=TABLE_HEADERS)
         for r in rows:
@@ -347,7 +314,7 @@ def _command():
                     f"--{k.replace('_', '-')} {v}" for k, v in (
                         ("capacities", capacities), ("value_sizes", value_sizes), ("ops", ops),
                         ("baseline_ops", baseline_ops), ("key_size", key_size), ("load", load),
-                        ("hbm_fraction", hbm_fraction), ("fill", fill),
+                        ("hbm_fraction", hbm_fraction), ("workload", workload),
                         ("baseline_full_max", baseline_full_max), ("seed", seed))),
                 "wall_seconds": wall, "machine": platform.platform(),
                 "python": platform.python_version(), "cpus": os.cpu_count()}
