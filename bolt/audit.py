@@ -22,11 +22,11 @@ Every test reports its statistic, threshold, sample size, effect size, the small
 sample could have detected (80 % power at the threshold), and an estimate of the bits leaked per
 operation, and says when a pass only means "too small a sample to see it".
 
-Expectations are declared here, before any measurement, from the algorithm (see
+Expectations are declared here, once, from the algorithm and small exploratory runs (see
 ``docs/audit.md``): the design leaks through load-dependent placement revealed by the next
 access (spec section 8). That leak shows in the ``SECTION8_FEATURES`` of any workload that
 re-places present keys, and in every feature of the ``SECTION8_WORKLOADS`` (which re-access a
-few items while the other loads stay frozen). Tests in that class are *measured* and reported as
+single item while the other loads stay frozen). Tests in that class are *measured* and reported as
 the known leak, never counted as a pass; every other test must pass, or the audit fails.
 
 A deliberately leaky variant (``variant="miss_skips_x"``: a miss does not touch bin x;
@@ -44,7 +44,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
 
 from .model import Accelerator
 from .params import Params
@@ -66,9 +65,11 @@ POWER = 0.8
 FEATURES = ("touches", "page", "distance", "repeat_next", "repeat_next2", "x_repeat")
 #: Features through which the section 8 leak shows (consecutive re-placements).
 SECTION8_FEATURES = frozenset({"repeat_next", "repeat_next2", "x_repeat"})
-#: Workloads that re-access a few items while every other load stays frozen: the re-placement
-#: follows the (frozen) least-loaded bins, so every feature may show the section 8 leak.
-SECTION8_WORKLOADS = frozenset({"hot_key", "same_key_twice"})
+#: Workloads that re-access one item while every other load stays frozen: its re-placement
+#: keeps following the (frozen) least-loaded bins, so every feature may show the section 8 leak
+#: (its touched pages are not uniform and, when those bins are mostly HBM or mostly host, its
+#: touch law drifts). Measured on small runs first, see docs/audit.md.
+SECTION8_WORKLOADS = frozenset({"hot_key"})
 #: Workloads none of whose ops re-places a present key: the section 8 leak cannot appear.
 NO_REPLACEMENT_WORKLOADS = frozenset({"get_misses", "ideal"})
 
@@ -269,12 +270,14 @@ def _kl_bits(observed: np.ndarray, expected_p: np.ndarray) -> float:
 
 def _chi2_min_w(n: int, df: int) -> float:
     """Cohen's w that a chi-square test at P_THRESHOLD detects with probability POWER."""
+    from scipy import optimize, stats
     crit = stats.chi2.isf(P_THRESHOLD, df)
     nc = optimize.brentq(lambda nc: stats.ncx2.sf(crit, df, nc) - POWER, 1e-9, 1e7)
     return math.sqrt(nc / n)
 
 
 def _chi2_result(observed, expected_p, **info):
+    from scipy import stats
     n = int(observed.sum())
     df = len(observed) - 1
     chi2, p = stats.chisquare(observed, expected_p * n)
@@ -317,7 +320,16 @@ def page_uniformity_test(pages: np.ndarray, params: Params, workload: str) -> di
 
 def welch_test(a: np.ndarray, b: np.ndarray, feature: str, names: list[str]) -> dict:
     """dudect-style Welch t-test between two samples of one feature."""
+    from scipy import stats
     na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        # Not applicable (for example no two consecutive two-page ops): never flagged.
+        return dict(test="welch", workloads=list(names), feature=feature, statistic_name="t",
+                    statistic=math.nan, threshold=f"|t| > {T_THRESHOLD}", sample_size=[na, nb],
+                    means=[math.nan, math.nan], effect_size_name="Cohen's d",
+                    effect_size=math.nan, min_detectable_effect=math.inf, bits_per_op=math.nan,
+                    bits_per_op_mean_shift=math.nan, min_detectable_bits_per_op=math.inf,
+                    flagged=False, not_applicable=True)
     ma, mb = (float(a.mean()) if na else 0.0), (float(b.mean()) if nb else 0.0)
     va, vb = (float(a.var(ddof=1)) if na > 1 else 0.0), (float(b.var(ddof=1)) if nb > 1 else 0.0)
     se = math.sqrt(va / na + vb / nb) if na and nb else 0.0
@@ -351,6 +363,8 @@ def _expectation(test: dict) -> str:
 
 
 def _verdict(test: dict) -> str:
+    if test.get("not_applicable"):
+        return "not applicable: fewer than 2 samples"
     small = (f"the sample could only see effects >= {test['min_detectable_effect']:.3g} "
              f"({test['min_detectable_bits_per_op']:.2g} bits/op)")
     if test["expectation"] == "clean":
@@ -502,6 +516,8 @@ def audit(params: Params, *, ops: int = 4096, seed: int = 0, backend: str = "ref
                                           for s in Status if (runs[name][1] == s).any()},
                              "touch_fractions": (np.bincount(runs[name][0].counts, minlength=3)
                                                  / ops).tolist(),
+                             "page_histogram": np.bincount(
+                                 feats[name]["page"], minlength=params.host_bins).tolist(),
                              "shape_violations": shape[name]}
                       for name in names},
         "summary": {"tests": len(tests),
@@ -513,7 +529,8 @@ def audit(params: Params, *, ops: int = 4096, seed: int = 0, backend: str = "ref
                     "known_leaks_detected": [_label(t) for t in known if t["flagged"]],
                     "largest_clean_abs_t": max((abs(t["statistic"]) for t in tests
                                                 if t["test"] == "welch"
-                                                and t["expectation"] == "clean"), default=0.0)},
+                                                and t["expectation"] == "clean"
+                                                and not t.get("not_applicable")), default=0.0)},
         "section8": {"per_workload": section8, "pooled": pooled},
         "tests": tests,
         "seconds": {"run": run_seconds, "total": time.perf_counter() - started},
@@ -573,12 +590,26 @@ def _plots(report: dict, out: str, name: str) -> list[str]:
     ax.set_title(f"pages touched per op ({tag}); * = flagged")
     ax.legend(fontsize=7, ncol=2)
     written.append(_save(fig, out, f"{name}_touches.png"))
+    # 1b. touched-page histograms, relative to uniform.
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for w, entry in report["workloads"].items():
+        hist = np.asarray(entry["page_histogram"], float)
+        if hist.sum():
+            ax.plot(np.sort(hist / hist.mean())[::-1], label=w, linewidth=1)
+    ax.axhline(1, color="k", linewidth=1)
+    ax.set_xlabel("host pages, most touched first")
+    ax.set_ylabel("touches / mean touches")
+    ax.set_title(f"touched-page distribution, sorted (uniform = flat at 1 up to noise) ({tag})",
+                 fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    written.append(_save(fig, out, f"{name}_pages.png"))
     # 2. Welch |t| per test.
     welch = [t for t in report["tests"] if t["test"] == "welch"]
     colours = {("clean", False): "tab:green", ("clean", True): "tab:red",
                ("known-leak", False): "tab:gray", ("known-leak", True): "tab:orange"}
     fig, ax = plt.subplots(figsize=(10, max(4, 0.14 * len(welch))))
-    values = [min(abs(t["statistic"]), 1e3) for t in welch]
+    values = [min(abs(t["statistic"]), 1e3) if math.isfinite(t["statistic"]) else 0.0
+              for t in welch]
     ax.barh(range(len(welch)), values,
             color=[colours[(t["expectation"], t["flagged"])] for t in welch])
     ax.axvline(T_THRESHOLD, color="k", linestyle="--", linewidth=1)
@@ -617,9 +648,11 @@ def _plots(report: dict, out: str, name: str) -> list[str]:
         chosen = [t for t in welch if t["expectation"] == expectation
                   and t["flagged"] == flagged]
         ax.scatter([t["min_detectable_effect"] for t in chosen],
-                   [min(abs(t["effect_size"]), 10) for t in chosen], s=10, c=colour,
+                   [min(abs(t["effect_size"]), 10) if math.isfinite(t["effect_size"]) else 0
+                    for t in chosen], s=10, c=colour,
                    label=f"{expectation}, {'flagged' if flagged else 'not flagged'}")
-    lim = max([t["min_detectable_effect"] for t in welch] + [1e-3])
+    lim = max([t["min_detectable_effect"] for t in welch
+               if math.isfinite(t["min_detectable_effect"])] + [1e-3])
     ax.plot([0, lim], [0, lim], "k--", linewidth=1)
     ax.set_xlabel("smallest detectable |d| (80% power)")
     ax.set_ylabel("measured |d|")
@@ -637,3 +670,103 @@ def _save(fig, out, filename) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+def _print_summary(report: dict, echo) -> None:
+    from .cli import print_table
+    s = report["summary"]
+    echo(f"{report['variant']}: {report['ops_per_workload']} ops per workload, seed "
+         f"{report['seed']}, backend {report['backend']}"
+         f"{' (full crypto)' if report['crypto'] else ' (trace-only)'}; "
+         f"{s['tests']} tests: {s['clean_tests']} expected clean, {s['clean_flagged']} of them "
+         f"flagged; {s['known_leak_tests']} measure the known leak, {s['known_leak_detected']} "
+         f"detected it")
+    rows = []
+    for t in report["tests"]:
+        if t["flagged"] or (t["test"] != "welch" and t["expectation"] == "clean"
+                            and t["workloads"][0] != "ideal"):
+            stat = f"{t['statistic_name']}={t['statistic']:.2f}"
+            rows.append((_label(t), stat, t["threshold"], t["sample_size"] if t["test"] != "welch"
+                         else min(t["sample_size"]), f"{t['effect_size']:.4f}",
+                         f"{t['min_detectable_effect']:.4f}", f"{t['bits_per_op']:.2e}",
+                         t["verdict"].split(" (")[0].split(":")[0]))
+    print_table(rows, headers=("test", "statistic", "threshold", "n", "effect", "min effect",
+                               "bits/op", "verdict"))
+    echo("spec section 8, revealed bin x repeats between consecutive ops (ratio to chance 1/B):")
+    for group, entry in report["section8"]["pooled"].items():
+        lo, hi = entry["ratio_ci95"]
+        echo(f"  {group:24s} {entry['ratio_to_chance']:.3f}  (95% CI {lo:.3f}-{hi:.3f}, "
+             f"{entry['transitions']} transitions)")
+
+
+def _command():
+    import click
+
+    from .cli import make_params, params_options
+
+    @click.command("audit")
+    @params_options
+    @click.option("--ops", "-n", default="16384", show_default=True,
+                  help="Operations per workload (1e5 style accepted).")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--backend", type=click.Choice(["reference", "rtl"]), default="reference",
+                  show_default=True)
+    @click.option("--crypto/--trace-only", default=False, show_default=True,
+                  help="Reference model with page crypto, or the trace-only mode (spec 9).")
+    @click.option("--workloads", "-w", default=",".join(WORKLOADS), show_default=True,
+                  help="Comma-separated workloads to run.")
+    @click.option("--self-check", is_flag=True,
+                  help="Also run the deliberately leaky variants and check they are flagged.")
+    @click.option("--out", type=click.Path(file_okay=False), default="reports/audit",
+                  show_default=True)
+    @click.option("--plots/--no-plots", default=True, show_default=True)
+    @click.option("--progress/--no-progress", default=True, show_default=True)
+    def audit_command(ops, seed, backend, crypto, workloads, self_check, out, plots, progress,
+                      **options):
+        """Trace-leakage audit: can the host trace tell workloads apart? (spec section 8)
+
+        Exits with status 1 if a test the design is expected to pass is flagged, or if
+        --self-check finds a leaky variant that the audit does not flag.
+        """
+        params = make_params(**options)
+        ops = int(float(ops))
+        names = [w.strip() for w in workloads.split(",") if w.strip()]
+        for w in names:
+            if w not in WORKLOADS:
+                raise click.BadParameter(f"unknown workload {w!r}; choose from "
+                                         f"{', '.join(WORKLOADS)}")
+        ok = True
+        try:
+            report = audit(params, ops=ops, seed=seed, backend=backend, crypto=crypto,
+                           workloads=names, progress=progress)
+        except AuditError as error:
+            raise click.ClickException(str(error)) from error
+        paths = write_report(report, out, name="audit", plots=plots)
+        _print_summary(report, click.echo)
+        click.echo("RESULT: " + ("pass" if report["passed"] else "FAIL (leak detected)"))
+        ok = report["passed"]
+        if self_check:
+            for variant in LEAKY_VARIANTS:
+                leaky = audit(params, ops=ops, seed=seed, crypto=crypto, variant=variant,
+                              workloads=names, progress=progress)
+                paths += write_report(leaky, out, name=f"selfcheck_{variant}", plots=plots)
+                click.echo("")
+                _print_summary(leaky, click.echo)
+                caught = not leaky["passed"]
+                click.echo(f"SELF-CHECK {variant}: " + ("flagged, as it must be" if caught
+                                                         else "NOT FLAGGED: the audit is blind"))
+                ok = ok and caught
+        click.echo("wrote " + ", ".join(paths))
+        if not ok:
+            raise SystemExit(1)
+
+    return audit_command
+
+
+def __getattr__(name):
+    # The click command is built on first use.
+    if name == "command":
+        return _command()
+    raise AttributeError(name)

@@ -65,3 +65,4 @@ from .demo import demo_command  # noqa: E402
 
 main.add_command(demo_command)
 main.add_command(__import__("bolt.bench", fromlist=["command"]).command)  # bolt bench
+main.add_command(__import__("bolt.audit", fromlist=["command"]).command)  # bolt audit
