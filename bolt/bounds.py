@@ -278,6 +278,8 @@ class BoundsResult:
 def _checkpoints(accesses: int, count: int) -> np.ndarray:
     if accesses <= 0:
         return np.zeros(0, np.int64)
+    if count >= accesses:
+        return np.arange(1, accesses + 1, dtype=np.int64)
     # Log-spaced (the plot's time axis is logarithmic), always ending at the last access.
     points = np.geomspace(1, accesses, num=min(count, accesses)).round().astype(np.int64)
     points[-1] = accesses

@@ -92,3 +92,29 @@ def test_cli_prints_the_table_and_writes_json_and_png(tmp_path):
     assert [d["load"] for d in data] == [4, 8]
     assert all(d["accesses"] == 20000 and set(d["maxima"]) == set(QUANTITIES) for d in data)
     assert (out / "bounds.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_simulator_matches_the_reference_model_on_average():
+    # The same process, run by the model (DRBG, real index and eviction buffer) and by the
+    # simulator: the time-averaged pending and HBM-bin items must agree. (Dropping the flush
+    # of y, or of x, would roughly double the pending average.)
+    from bolt import Map
+
+    p = Params(capacity=512, key_size=8, value_size=8, load=4, hbm_fraction=0.25)
+    items = [(i.to_bytes(4, "big"), b"v") for i in range(p.capacity)]
+    m = Map.from_items(items, capacity=p.capacity, key_size=8, value_size=8, load=4,
+                       hbm_fraction=0.25, crypto=False, master_key=bytes(16),
+                       salt=bytes(range(15)))
+    rng = np.random.default_rng(1)
+    pending, hbm = [], []
+    for t in range(5000):
+        m[items[rng.integers(p.capacity)][0]]
+        if t >= 1000:
+            o = m.backend.occupancy()
+            pending.append(o["pending items"])
+            hbm.append(o["items in HBM bins"])
+    sim = simulate(p, 100_000, checkpoints=100_000, seed=2)
+    assert len(sim.checkpoints) == 100_000
+    sim_hbm, sim_pending = sim.current[1000:, 0].mean(), sim.current[1000:, 1].mean()
+    assert abs(np.mean(pending) - sim_pending) < 0.15 * sim_pending
+    assert abs(np.mean(hbm) - sim_hbm) < 0.06 * sim_hbm
