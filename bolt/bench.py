@@ -222,8 +222,14 @@ def plot(rows: list[BenchRow], path: str) -> None:
             axes[0].plot(xs, [r.bytes_per_op for r in sel], **style)
             axes[1].plot(xs, [r.bytes_per_op_per_value_byte for r in sel], **style)
             axes[2].plot(xs, [r.ops_per_second for r in sel], **style)
+            counted = [r for r in sel if r.mode == "count-only"]
+            if counted:   # no crypto there: circle the points whose speed flatters
+                axes[2].plot([r.capacity for r in counted],
+                             [r.ops_per_second for r in counted], linestyle="none",
+                             marker="o", markersize=11, markerfacecolor="none",
+                             color=f"C{vi}")
     for ax, title in zip(axes, ("host bytes per op", "host bytes per op / V",
-                                "ops/s (Python implementations)")):
+                                "ops/s (Python; circled: baseline count-only, no crypto)")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("capacity N")
