@@ -348,9 +348,15 @@ def _floats(text: str) -> list[float]:
     return [float(v) for v in str(text).split(",") if v.strip()]
 
 
+def _int(v: str) -> int:
+    """``1048576``, ``2^20`` or ``1e8``."""
+    if v.startswith("2^"):
+        return 1 << int(v[2:])
+    return int(float(v)) if "e" in v.lower() else int(v, 0)
+
+
 def _ints(text: str) -> list[int]:
-    return [int(float(v)) if "e" in v.lower() else int(v, 0)
-            for v in (v.strip() for v in str(text).split(",")) if v]
+    return [_int(v) for v in (v.strip() for v in str(text).split(",")) if v]
 
 
 def _command():
@@ -360,7 +366,7 @@ def _command():
 
     @click.command("bounds")
     @click.option("--capacity", "-N", default="1048576", show_default=True,
-                  help="N (comma list allowed).")
+                  help="N: 1048576 or 2^20 (comma list allowed).")
     @click.option("--load", "-c", default="8", show_default=True,
                   help="c, average items per bin (comma list allowed).")
     @click.option("--hbm-fraction", "-a", default="0.2", show_default=True,
