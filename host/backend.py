@@ -1,0 +1,295 @@
+"""``bolt.Map(backend="rtl")``: the accelerator's Verilator simulation as a map backend.
+
+The design is generated from the map's :class:`~bolt.params.Params`, built once per parameter
+set (cached by :func:`bolt.sim.verilator.build`) and simulated in a child process running the
+cocotb server :mod:`bolt.host.rtl_server`. This process stays a plain Python process: it sends
+each operation over a Unix socket and serves the accelerator's page reads and writes from its
+own :class:`~bolt.trace.HostMemory`, so ``trace`` and ``host_memory`` behave exactly as on the
+reference backend, tampering included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from ..crypto import MASTER_KEY_BYTES, new_salt
+from ..errors import BackendError, BoundExceededError, CapacityError
+from ..params import Params
+from ..protocol import Op, Response, Status
+from ..trace import HostMemory, Trace
+
+__all__ = ["RtlBackend", "RtlStats", "build_accelerator", "PCIE_GEN3_X16_BYTES_PER_S"]
+
+#: Usable bandwidth of PCIe Gen3 x16, the default host link of the latency projection.
+PCIE_GEN3_X16_BYTES_PER_S = 12e9
+#: The simulation server's name for itself in Verilator builds.
+TOP_NAME = "bolt_accelerator"
+
+
+def build_accelerator(params: Params, *, waveform: bool = False):
+    """The cached Verilator build of the accelerator for ``params``."""
+    from ..hdl.accelerator import Accelerator
+    from ..sim.verilator import DEFAULT_BUILD_ARGS, build
+
+    args = DEFAULT_BUILD_ARGS + (("--trace-fst", "--trace-structs") if waveform else ())
+    try:
+        return build(Accelerator(params), name=TOP_NAME, build_args=args)
+    except Exception as error:
+        raise BackendError(f"could not build the accelerator for {params}: {error}") from error
+
+
+@dataclass
+class RtlStats:
+    """Cycle counts of the accelerator per operation, and the latency they project.
+
+    The projected latency of an access is ``cycles / clock_hz`` plus one host round trip per
+    page read plus the bytes moved over the host link at ``host_bandwidth``. The simulated
+    cycles already include the simulated host's beat transfers, so the projection is slightly
+    pessimistic.
+    """
+
+    clock_hz: float = 300e6
+    host_round_trip_s: float = 1e-6
+    host_bandwidth: float = PCIE_GEN3_X16_BYTES_PER_S
+    cycles: list[int] = field(default_factory=list)      #: per access
+    reads: list[int] = field(default_factory=list)       #: page reads per access
+    bytes_moved: list[int] = field(default_factory=list)  #: host bytes per access
+    setup_cycles: int = 0
+
+    def record(self, cycles: int, reads: int, bytes_moved: int) -> None:
+        self.cycles.append(cycles)
+        self.reads.append(reads)
+        self.bytes_moved.append(bytes_moved)
+
+    def projected_latency_s(self, cycles: int, reads: int, bytes_moved: int) -> float:
+        return (cycles / self.clock_hz + reads * self.host_round_trip_s
+                + bytes_moved / self.host_bandwidth)
+
+    def summary(self) -> dict:
+        """Mean and maximum cycles and projected latency over the recorded accesses."""
+        n = len(self.cycles)
+        if n == 0:
+            return {"accesses": 0}
+        latencies = [self.projected_latency_s(*row)
+                     for row in zip(self.cycles, self.reads, self.bytes_moved)]
+        by_touches: dict[int, list[int]] = {}
+        for cycles, reads in zip(self.cycles, self.reads):
+            by_touches.setdefault(reads, []).append(cycles)
+        return {
+            "accesses": n,
+            "mean cycles": sum(self.cycles) / n,
+            "max cycles": max(self.cycles),
+            "mean cycles by touches": {t: sum(c) / len(c) for t, c in sorted(by_touches.items())},
+            "mean projected latency (us)": 1e6 * sum(latencies) / n,
+            "max projected latency (us)": 1e6 * max(latencies),
+            "clock (MHz)": self.clock_hz / 1e6,
+            "host round trip (us)": self.host_round_trip_s * 1e6,
+            "host bandwidth (GB/s)": self.host_bandwidth / 1e9,
+            "setup cycles": self.setup_cycles,
+        }
+
+
+class RtlBackend:
+    """The accelerator RTL, simulated by Verilator in a child process.
+
+    Parameters
+    ----------
+    params : Params
+        The public parameters; the design is generated from them.
+    master_key, salt, items
+        As for the reference model: the first Setup's key, salt and items.
+    clock_hz, host_round_trip_s, host_bandwidth : float
+        The latency projection's clock (default 300 MHz), host round trip (1 µs) and host
+        link bandwidth (PCIe Gen3 x16, 12 GB/s).
+    waveform : path, optional
+        A directory for an FST waveform of the whole session (``dump.fst``, opens in GTKWave).
+    timeout_s : float
+        Longest wait for the simulator to answer one request before it is declared dead.
+    """
+
+    def __init__(self, params: Params, *, master_key: bytes | None = None,
+                 salt: bytes | None = None, items=(), clock_hz: float = 300e6,
+                 host_round_trip_s: float = 1e-6,
+                 host_bandwidth: float = PCIE_GEN3_X16_BYTES_PER_S,
+                 waveform: str | os.PathLike | None = None, timeout_s: float = 120.0):
+        if master_key is None:
+            master_key = os.urandom(MASTER_KEY_BYTES)
+        if not isinstance(master_key, (bytes, bytearray)) or len(master_key) != MASTER_KEY_BYTES:
+            raise ValueError(f"master_key must be {MASTER_KEY_BYTES} bytes")
+        self.params = params
+        self.trace = Trace()
+        self.host_memory = HostMemory(params.host_bytes, self.trace)
+        self.stats = RtlStats(clock_hz=clock_hz, host_round_trip_s=host_round_trip_s,
+                              host_bandwidth=host_bandwidth)
+        self._master_key = bytes(master_key)
+        self._keys: dict[bytes, None] = {}
+        self._timeout_s = timeout_s
+        self._process = None
+        self._connection = None
+        self._directory = Path(tempfile.mkdtemp(prefix="bolt-rtl-"))
+        try:
+            self._start(build_accelerator(params, waveform=waveform is not None), waveform)
+            self.setup(items, salt=salt)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the child process -------------------------------------------------------------------
+
+    def _start(self, handle, waveform) -> None:
+        address = str(self._directory / "bridge.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(address)
+        listener.listen(1)
+        listener.settimeout(0.5)
+        env = dict(os.environ, BOLT_PARAMS=json.dumps(_params_arguments(self.params)),
+                   BOLT_BRIDGE_ADDRESS=address, BOLT_BUILD_DIR=str(handle.directory),
+                   BOLT_BUILD_NAME=handle.name)
+        if waveform is not None:
+            Path(waveform).mkdir(parents=True, exist_ok=True)
+            env["BOLT_WAVEFORM_DIR"] = str(Path(waveform).resolve())
+        self._log_path = self._directory / "simulator.log"
+        with open(self._log_path, "wb") as log:
+            self._process = subprocess.Popen([sys.executable, "-m", "bolt.host.launch"],
+                                             env=env, stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + self._timeout_s
+        try:
+            while True:
+                try:
+                    client, _ = listener.accept()
+                    break
+                except socket.timeout:
+                    self._check_alive(deadline, "start")
+        finally:
+            listener.close()
+        self._connection = Connection(client.detach())
+        self._receive("ready", deadline)
+
+    def _check_alive(self, deadline: float, doing: str) -> None:
+        if self._process.poll() is not None:
+            raise BackendError(f"the RTL simulator exited (code {self._process.returncode}) "
+                               f"during {doing}:\n{self._log_tail()}")
+        if time.monotonic() > deadline:
+            raise BackendError(f"the RTL simulator did not answer within {self._timeout_s} s "
+                               f"during {doing}:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        try:
+            return self._log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return "(no simulator log)"
+
+    def _receive(self, expected: str, deadline: float):
+        """Serve the simulation's host-memory requests until it sends ``expected``."""
+        connection, memory = self._connection, self.host_memory
+        while True:
+            try:
+                ready = connection.poll(0.5)
+                message = connection.recv() if ready else None
+            except (EOFError, OSError) as error:
+                raise BackendError(f"lost the RTL simulator: {error}\n{self._log_tail()}") from error
+            if message is None:
+                self._check_alive(deadline, expected)
+                continue
+            kind = message[0]
+            if kind == "read":
+                connection.send_bytes(memory.read(message[1], message[2]))
+            elif kind == "write":
+                memory.write(message[1], message[2])
+            elif kind == expected:
+                return message
+            else:
+                raise BackendError(f"unexpected message {kind!r} from the RTL simulator")
+
+    def _request(self, *request):
+        if self._connection is None:
+            raise BackendError("this RTL map is closed")
+        try:
+            self._connection.send(request)
+        except OSError as error:
+            raise BackendError(f"lost the RTL simulator: {error}\n{self._log_tail()}") from error
+        return self._receive("done", time.monotonic() + self._timeout_s)
+
+    # -- the backend interface -----------------------------------------------------------------
+
+    def setup(self, items, *, salt: bytes | None = None) -> None:
+        items = dict(items)
+        if len(items) > self.params.capacity:
+            raise CapacityError(f"{len(items)} items exceed the capacity of "
+                                f"{self.params.capacity}")
+        self.trace.begin_op()
+        _, status, cycles = self._request("setup", self._master_key,
+                                          salt if salt is not None else new_salt(),
+                                          list(items.items()))
+        if status != 0:
+            self._keys = {}
+            raise BoundExceededError("bin load or value frames",
+                                     f"the RTL's Setup crossed a bound ({Status(status).name}); "
+                                     "the map is now empty")
+        self.stats.setup_cycles = cycles
+        self._keys = dict.fromkeys(items)
+
+    def access(self, op: Op, key: bytes, value: bytes | None = None) -> Response:
+        self.trace.begin_op()
+        start = len(self.trace)
+        _, status, found, page, cycles = self._request("access", int(op), key, value)
+        status = Status(status)
+        events = self.trace[start:]
+        self.stats.record(cycles, sum(e.kind == "read" for e in events),
+                          sum(e.length for e in events))
+        if status in (Status.FOUND, Status.ABSENT):
+            if op == Op.PUT:
+                self._keys[key] = None
+            elif op == Op.DELETE:
+                self._keys.pop(key, None)
+        return Response(status, found, page)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def keys(self):
+        """Keys held, from the accelerator's answers (the user's side; no host access)."""
+        return iter(list(self._keys))
+
+    def close(self) -> None:
+        """Stop the simulation (politely, then by force) and remove its files."""
+        if os.environ.get("BOLT_KEEP_SIM_LOG") and self._directory.exists():
+            print(self._log_tail(), file=sys.stderr)
+        if self._connection is not None:
+            try:
+                self._connection.send(("close",))
+            except OSError:
+                pass
+            self._connection.close()
+            self._connection = None
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.wait()
+            self._process = None
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _params_arguments(params: Params) -> dict:
+    return {name: getattr(params, name)
+            for name in ("capacity", "key_size", "value_size", "load", "hbm_fraction")}
