@@ -1,0 +1,280 @@
+"""The page touch engine: moves one host page between the host-memory master port and an
+on-chip plaintext page buffer, through AES-128-GCM (spec section 5).
+
+``load`` reads page ``p`` (one read request, ``page_beats`` beats), decrypts it under the nonce
+``p ‖ counter`` and checks its tag; ``store`` encrypts the buffer under ``p ‖ counter`` and
+writes the page (one write request, ``page_beats`` beats: ciphertext, tag, zero padding). In
+between, the accelerator edits slots of the plaintext buffer through the slot ports. Every load
+and store takes a fixed number of cycles, given the host's response latency.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from bolt.params import BEAT_BYTES, TAG_BYTES, Params
+
+__all__ = ["HostPortSignature", "PageEngine", "slot_layout", "bswap", "ADDRESS_BITS"]
+
+#: Width of a host byte address on the master port.
+ADDRESS_BITS = 48
+
+
+class HostPortSignature(wiring.Signature):
+    """The accelerator's only path to host memory (master side; ``Out`` in the accelerator).
+
+    ``rd_req``: ``Out(stream(48))`` byte address of a page to read (``page · page_stride``);
+    ``rd_data``: ``In(stream(512))`` the page's ``page_beats`` beats, in address order;
+    ``wr_req``: ``Out(stream(48))`` byte address of a page to write;
+    ``wr_data``: ``Out(stream(512))`` its ``page_beats`` beats, in address order, after the
+    request. A beat is the 512-bit value ``int.from_bytes(beat, "little")`` (AXI byte order).
+    Requests are served in order; a read issued after a write's last beat sees the write.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "rd_req": Out(stream.Signature(ADDRESS_BITS)),
+            "rd_data": In(stream.Signature(8 * BEAT_BYTES)),
+            "wr_req": Out(stream.Signature(ADDRESS_BITS)),
+            "wr_data": Out(stream.Signature(8 * BEAT_BYTES)),
+        })
+
+
+def slot_layout(params: Params) -> data.StructLayout:
+    """A slot plaintext as little-endian bytes: flag, key length, key, value length (its two
+    bytes big-endian, as the spec stores them: use :func:`bswap`), value."""
+    layout = data.StructLayout({
+        "flag": 8,
+        "klen": 8,
+        "key": 8 * params.key_size,
+        "vlen_be": 16,
+        "value": 8 * params.value_size,
+    })
+    assert layout.size == 8 * params.slot_bytes
+    return layout
+
+
+def bswap(value):
+    """Reverse the byte order of a value of a whole number of bytes."""
+    n = len(value) // 8
+    return Cat(*[value[8 * i:8 * i + 8] for i in reversed(range(n))])
+
+
+class PageEngine(wiring.Component):
+    """Load and store whole host pages through GCM into a slot-addressable plaintext buffer.
+
+    Members
+    -------
+    host : ``Out(HostPortSignature())``
+    load, store : ``In(1)``
+        Pulse (while ``busy`` is low) to load or store page ``page`` under ``counter``, with
+        ``key`` the page key. ``done`` pulses when finished; after a load, ``ok`` says whether
+        the tag verified.
+    slot_rd_idx, slot_rd : asynchronous read of a slot of the plaintext buffer.
+    slot_wr_en, slot_wr_idx, slot_wr : synchronous write of one slot.
+    page_wr_en, page_wr : synchronous write of the whole plaintext buffer.
+    """
+
+    def __init__(self, params: Params, gcm_factory=None):
+        self._p = params
+        self._gcm_factory = gcm_factory
+        self.slot_layout = slot_layout(params)
+        super().__init__({
+            "host": Out(HostPortSignature()),
+            "load": In(1),
+            "store": In(1),
+            "page": In(32),
+            "counter": In(64),
+            "key": In(128),
+            "busy": Out(1),
+            "done": Out(1),
+            "ok": Out(1),
+            "slot_rd_idx": In(range(params.slots)),
+            "slot_rd": Out(self.slot_layout),
+            "slot_wr_en": In(1),
+            "slot_wr_idx": In(range(params.slots)),
+            "slot_wr": In(self.slot_layout),
+            "page_wr_en": In(1),
+            "page_wr": In(8 * params.page_plaintext_bytes),
+        })
+
+    def elaborate(self, platform):
+        p = self._p
+        m = Module()
+        pt_bits = 8 * p.page_plaintext_bytes
+        nblk = -(-p.page_plaintext_bytes // 16)
+        slot_bits = 8 * p.slot_bytes
+
+        buf = Signal(128 * nblk)          # plaintext, little-endian bytes, zero beyond the page
+        sealed = Signal(8 * p.page_stride)
+        beat = Signal(range(p.page_beats + 1))
+        page, counter, key = Signal(32), Signal(64), Signal(128)   # latched at load/store
+        with m.If(~self.busy & (self.load | self.store)):
+            m.d.sync += [page.eq(self.page), counter.eq(self.counter), key.eq(self.key)]
+        ok = Signal()
+        m.d.comb += self.ok.eq(ok)
+
+        m.d.comb += self.slot_rd.eq(buf[:slots_bits(p)].word_select(self.slot_rd_idx, slot_bits))
+        with m.If(self.slot_wr_en):
+            m.d.sync += buf[:slots_bits(p)].word_select(self.slot_wr_idx, slot_bits).eq(
+                self.slot_wr)
+        with m.If(self.page_wr_en):
+            m.d.sync += buf.eq(self.page_wr)
+
+        host = self.host
+        m.d.comb += [host.rd_req.payload.eq(page * p.page_stride),
+                     host.wr_req.payload.eq(page * p.page_stride),
+                     host.wr_data.payload.eq(sealed.word_select(beat, 8 * BEAT_BYTES))]
+        m.d.sync += self.done.eq(0)
+
+        # The GCM pass: blocks of the plaintext buffer (or of the sealed page) go through the
+        # GCM engine in order; its outputs land in the other buffer.
+        gcm = _GcmPass(p, self._gcm_factory)
+        m.submodules.gcm = gcm
+        m.d.comb += [gcm.key.eq(key), gcm.page.eq(page), gcm.counter.eq(counter),
+                     gcm.sealed_in.eq(sealed[:pt_bits]),
+                     gcm.tag_in.eq(sealed[pt_bits:pt_bits + 8 * TAG_BYTES]),
+                     gcm.plain_in.eq(buf[:pt_bits])]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.busy.eq(0)
+                with m.If(self.load):
+                    m.next = "RD_REQ"
+                with m.Elif(self.store):
+                    m.next = "ENC_START"
+            with m.State("ENC_START"):
+                m.d.comb += [self.busy.eq(1), gcm.start_encrypt.eq(1)]
+                m.next = "ENC"
+            with m.State("RD_REQ"):
+                m.d.comb += [self.busy.eq(1), host.rd_req.valid.eq(1)]
+                with m.If(host.rd_req.ready):
+                    m.d.sync += beat.eq(0)
+                    m.next = "RD_DATA"
+            with m.State("RD_DATA"):
+                m.d.comb += [self.busy.eq(1), host.rd_data.ready.eq(1)]
+                with m.If(host.rd_data.valid):
+                    m.d.sync += [sealed.word_select(beat, 8 * BEAT_BYTES).eq(
+                        host.rd_data.payload), beat.eq(beat + 1)]
+                    with m.If(beat == p.page_beats - 1):
+                        m.next = "DEC_START"
+            with m.State("DEC_START"):
+                m.d.comb += [self.busy.eq(1), gcm.start_decrypt.eq(1)]
+                m.next = "DEC"
+            with m.State("DEC"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(gcm.done):
+                    m.d.sync += [buf.eq(gcm.plain_out), ok.eq(gcm.tag_ok), self.done.eq(1)]
+                    m.next = "IDLE"
+            with m.State("ENC"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(gcm.done):
+                    m.d.sync += sealed.eq(Cat(gcm.sealed_out, gcm.tag_out))  # zero padding
+                    m.next = "WR_REQ"
+            with m.State("WR_REQ"):
+                m.d.comb += [self.busy.eq(1), host.wr_req.valid.eq(1)]
+                with m.If(host.wr_req.ready):
+                    m.d.sync += beat.eq(0)
+                    m.next = "WR_DATA"
+            with m.State("WR_DATA"):
+                m.d.comb += [self.busy.eq(1), host.wr_data.valid.eq(1)]
+                with m.If(host.wr_data.ready):
+                    m.d.sync += beat.eq(beat + 1)
+                    with m.If(beat == p.page_beats - 1):
+                        m.d.sync += self.done.eq(1)
+                        m.next = "IDLE"
+        return m
+
+
+def slots_bits(p: Params) -> int:
+    return 8 * p.page_plaintext_bytes
+
+
+class _GcmPass(wiring.Component):
+    """AES-128-GCM over one page plaintext (no associated data), nonce ``page ‖ counter``.
+
+    ``start_encrypt``: ``plain_in`` → ``sealed_out`` and ``tag_out``; ``start_decrypt``:
+    ``sealed_in`` → ``plain_out``, with ``tag_ok`` comparing the computed tag with ``tag_in``.
+    ``done`` pulses after a fixed number of cycles. Buffers are little-endian byte vectors;
+    a GCM block is their 16 bytes as a big-endian int (``docs/design.md``), hence the byte
+    swaps. Wraps :class:`bolt.hdl.gcm.Gcm` (``factory(params)`` may supply another engine with
+    its interface).
+    """
+
+    def __init__(self, params: Params, factory):
+        self._p = params
+        self._factory = factory
+        pt_bits = 8 * params.page_plaintext_bytes
+        super().__init__({
+            "key": In(128), "page": In(32), "counter": In(64),
+            "start_encrypt": In(1), "start_decrypt": In(1),
+            "plain_in": In(pt_bits), "sealed_in": In(pt_bits), "tag_in": In(128),
+            "plain_out": Out(pt_bits), "sealed_out": Out(pt_bits), "tag_out": Out(128),
+            "tag_ok": Out(1), "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        p = self._p
+        m = Module()
+        pt_bits = 8 * p.page_plaintext_bytes
+        if self._factory is not None:
+            gcm = self._factory(p)
+        else:
+            from .gcm import Gcm
+            gcm = Gcm(plaintext_bytes=p.page_plaintext_bytes)
+        m.submodules.gcm = gcm
+        nblk = gcm.blocks
+
+        loaded = Signal()
+        loaded_key = Signal(128)
+        decrypt = Signal()
+        i_idx = Signal(range(nblk + 1))
+        o_idx = Signal(range(nblk + 1))
+        out = Signal(128 * nblk)
+        src = Signal(128 * nblk)
+        with m.If(decrypt):
+            m.d.comb += src.eq(self.sealed_in)
+        with m.Else():
+            m.d.comb += src.eq(self.plain_in)
+        m.d.comb += [self.plain_out.eq(out[:pt_bits]), self.sealed_out.eq(out[:pt_bits]),
+                     gcm.key_stream.payload.eq(self.key),
+                     gcm.start_stream.payload.nonce.eq(Cat(self.counter, self.page)),
+                     gcm.start_stream.payload.decrypt.eq(decrypt),
+                     gcm.i_stream.payload.eq(bswap(src.word_select(i_idx, 128))),
+                     gcm.tag_stream.payload.eq(bswap(self.tag_in))]
+        m.d.sync += self.done.eq(0)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start_encrypt | self.start_decrypt):
+                    m.d.sync += [decrypt.eq(self.start_decrypt), i_idx.eq(0), o_idx.eq(0)]
+                    # The page key is loaded once after each Setup's key derivation.
+                    with m.If(~loaded | (loaded_key != self.key)):
+                        m.next = "KEY"
+                    with m.Else():
+                        m.next = "START"
+            with m.State("KEY"):
+                m.d.comb += gcm.key_stream.valid.eq(1)
+                with m.If(gcm.key_stream.ready):
+                    m.d.sync += [loaded.eq(1), loaded_key.eq(self.key)]
+                    m.next = "START"
+            with m.State("START"):
+                m.d.comb += gcm.start_stream.valid.eq(1)
+                with m.If(gcm.start_stream.ready):
+                    m.next = "DATA"
+            with m.State("DATA"):
+                m.d.comb += [gcm.i_stream.valid.eq(i_idx < nblk), gcm.o_stream.ready.eq(1),
+                             gcm.tag_stream.valid.eq(decrypt), gcm.result_stream.ready.eq(1)]
+                with m.If(gcm.i_stream.valid & gcm.i_stream.ready):
+                    m.d.sync += i_idx.eq(i_idx + 1)
+                with m.If(gcm.o_stream.valid):
+                    m.d.sync += [out.word_select(o_idx, 128).eq(bswap(gcm.o_stream.payload)),
+                                 o_idx.eq(o_idx + 1)]
+                with m.If(gcm.result_stream.valid):
+                    m.d.sync += [self.tag_out.eq(bswap(gcm.result_stream.payload.tag)),
+                                 self.tag_ok.eq(~gcm.result_stream.payload.mismatch),
+                                 self.done.eq(1)]
+                    m.next = "IDLE"
+        return m
