@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from bolt import Op, Params, Status
-from bolt.audit import (FEATURES, LEAKY_VARIANTS, T_THRESHOLD, Touches, audit, features,
-                        ideal_touches, touch_law_test, trace_touches, welch_test, write_report)
+from bolt.audit import (FEATURES, LEAKY_VARIANTS, T_THRESHOLD, audit, features, ideal_touches,
+                        page_evenness_test, touch_law_test, trace_touches, welch_test,
+                        write_report)
 from bolt.model import Accelerator
 from bolt.trace import Trace
 from bolt.workloads import WORKLOADS, make_workload, present_count
@@ -164,9 +165,12 @@ def test_sticky_bin_is_flagged_where_the_real_design_is_clean(real, leaky):
     for name in ("get_hits", "put_hits", "scan"):
         assert _find(report, "page_uniformity", "page", name)["flagged"]
         assert not _find(real, "page_uniformity", "page", name)["flagged"]
-    # The same key goes back to its bin: the section 8 ratio explodes far above the real one.
+    # The same key goes back to its bin: the section 8 ratio explodes far above the real one,
+    # beyond the documented budget of the known leak.
     assert (report["section8"]["pooled"]["same key"]["ratio_to_chance"]
             > 10 * real["section8"]["pooled"]["same key"]["ratio_to_chance"])
+    assert report["section8"]["budget"]["exceeded"]
+    assert not real["section8"]["budget"]["exceeded"]
 
 
 def test_leaky_variants_are_not_reachable_from_the_map():
@@ -190,6 +194,17 @@ def test_welch_test_flags_a_shift_and_states_what_it_could_see():
     assert small["min_detectable_effect"] > 5 * same["min_detectable_effect"]
     empty = welch_test(a[:1], a, "x", ["a", "b"])
     assert not empty["flagged"] and math.isnan(empty["statistic"])
+
+
+def test_page_evenness_catches_counts_too_even_for_independent_touches():
+    b = PARAMS.host_bins
+    even = np.tile(np.arange(b), 100)                 # every page exactly 100 times
+    ideal = features(ideal_touches(PARAMS, 4000, seed=4))["page"]
+    too_even = page_evenness_test(even, PARAMS, "even")
+    assert too_even["flagged"] and too_even["effect_size"] > 0.99
+    fair = page_evenness_test(ideal, PARAMS, "ideal")
+    assert not fair["flagged"] and abs(fair["effect_size"]) < 0.5
+    assert 0 < fair["min_detectable_effect"] < 1
 
 
 def test_touch_law_uses_the_exact_host_fraction():
@@ -249,3 +264,21 @@ def test_cli_audit_with_self_check(tmp_path):
     assert report["seed"] == 5 and report["ops_per_workload"] == 2048
     assert set(report["workloads"]) == {"get_hits", "get_misses", "hot_key"}
     assert (tmp_path / "selfcheck_miss_skips_x.json").exists()
+
+
+def test_full_crypto_audit_matches_the_trace_only_model():
+    report = audit(PARAMS, ops=300, seed=2, crypto=True, workloads=["uniform", "deletes"])
+    assert report["crypto"] is True
+    assert report["ops_differing_from_reference_model"] == {"uniform": 0, "deletes": 0}
+
+
+@pytest.mark.rtl
+def test_rtl_audit_matches_the_reference_model():
+    from bolt.audit import AuditError
+    try:
+        report = audit(PARAMS, ops=64, seed=0, backend="rtl",
+                       workloads=["get_hits", "get_misses"])
+    except (AuditError, ImportError, OSError) as error:
+        pytest.skip(f"RTL backend not available: {error}")
+    assert report["ops_differing_from_reference_model"] == {"get_hits": 0, "get_misses": 0}
+    assert all(w["shape_violations"] == 0 for w in report["workloads"].values())
