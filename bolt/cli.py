@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from .params import Params
@@ -47,7 +49,33 @@ def print_table(rows, headers=None) -> None:
             click.echo("  ".join("-" * width for width in widths))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Commands defined in their own modules, imported only when run (``bolt --help`` stays quick
+#: and never loads Amaranth, numba or cocotb).
+LAZY_COMMANDS = {
+    "audit": "bolt.audit:command",
+    "bench": "bolt.bench:command",
+    "bounds": "bolt.bounds:command",
+    "demo": "bolt.demo:demo_command",
+    "sim": "bolt.host.cli:sim_command",
+    "speed": "bolt.speed:command",
+    "synth": "bolt.hdl.report:command",
+}
+
+
+class _LazyGroup(click.Group):
+    """A click group that imports a subcommand's module when that subcommand is asked for."""
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """BOLT: an oblivious key-value map on a secure-HBM accelerator."""
 
@@ -57,12 +85,3 @@ def main():
 def params_command(**options):
     """Print the derived parameters, bounds and memory budget."""
     print_table(make_params(**options).table(), headers=("parameter", "value"))
-
-
-# Commands defined in their own modules register here, one line each.
-main.add_command(__import__("bolt.bounds", fromlist=["command"]).command)  # bolt bounds
-from .demo import demo_command  # noqa: E402
-
-main.add_command(demo_command)
-main.add_command(__import__("bolt.bench", fromlist=["command"]).command)  # bolt bench
-main.add_command(__import__("bolt.audit", fromlist=["command"]).command)  # bolt audit

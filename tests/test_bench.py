@@ -63,3 +63,25 @@ def test_bolt_bytes_per_op_match_the_touch_law():
     rows = table_rows([bolt_row, base_row])
     assert len(rows[0]) == len(TABLE_HEADERS)
     assert rows[0][-1] == "1.0x"
+
+
+def test_speed_measures_the_model_through_the_map():
+    from bolt.params import Params
+    from bolt.speed import measure
+
+    p = Params(capacity=256, value_size=16)
+    r = measure(p, ops=120, seed=3)
+    assert r["setup_items"] == 256 and r["setup_s"] > 0 and r["ops_per_s"] > 0
+    # Every op moves whole pages, read then written: a multiple of two page strides.
+    total = round(r["host_bytes_per_op"] * 120)
+    assert total % (2 * p.page_stride) == 0 and 0 < total <= 120 * 4 * p.page_stride
+
+
+def test_speed_command_prints_a_row_per_capacity():
+    from click.testing import CliRunner
+
+    from bolt.cli import main
+
+    result = CliRunner().invoke(main, ["speed", "--capacities", "64,128", "--ops", "40"])
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.output.splitlines()[2:]] == ["2^6", "2^7"]

@@ -1,0 +1,89 @@
+"""``bolt speed``: how fast the reference model runs (operations per second and Setup time).
+
+The figures of the model issue: ops/s of a 50/50 GET/PUT workload on uniform keys at a given N
+(the map bulk-loaded with N/2 items, keys drawn from a universe of N ids, so half the GETs
+miss and half the PUTs insert), through the public ``bolt.Map`` API with full page crypto, and
+the wall time of a Setup of N items (a full map). Wall-clock figures: run on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .map import Map
+from .params import Params
+from .workloads import key_bytes
+
+__all__ = ["measure", "command"]
+
+
+def measure(params: Params, *, ops: int, seed: int = 0, setup_full: bool = True) -> dict:
+    """Ops/s of the 50/50 GET/PUT uniform workload and the Setup seconds for ``params``."""
+    rng = np.random.default_rng(seed)
+    value = bytes(params.value_size)
+    options = dict(capacity=params.capacity, key_size=params.key_size,
+                   value_size=params.value_size, load=params.load,
+                   hbm_fraction=params.hbm_fraction)
+    result = {"capacity": params.capacity, "value_size": params.value_size, "ops": ops}
+    if setup_full:
+        items = [(key_bytes(params, i), value) for i in range(params.capacity)]
+        start = time.perf_counter()
+        Map.from_items(items, **options).close()
+        result["setup_items"] = params.capacity
+        result["setup_s"] = time.perf_counter() - start
+        del items
+    m = Map.from_items(((key_bytes(params, i), value) for i in range(params.capacity // 2)),
+                       **options)
+    keys = [key_bytes(params, i) for i in rng.integers(0, params.capacity, size=ops)]
+    puts = rng.random(ops) < 0.5
+    m.trace.clear()
+    start = time.perf_counter()
+    for key, put in zip(keys, puts):
+        if put:
+            m[key] = value
+        else:
+            m.get(key)
+    seconds = time.perf_counter() - start
+    result["ops_per_s"] = ops / seconds
+    result["host_bytes_per_op"] = m.trace.bytes_moved() / ops
+    m.close()
+    return result
+
+
+def _command():
+    import click
+
+    from .bench import _parse_capacities
+    from .cli import print_table
+
+    @click.command("speed")
+    @click.option("--capacities", default="2^16,2^20", show_default=True,
+                  help='Capacities: "2^16,2^20", "65536" or "16-20" (exponents of 2).')
+    @click.option("--value-size", "-V", type=int, default=64, show_default=True)
+    @click.option("--ops", type=int, default=20000, show_default=True,
+                  help="Operations timed per capacity.")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--no-setup", is_flag=True, help="Skip the Setup of N items.")
+    def command(capacities, value_size, ops, seed, no_setup):
+        """Ops/s of the reference model (50/50 GET/PUT, uniform keys) and Setup time of N items."""
+        rows = []
+        for capacity in _parse_capacities(capacities):
+            r = measure(Params(capacity=capacity, value_size=value_size), ops=ops, seed=seed,
+                        setup_full=not no_setup)
+            rows.append((f"2^{capacity.bit_length() - 1}" if capacity & (capacity - 1) == 0
+                         else capacity, value_size, f"{r['ops_per_s']:,.0f}",
+                         f"{r['host_bytes_per_op']:,.0f}",
+                         f"{r['setup_s']:.2f}" if "setup_s" in r else "-"))
+        print_table(rows, headers=("N", "V", "ops/s (50/50 GET/PUT)", "host B/op",
+                                   "Setup of N items (s)"))
+
+    return command
+
+
+def __getattr__(name):
+    # The click command is built on first use, so importing this module stays cheap.
+    if name == "command":
+        return _command()
+    raise AttributeError(name)
