@@ -1,0 +1,129 @@
+"""The RTL crypto cores alone (issue 3), cocotb on Verilator: AES-128 (pipelined and
+iterative), AES-GCM over a page, and the DRBG's U(n) sampler, each against a software oracle
+(pycryptodome, :class:`bolt.crypto.Drbg`); plus ``bolt synth --component``.
+
+Builds are cached (:mod:`bolt.sim.verilator`); the instances are kept small so that a cold run
+stays within a few minutes on two cores (figures in ``docs/design.md``, "RTL crypto").
+"""
+
+from __future__ import annotations
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from bolt.params import Params
+
+pytestmark = pytest.mark.rtl
+
+#: Page sizes of two parameter sets (364 and 1092 bytes: 23 and 69 blocks, both with a partial
+#: last block) and the 64-byte page of the GCM specification's test case 3.
+GCM_PAGES = {
+    "N1024-V8": Params(capacity=1024, value_size=8).page_plaintext_bytes,
+    "default": Params().page_plaintext_bytes,
+    "mcgrew-viega-tc3": 64,
+}
+
+#: Sampler outputs: the raw word stream (2^32), a small power of two, small non-powers of two,
+#: a non-power of two just above a power of two (mask 1023 rejects about half the words) and
+#: the bins of the default parameters (a power of two).
+SAMPLER_NS = (2**32, 2, 3, 1000, Params().bins)
+
+
+class SamplerBank(wiring.Component):
+    """One :class:`~bolt.hdl.sampler.UniformSampler` per ``n``, sharing ``key`` and
+    ``restart``; output ``o<i>`` belongs to ``ns[i]`` (one Verilator build for every ``n``)."""
+
+    def __init__(self, ns):
+        from amaranth.lib import stream
+
+        self._ns = tuple(ns)
+        super().__init__({"key": In(128), "restart": In(1),
+                          **{f"o{i}": Out(stream.Signature(range(n)))
+                             for i, n in enumerate(self._ns)}})
+
+    def elaborate(self, platform):
+        from bolt.hdl.sampler import UniformSampler
+
+        m = Module()
+        for i, n in enumerate(self._ns):
+            sampler = UniformSampler(n)
+            m.submodules[f"sampler{i}"] = sampler
+            m.d.comb += [sampler.key.eq(self.key), sampler.restart.eq(self.restart)]
+            wiring.connect(m, sampler.o, wiring.flipped(getattr(self, f"o{i}")))
+        return m
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "iterative"])
+def test_aes(pipelined):
+    """FIPS-197 example, random pairs against pycryptodome with stalls, latency/throughput."""
+    from bolt.hdl.aes import Aes128
+    from bolt.sim.verilator import build, run
+
+    handle = build(Aes128(pipelined=pipelined),
+                   name="aes128_pipelined" if pipelined else "aes128_iterative")
+    tests = run(handle, "bolt.sim.tb_aes", env={
+        "AES_PIPELINED": int(pipelined), "AES_KEYS": 12, "AES_BLOCKS_PER_KEY": 8,
+        "AES_STALL": 0.3, "AES_SEED": 3})
+    assert tests == 3
+
+
+@pytest.mark.parametrize("page", list(GCM_PAGES))
+def test_gcm(page):
+    """Encrypt/decrypt against pycryptodome with stalls, every bit flip detected, cycles per
+    page; the 64-byte build also checks the published test vector."""
+    from bolt.hdl.gcm import Gcm
+    from bolt.sim.verilator import build, run
+
+    size = GCM_PAGES[page]
+    gcm = Gcm(plaintext_bytes=size)
+    handle = build(gcm, name=f"bolt_gcm_{size}")
+    blocks = gcm.blocks
+    tests = run(handle, "bolt.sim.tb_gcm", env={
+        "GCM_BYTES": size, "GCM_CYCLES": gcm.cycles_per_page,
+        "GCM_KEYS": 2, "GCM_PAGES_PER_KEY": 6,
+        # Hundreds of single-bit flips (fewer for long pages; a page is blocks + 15 cycles).
+        "GCM_FLIPS": min(500, max(200, 12000 // blocks)), "GCM_STALL": 0.3, "GCM_SEED": size})
+    assert tests == (4 if size == 64 else 3)
+
+
+def test_sampler():
+    """DRBG word stream and U(n) samples equal :class:`bolt.crypto.Drbg`'s for several keys."""
+    from bolt.sim.verilator import build, run
+
+    handle = build(SamplerBank(SAMPLER_NS), name="bolt_sampler_bank")
+    tests = run(handle, "bolt.sim.tb_sampler", env={
+        "SAMPLER_NS": ",".join(map(str, SAMPLER_NS)), "SAMPLER_KEYS": 4,
+        "SAMPLER_SAMPLES": 40, "SAMPLER_STALL": 0.3, "SAMPLER_SEED": 5})
+    assert tests == 2
+
+
+def test_synth_component(tmp_path, monkeypatch):
+    """``bolt synth --component aes-iterative`` prints Yosys ``synth; stat`` of the core: gate
+    and flip-flop cells, and a summary with at least the key, state and round key registers."""
+    import re
+    import tempfile
+
+    from click.testing import CliRunner
+
+    from bolt.cli import main
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    runner = CliRunner()
+    help_text = runner.invoke(main, ["synth", "--help"])
+    assert help_text.exit_code == 0, help_text.output
+    for choice in ("accelerator", "aes", "aes-iterative", "gcm", "sampler"):
+        assert choice in help_text.output
+    result = runner.invoke(main, ["synth", "--component", "aes-iterative", "-N", "1024"])
+    assert result.exit_code == 0, result.output
+    assert "=== bolt_aes_iterative ===" in result.output
+    cell_types = set(re.findall(r"(\$_[A-Z0-9_]+_)\s", result.output))
+    assert {"$_XOR_", "$_MUX_"} <= cell_types, cell_types
+    assert any(t.startswith(("$_DFF", "$_SDFF")) for t in cell_types), cell_types
+    summary = re.search(r"cells: (\d+), flip-flop bits: (\d+)", result.output)
+    assert summary, result.output
+    cells, flops = int(summary.group(1)), int(summary.group(2))
+    assert cells > 1000 and 3 * 128 <= flops < 4 * 128, (cells, flops)
+    bad = runner.invoke(main, ["synth", "--component", "des"])
+    assert bad.exit_code != 0 and "des" in bad.output
