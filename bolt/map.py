@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 
-from .errors import (BoundExceededError, CapacityError, IntegrityError, KeySizeError,
+from .errors import (BackendError, BoundExceededError, CapacityError, IntegrityError, KeySizeError,
                      KeyTypeError, ValueSizeError, ValueTypeError)
 from .params import Params
 from .protocol import Op, Response, Status
@@ -61,6 +61,7 @@ class Map(MutableMapping):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
         self.backend_name = backend
+        self._closed = False
         checked = self._checked_items(items) if items is not None else ()
         self._backend = BACKENDS[backend](self.params, master_key=master_key, salt=salt,
                                           items=checked, **backend_options)
@@ -88,7 +89,10 @@ class Map(MutableMapping):
 
         Every key and value is checked before anything changes.
         """
-        self._backend.setup(self._checked_items(items), salt=salt)
+        checked = self._checked_items(items)
+        if self._closed:
+            raise BackendError("this map is closed")
+        self._backend.setup(checked, salt=salt)
 
     # -- input checks (before anything reaches the accelerator) ---------------------------------
 
@@ -130,6 +134,8 @@ class Map(MutableMapping):
         return response
 
     def _access(self, op: Op, key, value: bytes | None = None) -> Response:
+        if self._closed:
+            raise BackendError("this map is closed")
         return self._outcome(self._backend.access(op, key, value), key)
 
     # -- MutableMapping ---------------------------------------------------------------------------
@@ -174,6 +180,12 @@ class Map(MutableMapping):
         return self._backend.host_memory
 
     @property
+    def stats(self):
+        """Per-operation cycle counts and projected latency (:class:`bolt.host.backend.RtlStats`)
+        on the RTL backend; None on the reference backend, which has no cycles."""
+        return getattr(self._backend, "stats", None)
+
+    @property
     def backend(self):
         return self._backend
 
@@ -184,7 +196,8 @@ class Map(MutableMapping):
     # -- lifetime ---------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release the backend (stops the RTL simulation; a no-op for the reference)."""
+        """Release the backend (stops the RTL simulation); the map refuses work afterwards."""
+        self._closed = True
         close = getattr(self._backend, "close", None)
         if close is not None:
             close()
