@@ -27,11 +27,10 @@ PARAM_SETS = {
 
 
 def _build(args):
-    from bolt.hdl.accelerator import Accelerator
-    from bolt.sim.verilator import build
+    # The RTL backend's build, so the cache entry is shared with bolt.Map(backend="rtl").
+    from bolt.host.backend import build_accelerator
 
-    p = Params(**args)
-    return build(Accelerator(p), name=f"bolt_acc_n{p.capacity}_v{p.value_size}")
+    return build_accelerator(Params(**args))
 
 
 @pytest.mark.parametrize("name", list(PARAM_SETS))
