@@ -130,7 +130,10 @@ class HostPortDriver:
                 await ReadOnly()
                 if int(data_valid.value):
                     data += int(data_payload.value).to_bytes(BEAT_BYTES, "little")
-                await RisingEdge(self.clock)
+                    await RisingEdge(self.clock)    # the edge that takes this beat
+                else:
+                    # Sleep until the page is encrypted rather than waking every cycle.
+                    await RisingEdge(data_valid)
             self.memory.write(address, bytes(data))
 
 
