@@ -27,6 +27,8 @@ KEY_MATERIAL_BYTES = 3 * 16 + 15
 COUNTER_BYTES = 8
 #: Entries of the index's overflow area (searched in full on every lookup).
 INDEX_OVERFLOW_ENTRIES = 64
+#: Overflow entries compared per cycle by the RTL index (a divisor of the above).
+INDEX_OVERFLOW_LANES = 8
 #: Most items per index bucket on average when the map is at capacity.
 INDEX_AVERAGE_FILL = 4
 
@@ -218,6 +220,13 @@ class Params:
     @cached_property
     def index_overflow_entries(self) -> int:
         return INDEX_OVERFLOW_ENTRIES
+
+    @cached_property
+    def index_overflow_lanes(self) -> int:
+        """Overflow entries the RTL compares per cycle (a row of its overflow memory), so a
+        lookup scans the overflow area in ``index_overflow_entries / index_overflow_lanes``
+        cycles instead of one per entry."""
+        return INDEX_OVERFLOW_LANES
 
     @cached_property
     def index_entries(self) -> int:

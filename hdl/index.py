@@ -8,7 +8,7 @@ stand for HBM; their sizes come from :class:`bolt.params.Params` (``index_bucket
 
 Every lookup takes exactly :attr:`Index.lookup_cycles` cycles, whatever the key, the contents of
 the buckets or where (or whether) the key is found: both buckets are read and compared in one
-cycle each, then all overflow entries are compared one per cycle.
+cycle each, then the overflow area, ``index_overflow_lanes`` entries per cycle.
 """
 
 from __future__ import annotations
@@ -47,12 +47,17 @@ def entry_layout(params: Params) -> data.StructLayout:
     return layout
 
 
+def _overflow_rows(params: Params) -> int:
+    assert params.index_overflow_entries % params.index_overflow_lanes == 0
+    return params.index_overflow_entries // params.index_overflow_lanes
+
+
 def position_layout(params: Params) -> data.StructLayout:
-    """Where an entry sits: a bucket row and way, or (``overflow``) an overflow entry."""
+    """Where an entry sits: a bucket row and way, or (``overflow``) an overflow row and lane."""
     return data.StructLayout({
         "overflow": 1,
-        "row": max(_bits(params.index_buckets), _bits(params.index_overflow_entries)),
-        "way": _bits(params.index_bucket_depth),
+        "row": max(_bits(params.index_buckets), _bits(_overflow_rows(params))),
+        "way": max(_bits(params.index_bucket_depth), _bits(params.index_overflow_lanes)),
     })
 
 
@@ -114,32 +119,33 @@ class Index(wiring.Component):
 
     @property
     def lookup_cycles(self) -> int:
-        return 2 + self._p.index_overflow_entries
+        return 2 + _overflow_rows(self._p)
 
     @property
     def clear_cycles(self) -> int:
-        return max(self._p.index_buckets, self._p.index_overflow_entries)
+        return max(self._p.index_buckets, _overflow_rows(self._p))
 
     def elaborate(self, platform):
         p = self._p
         m = Module()
-        depth, n_ovf = p.index_bucket_depth, p.index_overflow_entries
+        depth, lanes, n_rows = p.index_bucket_depth, p.index_overflow_lanes, _overflow_rows(p)
         layout = self.entry_layout
 
         m.submodules.buckets = buckets = Memory(
             shape=data.ArrayLayout(layout, depth), depth=p.index_buckets, init=[])
-        m.submodules.overflow = overflow = Memory(shape=layout, depth=n_ovf, init=[])
+        m.submodules.overflow = overflow = Memory(
+            shape=data.ArrayLayout(layout, lanes), depth=n_rows, init=[])
         b_look = buckets.read_port(domain="comb")
         b_read = buckets.read_port(domain="comb")
         b_write = buckets.write_port(granularity=1)
         o_look = overflow.read_port(domain="comb")
         o_read = overflow.read_port(domain="comb")
-        o_write = overflow.write_port()
+        o_write = overflow.write_port(granularity=1)
 
         # Asynchronous read by position.
         m.d.comb += [b_read.addr.eq(self.rd_pos.row), o_read.addr.eq(self.rd_pos.row)]
         with m.If(self.rd_pos.overflow):
-            m.d.comb += self.rd_entry.eq(o_read.data)
+            m.d.comb += self.rd_entry.eq(o_read.data[self.rd_pos.way])
         with m.Else():
             m.d.comb += self.rd_entry.eq(b_read.data[self.rd_pos.way])
 
@@ -159,7 +165,8 @@ class Index(wiring.Component):
         fill = [Signal(range(depth + 1), name=f"fill{i}") for i in range(2)]
         free_way = [Signal(range(depth), name=f"free_way{i}") for i in range(2)]
         ovf_free = Signal()
-        ovf_free_row = Signal(range(n_ovf))
+        ovf_free_row = Signal(range(n_rows))
+        ovf_free_way = Signal(range(lanes))
         m.d.comb += [self.found.eq(found), self.entry.eq(entry), self.pos.eq(pos)]
 
         # Bucket read for the lookup: bucket1 at step 0, bucket2 at step 1.
@@ -169,18 +176,26 @@ class Index(wiring.Component):
             m.d.comb += row.eq(self.bucket2)
         m.d.comb += [b_look.addr.eq(row), o_look.addr.eq(step - 2)]
 
-        # Comparison of a whole bucket: match, match way, fill count, first free way.
-        ways = [b_look.data[w] for w in range(depth)]
-        hit_ways = Cat(*[matches(w) for w in ways])
-        hit_way = Signal(range(depth))
-        first_free = Signal(range(depth))
-        for w in reversed(range(depth)):
-            with m.If(hit_ways[w]):
-                m.d.comb += hit_way.eq(w)
-            with m.If(~ways[w].valid):
-                m.d.comb += first_free.eq(w)
+        # Comparison of a whole bucket (or overflow row): match, match way, first free way.
+        def compare(row_data, n, name):
+            entries = [row_data[w] for w in range(n)]
+            hits = Signal(n, name=f"{name}_hits")
+            m.d.comb += hits.eq(Cat(*[matches(e) for e in entries]))
+            hit_way = Signal(range(n), name=f"{name}_hit_way")
+            first_free = Signal(range(n), name=f"{name}_first_free")
+            for w in reversed(range(n)):
+                with m.If(hits[w]):
+                    m.d.comb += hit_way.eq(w)
+                with m.If(~entries[w].valid):
+                    m.d.comb += first_free.eq(w)
+            any_free = Cat(*[~e.valid for e in entries]).any()
+            return entries, hits, hit_way, first_free, any_free
+
+        ways, hit_ways, hit_way, first_free, _ = compare(b_look.data, depth, "bucket")
         count = Signal(range(depth + 1))
         m.d.comb += count.eq(sum(w.valid for w in ways))
+        o_lanes, o_hits, o_hit_lane, o_first_free, o_any_free = compare(o_look.data, lanes,
+                                                                        "overflow")
 
         with m.If(self.start & ~self.busy):
             m.d.sync += [running.eq(1), step.eq(0), found.eq(0), ovf_free.eq(0)]
@@ -198,11 +213,13 @@ class Index(wiring.Component):
                     m.d.sync += [found.eq(1), entry.eq(b_look.data[hit_way]),
                                  pos.overflow.eq(0), pos.row.eq(row), pos.way.eq(hit_way)]
             with m.Else():
-                with m.If(matches(o_look.data)):
-                    m.d.sync += [found.eq(1), entry.eq(o_look.data),
-                                 pos.overflow.eq(1), pos.row.eq(step - 2), pos.way.eq(0)]
-                with m.If(~o_look.data.valid & ~ovf_free):
-                    m.d.sync += [ovf_free.eq(1), ovf_free_row.eq(step - 2)]
+                with m.If(o_hits.any()):
+                    m.d.sync += [found.eq(1), entry.eq(o_look.data[o_hit_lane]),
+                                 pos.overflow.eq(1), pos.row.eq(step - 2),
+                                 pos.way.eq(o_hit_lane)]
+                with m.If(o_any_free & ~ovf_free):
+                    m.d.sync += [ovf_free.eq(1), ovf_free_row.eq(step - 2),
+                                 ovf_free_way.eq(o_first_free)]
             with m.If(step == self.lookup_cycles - 1):
                 m.d.sync += [running.eq(0), self.done.eq(1)]
 
@@ -216,7 +233,7 @@ class Index(wiring.Component):
         both_full = (fill[0] == depth) & (fill[1] == depth)
         with m.If(both_full):
             m.d.comb += [self.free_pos.overflow.eq(1), self.free_pos.row.eq(ovf_free_row),
-                         self.free_pos.way.eq(0), self.free_ok.eq(ovf_free)]
+                         self.free_pos.way.eq(ovf_free_way), self.free_ok.eq(ovf_free)]
         with m.Else():
             m.d.comb += self.free_ok.eq(1)
 
@@ -225,13 +242,17 @@ class Index(wiring.Component):
             m.d.sync += step.eq(step + 1)
             m.d.comb += [b_write.addr.eq(step), b_write.en.eq(Const(-1, depth)),
                          b_write.data.eq(0),
-                         o_write.addr.eq(step), o_write.en.eq(step < n_ovf), o_write.data.eq(0)]
+                         o_write.addr.eq(step), o_write.data.eq(0)]
+            with m.If(step < n_rows):
+                m.d.comb += o_write.en.eq(Const(-1, lanes))
             with m.If(step == self.clear_cycles - 1):
                 m.d.sync += [clearing.eq(0), self.done.eq(1)]
         with m.Elif(self.wr_en):
             m.d.comb += [b_write.addr.eq(self.wr_pos.row), o_write.addr.eq(self.wr_pos.row)]
             with m.If(self.wr_pos.overflow):
-                m.d.comb += [o_write.en.eq(1), o_write.data.eq(self.wr_entry)]
+                m.d.comb += o_write.en.eq(1 << self.wr_pos.way)
+                for w in range(lanes):
+                    m.d.comb += o_write.data[w].eq(self.wr_entry)
             with m.Else():
                 m.d.comb += [b_write.en.eq(1 << self.wr_pos.way)]
                 for w in range(depth):
