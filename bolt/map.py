@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from operator import itemgetter
 
 from .errors import (BackendError, BoundExceededError, CapacityError, IntegrityError, KeySizeError,
                      KeyTypeError, ValueSizeError, ValueTypeError)
@@ -82,6 +83,16 @@ class Map(MutableMapping):
     def _checked_items(self, items: Mapping | Iterable[tuple]) -> list[tuple[bytes, bytes]]:
         if isinstance(items, Mapping):
             items = items.items()
+        items = items if isinstance(items, list) else list(items)
+        if items and all(type(item) is tuple and len(item) == 2 for item in items):
+            # The common case, checked with whole-list builtins: plain bytes within size.
+            keys, values = map(itemgetter(0), items), map(itemgetter(1), items)
+            keys, values = list(keys), list(values)
+            if (all(type(key) is bytes for key in keys)
+                    and all(type(value) is bytes for value in values)
+                    and max(map(len, keys)) <= self.params.key_size
+                    and max(map(len, values)) <= self.params.value_size):
+                return items
         return [(self._key(key), self._value(value)) for key, value in items]
 
     def load(self, items: Mapping | Iterable[tuple], *, salt: bytes | None = None) -> None:

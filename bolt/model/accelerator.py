@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
+import numpy as np
+
 from ..crypto import MASTER_KEY_BYTES, Drbg, derive_subkeys, new_salt
 from ..errors import BoundExceededError, CapacityError, IntegrityError
 from ..params import Params
 from ..protocol import Op, Response, Status
 from ..trace import Trace
 from .pages import PlainPages, SealedPages
+from .placement import OUT_OF_SAMPLES, place_two_choice
 
 __all__ = ["Accelerator", "HBM", "PENDING", "HOST"]
 
@@ -112,30 +115,28 @@ class Accelerator:
         subkeys = derive_subkeys(self._master_key, salt if salt is not None else new_salt())
         drbg = Drbg(subkeys.drbg)
         state = _State(p, self._pages_class(p, subkeys.page, self.trace))
-        k, slots, loads, m = p.hbm_bins, p.slots, state.loads, p.bins
-        # Draw every c1, c2 in one batch (about two samples an item), then consume exactly
-        # the words used, so the stream continues where one-at-a-time draws would.
-        samples, ends = drbg.peek_uniform(m, 2 * len(items) + 16)
-        chosen, ranks = [], []  # each item's bin, and its rank (slot) in that bin
-        j = 0
-        for _ in range(len(items)):
-            while j + 2 * slots + 2 > len(samples):  # rare: redraws ate the margin
-                samples, ends = drbg.peek_uniform(m, 2 * len(samples))
-            c1, c2 = samples[j], samples[j + 1]
-            j += 2
-            while c2 == c1:
-                c2 = samples[j]
-                j += 1
-            nb = c1 if loads[c1] <= loads[c2] else c2
-            rank = loads[nb]
-            if rank >= slots:
-                raise BoundExceededError("bin load", f"Setup found bin {nb} full "
-                                                     f"({slots} items); nothing was loaded")
-            loads[nb] = rank + 1
-            chosen.append(nb)
-            ranks.append(rank)
-        if j:
-            drbg.advance(ends[j - 1])
+        k, slots, m, count = p.hbm_bins, p.slots, p.bins, len(items)
+        # Draw about two samples an item in one batch, place every item (compiled), then
+        # consume exactly the words used, so the stream continues where one-at-a-time draws
+        # would.
+        wanted = 2 * count + 16
+        while True:
+            samples, ends = drbg.peek_uniform(m, wanted)
+            loads = np.zeros(m, dtype=np.int64)
+            chosen = np.empty(count, dtype=np.int64)
+            ranks = np.empty(count, dtype=np.int64)
+            placed, used = place_two_choice(np.asarray(samples, dtype=np.int64), loads, slots,
+                                            count, chosen, ranks)
+            if used != OUT_OF_SAMPLES:       # rare: c2 redraws ate the margin
+                break
+            wanted *= 2
+        if placed < count:
+            raise BoundExceededError("bin load", f"Setup found both bins of item {placed} "
+                                                 f"full ({slots} items); nothing was loaded")
+        if used:
+            drbg.advance(ends[used - 1])
+        state.loads[:] = loads.tolist()
+        chosen, ranks = chosen.tolist(), ranks.tolist()
         # HBM-bin items take frames 0, 1, ... in item order; host-bin items their page slot.
         keys, values = list(items), list(items.values())
         in_hbm = [nb < k for nb in chosen]
