@@ -92,7 +92,7 @@ class StreamSink:
             self.ready.value = int(take)
             await ReadOnly()
             if take and self.valid.value:
-                items.append(self.payload.value.to_unsigned())
+                items.append(int(self.payload.value))   # int(): 1-bit payloads are a Logic
             await RisingEdge(self.clk)
         self.ready.value = 0
         return items

@@ -25,23 +25,6 @@ from bolt.sim.streams import CycleCounter, StreamSink, env_float, env_int, start
 NS = [int(n) for n in os.environ["SAMPLER_NS"].split(",")]
 
 
-class Sink(StreamSink):
-    """:class:`StreamSink` that also reads 1-bit payloads (``U(2)``: cocotb gives a ``Logic``,
-    which has no ``to_unsigned``)."""
-
-    async def receive(self, count: int) -> list[int]:
-        items: list[int] = []
-        while len(items) < count:
-            take = not (self.stall and self.rng.random() < self.stall)
-            self.ready.value = int(take)
-            await ReadOnly()
-            if take and self.valid.value:
-                items.append(int(self.payload.value))
-            await RisingEdge(self.clk)
-        self.ready.value = 0
-        return items
-
-
 async def begin(dut) -> None:
     """Quiet inputs (a failed earlier test may have left a ``ready`` high), clock, reset."""
     dut.restart.value = 0
@@ -65,7 +48,7 @@ def expected(key: bytes, n: int, count: int) -> list[int]:
 
 
 async def collect(dut, count: int, *, stall: float, rng) -> list[list[int]]:
-    sinks = [Sink(dut, f"o{i}", stall=stall, rng=rng) for i in range(len(NS))]
+    sinks = [StreamSink(dut, f"o{i}", stall=stall, rng=rng) for i in range(len(NS))]
     tasks = [sink.start(count) for sink in sinks]
     return [await task for task in tasks]
 
@@ -111,7 +94,7 @@ async def throughput_and_buffer(dut):
     await restart(dut, key)
     counter = CycleCounter(dut.clk)
     words = NS.index(2**32)
-    got = await Sink(dut, f"o{words}").receive(64)
+    got = await StreamSink(dut, f"o{words}").receive(64)
     cycles = counter.cycles
     assert got == Drbg(key).words(64)
     # 16 blocks, each: 1 cycle to issue, 11 in the iterative AES, 4 to push its words.
