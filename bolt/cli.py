@@ -9,12 +9,18 @@ import click
 from .params import Params
 
 
-def params_options(function):
-    """The parameter options of spec section 1, shared by every command that builds a map."""
+def params_options(function=None, *, capacity: int | None = None):
+    """The parameter options of spec section 1, shared by every command that builds a map.
+
+    ``capacity`` overrides the default N (``@params_options(capacity=4096)``), for commands
+    whose cost grows with N.
+    """
+    if function is None:
+        return lambda f: params_options(f, capacity=capacity)
     defaults = Params()
     options = [
-        click.option("--capacity", "-N", type=int, default=defaults.capacity, show_default=True,
-                     help="N, the most items the map may hold."),
+        click.option("--capacity", "-N", type=int, default=capacity or defaults.capacity,
+                     show_default=True, help="N, the most items the map may hold."),
         click.option("--key-size", type=int, default=defaults.key_size, show_default=True,
                      help="Key bytes."),
         click.option("--value-size", "-V", type=int, default=defaults.value_size,

@@ -38,7 +38,7 @@ def run_simulation(params, *, workload: str, ops: int, seed: int, waveform=None,
 
 
 @click.command("sim")
-@params_options
+@params_options(capacity=4096)   # a Verilator build per parameter set: keep the default quick
 @click.option("--workload", type=click.Choice(sorted(WORKLOADS)), default="uniform",
               show_default=True)
 @click.option("--ops", type=int, default=500, show_default=True)
