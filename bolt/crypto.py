@@ -7,6 +7,8 @@ check that both produce identical bytes.
 
 from __future__ import annotations
 
+import functools
+
 import os
 from dataclasses import dataclass
 
@@ -71,6 +73,7 @@ class PageCipher:
             return None
 
 
+@functools.lru_cache(maxsize=64)
 def uniform_mask(n: int) -> int:
     """The smallest ``2^k − 1 >= n − 1`` (spec section 6)."""
     return (1 << max(0, (n - 1).bit_length())) - 1

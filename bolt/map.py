@@ -158,6 +158,15 @@ class Map(MutableMapping):
             raise KeyError(key)
         return response.value
 
+    def get(self, key, default=None):
+        """The value of ``key``, or ``default`` if absent (one GET access, no exception)."""
+        response = self._access(Op.GET, self._key(key))
+        return response.value if response.status == Status.FOUND else default
+
+    def __contains__(self, key) -> bool:
+        """A GET access (the same trace as any other op)."""
+        return self._access(Op.GET, self._key(key)).status == Status.FOUND
+
     def __setitem__(self, key, value) -> None:
         key, value = self._key(key), self._value(value)
         self._access(Op.PUT, key, value)

@@ -8,6 +8,7 @@ the wall time of a Setup of N items (a full map). Wall-clock figures: run on a q
 
 from __future__ import annotations
 
+import gc
 import time
 
 import numpy as np
@@ -27,18 +28,12 @@ def measure(params: Params, *, ops: int, seed: int = 0, setup_full: bool = True)
                    value_size=params.value_size, load=params.load,
                    hbm_fraction=params.hbm_fraction)
     result = {"capacity": params.capacity, "value_size": params.value_size, "ops": ops}
-    if setup_full:
-        items = [(key_bytes(params, i), value) for i in range(params.capacity)]
-        start = time.perf_counter()
-        Map.from_items(items, **options).close()
-        result["setup_items"] = params.capacity
-        result["setup_s"] = time.perf_counter() - start
-        del items
     m = Map.from_items(((key_bytes(params, i), value) for i in range(params.capacity // 2)),
                        **options)
     keys = [key_bytes(params, i) for i in rng.integers(0, params.capacity, size=ops)]
     puts = rng.random(ops) < 0.5
     m.trace.clear()
+    gc.collect()
     start = time.perf_counter()
     for key, put in zip(keys, puts):
         if put:
@@ -49,6 +44,15 @@ def measure(params: Params, *, ops: int, seed: int = 0, setup_full: bool = True)
     result["ops_per_s"] = ops / seconds
     result["host_bytes_per_op"] = m.trace.bytes_moved() / ops
     m.close()
+    del m, keys
+    if setup_full:
+        items = [(key_bytes(params, i), value) for i in range(params.capacity)]
+        gc.collect()
+        start = time.perf_counter()
+        Map.from_items(items, **options).close()
+        result["setup_items"] = params.capacity
+        result["setup_s"] = time.perf_counter() - start
+        del items
     return result
 
 

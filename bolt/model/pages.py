@@ -127,8 +127,10 @@ class SealedPages:
                                            f"index places in slot {slot}")
             taken = item[1]
             plaintext[start:start + size] = bytes(size)
-        flags = plaintext[0::size]
-        free = [slot for slot, flag in enumerate(flags) if not flag][:len(inserts)]
+        free = []
+        if inserts:
+            flags = plaintext[0::size]
+            free = [slot for slot, flag in enumerate(flags) if not flag][:len(inserts)]
         for slot, (key, value) in zip(free, inserts):
             plaintext[slot * size:(slot + 1) * size] = encode_slot(p, key, value)
         self._write(page, bytes(plaintext))
