@@ -18,7 +18,7 @@ from ..params import Params
 from ..protocol import Op, Response, Status
 from ..trace import Trace
 from .pages import PlainPages, SealedPages
-from .placement import OUT_OF_SAMPLES, place_two_choice
+from .placement import OUT_OF_SAMPLES, place
 
 __all__ = ["Accelerator", "HBM", "PENDING", "HOST"]
 
@@ -125,7 +125,7 @@ class Accelerator:
             loads = np.zeros(m, dtype=np.int64)
             chosen = np.empty(count, dtype=np.int64)
             ranks = np.empty(count, dtype=np.int64)
-            placed, used = place_two_choice(np.asarray(samples, dtype=np.int64), loads, slots,
+            placed, used = place(np.asarray(samples, dtype=np.int64), loads, slots,
                                             count, chosen, ranks)
             if used != OUT_OF_SAMPLES:       # rare: c2 redraws ate the margin
                 break

@@ -1,4 +1,4 @@
-"""Setup's two-choice placement of every item (spec section 4), compiled with numba.
+"""Setup's two-choice placement of every item (spec section 4), compiled with numba when large.
 
 A Setup of 2^20 items makes 2^20 sequential, load-dependent choices; in pure Python that loop
 alone took about 2 s. The kernel consumes the DRBG's ``U(M)`` samples exactly as one-at-a-time
@@ -7,16 +7,31 @@ draws would (c1, c2, c2 redrawn while equal to c1), so the stream continues wher
 
 from __future__ import annotations
 
-import numba
-import numpy as np
-
-__all__ = ["place_two_choice", "OUT_OF_SAMPLES"]
+__all__ = ["place", "place_two_choice", "OUT_OF_SAMPLES", "COMPILE_FROM_ITEMS"]
 
 #: ``place_two_choice`` ran out of samples: call again with more.
 OUT_OF_SAMPLES = -1
 
 
-@numba.njit(cache=True, nogil=True)
+#: Setups of at least this many items run the compiled kernel; smaller ones run the same
+#: function as plain Python, which is quicker than loading numba (about 1 s per process).
+COMPILE_FROM_ITEMS = 20_000
+
+_compiled = None
+
+
+def place(samples, loads, slots, count, chosen, ranks):
+    """:func:`place_two_choice`, compiled with numba (cached on disk) for large Setups."""
+    global _compiled
+    if count < COMPILE_FROM_ITEMS:
+        return place_two_choice(samples, loads, slots, count, chosen, ranks)
+    if _compiled is None:
+        import numba
+
+        _compiled = numba.njit(cache=True, nogil=True)(place_two_choice)
+    return _compiled(samples, loads, slots, count, chosen, ranks)
+
+
 def place_two_choice(samples, loads, slots, count, chosen, ranks):
     """Place ``count`` items; return ``(placed, used)``.
 
