@@ -8,8 +8,8 @@ check that both produce identical bytes.
 from __future__ import annotations
 
 import functools
-
 import os
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,9 +50,12 @@ def derive_subkeys(master_key: bytes, salt: bytes) -> Subkeys:
     return Subkeys(page=page, drbg=drbg, index=index)
 
 
+_NONCE = struct.Struct(">IQ")
+
+
 def page_nonce(page: int, counter: int) -> bytes:
     """12-byte GCM nonce: page index (4 bytes BE) ‖ write counter (8 bytes BE)."""
-    return page.to_bytes(4, "big") + counter.to_bytes(8, "big")
+    return _NONCE.pack(page, counter)
 
 
 class PageCipher:
@@ -122,6 +125,15 @@ class Drbg:
     def uniform(self, n: int) -> int:
         """``U(n)``: draw words until ``w & m < n`` with ``m = uniform_mask(n)``; return it."""
         mask = uniform_mask(n)
+        buffer, position = self._buffer, self._position
+        # The word() fast path, inlined: this runs four times per access.
+        while position < len(buffer):
+            sample = buffer[position] & mask
+            position += 1
+            if sample < n:
+                self._position = position
+                return sample
+        self._position = position
         while True:
             sample = self.word() & mask
             if sample < n:

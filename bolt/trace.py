@@ -16,6 +16,8 @@ __all__ = ["TraceEvent", "Trace", "HostMemory", "READ", "WRITE"]
 
 READ, WRITE = "read", "write"
 
+_new_tuple = tuple.__new__
+
 
 class TraceEvent(NamedTuple):
     kind: str      #: "read" or "write"
@@ -34,7 +36,8 @@ class Trace(Sequence):
         self._op_starts: list[int] = []
 
     def record(self, kind: str, address: int, length: int) -> None:
-        self._events.append(TraceEvent(kind, address, length))
+        # tuple.__new__ skips the namedtuple's Python-level __new__: this is on every host access.
+        self._events.append(_new_tuple(TraceEvent, (kind, address, length)))
 
     def begin_op(self) -> None:
         """Mark that the events recorded from now on belong to a new operation."""
@@ -88,6 +91,7 @@ class HostMemory:
 
     def __init__(self, size: int, trace: Trace | None = None):
         self._bytes = bytearray(size)
+        self._view = memoryview(self._bytes)
         self.trace = trace if trace is not None else Trace()
 
     def __len__(self) -> int:
@@ -96,12 +100,13 @@ class HostMemory:
     def read(self, address: int, length: int) -> bytes:
         self._check(address, length)
         self.trace.record(READ, address, length)
-        return bytes(self._bytes[address:address + length])
+        return self._view[address:address + length].tobytes()
 
     def write(self, address: int, data: bytes) -> None:
-        self._check(address, len(data))
-        self.trace.record(WRITE, address, len(data))
-        self._bytes[address:address + len(data)] = data
+        length = len(data)
+        self._check(address, length)
+        self.trace.record(WRITE, address, length)
+        self._view[address:address + length] = data
 
     def _check(self, address: int, length: int) -> None:
         if address < 0 or length < 0 or address + length > len(self._bytes):
