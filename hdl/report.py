@@ -93,7 +93,8 @@ def memory_inventory(top) -> list[MemoryUse]:
             elaboratable = elaboratable._elaboratable_
         if isinstance(elaboratable, Fragment):
             return
-        module = elaboratable.elaborate(None)
+        # A Module under a DomainRenamer (the accelerator's core) is walked as it stands.
+        module = elaboratable if isinstance(elaboratable, Module) else elaboratable.elaborate(None)
         while not isinstance(module, (Module, Fragment)):
             module = module.elaborate(None)
         if isinstance(module, Fragment):
