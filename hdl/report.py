@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 
 import click
@@ -223,6 +224,11 @@ def _mbit(bits: float) -> str:
 def command(component, no_yosys, **options):
     """Resource estimate of the accelerator (memories vs the Alveo U55C, Yosys stat) or of one
     crypto core."""
+    from amaranth.hdl import UnusedElaboratable
+
+    # The memory inventory elaborates the design without building it; Amaranth would warn
+    # about every elaboratable it made there.
+    warnings.simplefilter("ignore", UnusedElaboratable)
     params = make_params(**options)
     if component != "accelerator":
         _component_report(component, params)
