@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from bolt.cli import main
 from bolt.params import Params
 
 
+# The inventory elaborates the design without building it, which Amaranth warns about.
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_memory_inventory_lists_every_trusted_structure():
     """Every HBM structure of spec section 2 is found under the accelerator (also beneath its
     reset-domain wrapper), sized from the parameters."""
