@@ -6,6 +6,12 @@ on-chip plaintext page buffer, through AES-128-GCM (spec section 5).
 writes the page (one write request, ``page_beats`` beats: ciphertext, tag, zero padding). In
 between, the accelerator edits slots of the plaintext buffer through the slot ports. Every load
 and store takes a fixed number of cycles, given the host's response latency.
+
+GCM runs beside the bursts rather than after or before them: decryption starts when the read
+request is accepted and takes each block as soon as its beat is in; the write request goes out
+when encryption starts and each beat as soon as its ciphertext (or, for the last, the tag) is
+ready. Beats arrive faster than GCM's block per cycle, so a touch costs about one GCM pass per
+direction, not a pass plus a burst.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ class HostPortSignature(wiring.Signature):
     ``rd_data``: ``In(stream(512))`` the page's ``page_beats`` beats, in address order;
     ``wr_req``: ``Out(stream(48))`` byte address of a page to write;
     ``wr_data``: ``Out(stream(512))`` its ``page_beats`` beats, in address order, after the
-    request. A beat is the 512-bit value ``int.from_bytes(beat, "little")`` (AXI byte order).
+    request (the page engine sends the request when encryption starts and the beats, without
+    gaps, near its end). A beat is the 512-bit value ``int.from_bytes(beat, "little")`` (AXI byte order).
     Requests are served in order; a read issued after a write's last beat sees the write.
     """
 
@@ -125,8 +132,7 @@ class PageEngine(wiring.Component):
 
         host = self.host
         m.d.comb += [host.rd_req.payload.eq(page * p.page_stride),
-                     host.wr_req.payload.eq(page * p.page_stride),
-                     host.wr_data.payload.eq(sealed.word_select(beat, 8 * BEAT_BYTES))]
+                     host.wr_req.payload.eq(page * p.page_stride)]
         m.d.sync += self.done.eq(0)
 
         # The GCM pass: blocks of the plaintext buffer (or of the sealed page) go through the
@@ -136,7 +142,29 @@ class PageEngine(wiring.Component):
         m.d.comb += [gcm.key.eq(key), gcm.page.eq(page), gcm.counter.eq(counter),
                      gcm.sealed_in.eq(sealed[:pt_bits]),
                      gcm.tag_in.eq(sealed[pt_bits:pt_bits + 8 * TAG_BYTES]),
-                     gcm.plain_in.eq(buf[:pt_bits])]
+                     gcm.plain_in.eq(buf[:pt_bits]),
+                     # Decryption follows the read burst: the blocks of the beats already in,
+                     # the tag once the last beat is.
+                     gcm.blocks_ready.eq(beat * (BEAT_BYTES // 16)),
+                     gcm.tag_ready.eq(beat == p.page_beats)]
+
+        # The write burst follows encryption: beats wholly of ciphertext once their four blocks
+        # are out, the beat holding the tag (and the zero padding) once the pass is finished.
+        # The burst starts late enough to run without gaps (GCM makes a block a cycle, the
+        # burst takes a beat of four blocks a cycle), which a host bridge handles best and
+        # costs no cycle: the last beat waits for the tag either way.
+        sealed_out = Signal(8 * p.page_stride)
+        ciphertext_beats = p.page_plaintext_bytes // BEAT_BYTES
+        burst_start = max(3 * ciphertext_beats + 1,
+                          nblk + _GcmPass.TAG_LATENCY - (p.page_beats - 1))
+        beat_ready = Signal()
+        m.d.comb += [sealed_out.eq(Cat(gcm.sealed_out, gcm.tag_out)),
+                     host.wr_data.payload.eq(sealed_out.word_select(beat, 8 * BEAT_BYTES))]
+        with m.If(beat < ciphertext_beats):
+            m.d.comb += beat_ready.eq(gcm.blocks_out >= (beat + 1) * (BEAT_BYTES // 16))
+        with m.Else():
+            m.d.comb += beat_ready.eq(gcm.finished)
+        burst_open = (gcm.blocks_out >= min(burst_start, nblk)) | gcm.finished
 
         with m.FSM():
             with m.State("IDLE"):
@@ -147,10 +175,11 @@ class PageEngine(wiring.Component):
                     m.next = "ENC_START"
             with m.State("ENC_START"):
                 m.d.comb += [self.busy.eq(1), gcm.start_encrypt.eq(1)]
-                m.next = "ENC"
+                m.next = "WR_REQ"
             with m.State("RD_REQ"):
                 m.d.comb += [self.busy.eq(1), host.rd_req.valid.eq(1)]
                 with m.If(host.rd_req.ready):
+                    m.d.comb += gcm.start_decrypt.eq(1)
                     m.d.sync += beat.eq(0)
                     m.next = "RD_DATA"
             with m.State("RD_DATA"):
@@ -159,28 +188,20 @@ class PageEngine(wiring.Component):
                     m.d.sync += [sealed.word_select(beat, 8 * BEAT_BYTES).eq(
                         host.rd_data.payload), beat.eq(beat + 1)]
                     with m.If(beat == p.page_beats - 1):
-                        m.next = "DEC_START"
-            with m.State("DEC_START"):
-                m.d.comb += [self.busy.eq(1), gcm.start_decrypt.eq(1)]
-                m.next = "DEC"
+                        m.next = "DEC"
             with m.State("DEC"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(gcm.done):
                     m.d.sync += [buf.eq(gcm.plain_out), ok.eq(gcm.tag_ok), self.done.eq(1)]
                     m.next = "IDLE"
-            with m.State("ENC"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(gcm.done):
-                    m.d.sync += sealed.eq(Cat(gcm.sealed_out, gcm.tag_out))  # zero padding
-                    m.next = "WR_REQ"
             with m.State("WR_REQ"):
                 m.d.comb += [self.busy.eq(1), host.wr_req.valid.eq(1)]
                 with m.If(host.wr_req.ready):
                     m.d.sync += beat.eq(0)
                     m.next = "WR_DATA"
             with m.State("WR_DATA"):
-                m.d.comb += [self.busy.eq(1), host.wr_data.valid.eq(1)]
-                with m.If(host.wr_data.ready):
+                m.d.comb += [self.busy.eq(1), host.wr_data.valid.eq(beat_ready & burst_open)]
+                with m.If(host.wr_data.valid & host.wr_data.ready):
                     m.d.sync += beat.eq(beat + 1)
                     with m.If(beat == p.page_beats - 1):
                         m.d.sync += self.done.eq(1)
@@ -197,22 +218,32 @@ class _GcmPass(wiring.Component):
 
     ``start_encrypt``: ``plain_in`` → ``sealed_out`` and ``tag_out``; ``start_decrypt``:
     ``sealed_in`` → ``plain_out``, with ``tag_ok`` comparing the computed tag with ``tag_in``.
-    ``done`` pulses after a fixed number of cycles. Buffers are little-endian byte vectors;
+    When decrypting, only the first ``blocks_ready`` blocks of ``sealed_in`` are read so far,
+    and ``tag_in`` once ``tag_ready``. ``blocks_out`` counts the output blocks written so far;
+    ``finished`` rises with ``tag_out`` and stays up until the next start. ``done`` pulses
+    when the pass is finished. Buffers are little-endian byte vectors;
     a GCM block is their 16 bytes as a big-endian int (``docs/design.md``), hence the byte
     swaps. Wraps :class:`bolt.hdl.gcm.Gcm` (``factory(params)`` may supply another engine with
     its interface).
     """
 
+    #: Cycles from the last output block to ``finished`` (GHASH of the last and the length
+    #: block, the result).
+    TAG_LATENCY = 3
+
     def __init__(self, params: Params, factory):
         self._p = params
         self._factory = factory
         pt_bits = 8 * params.page_plaintext_bytes
+        blocks = -(-params.page_plaintext_bytes // 16)
         super().__init__({
             "key": In(128), "page": In(32), "counter": In(64),
             "start_encrypt": In(1), "start_decrypt": In(1),
             "plain_in": In(pt_bits), "sealed_in": In(pt_bits), "tag_in": In(128),
+            "blocks_ready": In(range(4 * params.page_beats + 1)), "tag_ready": In(1),
             "plain_out": Out(pt_bits), "sealed_out": Out(pt_bits), "tag_out": Out(128),
-            "tag_ok": Out(1), "done": Out(1),
+            "blocks_out": Out(range(blocks + 1)), "tag_ok": Out(1), "finished": Out(1),
+            "done": Out(1),
         })
 
     def elaborate(self, platform):
@@ -239,6 +270,7 @@ class _GcmPass(wiring.Component):
         with m.Else():
             m.d.comb += src.eq(self.plain_in)
         m.d.comb += [self.plain_out.eq(out[:pt_bits]), self.sealed_out.eq(out[:pt_bits]),
+                     self.blocks_out.eq(o_idx),
                      gcm.key_stream.payload.eq(self.key),
                      gcm.start_stream.payload.nonce.eq(Cat(self.counter, self.page)),
                      gcm.start_stream.payload.decrypt.eq(decrypt),
@@ -249,7 +281,8 @@ class _GcmPass(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start_encrypt | self.start_decrypt):
-                    m.d.sync += [decrypt.eq(self.start_decrypt), i_idx.eq(0), o_idx.eq(0)]
+                    m.d.sync += [decrypt.eq(self.start_decrypt), i_idx.eq(0), o_idx.eq(0),
+                                 self.finished.eq(0)]
                     # The page key is loaded once after each Setup's key derivation.
                     with m.If(~loaded | (loaded_key != self.key)):
                         m.next = "KEY"
@@ -265,8 +298,12 @@ class _GcmPass(wiring.Component):
                 with m.If(gcm.start_stream.ready):
                     m.next = "DATA"
             with m.State("DATA"):
-                m.d.comb += [gcm.i_stream.valid.eq(i_idx < nblk), gcm.o_stream.ready.eq(1),
-                             gcm.tag_stream.valid.eq(decrypt), gcm.result_stream.ready.eq(1)]
+                m.d.comb += [
+                    gcm.i_stream.valid.eq((i_idx < nblk) &
+                                          (~decrypt | (i_idx < self.blocks_ready))),
+                    gcm.o_stream.ready.eq(1),
+                    gcm.tag_stream.valid.eq(decrypt & self.tag_ready),
+                    gcm.result_stream.ready.eq(1)]
                 with m.If(gcm.i_stream.valid & gcm.i_stream.ready):
                     m.d.sync += i_idx.eq(i_idx + 1)
                 with m.If(gcm.o_stream.valid):
@@ -275,6 +312,6 @@ class _GcmPass(wiring.Component):
                 with m.If(gcm.result_stream.valid):
                     m.d.sync += [self.tag_out.eq(bswap(gcm.result_stream.payload.tag)),
                                  self.tag_ok.eq(~gcm.result_stream.payload.mismatch),
-                                 self.done.eq(1)]
+                                 self.finished.eq(1), self.done.eq(1)]
                     m.next = "IDLE"
         return m

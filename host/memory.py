@@ -72,6 +72,8 @@ class HostPortDriver:
         self._wr_req = (sig("wr_req__valid"), sig("wr_req__ready"), sig("wr_req__payload"))
         self._wr_data = (sig("wr_data__valid"), sig("wr_data__ready"), sig("wr_data__payload"))
         self._tasks = []
+        #: Times a write burst paused (``wr_data.valid`` low between two of its beats).
+        self.write_stalls = 0
 
     def start(self) -> None:
         """Drive the host side's idle values and start serving both directions."""
@@ -133,6 +135,7 @@ class HostPortDriver:
                     await RisingEdge(self.clock)    # the edge that takes this beat
                 else:
                     # Sleep until the page is encrypted rather than waking every cycle.
+                    self.write_stalls += bool(data)
                     await RisingEdge(data_valid)
             self.memory.write(address, bytes(data))
 

@@ -256,6 +256,7 @@ async def test_timing(dut):
         dut._log.info("timing %s: %s", name, report[name])
     for roles, seen in cycles_by_roles.items():
         assert len(seen) == 1, f"{_role_name(roles)}: cycle counts {seen} differ"
+    report = {"timing": report, "write burst stalls": bench.driver.write_stalls}
     path = os.environ.get("BOLT_REPORT")
     if path:
         with open(path, "w") as f:
