@@ -155,7 +155,7 @@ class PageEngine(wiring.Component):
         # costs no cycle: the last beat waits for the tag either way.
         sealed_out = Signal(8 * p.page_stride)
         ciphertext_beats = p.page_plaintext_bytes // BEAT_BYTES
-        burst_start = max(3 * ciphertext_beats + 1,
+        burst_start_blocks = max(3 * ciphertext_beats + 1,
                           nblk + _GcmPass.TAG_LATENCY - (p.page_beats - 1))
         beat_ready = Signal()
         m.d.comb += [sealed_out.eq(Cat(gcm.sealed_out, gcm.tag_out)),
@@ -164,7 +164,7 @@ class PageEngine(wiring.Component):
             m.d.comb += beat_ready.eq(gcm.blocks_out >= (beat + 1) * (BEAT_BYTES // 16))
         with m.Else():
             m.d.comb += beat_ready.eq(gcm.finished)
-        burst_open = (gcm.blocks_out >= min(burst_start, nblk)) | gcm.finished
+        burst_open = (gcm.blocks_out >= min(burst_start_blocks, nblk)) | gcm.finished
 
         with m.FSM():
             with m.State("IDLE"):
