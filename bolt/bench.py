@@ -116,8 +116,7 @@ def rtl_latency_ns(params: Params, ops: int = 16) -> float | None:
     """
     try:
         from .map import Map
-        with Map(params.capacity, key_size=params.key_size, value_size=params.value_size,
-                 load=params.load, hbm_fraction=params.hbm_fraction, backend="rtl") as m:
+        with Map(**params.arguments(), backend="rtl") as m:
             keys = [i.to_bytes(4, "big") for i in range(ops)]
             for k in keys:
                 m[k] = b"x"

@@ -7,7 +7,7 @@ the RTL generator, the testbenches and the documentation all read :class:`Params
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from fractions import Fraction
 
@@ -120,6 +120,11 @@ class Params:
             raise ValueError("hbm_fraction leaves no host bin")
         object.__setattr__(self, "bins", bins)
         object.__setattr__(self, "hbm_bins", hbm_bins)
+
+    def arguments(self) -> dict:
+        """The five constructor arguments (``Params(**p.arguments()) == p``), e.g. for
+        ``bolt.Map(**p.arguments())`` or to pass the parameters to a simulation as JSON."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
     # -- bins and pages ------------------------------------------------------------------------
 

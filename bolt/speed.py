@@ -24,9 +24,7 @@ def measure(params: Params, *, ops: int, seed: int = 0, setup_full: bool = True)
     """Ops/s of the 50/50 GET/PUT uniform workload and the Setup seconds for ``params``."""
     rng = np.random.default_rng(seed)
     value = bytes(params.value_size)
-    options = dict(capacity=params.capacity, key_size=params.key_size,
-                   value_size=params.value_size, load=params.load,
-                   hbm_fraction=params.hbm_fraction)
+    options = params.arguments()
     result = {"capacity": params.capacity, "value_size": params.value_size, "ops": ops}
     m = Map.from_items(((key_bytes(params, i), value) for i in range(params.capacity // 2)),
                        **options)

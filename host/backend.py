@@ -45,7 +45,7 @@ def build_accelerator(params: Params, *, waveform: bool = False):
     args = DEFAULT_BUILD_ARGS + (("--trace-fst", "--trace-structs") if waveform else ())
     try:
         return build(lambda: Accelerator(params), name=TOP_NAME, build_args=args,
-                     source_key=repr(_params_arguments(params)))
+                     source_key=repr(params.arguments()))
     except Exception as error:
         raise BackendError(f"could not build the accelerator for {params}: {error}") from error
 
@@ -154,7 +154,7 @@ class RtlBackend:
         listener.bind(address)
         listener.listen(1)
         listener.settimeout(0.5)
-        env = dict(os.environ, BOLT_PARAMS=json.dumps(_params_arguments(self.params)),
+        env = dict(os.environ, BOLT_PARAMS=json.dumps(self.params.arguments()),
                    BOLT_BRIDGE_ADDRESS=address, BOLT_BUILD_DIR=str(handle.directory),
                    BOLT_BUILD_NAME=handle.name)
         if waveform is not None:
@@ -289,8 +289,3 @@ class RtlBackend:
             self.close()
         except Exception:
             pass
-
-
-def _params_arguments(params: Params) -> dict:
-    return {name: getattr(params, name)
-            for name in ("capacity", "key_size", "value_size", "load", "hbm_fraction")}

@@ -17,9 +17,7 @@ def run_simulation(params, *, workload: str, ops: int, seed: int, waveform=None,
                    progress: bool = True, **projection) -> dict:
     """Bulk-load the workload's content on the RTL, run its operations, return the report."""
     work = make_workload(workload, params, ops, seed)
-    options = dict(capacity=params.capacity, key_size=params.key_size,
-                   value_size=params.value_size, load=params.load,
-                   hbm_fraction=params.hbm_fraction)
+    options = params.arguments()
     start = time.perf_counter()
     with Map.from_items(work.preload, backend="rtl", waveform=waveform, **options,
                         **projection) as m:

@@ -49,3 +49,12 @@ def test_budget_accounts_every_structure():
 def test_bad_parameters_are_rejected(kwargs, error):
     with pytest.raises(error):
         Params(**kwargs)
+
+
+def test_arguments_round_trip():
+    """``arguments()`` is exactly what rebuilds the same parameters (the RTL build key and the
+    simulation's JSON parameters rely on it)."""
+    p = Params(capacity=4096, key_size=8, value_size=16, load=16, hbm_fraction=0.29)
+    assert p.arguments() == {"capacity": 4096, "key_size": 8, "value_size": 16, "load": 16,
+                             "hbm_fraction": 0.29}
+    assert Params(**p.arguments()) == p
