@@ -110,11 +110,15 @@ class Drbg:
         blocks = ctr.encrypt(bytes(16 * (end_block - first_block)))
         return np.frombuffer(blocks, dtype=">u4")[start - 4 * first_block:][:count]
 
+    def _refill(self) -> None:
+        """Generate the next batch of words (the buffer is used up)."""
+        start = self.words_drawn
+        self._buffer = self._stream(start, self._BATCH_WORDS).tolist()
+        self._buffer_start, self._position = start, 0
+
     def word(self) -> int:
         if self._position == len(self._buffer):
-            start = self.words_drawn
-            self._buffer = self._stream(start, self._BATCH_WORDS).tolist()
-            self._buffer_start, self._position = start, 0
+            self._refill()
         w = self._buffer[self._position]
         self._position += 1
         return w
@@ -125,19 +129,18 @@ class Drbg:
     def uniform(self, n: int) -> int:
         """``U(n)``: draw words until ``w & m < n`` with ``m = uniform_mask(n)``; return it."""
         mask = uniform_mask(n)
-        buffer, position = self._buffer, self._position
-        # The word() fast path, inlined: this runs four times per access.
-        while position < len(buffer):
-            sample = buffer[position] & mask
-            position += 1
-            if sample < n:
-                self._position = position
-                return sample
-        self._position = position
         while True:
-            sample = self.word() & mask
-            if sample < n:
-                return sample
+            # Scans the buffer in place rather than calling word() per draw: this runs four
+            # times per access.
+            buffer, position = self._buffer, self._position
+            while position < len(buffer):
+                sample = buffer[position] & mask
+                position += 1
+                if sample < n:
+                    self._position = position
+                    return sample
+            self._position = position
+            self._refill()
 
     def peek_uniform(self, n: int, count: int) -> tuple[list[int], np.ndarray]:
         """The next ``count`` samples of ``U(n)`` without consuming them, and for each the
