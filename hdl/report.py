@@ -262,14 +262,8 @@ def command(component, no_yosys, **options):
     if no_yosys:
         return
     click.echo("")
-    click.echo("Yosys (proc; flatten; opt -fast; memory -nomap; stat -width):")
-    start = time.time()
-    output = yosys_stat(Accelerator(params))
-    stat = output[output.rfind("Printing statistics"):] if "Printing statistics" in output \
-        else output
-    click.echo(stat.rstrip())
-    cells, flops = stat_summary(stat)
-    click.echo(f"cells: {cells}, flip-flop bits: {flops} (Yosys took {time.time() - start:.0f} s)")
+    _echo_stat("Yosys (proc; flatten; opt -fast; memory -nomap; stat -width):",
+               lambda: yosys_stat(Accelerator(params)))
 
 
 def _component_report(component: str, params) -> None:
@@ -277,11 +271,18 @@ def _component_report(component: str, params) -> None:
     detail = {"gcm": f"plaintext_bytes={params.page_plaintext_bytes}",
               "sampler": f"n={params.bins}"}.get(component, "")
     click.echo(f"{component}: {type(top).__name__}({detail}) for {params!r}")
+    _echo_stat("Yosys (synth -flatten; stat):",
+               lambda: synth_stat(top, f"bolt_{component.replace('-', '_')}"))
+
+
+def _echo_stat(title: str, run_yosys) -> None:
+    """Run Yosys (``run_yosys()`` returns its ``stat`` output), print the statistics and the
+    cell and flip-flop totals with the time it took."""
+    click.echo(title)
     start = time.time()
-    output = synth_stat(top, f"bolt_{component.replace('-', '_')}")
+    output = run_yosys()
     stat = output[output.rfind("Printing statistics"):] if "Printing statistics" in output \
         else output
-    click.echo("Yosys (synth -flatten; stat):")
     click.echo(stat.rstrip())
     cells, flops = stat_summary(stat)
     click.echo(f"cells: {cells}, flip-flop bits: {flops} (Yosys took {time.time() - start:.0f} s)")
