@@ -201,21 +201,26 @@ def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_A
     text = amaranth_verilog.convert(component, name=name, emit_src=False)
     digest = hashlib.sha256("\0".join([text, *build_args, _versions()]).encode()).hexdigest()[:16]
     directory = root / f"{name}-{digest}"
-    verilog_path = directory / f"{name}.v"
-    stamp = directory / "build.ok"
-    result = VerilatorBuild(name=name, directory=directory, verilog=verilog_path)
+    result = VerilatorBuild(name=name, directory=directory, verilog=directory / f"{name}.v")
+    if not (directory / "build.ok").is_file():
+        _compile(text, result, digest=digest, build_args=build_args, verbose=verbose)
     if alias is not None:
         alias.parent.mkdir(parents=True, exist_ok=True)
-    if stamp.is_file():
-        if alias is not None:
-            alias.write_text(directory.name + "\n")
-        return result
+        alias.write_text(directory.name + "\n")
+    return result
 
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{name}-{digest}.lock", "w") as lock:
+
+def _compile(text: str, target: VerilatorBuild, *, digest: str, build_args: tuple[str, ...],
+             verbose: bool) -> None:
+    """Write ``text`` and compile it into ``target.directory``, unless another process (holding
+    the same lock) has just done so; ``build.ok`` marks a finished build."""
+    name, directory, verilog_path = target.name, target.directory, target.verilog
+    stamp = directory / "build.ok"
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f"{name}-{digest}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stamp.is_file():                      # another process built it while we waited
-            return result
+            return
         if directory.exists():                   # a half-finished earlier build
             shutil.rmtree(directory)
         directory.mkdir(parents=True)
@@ -240,9 +245,6 @@ def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_A
                 else:
                     os.environ[key] = value
         stamp.write_text(digest + "\n")
-    if alias is not None:
-        alias.write_text(directory.name + "\n")
-    return result
 
 
 def _results(path: Path) -> tuple[int, list[str]]:
