@@ -22,10 +22,18 @@ from amaranth.lib.wiring import In, Out
 
 from bolt.params import BEAT_BYTES, TAG_BYTES, Params
 
-__all__ = ["HostPortSignature", "PageEngine", "slot_layout", "bswap", "ADDRESS_BITS"]
+__all__ = ["HostPortSignature", "PageEngine", "slot_layout", "bswap", "page_blocks",
+           "ADDRESS_BITS", "BLOCKS_PER_BEAT"]
 
 #: Width of a host byte address on the master port.
 ADDRESS_BITS = 48
+#: GCM blocks (16 bytes) in one 64-byte beat of the host port.
+BLOCKS_PER_BEAT = BEAT_BYTES // 16
+
+
+def page_blocks(params: Params) -> int:
+    """GCM blocks of a page plaintext (the last one may be partial)."""
+    return -(-params.page_plaintext_bytes // 16)
 
 
 class HostPortSignature(wiring.Signature):
@@ -36,7 +44,8 @@ class HostPortSignature(wiring.Signature):
     ``wr_req``: ``Out(stream(48))`` byte address of a page to write;
     ``wr_data``: ``Out(stream(512))`` its ``page_beats`` beats, in address order, after the
     request (the page engine sends the request when encryption starts and the beats, without
-    gaps, near its end). A beat is the 512-bit value ``int.from_bytes(beat, "little")`` (AXI byte order).
+    gaps, near its end). A beat is the 512-bit value ``int.from_bytes(beat, "little")`` (AXI
+    byte order).
     Requests are served in order; a read issued after a write's last beat sees the write.
     """
 
@@ -111,7 +120,7 @@ class PageEngine(wiring.Component):
         p = self._p
         m = Module()
         pt_bits = 8 * p.page_plaintext_bytes
-        nblk = -(-p.page_plaintext_bytes // 16)
+        nblk = page_blocks(p)
         slot_bits = 8 * p.slot_bytes
 
         buf = Signal(128 * nblk)          # plaintext, little-endian bytes, zero beyond the page
@@ -145,23 +154,25 @@ class PageEngine(wiring.Component):
                      gcm.plain_in.eq(buf[:pt_bits]),
                      # Decryption follows the read burst: the blocks of the beats already in,
                      # the tag once the last beat is.
-                     gcm.blocks_ready.eq(beat * (BEAT_BYTES // 16)),
+                     gcm.blocks_ready.eq(beat * BLOCKS_PER_BEAT),
                      gcm.tag_ready.eq(beat == p.page_beats)]
 
         # The write burst follows encryption: beats wholly of ciphertext once their four blocks
         # are out, the beat holding the tag (and the zero padding) once the pass is finished.
         # The burst starts late enough to run without gaps (GCM makes a block a cycle, the
-        # burst takes a beat of four blocks a cycle), which a host bridge handles best and
-        # costs no cycle: the last beat waits for the tag either way.
+        # burst takes a beat of four blocks a cycle: beat b leaves b cycles after the start
+        # and needs (b + 1) * 4 blocks, the last one the tag), which a host bridge handles
+        # best and costs no cycle: the last beat waits for the tag either way.
         sealed_out = Signal(8 * p.page_stride)
         ciphertext_beats = p.page_plaintext_bytes // BEAT_BYTES
-        burst_start_blocks = max(3 * ciphertext_beats + 1,
-                          nblk + _GcmPass.TAG_LATENCY - (p.page_beats - 1))
+        burst_start_blocks = max(
+            (BLOCKS_PER_BEAT - 1) * (ciphertext_beats - 1) + BLOCKS_PER_BEAT,
+            nblk + _GcmPass.TAG_LATENCY - (p.page_beats - 1))
         beat_ready = Signal()
         m.d.comb += [sealed_out.eq(Cat(gcm.sealed_out, gcm.tag_out)),
                      host.wr_data.payload.eq(sealed_out.word_select(beat, 8 * BEAT_BYTES))]
         with m.If(beat < ciphertext_beats):
-            m.d.comb += beat_ready.eq(gcm.blocks_out >= (beat + 1) * (BEAT_BYTES // 16))
+            m.d.comb += beat_ready.eq(gcm.blocks_out >= (beat + 1) * BLOCKS_PER_BEAT)
         with m.Else():
             m.d.comb += beat_ready.eq(gcm.finished)
         burst_open = (gcm.blocks_out >= min(burst_start_blocks, nblk)) | gcm.finished
@@ -235,12 +246,12 @@ class _GcmPass(wiring.Component):
         self._p = params
         self._factory = factory
         pt_bits = 8 * params.page_plaintext_bytes
-        blocks = -(-params.page_plaintext_bytes // 16)
+        blocks = page_blocks(params)
         super().__init__({
             "key": In(128), "page": In(32), "counter": In(64),
             "start_encrypt": In(1), "start_decrypt": In(1),
             "plain_in": In(pt_bits), "sealed_in": In(pt_bits), "tag_in": In(128),
-            "blocks_ready": In(range(4 * params.page_beats + 1)), "tag_ready": In(1),
+            "blocks_ready": In(range(BLOCKS_PER_BEAT * params.page_beats + 1)), "tag_ready": In(1),
             "plain_out": Out(pt_bits), "sealed_out": Out(pt_bits), "tag_out": Out(128),
             "blocks_out": Out(range(blocks + 1)), "tag_ok": Out(1), "finished": Out(1),
             "done": Out(1),
