@@ -46,7 +46,7 @@ from .index import HBM, HOST, PENDING, Index
 from .pages import HostPortSignature, PageEngine, bswap
 
 __all__ = ["Accelerator", "Cmd", "command_layout", "response_layout", "HostPortSignature",
-           "pack_command", "unpack_response"]
+           "pack_command", "unpack_response", "pack_fields", "unpack_fields"]
 
 
 class Cmd(IntEnum):
@@ -577,7 +577,9 @@ def Mux_(sel, a, b):
 
 # -- packing of commands and responses, for testbenches and the host driver ------------------------
 
-def _pack(layout: data.StructLayout, fields: dict) -> int:
+def pack_fields(layout: data.StructLayout, fields: dict) -> int:
+    """The integer of a ``layout`` value with ``fields`` (missing ones 0); a field that does not
+    fit its width is a ValueError."""
     word = 0
     for name, field in layout:
         value = int(fields.get(name, 0))
@@ -588,7 +590,8 @@ def _pack(layout: data.StructLayout, fields: dict) -> int:
     return word
 
 
-def _unpack(layout: data.StructLayout, word: int) -> dict:
+def unpack_fields(layout: data.StructLayout, word: int) -> dict:
+    """Every field of ``layout`` read out of the integer ``word``."""
     return {name: (word >> field.offset) & ((1 << Shape.cast(field.shape).width) - 1)
             for name, field in layout}
 
@@ -596,7 +599,7 @@ def _unpack(layout: data.StructLayout, word: int) -> dict:
 def pack_command(params: Params, op: int, key: bytes = b"", value: bytes = b"", *,
                  master_key: bytes = bytes(16), salt: bytes = bytes(15)) -> int:
     """The ``cmd`` payload of one command (keys and values as little-endian byte vectors)."""
-    return _pack(command_layout(params), {
+    return pack_fields(command_layout(params), {
         "op": int(op), "klen": len(key),
         "key": int.from_bytes(key.ljust(params.key_size, b"\0"), "little"),
         "vlen": len(value),
@@ -608,7 +611,7 @@ def pack_command(params: Params, op: int, key: bytes = b"", value: bytes = b"", 
 def unpack_response(params: Params, word: int):
     """``(Response, cycles)`` of one ``resp`` payload."""
     from bolt.protocol import Response
-    f = _unpack(response_layout(params), word)
+    f = unpack_fields(response_layout(params), word)
     status = Status(f["status"])
     value = (f["value"].to_bytes(params.value_size, "little")[:f["vlen"]]
              if f["has_value"] else None)

@@ -12,40 +12,23 @@ import os
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from bolt.hdl.accelerator import pack_fields, unpack_fields
 from bolt.hdl.index import HBM, entry_layout, position_layout
 from bolt.params import Params
-
-
-def _pack(layout, fields):
-    word = 0
-    for name, field in layout:
-        word |= int(fields.get(name, 0)) << field.offset
-    return word
-
-
-def _unpack(layout, word):
-    from amaranth.hdl import Shape
-    return {name: (word >> f.offset) & ((1 << Shape.cast(f.shape).width) - 1)
-            for name, f in layout}
+from bolt.sim.streams import env_int, start_clock_and_reset
 
 
 @cocotb.test()
 async def test_index(dut):
     p = Params(**json.loads(os.environ.get("BOLT_PARAMS", '{"capacity": 256}')))
-    rng = random.Random(int(os.environ.get("BOLT_SEED", 1)))
-    ops = int(os.environ.get("BOLT_OPS", 600))
+    rng = random.Random(env_int("BOLT_SEED", 1))
+    ops = env_int("BOLT_OPS", 600)
     elay, play = entry_layout(p), position_layout(p)
-    Clock(dut.clk, 10, unit="ns").start()
     for name in ("start", "clear", "wr_en"):
         getattr(dut, name).value = 0
-    dut.rst.value = 1
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    await RisingEdge(dut.clk)
+    await start_clock_and_reset(dut, cycles=2)
 
     async def pulse_and_wait(name):
         getattr(dut, name).value = 1
@@ -79,14 +62,14 @@ async def test_index(dut):
         await RisingEdge(dut.clk)
         cycles = await pulse_and_wait("start")
         cycles_seen.add(cycles)
-        result = (int(dut.found.value), _unpack(elay, int(dut.entry.value)),
+        result = (int(dut.found.value), unpack_fields(elay, int(dut.entry.value)),
                   int(dut.pos.value), int(dut.free_ok.value), int(dut.free_pos.value))
         await RisingEdge(dut.clk)
         return result
 
     async def write(pos, fields):
         dut.wr_pos.value = pos
-        dut.wr_entry.value = _pack(elay, fields)
+        dut.wr_entry.value = pack_fields(elay, fields)
         dut.wr_en.value = 1
         await RisingEdge(dut.clk)
         dut.wr_en.value = 0
@@ -100,7 +83,7 @@ async def test_index(dut):
             outcomes["hit"] += 1
             assert (entry["bin"], entry["loc"]) == reference[key]
             assert entry["klen"] == len(key)
-            if _unpack(play, pos)["overflow"]:
+            if unpack_fields(play, pos)["overflow"]:
                 outcomes["overflow"] += 1
             if rng.random() < 0.4:
                 await write(pos, {})
