@@ -18,13 +18,22 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
-    "SALT_BYTES", "MASTER_KEY_BYTES", "Subkeys", "derive_subkeys", "new_salt", "page_nonce",
+    "SALT_BYTES", "MASTER_KEY_BYTES", "master_key_or_new", "Subkeys", "derive_subkeys", "new_salt", "page_nonce",
     "PageCipher", "Drbg", "uniform_mask",
 ]
 
 MASTER_KEY_BYTES = 16
 SALT_BYTES = 15
 PAGE_KEY_INDEX, DRBG_KEY_INDEX, INDEX_KEY_INDEX = 1, 2, 3
+
+
+def master_key_or_new(master_key: bytes | None) -> bytes:
+    """``master_key`` checked (16 bytes), or a new one from the OS when it is None."""
+    if master_key is None:
+        return os.urandom(MASTER_KEY_BYTES)
+    if not isinstance(master_key, (bytes, bytearray)) or len(master_key) != MASTER_KEY_BYTES:
+        raise ValueError(f"master_key must be {MASTER_KEY_BYTES} bytes")
+    return bytes(master_key)
 
 
 @dataclass(frozen=True)

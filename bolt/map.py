@@ -14,8 +14,8 @@ __all__ = ["Map", "BACKENDS"]
 
 
 def _reference_backend(params: Params, **options):
-    from .model import Accelerator
-    return Accelerator(params, **options)
+    from .model import ReferenceAccelerator
+    return ReferenceAccelerator(params, **options)
 
 
 def _rtl_backend(params: Params, **options):

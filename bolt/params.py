@@ -33,7 +33,7 @@ INDEX_OVERFLOW_LANES = 8
 INDEX_AVERAGE_FILL = 4
 
 
-def _bits(n: int) -> int:
+def bits_for(n: int) -> int:
     """Bits needed to store the integers ``0 .. n - 1`` (at least one)."""
     return max(1, (n - 1).bit_length())
 
@@ -241,19 +241,19 @@ class Params:
 
     @cached_property
     def bin_bits(self) -> int:
-        return _bits(self.bins)
+        return bits_for(self.bins)
 
     @cached_property
     def frame_bits(self) -> int:
-        return _bits(self.frames)
+        return bits_for(self.frames)
 
     @cached_property
     def slot_bits(self) -> int:
-        return _bits(self.slots)
+        return bits_for(self.slots)
 
     @cached_property
     def load_bits(self) -> int:
-        return _bits(self.slots + 1)
+        return bits_for(self.slots + 1)
 
     @cached_property
     def index_entry_bits(self) -> int:

@@ -9,7 +9,12 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NamedTuple
 
-__all__ = ["Op", "Status", "Response"]
+__all__ = ["Op", "Status", "Response", "HBM", "PENDING", "HOST"]
+
+#: Kinds of index location (the trusted index of the design): an item sits in an HBM bin's frame,
+#: waits in a host bin's eviction buffer (its frame), or lives in a host page's slot. The model
+#: and the RTL index encode them with these codes.
+HBM, PENDING, HOST = 0, 1, 2
 
 
 class Op(IntEnum):

@@ -37,15 +37,15 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bolt.params import Params
-from bolt.protocol import Op, Status
+from bolt.protocol import HBM, HOST, PENDING, Op, Status
 
 from .aes import Aes128
 from .eviction import EvictionBuffer, EvictionOp
 from .frames import FramePool
-from .index import HBM, HOST, PENDING, Index
+from .index import Index
 from .pages import HostPortSignature, PageEngine, bswap
 
-__all__ = ["Accelerator", "Cmd", "command_layout", "response_layout", "HostPortSignature",
+__all__ = ["RtlAccelerator", "Cmd", "command_layout", "response_layout", "HostPortSignature",
            "pack_command", "unpack_response", "pack_fields", "unpack_fields"]
 
 
@@ -82,7 +82,7 @@ def response_layout(params: Params) -> data.StructLayout:
     })
 
 
-class Accelerator(wiring.Component):
+class RtlAccelerator(wiring.Component):
     """The BOLT accelerator for one :class:`~bolt.params.Params`.
 
     Parameters

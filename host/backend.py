@@ -2,7 +2,7 @@
 
 The design is generated from the map's :class:`~bolt.params.Params`, built once per parameter
 set (cached by :func:`bolt.sim.verilator.build`) and simulated in a child process running the
-cocotb server :mod:`bolt.host.rtl_server`. This process stays a plain Python process: it sends
+cocotb server :mod:`bolt.sim.server`. This process stays a plain Python process: it sends
 each operation over a Unix socket and serves the accelerator's page reads and writes from its
 own :class:`~bolt.trace.HostMemory`, so ``trace`` and ``host_memory`` behave exactly as on the
 reference backend, tampering included.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from ..crypto import MASTER_KEY_BYTES, new_salt
+from ..crypto import master_key_or_new, new_salt
 from ..errors import BackendError, BoundExceededError, CapacityError
 from ..params import Params
 from ..protocol import Op, Response, Status
@@ -39,12 +39,12 @@ TOP_NAME = "bolt_accelerator"
 
 def build_accelerator(params: Params, *, waveform: bool = False):
     """The cached Verilator build of the accelerator for ``params``."""
-    from ..hdl.accelerator import Accelerator
+    from ..hdl.accelerator import RtlAccelerator
     from ..sim.verilator import DEFAULT_BUILD_ARGS, build
 
     args = DEFAULT_BUILD_ARGS + (("--trace-fst", "--trace-structs") if waveform else ())
     try:
-        return build(lambda: Accelerator(params), name=TOP_NAME, build_args=args,
+        return build(lambda: RtlAccelerator(params), name=TOP_NAME, build_args=args,
                      source_key=repr(params.arguments()))
     except Exception as error:
         raise BackendError(f"could not build the accelerator for {params}: {error}") from error
@@ -124,16 +124,13 @@ class RtlBackend:
                  host_round_trip_s: float = 1e-6,
                  host_bandwidth: float = PCIE_GEN3_X16_BYTES_PER_S,
                  waveform: str | os.PathLike | None = None, timeout_s: float = 120.0):
-        if master_key is None:
-            master_key = os.urandom(MASTER_KEY_BYTES)
-        if not isinstance(master_key, (bytes, bytearray)) or len(master_key) != MASTER_KEY_BYTES:
-            raise ValueError(f"master_key must be {MASTER_KEY_BYTES} bytes")
+        master_key = master_key_or_new(master_key)
         self.params = params
         self.trace = Trace()
         self.host_memory = HostMemory(params.host_bytes, self.trace)
         self.stats = RtlStats(clock_hz=clock_hz, host_round_trip_s=host_round_trip_s,
                               host_bandwidth=host_bandwidth)
-        self._master_key = bytes(master_key)
+        self._master_key = master_key
         self._keys: dict[bytes, None] = {}
         self._timeout_s = timeout_s
         self._process = None
@@ -162,7 +159,7 @@ class RtlBackend:
             env["BOLT_WAVEFORM_DIR"] = str(Path(waveform).resolve())
         self._log_path = self._directory / "simulator.log"
         with open(self._log_path, "wb") as log:
-            self._process = subprocess.Popen([sys.executable, "-m", "bolt.host.launch"],
+            self._process = subprocess.Popen([sys.executable, "-m", "bolt.sim.launch"],
                                              env=env, stdout=log, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + self._timeout_s

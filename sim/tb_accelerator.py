@@ -1,8 +1,8 @@
-"""cocotb testbench of :class:`bolt.hdl.accelerator.Accelerator`, cosimulated against the
-reference model :class:`bolt.model.Accelerator`.
+"""cocotb testbench of :class:`bolt.hdl.accelerator.RtlAccelerator`, cosimulated against the
+reference model :class:`bolt.model.ReferenceAccelerator`.
 
 The same master key, salts, parameters and operations go to the RTL and to the model; the
-RTL's host-memory port is served by :class:`bolt.host.memory.HostPortDriver` from a
+RTL's host-memory port is served by :class:`bolt.sim.host_port.HostPortDriver` from a
 :class:`bolt.trace.HostMemory` that records the trace. The tests compare responses, traces
 (kind, address, length, in order, split per operation) and host bytes.
 
@@ -24,8 +24,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from bolt.hdl.accelerator import Cmd, pack_command, unpack_response
-from bolt.host.memory import HostPortDriver
-from bolt.model import HOST, Accelerator as Model
+from bolt.sim.host_port import HostPortDriver
+from bolt.model import ReferenceAccelerator
+from bolt.protocol import HOST
 from bolt.params import Params
 from bolt.protocol import Op, Status
 from bolt.trace import HostMemory
@@ -49,7 +50,7 @@ class Bench:
         self.memory = HostMemory(params.host_bytes)
         self.driver = HostPortDriver(dut, self.memory, page_stride=params.page_stride,
                                      clock=dut.clk, read_latency=2)
-        self.model = Model(params, master_key=master_key, salt=salt)
+        self.model = ReferenceAccelerator(params, master_key=master_key, salt=salt)
         self.crypto = bool(_env_int("BOLT_CRYPTO", 1))
         #: Per access: ((x is a host bin, y is a host bin), cycles). Which of x, y are host
         #: bins is what the trace (and the timing of its page requests) shows.

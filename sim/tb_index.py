@@ -15,7 +15,8 @@ import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from bolt.hdl.accelerator import pack_fields, unpack_fields
-from bolt.hdl.index import HBM, entry_layout, position_layout
+from bolt.hdl.index import entry_layout, position_layout
+from bolt.protocol import HBM
 from bolt.params import Params
 from bolt.sim.streams import env_int, start_clock_and_reset
 

@@ -1,5 +1,5 @@
 """The reference model of the BOLT accelerator."""
-from .accelerator import HBM, HOST, PENDING, Accelerator
+from .accelerator import ReferenceAccelerator
 from .pages import PlainPages, SealedPages
 
-__all__ = ["Accelerator", "SealedPages", "PlainPages", "HBM", "PENDING", "HOST"]
+__all__ = ["ReferenceAccelerator", "SealedPages", "PlainPages"]

@@ -7,23 +7,19 @@ turns them into Python results and exceptions.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from ..crypto import MASTER_KEY_BYTES, Drbg, derive_subkeys, new_salt
+from ..crypto import Drbg, derive_subkeys, master_key_or_new, new_salt
 from ..errors import BoundExceededError, CapacityError, IntegrityError
 from ..params import Params
-from ..protocol import Op, Response, Status
+from ..protocol import HBM, HOST, PENDING, Op, Response, Status
 from ..trace import Trace
 from .pages import PlainPages, SealedPages
 from .placement import OUT_OF_SAMPLES, place
 
-__all__ = ["Accelerator", "HBM", "PENDING", "HOST"]
-
-# Kinds of index location (spec section 2): (kind, bin, frame) or (HOST, bin, slot).
-HBM, PENDING, HOST = 0, 1, 2
+__all__ = ["ReferenceAccelerator"]
 
 
 class _State:
@@ -38,7 +34,7 @@ class _State:
         self.pages = pages
 
 
-class Accelerator:
+class ReferenceAccelerator:
     """The BOLT accelerator, in Python.
 
     Parameters
@@ -61,13 +57,10 @@ class Accelerator:
     def __init__(self, params: Params, *, master_key: bytes | None = None,
                  salt: bytes | None = None, items: Iterable[tuple[bytes, bytes]] = (),
                  crypto: bool = True):
-        if master_key is None:
-            master_key = os.urandom(MASTER_KEY_BYTES)
-        if not isinstance(master_key, (bytes, bytearray)) or len(master_key) != MASTER_KEY_BYTES:
-            raise ValueError(f"master_key must be {MASTER_KEY_BYTES} bytes")
+        master_key = master_key_or_new(master_key)
         self.params = params
         self.trace = Trace()
-        self._master_key = bytes(master_key)
+        self._master_key = master_key
         self._pages_class = SealedPages if crypto else PlainPages
         self.setup(items, salt=salt)
 

@@ -18,16 +18,22 @@ OUT_OF_SAMPLES = -1
 COMPILE_FROM_ITEMS = 20_000
 
 _compiled = None
+#: numba comes with the ``tools`` extra; without it large Setups run the plain function
+#: (about 2 s per 2^20 items), with the same result.
+_numba_missing = False
 
 
 def place(samples, loads, slots, count, chosen, ranks):
     """:func:`place_two_choice`, compiled with numba (cached on disk) for large Setups."""
-    global _compiled
-    if count < COMPILE_FROM_ITEMS:
+    global _compiled, _numba_missing
+    if count < COMPILE_FROM_ITEMS or _numba_missing:
         return place_two_choice(samples, loads, slots, count, chosen, ranks)
     if _compiled is None:
-        import numba
-
+        try:
+            import numba
+        except ImportError:
+            _numba_missing = True
+            return place_two_choice(samples, loads, slots, count, chosen, ranks)
         _compiled = numba.njit(cache=True, nogil=True)(place_two_choice)
     return _compiled(samples, loads, slots, count, chosen, ranks)
 

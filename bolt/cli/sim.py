@@ -1,0 +1,44 @@
+"""``bolt sim``: a workload on the RTL backend, its cycle report and projected latency."""
+
+from __future__ import annotations
+
+import click
+
+from ..tools.simulate import run_simulation
+from ..tools.workloads import WORKLOADS
+from .common import make_params, params_options, print_table
+
+
+@click.command("sim")
+@params_options(capacity=4096)   # a Verilator build per parameter set: keep the default quick
+@click.option("--workload", type=click.Choice(sorted(WORKLOADS)), default="uniform",
+              show_default=True)
+@click.option("--ops", type=int, default=500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--clock-mhz", type=float, default=300.0, show_default=True,
+              help="Accelerator clock for the latency projection.")
+@click.option("--host-rtt-us", type=float, default=1.0, show_default=True,
+              help="Host-memory round trip per page read.")
+@click.option("--host-gbps", type=float, default=12.0, show_default=True,
+              help="Host link bandwidth in GB/s (PCIe Gen3 x16 is about 12).")
+@click.option("--waveform", type=click.Path(file_okay=False), default=None,
+              help="Directory for an FST waveform of the run (opens in GTKWave).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def command(capacity, key_size, value_size, load, hbm_fraction, workload, ops, seed,
+                clock_mhz, host_rtt_us, host_gbps, waveform, progress):
+    """Run a workload on the RTL (Verilator) and print cycles and projected latency."""
+    params = make_params(capacity, key_size, value_size, load, hbm_fraction)
+    report = run_simulation(params, workload=workload, ops=ops, seed=seed, waveform=waveform,
+                            progress=progress,
+                            clock_hz=clock_mhz * 1e6, host_round_trip_s=host_rtt_us * 1e-6,
+                            host_bandwidth=host_gbps * 1e9)
+    rows = []
+    for name, value in report.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v:.1f}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:,.2f}"
+        rows.append((name, value))
+    print_table(rows, headers=("RTL report", "value"))
+    if waveform:
+        click.echo(f"waveform: {waveform}/dump.fst")

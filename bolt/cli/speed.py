@@ -1,0 +1,32 @@
+"""``bolt speed``: ops/s of the reference model and its Setup time."""
+
+from __future__ import annotations
+
+import click
+
+from ..params import Params
+from ..tools.speed import measure
+from .common import parse_capacities, print_table
+
+
+@click.command("speed")
+@click.option("--capacities", default="2^16,2^20", show_default=True,
+              help='Capacities: "2^16,2^20", "65536" or "16-20" (exponents of 2).')
+@click.option("--value-size", "-V", type=int, default=64, show_default=True)
+@click.option("--ops", type=int, default=20000, show_default=True,
+              help="Operations timed per capacity.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-setup", is_flag=True, help="Skip the Setup of N items.")
+def command(capacities, value_size, ops, seed, no_setup):
+    """Ops/s of the reference model (50/50 GET/PUT, uniform keys) and Setup time of N items."""
+    rows = []
+    for capacity in parse_capacities(capacities):
+        r = measure(Params(capacity=capacity, value_size=value_size), ops=ops, seed=seed,
+                    setup_full=not no_setup)
+        rows.append((f"2^{capacity.bit_length() - 1}" if capacity & (capacity - 1) == 0
+                     else capacity, value_size, f"{r['ops_per_s']:,.0f}",
+                     f"{r['host_bytes_per_op']:,.0f}",
+                     f"{r['setup_s']:.2f}" if "setup_s" in r else "-"))
+    print_table(rows, headers=("N", "V", "ops/s (50/50 GET/PUT)", "host B/op",
+                               "Setup of N items (s)"))
+

@@ -1,0 +1,33 @@
+"""A workload on the RTL backend, with its cycle report and projected latency (``bolt sim``)."""
+
+from __future__ import annotations
+
+import time
+
+from tqdm import tqdm
+
+from bolt.map import Map
+from bolt.protocol import Op
+from bolt.tools.workloads import make_workload
+
+
+def run_simulation(params, *, workload: str, ops: int, seed: int, waveform=None,
+                   progress: bool = True, **projection) -> dict:
+    """Bulk-load the workload's content on the RTL, run its operations, return the report."""
+    work = make_workload(workload, params, ops, seed)
+    options = params.arguments()
+    start = time.perf_counter()
+    with Map.from_items(work.preload, backend="rtl", waveform=waveform, **options,
+                        **projection) as m:
+        started = time.perf_counter() - start
+        backend = m.backend
+        start = time.perf_counter()
+        for op, key, value in tqdm(work, total=ops, disable=not progress, unit="op",
+                                   desc="RTL accesses"):
+            backend.access(op, key, value if op == Op.PUT else None)
+        seconds = time.perf_counter() - start
+        report = m.stats.summary()
+    report.update({"workload": workload, "operations": ops,
+                   "simulated accesses per second": ops / seconds,
+                   "start-up and Setup (s)": started})
+    return report

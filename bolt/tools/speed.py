@@ -1,0 +1,54 @@
+"""``bolt speed``: how fast the reference model runs (operations per second and Setup time).
+
+The figures of the model issue: ops/s of a 50/50 GET/PUT workload on uniform keys at a given N
+(the map bulk-loaded with N/2 items, keys drawn from a universe of N ids, so half the GETs
+miss and half the PUTs insert), through the public ``bolt.Map`` API with full page crypto, and
+the wall time of a Setup of N items (a full map). Wall-clock figures: run on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import numpy as np
+
+from ..map import Map
+from ..params import Params
+from .workloads import key_bytes
+
+__all__ = ["measure"]
+
+
+def measure(params: Params, *, ops: int, seed: int = 0, setup_full: bool = True) -> dict:
+    """Ops/s of the 50/50 GET/PUT uniform workload and the Setup seconds for ``params``."""
+    rng = np.random.default_rng(seed)
+    value = bytes(params.value_size)
+    options = params.arguments()
+    result = {"capacity": params.capacity, "value_size": params.value_size, "ops": ops}
+    m = Map.from_items(((key_bytes(params, i), value) for i in range(params.capacity // 2)),
+                       **options)
+    keys = [key_bytes(params, i) for i in rng.integers(0, params.capacity, size=ops)]
+    puts = rng.random(ops) < 0.5
+    m.trace.clear()
+    gc.collect()
+    start = time.perf_counter()
+    for key, put in zip(keys, puts):
+        if put:
+            m[key] = value
+        else:
+            m.get(key)
+    seconds = time.perf_counter() - start
+    result["ops_per_s"] = ops / seconds
+    result["host_bytes_per_op"] = m.trace.bytes_moved() / ops
+    m.close()
+    del m, keys
+    if setup_full:
+        items = [(key_bytes(params, i), value) for i in range(params.capacity)]
+        gc.collect()
+        start = time.perf_counter()
+        Map.from_items(items, **options).close()
+        result["setup_items"] = params.capacity
+        result["setup_s"] = time.perf_counter() - start
+        del items
+    return result

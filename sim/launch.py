@@ -1,0 +1,33 @@
+"""Child-process entry point of the RTL backend: run the simulation server on a cached build.
+
+``python -m bolt.sim.launch`` with ``BOLT_BUILD_DIR`` and ``BOLT_BUILD_NAME`` naming the build;
+every other ``BOLT_*`` variable is passed on to :mod:`bolt.sim.server`. A failure is
+printed to stderr (the parent shows it) and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from bolt.sim.verilator import SimulationFailed, VerilatorBuild, run
+
+
+def main() -> int:
+    directory = Path(os.environ["BOLT_BUILD_DIR"])
+    name = os.environ["BOLT_BUILD_NAME"]
+    handle = VerilatorBuild(name=name, directory=directory, verilog=directory / f"{name}.v")
+    waveform = os.environ.get("BOLT_WAVEFORM_DIR")
+    env = {key: value for key, value in os.environ.items() if key.startswith("BOLT_")}
+    try:
+        run(handle, "bolt.sim.server", env=env, waves=bool(waveform), verbose=True,
+            test_dir=Path(waveform) if waveform else None)
+    except SimulationFailed as failure:
+        print(failure, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

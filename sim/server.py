@@ -1,0 +1,82 @@
+"""The simulation side of the RTL backend: a cocotb test that serves one ``bolt.Map``.
+
+It connects back to the parent process (:class:`bolt.host.backend.RtlBackend`) over the Unix
+socket named by ``BOLT_BRIDGE_ADDRESS``, then executes the parent's requests one at a time:
+
+- ``("setup", master_key, salt, items)`` -> ``("done", status, cycles)``
+- ``("access", op, key, value)`` -> ``("done", status, value, page, cycles)``
+- ``("close",)`` ends the simulation.
+
+While a request runs, every page the accelerator reads or writes is forwarded to the parent,
+which owns the untrusted host memory and its trace: ``("read", address, length)`` is answered
+with the bytes; ``("write", address, data)`` needs no answer. The parent thus records exactly
+the trace the reference model records, and a test can tamper with host memory in the parent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from multiprocessing.connection import Connection
+
+import cocotb
+
+from bolt.sim.driver import AcceleratorDriver, SetupFailed
+from bolt.sim.host_port import HostPortDriver
+from bolt.params import Params
+from bolt.protocol import Op
+
+
+class RemoteHostMemory:
+    """The parent's host memory, seen from the simulation."""
+
+    def __init__(self, connection: Connection):
+        self._connection = connection
+
+    def read(self, address: int, length: int) -> bytes:
+        self._connection.send(("read", address, length))
+        return self._connection.recv_bytes()
+
+    def write(self, address: int, data: bytes) -> None:
+        self._connection.send(("write", address, data))
+
+
+def connect(address: str) -> Connection:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(address)
+    return Connection(sock.detach())
+
+
+@cocotb.test()
+async def serve(dut):
+    """Serve the parent's requests until it closes the map."""
+    params = Params(**json.loads(os.environ["BOLT_PARAMS"]))
+    connection = connect(os.environ["BOLT_BRIDGE_ADDRESS"])
+    driver = AcceleratorDriver(dut, params)
+    HostPortDriver(dut, RemoteHostMemory(connection), page_stride=params.page_stride,
+                   clock=dut.clk, read_latency=int(os.environ.get("BOLT_READ_LATENCY", 2))).start()
+    dut._log.info("bridge connected; resetting the accelerator")
+    await driver.start()
+    dut._log.info("accelerator out of reset; serving")
+    connection.send(("ready",))
+    while True:
+        request = connection.recv()
+        kind = request[0]
+        if kind == "close":
+            break
+        if kind == "setup":
+            _, master_key, salt, items = request
+            try:
+                cycles = await driver.setup(master_key, salt, items)
+                connection.send(("done", 0, cycles))
+            except SetupFailed as failure:
+                connection.send(("done", int(failure.response.status), 0))
+        elif kind == "access":
+            _, op, key, value = request
+            response, cycles = await driver.command(Op(op), key, value or b"")
+            connection.send(("done", int(response.status), response.value, response.page,
+                             cycles))
+        else:
+            raise ValueError(f"unknown request {kind!r}")
+    connection.close()

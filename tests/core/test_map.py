@@ -1,0 +1,178 @@
+"""bolt.Map: traces, determinism, errors and bad input."""
+
+import copy
+import pickle
+import random
+
+import pytest
+
+import bolt
+from bolt.protocol import Op
+
+from tests.conftest import MASTER_KEY, SALT
+
+
+def make_map(p, items=(), **options):
+    return bolt.Map.from_items(items, p.capacity, key_size=p.key_size, value_size=p.value_size,
+                               load=p.load, hbm_fraction=p.hbm_fraction, **options)
+
+
+def pages_touched(p, events):
+    """Check the shape of one access's events and return the pages it touched."""
+    assert len(events) in (0, 2, 4)
+    pages = []
+    for read, write in zip(events[::2], events[1::2]):
+        assert (read.kind, write.kind) == ("read", "write")
+        assert read.address == write.address and read.address % p.page_stride == 0
+        assert read.length == write.length == p.page_stride
+        pages.append(read.address // p.page_stride)
+    return pages
+
+
+@pytest.mark.parametrize("count", [0, 1, 200])
+def test_setup_trace_is_B_sequential_page_writes(small_params, count):
+    p = small_params
+    m = make_map(p, {b"%d" % i: b"v" for i in range(count)})
+    setup = [("write", page * p.page_stride, p.page_stride) for page in range(p.host_bins)]
+    assert m.trace.op_count == 1 and list(m.trace) == setup  # from_items: one Setup
+    m.trace.clear()
+    m.load({b"%d" % i: b"w" for i in range(count)})
+    assert m.trace.op_count == 1 and list(m.trace) == setup
+
+
+def test_every_access_is_zero_one_or_two_page_touches(small_params):
+    p = small_params
+    m = make_map(p, {b"%d" % i: b"v" for i in range(100)})
+    rng = random.Random(7)
+    m.trace.clear()
+    kinds = set()
+    for _ in range(3000):
+        key = b"%d" % rng.randrange(200)
+        op = rng.choice(list(Op))
+        response = m.backend.access(op, key, b"x" if op == Op.PUT else None)
+        kinds.add((op, response.status))
+    ops = m.trace.ops()
+    assert len(ops) == 3000
+    touches = [len(pages_touched(p, events)) for events in ops]
+    assert set(touches) == {0, 1, 2}
+    assert {(op, status) for op in Op for status in (bolt.Status.FOUND, bolt.Status.ABSENT)} <= kinds
+
+
+def test_same_key_and_ops_give_same_trace_and_bytes(small_params):
+    def run(master_key):
+        m = make_map(small_params, {b"a": b"1", b"b": b"2"}, master_key=master_key, salt=SALT)
+        rng = random.Random(3)
+        for _ in range(300):
+            key = b"%d" % rng.randrange(50)
+            if rng.random() < 0.5:
+                m[key] = bytes(rng.randrange(256) for _ in range(rng.randrange(17)))
+            else:
+                m.get(key)
+        return list(m.trace), m.host_memory.snapshot(), dict((k, m.get(k)) for k in list(m))
+
+    first, second, other = run(MASTER_KEY), run(MASTER_KEY), run(bytes(16))
+    assert first == second
+    assert other[1] != first[1]
+    assert other[2] == first[2]  # same content, whatever the key
+
+
+def test_a_fresh_salt_per_setup_changes_every_page():
+    a, b = bolt.Map(64, master_key=MASTER_KEY), bolt.Map(64, master_key=MASTER_KEY)
+    stride = a.params.page_stride
+    snap_a, snap_b = a.host_memory.snapshot(), b.host_memory.snapshot()
+    assert all(snap_a[i:i + stride] != snap_b[i:i + stride] for i in range(0, len(snap_a), stride))
+
+
+def test_missing_keys_raise_after_a_full_access(small_params):
+    m = make_map(small_params, {b"here": b"1"})
+    m.trace.clear()
+    with pytest.raises(KeyError):
+        m[b"gone"]
+    with pytest.raises(KeyError):
+        del m["gone"]
+    assert m.get("gone", b"default") == b"default"
+    assert m.trace.op_count == 3
+    assert m[b"here"] == b"1" and "here" in m and "gone" not in m
+
+
+def test_str_and_bytes_keys_are_the_same_key(small_params):
+    m = make_map(small_params)
+    m["clé"] = b"1"
+    assert m["clé".encode()] == b"1"
+    assert list(m) == ["clé".encode()]
+
+
+@pytest.mark.parametrize("action, error", [
+    (lambda m: m.__setitem__(b"k" * 9, b"v"), bolt.KeySizeError),
+    (lambda m: m.__setitem__("ééééé", b"v"), bolt.KeySizeError),  # 10 UTF-8 bytes
+    (lambda m: m.__setitem__(b"k", b"v" * 17), bolt.ValueSizeError),
+    (lambda m: m.__setitem__(5, b"v"), bolt.KeyTypeError),
+    (lambda m: m.__setitem__(b"k", "text"), bolt.ValueTypeError),
+    (lambda m: m.__setitem__(b"k", None), bolt.ValueTypeError),
+    (lambda m: m.__getitem__(None), bolt.KeyTypeError),
+    (lambda m: m.__delitem__(b"k" * 9), bolt.KeySizeError),
+    (lambda m: m.load([(b"ok", b"v"), (b"bad", b"v" * 17)]), bolt.ValueSizeError),
+    (lambda m: m.load([(b"k%d" % i, b"") for i in range(257)]), bolt.CapacityError),
+])
+def test_bad_input_is_rejected_before_any_access(small_params, action, error):
+    items = {b"k%d" % i: b"v%d" % i for i in range(50)}
+    m = make_map(small_params, items)
+    before = (len(m.trace), m.host_memory.snapshot())
+    with pytest.raises(error) as raised:
+        action(m)
+    assert str(raised.value)
+    assert (len(m.trace), m.host_memory.snapshot()) == before
+    assert {k: m[k] for k in items} == items and len(m) == 50
+
+
+def test_error_classes_are_also_builtin_ones():
+    assert issubclass(bolt.KeySizeError, ValueError) and issubclass(bolt.ValueSizeError, ValueError)
+    assert issubclass(bolt.KeyTypeError, TypeError) and issubclass(bolt.ValueTypeError, TypeError)
+
+
+def test_full_map_reports_capacity_after_the_access_and_keeps_content():
+    m = bolt.Map(16, key_size=4, value_size=4, load=2)
+    items = {b"%d" % i: b"v%d" % i for i in range(16)}
+    m.update(items)
+    m.trace.clear()
+    with pytest.raises(bolt.CapacityError):
+        m[b"new"] = b"x"
+    assert m.trace.op_count == 1
+    m[b"3"] = b"over"  # an overwrite of a present key still works when full
+    items[b"3"] = b"over"
+    assert dict((k, m[k]) for k in items) == items and b"new" not in m
+
+
+def test_too_many_items_for_setup():
+    with pytest.raises(bolt.CapacityError):
+        bolt.Map.from_items({b"%d" % i: b"" for i in range(17)}, 16)
+
+
+def test_exhausted_frame_pool_is_reported_and_loses_nothing(small_params):
+    m = make_map(small_params, {b"k%d" % i: b"v%d" % i for i in range(120)})
+    state = m.backend._state
+    hoarded, state.free_frames = state.free_frames, []  # as if every frame were in use
+    with pytest.raises(bolt.BoundExceededError):
+        m[b"new"] = b"x"
+    assert b"new" not in list(m)
+    errors = 0
+    for i in range(120):
+        try:
+            assert m[b"k%d" % i] == b"v%d" % i
+        except bolt.BoundExceededError:
+            errors += 1
+    state.free_frames = hoarded + state.free_frames
+    assert errors > 0
+    assert {k: m[k] for k in list(m)} == {b"k%d" % i: b"v%d" % i for i in range(120)}
+
+
+def test_a_map_refuses_to_be_copied(small_params):
+    m = make_map(small_params)
+    for clone in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(TypeError):
+            clone(m)
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="backend"):
+        bolt.Map(64, backend="fpga")

@@ -1,0 +1,109 @@
+"""What only the RTL backend has: cycle statistics and the latency projection, its lifetime
+(close, a dead simulator, a failed build) and ``bolt sim``. What every backend must do is in
+``test_conformance.py``."""
+
+import os
+import signal
+import time
+
+import pytest
+
+import bolt
+from bolt.host.backend import RtlStats
+
+from tests.conftest import MASTER_KEY, SALT
+from tests.core.test_conformance import PARAMS
+
+pytestmark = pytest.mark.rtl
+
+
+def test_stats_and_projected_latency():
+    with bolt.Map(**PARAMS, master_key=MASTER_KEY, salt=SALT, backend="rtl",
+                  clock_hz=250e6, host_round_trip_s=2e-6, host_bandwidth=8e9) as m:
+        for i in range(40):
+            m[b"k%d" % i] = b"v"
+        for i in range(40):
+            assert m[b"k%d" % i] == b"v"
+        stats = m.stats
+        assert len(stats.cycles) == len(stats.reads) == 80 and stats.setup_cycles > 0
+        assert [len(events) // 2 for events in m.trace.ops()][-80:] == stats.reads
+        by_touches = {}
+        for cycles, reads in zip(stats.cycles, stats.reads):
+            by_touches.setdefault(reads, []).append(cycles)
+        # More host touches take longer; a touch costs at least one page in and out.
+        means = [sum(c) / len(c) for _, c in sorted(by_touches.items())]
+        assert means == sorted(means) and len(means) >= 2
+        summary = stats.summary()
+        assert summary["accesses"] == 80 and summary["clock (MHz)"] == 250
+        expected = sum(stats.projected_latency_s(c, r, b) for c, r, b in
+                       zip(stats.cycles, stats.reads, stats.bytes_moved)) / 80
+        assert summary["mean projected latency (us)"] == pytest.approx(1e6 * expected)
+
+
+def test_projection_formula():
+    stats = RtlStats(clock_hz=300e6, host_round_trip_s=1e-6, host_bandwidth=12e9)
+    assert stats.projected_latency_s(300, 2, 12_000) == pytest.approx(1e-6 + 2e-6 + 1e-6)
+    assert RtlStats().summary() == {"accesses": 0}
+
+
+def test_close_stops_the_simulator_and_the_map_refuses_work():
+    m = bolt.Map(**PARAMS, master_key=MASTER_KEY, backend="rtl")
+    process = m.backend._process
+    m[b"k"] = b"v"
+    m.close()
+    assert process.poll() is not None
+    with pytest.raises(bolt.BackendError):
+        m[b"k"]
+    m.close()  # closing twice is harmless
+
+
+def test_a_dead_simulator_is_a_clear_error_not_a_hang():
+    m = bolt.Map(**PARAMS, master_key=MASTER_KEY, backend="rtl", timeout_s=20)
+    m[b"k"] = b"v"
+    os.killpg(m.backend._process.pid, signal.SIGKILL)
+    start = time.monotonic()
+    with pytest.raises(bolt.BackendError, match="simulator"):
+        m[b"k"]
+    assert time.monotonic() - start < 20
+    m.close()
+
+
+def test_a_failed_build_is_a_clear_error(monkeypatch):
+    import bolt.sim.verilator
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Verilator build of bolt_accelerator failed: %Error: no space")
+
+    monkeypatch.setattr(bolt.sim.verilator, "build", broken)
+    with pytest.raises(bolt.BackendError, match="could not build the accelerator"):
+        bolt.Map(**PARAMS, backend="rtl")
+
+
+def test_bolt_sim_prints_cycles_and_projected_latency():
+    from click.testing import CliRunner
+
+    from bolt.cli import main
+
+    result = CliRunner().invoke(main, [
+        "sim", "-N", str(PARAMS["capacity"]), "-V", str(PARAMS["value_size"]), "--ops", "30",
+        "--workload", "uniform", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = dict(line.rsplit(None, 1) for line in result.output.splitlines()[2:]
+                if line.strip() and not line.startswith("mean cycles by"))
+    assert int(rows["accesses"]) == 30
+    assert 0 < float(rows["mean projected latency (us)"]) <= float(rows["max projected latency (us)"])
+
+
+def test_build_cache_is_shared_by_every_interpreter_path(monkeypatch):
+    """`bolt` runs as …/python3 and `python -m pytest` as …/python: both must find the same
+    build, so neither compiles the accelerator again."""
+    import sys
+
+    from bolt.sim import verilator
+
+    keys = set()
+    for executable in ("/venv/bin/python", "/venv/bin/python3", sys.executable):
+        monkeypatch.setattr(sys, "executable", executable)
+        keys.add(verilator._versions())
+        assert executable in verilator._make_overrides()   # make still runs this interpreter
+    assert len(keys) == 1

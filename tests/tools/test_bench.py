@@ -1,0 +1,87 @@
+"""``bolt bench``: both systems measured from their traces, on a tiny configuration."""
+
+import json
+
+from click.testing import CliRunner
+
+from bolt.tools.baseline import PathOramMap
+from bolt.tools.bench import run_bench, table_rows, TABLE_HEADERS
+from bolt.cli import main
+from bolt.params import Params
+
+FIELDS = {"system", "mode", "capacity", "value_size", "items", "setup_seconds", "ops",
+          "op_seconds", "bytes_per_op", "bytes_per_op_min", "bytes_per_op_max",
+          "touches_per_op", "events_per_op", "expected_bytes_per_op", "rtl_latency_ns",
+          "ops_per_second", "bytes_per_op_per_value_byte"}
+
+
+def test_cli_writes_json_table_and_plot(tmp_path):
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(main, [
+        "bench", "--capacities", "2^6,128", "--value-sizes", "8,32", "--ops", "40",
+        "--baseline-ops", "6", "--baseline-full-max", "64", "--no-rtl", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "PathORAM-AVL" in result.output and "BOLT" in result.output
+    data = json.loads((out / "bench.json").read_text())
+    rows = data["rows"]
+    assert "bolt bench" in data["meta"]["command"]
+    assert len(rows) == 2 * 2 * 2
+    assert all(set(r) == FIELDS for r in rows)
+    assert {(r["capacity"], r["value_size"], r["system"]) for r in rows} == {
+        (n, v, s) for n in (64, 128) for v in (8, 32) for s in ("BOLT", "PathORAM-AVL")}
+    for r in rows:
+        assert r["rtl_latency_ns"] is None
+        p = Params(capacity=r["capacity"], value_size=r["value_size"])
+        if r["system"] == "BOLT":
+            assert r["ops"] == 40 and r["mode"] == "reference"
+            # at most two touches (a page read and write each) per access
+            assert 0 < r["bytes_per_op"] <= 4 * p.page_stride
+            assert r["touches_per_op"] <= 2
+        else:
+            assert r["ops"] == 6
+            assert r["mode"] == ("AES-GCM" if r["capacity"] <= 64 else "count-only")
+            # every baseline op moves exactly the formula's bytes
+            expected = PathOramMap(r["capacity"], value_size=r["value_size"],
+                                   count_only=True).bytes_per_op
+            assert r["bytes_per_op"] == r["bytes_per_op_min"] == r["bytes_per_op_max"] \
+                == r["expected_bytes_per_op"] == expected
+        assert r["bytes_per_op_per_value_byte"] == r["bytes_per_op"] / r["value_size"]
+    assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bolt_bytes_per_op_match_the_touch_law():
+    # Over many ops BOLT's bytes per op approach 2·h·(read + write of one page).
+    p = Params(capacity=256, value_size=16, load=8, hbm_fraction=0.5)
+    (bolt_row, base_row) = run_bench([256], [16], ops=3000, baseline_ops=2, load=8,
+                                     hbm_fraction=0.5, rtl=False, progress=False)
+    assert bolt_row.system == "BOLT" and base_row.system == "PathORAM-AVL"
+    expected = 2 * p.host_fraction * 2 * p.page_stride
+    assert bolt_row.expected_bytes_per_op == expected
+    # touches per op: a mean of 3000 binomial(2, h), sd 1.3% of 2h; 8% is over 6 sd
+    assert abs(bolt_row.bytes_per_op - expected) < 0.08 * expected
+    assert bolt_row.bytes_per_op_min == 0 and bolt_row.bytes_per_op_max == 4 * p.page_stride
+    rows = table_rows([bolt_row, base_row])
+    assert len(rows[0]) == len(TABLE_HEADERS)
+    assert rows[0][-1] == "1.0x"
+
+
+def test_speed_measures_the_model_through_the_map():
+    from bolt.params import Params
+    from bolt.tools.speed import measure
+
+    p = Params(capacity=256, value_size=16)
+    r = measure(p, ops=120, seed=3)
+    assert r["setup_items"] == 256 and r["setup_s"] > 0 and r["ops_per_s"] > 0
+    # Every op moves whole pages, read then written: a multiple of two page strides.
+    total = round(r["host_bytes_per_op"] * 120)
+    assert total % (2 * p.page_stride) == 0 and 0 < total <= 120 * 4 * p.page_stride
+
+
+def test_speed_command_prints_a_row_per_capacity():
+    from click.testing import CliRunner
+
+    from bolt.cli import main
+
+    result = CliRunner().invoke(main, ["speed", "--capacities", "64,128", "--ops", "40"])
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.output.splitlines()[2:]] == ["2^6", "2^7"]
