@@ -1,4 +1,4 @@
-"""Keys, page format and randomness of spec sections 5 and 6, in software.
+"""Keys, page format and randomness of algorithm §§5 and 6, in software.
 
 pycryptodome is the crypto reference. The hot path seals and opens pages with OpenSSL's
 AES-GCM (through ``cryptography``), which is an order of magnitude faster per page; the tests
@@ -87,13 +87,13 @@ class PageCipher:
 
 @functools.lru_cache(maxsize=64)
 def uniform_mask(n: int) -> int:
-    """The smallest ``2^k − 1 >= n − 1`` (spec section 6)."""
+    """The smallest ``2^k − 1 >= n − 1`` (algorithm §6)."""
     return (1 << max(0, (n - 1).bit_length())) - 1
 
 
 class Drbg:
     """AES-128-CTR on a 128-bit big-endian counter from 0; each block gives four 32-bit words,
-    most significant first (spec section 6).
+    most significant first (algorithm §6).
 
     Words are generated in batches; :attr:`words_drawn` counts the words consumed, which is what
     the RTL's DRBG would have produced by then. :meth:`peek_uniform` and :meth:`advance` let a

@@ -27,7 +27,7 @@ class CapacityError(BoltError):
 
 
 class BoundExceededError(BoltError):
-    """A structure sized from the spec's analytical bounds overflowed.
+    """A structure sized from the analytical bounds (algorithm §1) overflowed.
 
     ``bound`` names which: ``"bin load"``, ``"value frames"``, ``"index bucket"`` or
     ``"page counter"``. Everything stored before remains readable.

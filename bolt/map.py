@@ -35,7 +35,7 @@ class Map(MutableMapping):
     capacity : int
         N, the most items the map may hold.
     key_size, value_size, load, hbm_fraction
-        The public parameters of spec section 1 (see :class:`bolt.Params`).
+        The public parameters of algorithm §1 (see :class:`bolt.Params`).
     master_key : bytes, optional
         16-byte master key; drawn from the OS if omitted.
     backend : str
@@ -140,7 +140,7 @@ class Map(MutableMapping):
             raise CapacityError(f"the map is full; {key!r} was not stored")
         if status == Status.BOUND:
             raise BoundExceededError("bin load or value frames",
-                                     f"re-placing {key!r} would cross a bound of spec section 1;"
+                                     f"re-placing {key!r} would cross a bound of algorithm §1;"
                                      " the map's content is unchanged")
         return response
 
@@ -228,7 +228,7 @@ class Map(MutableMapping):
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    # A copy would fork the page counters and reuse GCM nonces (spec section 5).
+    # A copy would fork the page counters and reuse GCM nonces (algorithm §5).
     def __reduce_ex__(self, protocol):
         raise TypeError("a bolt.Map cannot be pickled or copied: a copy would fork its page "
                         "write counters and reuse GCM nonces")

@@ -1,6 +1,6 @@
-"""The public parameters of a BOLT map and everything derived from them (spec section 1).
+"""The public parameters of a BOLT map and everything derived from them (algorithm §1).
 
-This module is the single place where the spec's open choices are made. The reference model,
+This module is the single place where the algorithm's open choices are made. The reference model,
 the RTL generator, the testbenches and the documentation all read :class:`Params`.
 """
 
@@ -23,7 +23,7 @@ SLOT_KEY_LENGTH_BYTES = 1
 SLOT_VALUE_LENGTH_BYTES = 2
 #: Bytes of the three subkeys and of the Setup salt kept on chip.
 KEY_MATERIAL_BYTES = 3 * 16 + 15
-#: Bytes of one page write counter (spec section 5).
+#: Bytes of one page write counter (algorithm §5).
 COUNTER_BYTES = 8
 #: Entries of the index's overflow area (searched in full on every lookup).
 INDEX_OVERFLOW_ENTRIES = 64
@@ -44,7 +44,7 @@ def _bytes_for_bits(bits: int) -> int:
 
 @dataclass(frozen=True)
 class HbmBudget:
-    """Bytes of trusted HBM / on-chip memory each structure takes (spec section 2)."""
+    """Bytes of trusted HBM / on-chip memory each structure takes (algorithm §2)."""
 
     index: int
     frames: int
@@ -68,7 +68,7 @@ class HbmBudget:
 
 @dataclass(frozen=True, kw_only=True)
 class Params:
-    """Public parameters of a BOLT map (spec section 1) and the quantities derived from them.
+    """Public parameters of a BOLT map (algorithm §1) and the quantities derived from them.
 
     Parameters
     ----------
@@ -179,7 +179,7 @@ class Params:
     def host_bytes(self) -> int:
         return self.host_bins * self.page_stride
 
-    # -- analytical bounds (spec section 1) ----------------------------------------------------
+    # -- analytical bounds (algorithm §1) ----------------------------------------------------
 
     @cached_property
     def hbm_items_bound(self) -> float:
@@ -209,7 +209,7 @@ class Params:
         """
         return min(self.capacity, math.floor(self.frames_bound))
 
-    # -- the hardware index (spec section 2; the model accounts its bytes) ---------------------
+    # -- the hardware index (algorithm §2; the model accounts its bytes) ---------------------
 
     @cached_property
     def index_bucket_depth(self) -> int:

@@ -1,6 +1,6 @@
 """Untrusted host memory and the trace of every access the accelerator makes to it.
 
-The adversary of spec section 2 sees exactly what :class:`Trace` records: for each host access,
+The adversary of algorithm §2 sees exactly what :class:`Trace` records: for each host access,
 its kind ("read" or "write"), byte address and length, in order, and where one operation ends
 and the next begins (the host sees the number and timing of operations).
 """

@@ -1,4 +1,4 @@
-"""The BOLT accelerator: Setup and Access of spec sections 3 and 4 in hardware.
+"""The BOLT accelerator: Setup and Access of algorithm §§3 and 4 in hardware.
 
 Interfaces
 ----------

@@ -1,4 +1,4 @@
-"""The eviction buffer (spec section 2): per host bin, a FIFO of items placed there but not yet
+"""The eviction buffer (algorithm §2): per host bin, a FIFO of items placed there but not yet
 written to the host page.
 
 An entry is a frame (the item's value stays in its frame) plus the position of the item's

@@ -1,6 +1,6 @@
-"""The value frame pool (spec section 2): V-byte frames in HBM with a free list.
+"""The value frame pool (algorithm §2): V-byte frames in HBM with a free list.
 
-``params.frames`` frames (the spec's frame bound), each holding a value length and a value.
+``params.frames`` frames (the frame bound of algorithm §1), each holding a value length and a value.
 The free list is a stack of frame numbers; allocating and freeing each take one cycle.
 """
 

@@ -1,4 +1,4 @@
-"""AES-128-GCM over one page of fixed length (spec section 5), as an Amaranth component.
+"""AES-128-GCM over one page of fixed length (algorithm §5), as an Amaranth component.
 
 The page is ``plaintext_bytes`` long (``Params.page_plaintext_bytes``), has no associated data,
 and uses a 96-bit nonce (``page index (4 B, BE) ‖ write counter (8 B, BE)``,

@@ -1,4 +1,4 @@
-"""The accelerator's key index (spec section 2): two-choice buckets with an overflow area.
+"""The accelerator's key index (algorithm §2): two-choice buckets with an overflow area.
 
 A key is placed in one of two buckets whose numbers come from a PRF of the key (computed
 outside, by the accelerator's AES core under the index key), the less full of the two; when

@@ -1,5 +1,5 @@
 """The page touch engine: moves one host page between the host-memory master port and an
-on-chip plaintext page buffer, through AES-128-GCM (spec section 5).
+on-chip plaintext page buffer, through AES-128-GCM (algorithm §5).
 
 ``load`` reads page ``p`` (one read request, ``page_beats`` beats), decrypts it under the nonce
 ``p ‖ counter`` and checks its tag; ``store`` encrypts the buffer under ``p ‖ counter`` and
@@ -60,7 +60,7 @@ class HostPortSignature(wiring.Signature):
 
 def slot_layout(params: Params) -> data.StructLayout:
     """A slot plaintext as little-endian bytes: flag, key length, key, value length (its two
-    bytes big-endian, as the spec stores them: use :func:`bswap`), value."""
+    bytes big-endian, as the page format stores them: use :func:`bswap`), value."""
     layout = data.StructLayout({
         "flag": 8,
         "klen": 8,

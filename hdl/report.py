@@ -4,7 +4,7 @@ Two parts:
 
 * the on-chip / HBM memories, listed from the elaborated design (every
   :class:`amaranth.lib.memory.Memory`, its depth, width and bits), each with where it would go
-  on an Alveo U55C (HBM for the trusted structures of spec section 2, BRAM/URAM or LUTs for the
+  on an Alveo U55C (HBM for the trusted structures of algorithm §2, BRAM/URAM or LUTs for the
   small ones), set against the card's budget (2016 BRAM36 = 70.9 Mbit, 960 URAM = 270 Mbit,
   16 GiB HBM);
 * Yosys ``stat`` of the logic, with the memories kept as ``$mem_v2`` cells (``memory -nomap``)

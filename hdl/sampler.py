@@ -1,4 +1,4 @@
-"""The accelerator's source of U(M) samples: the DRBG of spec section 6, sampled ahead.
+"""The accelerator's source of U(M) samples: the DRBG of algorithm §6, sampled ahead.
 
 Setup and Access draw only ``U(M)`` values, in stream order, so the samples can be drawn ahead
 of need and buffered: an Access then pops its draws from the buffer in a fixed number of

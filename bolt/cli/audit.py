@@ -17,7 +17,7 @@ from .common import make_params, params_options, print_table
 @click.option("--backend", type=click.Choice(["reference", "rtl"]), default="reference",
               show_default=True)
 @click.option("--crypto/--trace-only", default=False, show_default=True,
-              help="Reference model with page crypto, or the trace-only mode (spec 9).")
+              help="Reference model with page crypto, or the trace-only mode (algorithm §9).")
 @click.option("--workloads", "-w", default=",".join(WORKLOADS), show_default=True,
               help="Comma-separated workloads to run.")
 @click.option("--self-check", is_flag=True,
@@ -28,7 +28,7 @@ from .common import make_params, params_options, print_table
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(ops, seed, backend, crypto, workloads, self_check, out, plots, progress,
                   **options):
-    """Trace-leakage audit: can the host trace tell workloads apart? (spec section 8)
+    """Trace-leakage audit: can the host trace tell workloads apart? (algorithm §8)
 
     Exits with status 1 if a test the design is expected to pass is flagged, or if
     --self-check finds a leaky variant that the audit does not flag.
@@ -84,7 +84,7 @@ def print_summary(report: dict, echo) -> None:
                          t["verdict"].split(" (")[0].split(":")[0]))
     print_table(rows, headers=("test", "statistic", "threshold", "n", "effect", "min effect",
                                "bits/op", "verdict"))
-    echo("spec section 8, revealed bin x repeats between consecutive ops (ratio to chance 1/B):")
+    echo("algorithm §8, revealed bin x repeats between consecutive ops (ratio to chance 1/B):")
     for group, entry in report["section8"]["pooled"].items():
         lo, hi = entry["ratio_ci95"]
         echo(f"  {group:24s} {entry['ratio_to_chance']:.3f}  (95% CI {lo:.3f}-{hi:.3f}, "

@@ -37,9 +37,9 @@ def command(capacity, load, hbm_fraction, accesses, fill, put, delete, seed, job
                    out):
     """Simulate the access process and compare the maxima with the analytical bounds.
 
-    For every (N, c, α) given, runs Setup and T accesses of spec section 3 on loads only
+    For every (N, c, α) given, runs Setup and T accesses of algorithm §3 on loads only
     and prints the largest bin load, items in HBM bins, eviction-buffer items and value
-    frames ever observed next to the bounds of spec section 1. Writes a PNG of the running
+    frames ever observed next to the bounds of algorithm §1. Writes a PNG of the running
     maxima over time and a JSON of the numbers.
     """
     import json

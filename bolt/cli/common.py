@@ -8,7 +8,7 @@ from ..params import Params
 
 
 def params_options(function=None, *, capacity: int | None = None):
-    """The parameter options of spec section 1, shared by every command that builds a map.
+    """The parameter options of algorithm §1, shared by every command that builds a map.
 
     ``capacity`` overrides the default N (``@params_options(capacity=4096)``), for commands
     whose cost grows with N.

@@ -1,4 +1,4 @@
-"""The reference model of the BOLT accelerator: Setup (spec section 4) and Access (section 3).
+"""The reference model of the BOLT accelerator: Setup (algorithm §4) and Access (section 3).
 
 Everything else (the RTL cosimulation, the audit, the benchmarks) is checked against this model.
 It answers with the same :class:`~bolt.protocol.Response` codes as the RTL; :class:`bolt.Map`
@@ -48,7 +48,7 @@ class ReferenceAccelerator:
     items : iterable of (bytes, bytes)
         What the first Setup loads (validated key and value bytes).
     crypto : bool
-        False selects the trace-only mode of spec section 9: the same DRBG, placement and
+        False selects the trace-only mode of algorithm §9: the same DRBG, placement and
         trace, with page contents kept in the clear in Python instead of sealed host pages.
 
     The constructor runs the first Setup, so a new accelerator already owns its B host pages.
@@ -94,7 +94,7 @@ class ReferenceAccelerator:
             "frames in use": self.params.frames - len(state.free_frames),
         }
 
-    # -- Setup (spec section 4) ------------------------------------------------------------------
+    # -- Setup (algorithm §4) ------------------------------------------------------------------
 
     def setup(self, items: Iterable[tuple[bytes, bytes]], *, salt: bytes | None = None) -> None:
         """Bulk-load ``items`` (validated (key, value) byte pairs), replacing the whole map.
@@ -150,7 +150,7 @@ class ReferenceAccelerator:
         state.pages.setup(host_items)
         self._state, self._drbg = state, drbg
 
-    # -- Access (spec section 3) -----------------------------------------------------------------
+    # -- Access (algorithm §3) -----------------------------------------------------------------
 
     def access(self, op: Op, key: bytes, value: bytes | None = None) -> Response:
         """One Access. ``key`` and ``value`` are validated bytes; ``value`` only for PUT."""
@@ -231,7 +231,7 @@ class ReferenceAccelerator:
         return len(state.free_frames) + freed >= 1
 
     def _touch(self, bin_: int, take) -> bytes | None:
-        """Touch host bin ``bin_``: flush its pending items into its page (section 3, step 3)."""
+        """Touch host bin ``bin_``: flush its pending items into its page (algorithm §3, step 3)."""
         state = self._state
         queue = state.pending[bin_ - self.params.hbm_bins]
         inserts = [(key, state.frames[frame]) for key, frame in queue]

@@ -1,9 +1,9 @@
-"""The host pages as the accelerator sees them: whole-page touches of spec section 3.
+"""The host pages as the accelerator sees them: whole-page touches of algorithm §3.
 
 Two interchangeable page stores share one interface and record the identical trace:
 :class:`SealedPages` keeps AES-GCM pages in a :class:`~bolt.trace.HostMemory` (the reference),
 :class:`PlainPages` keeps slot contents in Python lists and does no crypto (the trace-only mode
-of spec section 9, for large audit samples).
+of algorithm §9, for large audit samples).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Setup's two-choice placement of every item (spec section 4), compiled with numba when large.
+"""Setup's two-choice placement of every item (algorithm §4), compiled with numba when large.
 
 A Setup of 2^20 items makes 2^20 sequential, load-dependent choices; in pure Python that loop
 alone took about 2 s. The kernel consumes the DRBG's ``U(M)`` samples exactly as one-at-a-time

@@ -1,10 +1,10 @@
-"""Trace-leakage audit: does the host trace tell workloads apart? (GitHub issue 6, spec section 8)
+"""Trace-leakage audit: does the host trace tell workloads apart? (GitHub issue 6, algorithm §8)
 
 :func:`audit` runs workloads of equal length (:mod:`bolt.tools.workloads`) on a backend, records
 their host traces, turns each trace into per-operation features, and tests them:
 
 - **touch law** (chi-square, per workload): the number of pages an op touches is 0, 1 or 2 with
-  probabilities (1-h)^2, 2h(1-h), h^2, h = B/M the *exact* host-bin fraction (spec section 3);
+  probabilities (1-h)^2, 2h(1-h), h^2, h = B/M the *exact* host-bin fraction (algorithm §3);
 - **page uniformity** (chi-square, per workload): touched pages are uniform over the B pages;
 - **Welch t-tests** (dudect style, flagged at |t| > 4.5) on each feature, between pairs of
   workloads and between every workload and the *ideal simulator* (x and y independent uniform
@@ -16,7 +16,7 @@ Features, from the trace alone (what the adversary sees):
 (|page difference| between consecutive touches), ``repeat_next`` / ``repeat_next2`` (a page of
 op t is touched again by op t+1 / t+2), ``x_repeat`` (for consecutive ops that both touch two
 pages, whose first page is therefore bin x: the same first page; the "revealed bin repeats" of
-spec section 8).
+algorithm §8).
 
 Every test reports its statistic, threshold, sample size, effect size, the smallest effect the
 sample could have detected (80 % power at the threshold), and an estimate of the bits leaked per
@@ -24,7 +24,7 @@ operation, and says when a pass only means "too small a sample to see it".
 
 Expectations are declared here, once, from the algorithm and small exploratory runs (see
 ``docs/audit.md``): the design leaks through load-dependent placement revealed by the next
-access (spec section 8). That leak shows in the ``SECTION8_FEATURES`` of any workload that
+access (algorithm §8). That leak shows in the ``SECTION8_FEATURES`` of any workload that
 re-places present keys, and in every feature of the ``SECTION8_WORKLOADS`` (which re-access a
 single item while the other loads stay frozen). Tests in that class are *measured* and reported as
 the known leak, never counted as a pass; every other test must pass, or the audit fails.
@@ -90,8 +90,8 @@ DEFAULT_PAIRS = (
     ("get_hits", "get_misses"),
     ("get_hits", "deletes"),
     ("uniform", "get_misses"),
-    ("same_key_twice", "get_hits"),   # the open point of spec section 8
-    ("hot_key", "get_misses"),        # spec section 8's headline pair
+    ("same_key_twice", "get_hits"),   # the open point of algorithm §8
+    ("hot_key", "get_misses"),        # algorithm §8's headline pair
 )
 
 
@@ -340,7 +340,7 @@ def page_evenness_test(pages: np.ndarray, params: Params, workload: str) -> dict
 
     Independent uniform touches give chi2 ~ chi2(df), dispersion 1. A process that makes a
     page less likely to be touched again after it was touched (a revealed bin just lost an
-    item, spec section 8) spreads the counts more evenly, over all lags at once.
+    item, algorithm §8) spreads the counts more evenly, over all lags at once.
     Effect size: 1 - dispersion. Bits per op: (z^2 / n) / (8 ln 2), n touches, the Gaussian
     estimate used for the t-tests applied to the statistic's z-score (an estimate at this
     sample; the z-score need not grow linearly with n)."""
@@ -403,7 +403,7 @@ def welch_test(a: np.ndarray, b: np.ndarray, feature: str, names: list[str]) -> 
 
 
 def _expectation(test: dict) -> str:
-    """'clean' (must pass) or 'known-leak' (spec section 8: measured, reported)."""
+    """'clean' (must pass) or 'known-leak' (algorithm §8: measured, reported)."""
     names = set(test["workloads"])
     if names & SECTION8_WORKLOADS:
         return "known-leak"
@@ -422,8 +422,8 @@ def _verdict(test: dict) -> str:
     if test["expectation"] == "clean":
         return "FAIL: leak detected" if test["flagged"] else f"pass ({small})"
     if test["flagged"]:
-        return "known leak (spec section 8) detected"
-    return f"known leak (spec section 8) not detected at this sample: {small}"
+        return "known leak (algorithm §8) detected"
+    return f"known leak (algorithm §8) not detected at this sample: {small}"
 
 
 # -- the section 8 measurement ----------------------------------------------------------------
@@ -524,7 +524,7 @@ def audit(params: Params, *, ops: int = 4096, seed: int = 0, backend: str = "ref
             bar.close()
     run_seconds = time.perf_counter() - started
     # The RTL (or the full-crypto model) must give the trace-only reference model's trace,
-    # op for op, from the same master key, salt and operations (spec sections 6 and 9).
+    # op for op, from the same master key, salt and operations (algorithm §§6 and 9).
     reference_mismatch = {}
     if backend != "reference" or crypto:
         for name in names:
@@ -710,7 +710,7 @@ def _plots(report: dict, out: str, name: str) -> list[str]:
     ax.axhline(1, color="k", linewidth=1)
     ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
     ax.set_ylabel("P(x repeats) / chance (1/B)")
-    ax.set_title(f"spec section 8: revealed bin repeats, 95% CI ({tag})")
+    ax.set_title(f"algorithm §8: revealed bin repeats, 95% CI ({tag})")
     ax.legend(fontsize=8)
     written.append(_save(fig, out, f"{name}_section8.png"))
     # 4. effect size vs smallest detectable effect.

@@ -1,9 +1,9 @@
-"""Validation of the analytical bounds of spec section 1 by simulating the access process.
+"""Validation of the analytical bounds of algorithm §1 by simulating the access process.
 
-:func:`simulate` runs Setup and then ``accesses`` accesses of spec section 3 on *loads only*:
+:func:`simulate` runs Setup and then ``accesses`` accesses of algorithm §3 on *loads only*:
 no keys' bytes, no values, no crypto, no host memory. Its state is, per bin, the load; per host
 bin, the number of items pending in the eviction buffer; per item, its bin and whether it is
-pending. It tracks, after every access, the four quantities that spec section 1 bounds:
+pending. It tracks, after every access, the four quantities that algorithm §1 bounds:
 
 - the largest load of any bin,
 - the number of items in HBM bins,
@@ -16,8 +16,8 @@ The kernel is compiled with numba (a well-kept, widely used JIT compiler for num
 already a project dependency), which makes 10^8 accesses at N = 2^20 take minutes on one core.
 
 Randomness: the simulator studies the *distribution* of the process, so it draws from numba's
-``np.random`` (a Mersenne Twister seeded by ``seed``), not from the map's AES DRBG of spec
-section 6. The draws per access follow section 3 (``r``, ``y``, ``c1``, ``c2`` redrawn until
+``np.random`` (a Mersenne Twister seeded by ``seed``), not from the map's AES DRBG of algorithm
+§6. The draws per access follow §3 (``r``, ``y``, ``c1``, ``c2`` redrawn until
 ``≠ c1``), Setup's follow docs/design.md (``c1``, ``c2`` per item), and "pending" is tracked
 with a per-bin flush epoch so a flush is O(1).
 
@@ -40,7 +40,7 @@ from ..params import Params
 
 __all__ = ["BoundsResult", "simulate", "QUANTITIES"]
 
-#: The four quantities of spec section 1, in the order of the result arrays.
+#: The four quantities of algorithm §1, in the order of the result arrays.
 QUANTITIES = ("bin load", "items in HBM bins", "eviction buffer", "value frames")
 
 _kernel = None
@@ -102,7 +102,7 @@ def _get_kernel():
 
         p_full_get = p_put == 0.0 and p_delete == 0.0
         for t in range(accesses):
-            # 1. draws of spec section 3, all of them, every access
+            # 1. draws of algorithm §3, all of them, every access
             r = np.random.randint(0, n_bins)
             y = np.random.randint(0, n_bins)
             c1 = np.random.randint(0, n_bins)

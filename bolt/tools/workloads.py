@@ -147,7 +147,7 @@ def _deletes(p, length, rng):
 
 
 def _same_key_twice(p, length, rng):
-    """GET k, GET k, GET k', GET k', ...: every present key twice in a row (spec section 8)."""
+    """GET k, GET k, GET k', GET k', ...: every present key twice in a row (algorithm §8)."""
     ids = _distinct_stream(rng, 0, present_count(p), (length + 1) // 2)
     for t in range(length):
         yield Op.GET, key_bytes(p, ids[t // 2]), None

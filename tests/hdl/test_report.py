@@ -12,7 +12,7 @@ from bolt.params import Params
 # The inventory elaborates the design without building it, which Amaranth warns about.
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_memory_inventory_lists_every_trusted_structure():
-    """Every HBM structure of spec section 2 is found under the accelerator (also beneath its
+    """Every HBM structure of algorithm §2 is found under the accelerator (also beneath its
     reset-domain wrapper), sized from the parameters."""
     from bolt.hdl.accelerator import RtlAccelerator
     from bolt.hdl.report import memory_inventory

@@ -1,5 +1,5 @@
 """The trace-leakage audit (issue 6): it passes the real design on the tests the design is
-claimed to pass, reports the known leak of spec section 8 instead of hiding it, and flags the
+claimed to pass, reports the known leak of algorithm §8 instead of hiding it, and flags the
 deliberately leaky variants. Also: the trace-only model gives the full model's trace."""
 
 import json
@@ -41,7 +41,7 @@ def _find(report, test, feature, *workloads):
     return matches[0]
 
 
-# -- spec section 9: the trace-only mode ---------------------------------------------------------
+# -- algorithm §9: the trace-only mode ---------------------------------------------------------
 
 def test_trace_only_model_gives_the_full_models_trace():
     params = Params(capacity=64, key_size=8, value_size=16, load=4, hbm_fraction=0.25)
@@ -112,7 +112,7 @@ def test_known_leak_of_section_8_is_measured_not_hidden(real):
     # The hot key's touched pages follow the frozen least-loaded bins: reported as detected.
     hot = _find(real, "page_uniformity", "page", "hot_key")
     assert hot["expectation"] == "known-leak" and hot["flagged"]
-    assert hot["verdict"] == "known leak (spec section 8) detected"
+    assert hot["verdict"] == "known leak (algorithm §8) detected"
     assert hot["bits_per_op"] > 0.01
     pair = _find(real, "welch", "x_repeat", "same_key_twice", "get_hits")
     assert pair["expectation"] == "known-leak"
