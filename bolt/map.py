@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from operator import itemgetter
 
@@ -46,6 +47,9 @@ class Map(MutableMapping):
     Keys are ``bytes`` or ``str`` (stored as UTF-8; iteration yields ``bytes``), values are
     bytes-like. ``m.trace`` is the recorded host trace and ``m.host_memory`` the untrusted
     host byte store, which a test may tamper with as the host could.
+
+    A map may be shared by threads: one lock serializes its accesses, bulk loads and ``close``
+    (the accelerator runs one access at a time anyway).
     """
 
     def __init__(self, capacity: int = 65536, *, key_size: int = 16, value_size: int = 64,
@@ -63,6 +67,8 @@ class Map(MutableMapping):
             raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
         self.backend_name = backend
         self._closed = False
+        # Re-entrant: an access may be made by code that already holds it (a subclass, a tool).
+        self._lock = threading.RLock()
         checked = self._checked_items(items) if items is not None else ()
         self._backend = BACKENDS[backend](self.params, master_key=master_key, salt=salt,
                                           items=checked, **backend_options)
@@ -101,9 +107,10 @@ class Map(MutableMapping):
         Every key and value is checked before anything changes.
         """
         checked = self._checked_items(items)
-        if self._closed:
-            raise BackendError("this map is closed")
-        self._backend.setup(checked, salt=salt)
+        with self._lock:
+            if self._closed:
+                raise BackendError("this map is closed")
+            self._backend.setup(checked, salt=salt)
 
     # -- input checks (before anything reaches the accelerator) ---------------------------------
 
@@ -145,9 +152,11 @@ class Map(MutableMapping):
         return response
 
     def _access(self, op: Op, key, value: bytes | None = None) -> Response:
-        if self._closed:
-            raise BackendError("this map is closed")
-        return self._outcome(self._backend.access(op, key, value), key)
+        with self._lock:
+            if self._closed:
+                raise BackendError("this map is closed")
+            response = self._backend.access(op, key, value)
+        return self._outcome(response, key)
 
     # -- MutableMapping ---------------------------------------------------------------------------
 
@@ -182,10 +191,12 @@ class Map(MutableMapping):
         return self._access(Op.PUT, key, value).value
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._backend.keys()
+        with self._lock:
+            return self._backend.keys()   # a copy of the keys held now
 
     def __len__(self) -> int:
-        return len(self._backend)
+        with self._lock:
+            return len(self._backend)
 
     # -- what researchers inspect -----------------------------------------------------------------
 
@@ -217,10 +228,11 @@ class Map(MutableMapping):
 
     def close(self) -> None:
         """Release the backend (stops the RTL simulation); the map refuses work afterwards."""
-        self._closed = True
-        close = getattr(self._backend, "close", None)
-        if close is not None:
-            close()
+        with self._lock:
+            self._closed = True
+            close = getattr(self._backend, "close", None)
+            if close is not None:
+                close()
 
     def __enter__(self) -> "Map":
         return self
