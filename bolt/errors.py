@@ -1,7 +1,8 @@
 """Errors raised by a BOLT map. All are importable from :mod:`bolt`."""
 
 __all__ = [
-    "BoltError", "IntegrityError", "CapacityError", "BoundExceededError",
+    "BoltError", "IntegrityError", "CapacityError", "BoundExceededError", "BOUND_BIN_LOAD",
+    "BOUND_VALUE_FRAMES", "BOUND_INDEX", "BOUND_PAGE_COUNTER", "BOUND_UNNAMED",
     "KeySizeError", "ValueSizeError", "KeyTypeError", "ValueTypeError", "BackendError",
 ]
 
@@ -26,11 +27,22 @@ class CapacityError(BoltError):
     """A PUT of a new key found the map at capacity (reported after the full access)."""
 
 
+#: What :attr:`BoundExceededError.bound` names. The eviction buffer holds one entry per value
+#: frame (it shares their pool), so its running out is the ``"value frames"`` bound.
+BOUND_BIN_LOAD = "bin load"
+BOUND_VALUE_FRAMES = "value frames"
+BOUND_INDEX = "index bucket"
+BOUND_PAGE_COUNTER = "page counter"
+#: The RTL reports that a bound was crossed, not which.
+BOUND_UNNAMED = "bin load, value frames or index bucket"
+
+
 class BoundExceededError(BoltError):
     """A structure sized from the analytical bounds (algorithm §1) overflowed.
 
-    ``bound`` names which: ``"bin load"``, ``"value frames"``, ``"index bucket"`` or
-    ``"page counter"``. Everything stored before remains readable.
+    ``bound`` names which: :data:`BOUND_BIN_LOAD`, :data:`BOUND_VALUE_FRAMES`,
+    :data:`BOUND_INDEX` or :data:`BOUND_PAGE_COUNTER` (:data:`BOUND_UNNAMED` from the RTL
+    backend, whose response does not say). Everything stored before remains readable.
     """
 
     def __init__(self, bound: str, message: str):

@@ -6,8 +6,8 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from operator import itemgetter
 
-from .errors import (BackendError, BoundExceededError, CapacityError, IntegrityError, KeySizeError,
-                     KeyTypeError, ValueSizeError, ValueTypeError)
+from .errors import (BOUND_UNNAMED, BackendError, BoundExceededError, CapacityError,
+                     IntegrityError, KeySizeError, KeyTypeError, ValueSizeError, ValueTypeError)
 from .params import Params
 from .protocol import Op, Response, Status
 
@@ -146,9 +146,9 @@ class Map(MutableMapping):
         if status == Status.FULL:
             raise CapacityError(f"the map is full; {key!r} was not stored")
         if status == Status.BOUND:
-            raise BoundExceededError("bin load or value frames",
-                                     f"re-placing {key!r} would cross a bound of algorithm §1;"
-                                     " the map's content is unchanged")
+            bound = response.bound or BOUND_UNNAMED
+            raise BoundExceededError(bound, f"the access of {key!r} would have crossed the "
+                                            f"{bound} bound; the map's content is unchanged")
         return response
 
     def _access(self, op: Op, key, value: bytes | None = None) -> Response:

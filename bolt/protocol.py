@@ -35,3 +35,4 @@ class Response(NamedTuple):
     status: Status
     value: bytes | None = None   #: the value found (FOUND) or None
     page: int | None = None      #: the failing page (INTEGRITY) or None
+    bound: str | None = None     #: which bound (BOUND; the model names it, the RTL does not)

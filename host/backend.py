@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ..crypto import master_key_or_new, new_salt
-from ..errors import BackendError, BoundExceededError, CapacityError
+from ..errors import BOUND_UNNAMED, BackendError, BoundExceededError, CapacityError
 from ..params import Params
 from ..protocol import Op, Response, Status
 from ..trace import HostMemory, Trace
@@ -233,7 +233,7 @@ class RtlBackend:
                                           list(items.items()))
         if status != 0:
             self._keys = {}
-            raise BoundExceededError("bin load or value frames",
+            raise BoundExceededError(BOUND_UNNAMED,
                                      f"the RTL's Setup crossed a bound ({Status(status).name}); "
                                      "the map is now empty")
         self.stats.setup_cycles = cycles

@@ -12,11 +12,12 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from ..crypto import Drbg, derive_subkeys, master_key_or_new, new_salt
-from ..errors import BoundExceededError, CapacityError, IntegrityError
+from ..errors import (BOUND_BIN_LOAD, BOUND_PAGE_COUNTER, BOUND_VALUE_FRAMES,
+                      BoundExceededError, CapacityError, IntegrityError)
 from ..params import Params
 from ..protocol import HBM, HOST, PENDING, Op, Response, Status
 from ..trace import Trace
-from .pages import PlainPages, SealedPages
+from .pages import COUNTER_LIMIT, PlainPages, SealedPages
 from .placement import OUT_OF_SAMPLES, place
 
 __all__ = ["ReferenceAccelerator"]
@@ -153,7 +154,13 @@ class ReferenceAccelerator:
     # -- Access (algorithm §3) -----------------------------------------------------------------
 
     def access(self, op: Op, key: bytes, value: bytes | None = None) -> Response:
-        """One Access. ``key`` and ``value`` are validated bytes; ``value`` only for PUT."""
+        """One Access. ``key`` and ``value`` are validated bytes; ``value`` only for PUT.
+
+        Decide, then commit: every check that can refuse the access runs before anything
+        changes, and an access that fails part way (a page that does not verify, an exception
+        from the host store or anywhere else) leaves the map's content as it was (see
+        :meth:`_restore`); only the DRBG stays advanced.
+        """
         p, state = self.params, self._state
         k, m, u = p.hbm_bins, p.bins, self._drbg.uniform
         self.trace.begin_op()
@@ -164,34 +171,45 @@ class ReferenceAccelerator:
         c2 = u(m)
         while c2 == c1:
             c2 = u(m)
-        # Step 2: look the key up.
+        # Step 2: look the key up and decide, from trusted state only.
         location = state.index.get(key)
         found = location is not None
         kind, x, where = location if found else (None, r, None)
         replace = op == Op.PUT or (op == Op.GET and found)
         full = op == Op.PUT and not found and len(state.index) >= p.capacity
-        fits = replace and not full and self._placement_fits(found, kind, x, y, c1, c2)
+        bound = self._crossed_bound(found, kind, x, y, c1, c2) if replace and not full else None
+        if found and kind == HOST and y >= k and bound is None \
+                and not state.free_frames and not state.pending[x - k]:
+            # Taken out of page x, the item would need a frame to wait in if the touch of y
+            # then failed, and none would be free: it stays in its page.
+            bound = BOUND_VALUE_FRAMES
         # The key's item is taken out only if it will be stored again or is deleted; otherwise
         # (a re-placement that would cross a bound) it stays where it is, and nothing is lost.
-        take = found and (op == Op.DELETE or fits)
+        take = found and bound is None and (replace or op == Op.DELETE)
+        counters = state.pages.counters    # two writes of one page fit below the limit
+        if x >= k and counters[x - k] > COUNTER_LIMIT - 2 or \
+                y >= k and counters[y - k] > COUNTER_LIMIT - 2:
+            self._check_counters(x, y)
         pending_position = None
-        if take and kind == PENDING:
-            pending_position = state.pending[x - k].index((key, where))
-            del state.pending[x - k][pending_position]
-        # Step 3: touch x then y, each if it is a host bin.
         taken_value = None
-        for bin_ in (x, y):
-            if bin_ < k:
-                continue
-            page_take = (where, key) if take and kind == HOST and bin_ == x \
-                and taken_value is None else None
-            try:
+        try:
+            if take and kind == PENDING:
+                pending_position = state.pending[x - k].index((key, where))
+                del state.pending[x - k][pending_position]
+            # Step 3: touch x then y, each if it is a host bin.
+            for bin_ in (x, y):
+                if bin_ < k:
+                    continue
+                page_take = (where, key) if take and kind == HOST and bin_ == x \
+                    and taken_value is None else None
                 value_from_page = self._touch(bin_, page_take)
-            except IntegrityError as error:
-                self._restore(key, kind, x, where, pending_position, taken_value)
+                if page_take is not None:
+                    taken_value = value_from_page
+        except BaseException as error:
+            self._restore(key, kind, x, where, pending_position, taken_value)
+            if isinstance(error, IntegrityError):
                 return Response(Status.INTEGRITY, page=error.page)
-            if page_take is not None:
-                taken_value = value_from_page
+            raise
         # Step 4: the key's value, from its frame or from its slot.
         old_value = None
         if take:
@@ -208,8 +226,8 @@ class ReferenceAccelerator:
         # Steps 5 and 6.
         if full:
             return Response(Status.FULL)
-        if replace and not fits:
-            return Response(Status.BOUND, old_value)
+        if bound is not None:
+            return Response(Status.BOUND, old_value, bound=bound)
         if replace:
             nb = c1 if state.loads[c1] <= state.loads[c2] else c2
             self._place(key, value if op == Op.PUT else old_value, nb)
@@ -217,18 +235,31 @@ class ReferenceAccelerator:
 
     # -- the pieces of Access ----------------------------------------------------------------------
 
-    def _placement_fits(self, found, kind, x, y, c1, c2) -> bool:
-        """Whether the re-placement of step 6 will find room, computed before the touches
-        from what they will free, so that a crossing never strands a taken item."""
+    def _crossed_bound(self, found, kind, x, y, c1, c2) -> str | None:
+        """The bound the re-placement of step 6 would cross, or None if it finds room;
+        computed before the touches from what they will free, so that a crossing never
+        strands a taken item."""
         state, k = self._state, self.params.hbm_bins
         loads = [state.loads[c] - (found and c == x) for c in (c1, c2)]
         if min(loads) >= self.params.slots:
-            return False
+            return BOUND_BIN_LOAD
         freed = (found and kind != HOST) + sum(
             len(state.pending[b - k]) for b in {x, y} if b >= k)
         # An item pending in x is counted among x's pending and as its own frame: subtract it.
         freed -= found and kind == PENDING
-        return len(state.free_frames) + freed >= 1
+        return None if len(state.free_frames) + freed >= 1 else BOUND_VALUE_FRAMES
+
+    def _check_counters(self, x: int, y: int) -> None:
+        """Refuse, before anything changes, an access whose page writes would need a write
+        counter beyond :data:`~bolt.model.pages.COUNTER_LIMIT` (x == y writes it twice)."""
+        k, counters = self.params.hbm_bins, self._state.pages.counters
+        pages = [b - k for b in (x, y) if b >= k]
+        for page in pages:
+            if counters[page] + pages.count(page) > COUNTER_LIMIT:
+                raise BoundExceededError(
+                    BOUND_PAGE_COUNTER, f"host page {page}'s write counter is at "
+                    f"{counters[page]}; this access's writes would pass its 64-bit limit "
+                    "(re-load the map: a Setup starts every counter afresh under a new salt)")
 
     def _touch(self, bin_: int, take) -> bytes | None:
         """Touch host bin ``bin_``: flush its pending items into its page (algorithm §3, step 3)."""
@@ -259,15 +290,18 @@ class ReferenceAccelerator:
         return None if kind == HOST else self._state.frames[where]
 
     def _restore(self, key, kind, x, where, pending_position, taken_value) -> None:
-        """Undo what an access aborted by an integrity error had done to the key's item."""
+        """Put the key's item back after an access failed part way.
+
+        Each touch is atomic: its page write and its flush of the eviction buffer are done
+        together or not at all, so a touch that failed changed nothing. A touch of x that
+        completed stays done (the host holds that page under its new counter); the key's item
+        it took out then waits in x's eviction buffer, in a frame the access made sure of
+        before it started (its touch of x freed x's pending frames, or one was free already).
+        """
         state, k = self._state, self.params.hbm_bins
         if pending_position is not None:
             state.pending[x - k].insert(pending_position, (key, where))
         elif taken_value is not None:
-            # Taken out of page x, whose write-back succeeded: keep it as pending in x.
-            if not state.free_frames:
-                raise BoundExceededError("value frames", "no frame left to keep an item "
-                                                         "after a host integrity failure")
             frame = state.free_frames.pop()
             state.frames[frame] = taken_value
             state.pending[x - k].append((key, frame))

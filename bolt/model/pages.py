@@ -13,13 +13,15 @@ from operator import itemgetter
 import numpy as np
 
 from ..crypto import PageCipher
-from ..errors import BoundExceededError, IntegrityError
+from ..errors import IntegrityError
 from ..params import Params
 from ..trace import READ, WRITE, HostMemory, Trace
 
 __all__ = ["SealedPages", "PlainPages", "encode_slot", "COUNTER_LIMIT"]
 
-#: A page counter is never written with this value or beyond (it is 64 bits wide).
+#: The largest write counter a page is ever sealed under: the nonce's counter field is 8 bytes.
+#: An access whose writes would need a larger one is refused before it changes anything
+#: (``ReferenceAccelerator._check_counters``); at one write per nanosecond that takes 584 years.
 COUNTER_LIMIT = 2**64 - 1
 
 Item = tuple[bytes, bytes]  # (key, value)
@@ -85,10 +87,12 @@ class SealedPages:
         self._padding = bytes(params.page_stride - params.page_sealed_bytes)
 
     def _write(self, page: int, plaintext: bytes) -> None:
+        # The counter moves on only once the host took the page: a write that raised stored
+        # nothing (HostMemory checks before it stores), so its nonce never reached the host.
         counter = self.counters[page] + 1
-        self.counters[page] = counter
         sealed = self._cipher.seal(page, counter, plaintext)
         self.host.write(page * self.params.page_stride, sealed + self._padding)
+        self.counters[page] = counter
 
     def setup(self, host_items: list[tuple[int, int, bytes, bytes]]) -> None:
         """Write every page in ascending order under counter 1; ``host_items`` are
@@ -106,11 +110,10 @@ class SealedPages:
         write the page back.
 
         Returns the taken value (or None) and the slots the inserts went to. Raises
-        :class:`IntegrityError` (changing nothing) if the page does not verify.
+        :class:`IntegrityError` if the page does not verify; whatever it raises, it raises
+        before the page write, having changed nothing.
         """
         p = self.params
-        if self.counters[page] + 1 >= COUNTER_LIMIT:
-            raise BoundExceededError("page counter", f"page {page}'s write counter would wrap")
         raw = self.host.read(page * p.page_stride, p.page_stride)
         plaintext = self._cipher.open(page, self.counters[page], raw[:p.page_sealed_bytes])
         if plaintext is None:

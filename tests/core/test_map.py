@@ -176,3 +176,19 @@ def test_a_map_refuses_to_be_copied(small_params):
 def test_unknown_backend():
     with pytest.raises(ValueError, match="backend"):
         bolt.Map(64, backend="fpga")
+
+
+@pytest.mark.parametrize("bound", ["value frames", "bin load"])
+def test_bound_exceeded_names_the_bound_crossed(small_params, bound):
+    m = make_map(small_params, {b"k%d" % i: b"v%d" % i for i in range(100)})
+    state = m.backend._state
+    saved = list(state.free_frames), list(state.loads)
+    if bound == "value frames":
+        state.free_frames.clear()
+    else:
+        state.loads[:] = [small_params.slots] * small_params.bins
+    with pytest.raises(bolt.BoundExceededError) as raised:
+        m[b"new"] = b"x"
+    assert raised.value.bound == bound and bound in str(raised.value)
+    state.free_frames[:], state.loads[:] = saved
+    assert b"new" not in list(m) and len(m) == 100

@@ -1,0 +1,32 @@
+"""The fault campaign, bounded: every kind of fault is reported or harmless, never silent, and
+no item is ever lost (the whole map is compared with a dict oracle after every fault)."""
+
+import pytest
+
+from bolt.tools import faults
+
+
+@pytest.mark.parametrize("kind", list(faults.KINDS))
+def test_no_fault_is_silent_and_no_item_is_lost(kind):
+    tally = faults.run_kind(kind, 150, seed=3)
+    assert tally.faults == 150
+    assert tally.silent == 0 and tally.lost == 0, tally.notes
+    assert tally.detected + tally.harmless == tally.faults
+    harmless_by_design = kind in ("padding bit flip", "extended store")
+    assert (tally.harmless == tally.faults) if harmless_by_design else (tally.harmless == 0)
+
+
+def test_exceptions_are_injected_at_every_kind_of_step():
+    tally = faults.run_kind("exception mid-access", 300, seed=5)
+    assert set(tally.notes) >= {"Drbg.uniform", "index.get", "HostMemory.read", "HostMemory.write",
+                                "PageCipher.open", "PageCipher.seal"}
+
+
+def test_contents_reads_every_item_and_catches_a_lost_one():
+    run = faults._Run(faults.CAMPAIGN_PARAMS, seed=1)
+    assert faults.contents(run.acc) == run.oracle
+    state = run.acc._state
+    key = next(k for k, where in state.index.items() if where[0] != faults.HOST)
+    del state.index[key]                 # as if an access had dropped the item
+    with pytest.raises(AssertionError):
+        faults.contents(run.acc)
