@@ -89,6 +89,10 @@ class Map(MutableMapping):
     def _checked_items(self, items: Mapping | Iterable[tuple]) -> list[tuple[bytes, bytes]]:
         if isinstance(items, Mapping):
             items = items.items()
+        elif isinstance(items, (str, bytes, bytearray, memoryview)) or not isinstance(
+                items, Iterable):
+            raise TypeError("items must be a mapping or an iterable of (key, value) pairs, "
+                            f"not {type(items).__name__}")
         items = items if isinstance(items, list) else list(items)
         if items and all(type(item) is tuple and len(item) == 2 for item in items):
             # The common case, checked with whole-list builtins: plain bytes within size.
@@ -99,6 +103,10 @@ class Map(MutableMapping):
                     and max(map(len, keys)) <= self.params.key_size
                     and max(map(len, values)) <= self.params.value_size):
                 return items
+        for position, item in enumerate(items):
+            if isinstance(item, (str, bytes, bytearray, memoryview)) or not isinstance(
+                    item, Iterable) or len(item := tuple(item)) != 2:
+                raise TypeError(f"items must be (key, value) pairs; item {position} is {item!r}")
         return [(self._key(key), self._value(value)) for key, value in items]
 
     def load(self, items: Mapping | Iterable[tuple], *, salt: bytes | None = None) -> None:
@@ -116,7 +124,12 @@ class Map(MutableMapping):
 
     def _key(self, key) -> bytes:
         if isinstance(key, str):
-            key = key.encode("utf-8")
+            try:
+                key = key.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise KeyTypeError(f"str keys are stored as UTF-8 and {key!r} has no UTF-8 form "
+                                   f"({error.reason} at position {error.start}); pass bytes "
+                                   "instead") from None
         elif isinstance(key, (bytearray, memoryview)):
             key = bytes(key)
         elif not isinstance(key, bytes):

@@ -7,7 +7,9 @@ the RTL generator, the testbenches and the documentation all read :class:`Params
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field, fields
+from decimal import Decimal
 from functools import cached_property
 from fractions import Fraction
 
@@ -31,6 +33,38 @@ INDEX_OVERFLOW_ENTRIES = 64
 INDEX_OVERFLOW_LANES = 8
 #: Most items per index bucket on average when the map is at capacity.
 INDEX_AVERAGE_FILL = 4
+
+# -- the largest supported parameters (checked by Params, refused beyond with a ValueError) ------
+#: Bins: ``U(M)`` filters 32-bit DRBG words (algorithm §6), and a host page's index (below
+#: B <= M) takes 4 bytes of its GCM nonce (algorithm §5), so M may not exceed 2^32.
+MAX_BINS = 2**32
+#: Trusted memory: every structure sized by :meth:`Params.hbm_budget` must fit the 16 GiB of
+#: HBM of the card the design is built for (Alveo U55C). At the default key, value and load
+#: sizes this allows N up to 2^27 (10 GiB); the reference model keeps the same structures in
+#: Python, so it needs a few times more host RAM than that.
+HBM_BYTES = 16 * 2**30
+
+
+def _whole_number(name: str, value) -> int:
+    """``value`` as an int: any integer type (numpy's too), or an integral Fraction, Decimal or
+    float; a clear error for anything else."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
+        raise TypeError(f"{name} must be a whole number, not {type(value).__name__}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(f"{name} must be a whole number, not {value}")
+    return int(value)
+
+
+def _real_number(name: str, value) -> float:
+    """``value`` as a float: any real number type (numpy's, Fraction, Decimal)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, not {value}")
+    return value
 
 
 def bits_for(n: int) -> int:
@@ -95,9 +129,8 @@ class Params:
 
     def __post_init__(self):
         for name in ("capacity", "key_size", "value_size", "load"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+            object.__setattr__(self, name, _whole_number(name, getattr(self, name)))
+        object.__setattr__(self, "hbm_fraction", _real_number("hbm_fraction", self.hbm_fraction))
         if self.capacity < 4:
             raise ValueError(f"capacity must be at least 4, not {self.capacity}")
         if not 1 <= self.key_size <= 255:
@@ -106,8 +139,6 @@ class Params:
             raise ValueError(f"value_size must be in 1..65535 (two length bytes), not {self.value_size}")
         if self.load < 1:
             raise ValueError(f"load must be at least 1, not {self.load}")
-        if not isinstance(self.hbm_fraction, (int, float)) or isinstance(self.hbm_fraction, bool):
-            raise TypeError(f"hbm_fraction must be a number, not {type(self.hbm_fraction).__name__}")
         if not 0 <= self.hbm_fraction < 1:
             raise ValueError(f"hbm_fraction must be in [0, 1), not {self.hbm_fraction}")
         bins = -(-self.capacity // self.load)
@@ -118,8 +149,17 @@ class Params:
             raise ValueError(f"capacity / load gives {bins} bin; two-choice needs at least 2")
         if bins - hbm_bins < 1:
             raise ValueError("hbm_fraction leaves no host bin")
+        if bins > MAX_BINS:
+            raise ValueError(f"capacity / load gives {bins} bins; at most {MAX_BINS} (2^32) are "
+                             "supported: U(M) draws 32-bit words and a host page's index takes "
+                             "4 bytes of its GCM nonce")
         object.__setattr__(self, "bins", bins)
         object.__setattr__(self, "hbm_bins", hbm_bins)
+        hbm = self.hbm_budget().total
+        if hbm > HBM_BYTES:
+            raise ValueError(f"capacity={self.capacity} with value_size={self.value_size}, "
+                             f"key_size={self.key_size} needs {hbm / 2**30:.1f} GiB of trusted "
+                             f"HBM; at most {HBM_BYTES // 2**30} GiB (the card's HBM) is supported")
 
     def arguments(self) -> dict:
         """The five constructor arguments (``Params(**p.arguments()) == p``), e.g. for

@@ -31,6 +31,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
+from bolt.params import HBM_BYTES
+
 
 __all__ = ["YosysError", "memory_inventory", "MemoryUse", "U55C", "COMPONENTS", "make_component",
            "yosys_stat", "synth_stat", "stat_summary"]
@@ -39,7 +41,7 @@ __all__ = ["YosysError", "memory_inventory", "MemoryUse", "U55C", "COMPONENTS", 
 U55C = {
     "BRAM (2016 x 36 Kbit)": 2016 * 36 * 1024,
     "URAM (960 x 288 Kbit)": 960 * 288 * 1024,
-    "HBM (16 GiB)": 16 * 2**30 * 8,
+    "HBM (16 GiB)": HBM_BYTES * 8,
 }
 
 #: Where each memory of the design would live, by the last part of its path.

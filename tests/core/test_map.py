@@ -113,6 +113,12 @@ def test_str_and_bytes_keys_are_the_same_key(small_params):
     (lambda m: m.__delitem__(b"k" * 9), bolt.KeySizeError),
     (lambda m: m.load([(b"ok", b"v"), (b"bad", b"v" * 17)]), bolt.ValueSizeError),
     (lambda m: m.load([(b"k%d" % i, b"") for i in range(257)]), bolt.CapacityError),
+    (lambda m: m.__setitem__("\ud800", b"v"), bolt.KeyTypeError),   # no UTF-8 form
+    (lambda m: m.get("a\udfff"), bolt.KeyTypeError),
+    (lambda m: m.load("ab"), TypeError),
+    (lambda m: m.load([b"ab"]), TypeError),
+    (lambda m: m.load([(b"k", b"v", b"extra")]), TypeError),
+    (lambda m: m.load(7), TypeError),
 ])
 def test_bad_input_is_rejected_before_any_access(small_params, action, error):
     items = {b"k%d" % i: b"v%d" % i for i in range(50)}

@@ -1,8 +1,13 @@
+import json
 import math
+from decimal import Decimal
+from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from bolt import Params
+from bolt.params import HBM_BYTES, MAX_BINS
 
 
 def test_defaults_follow_the_spec_formulas():
@@ -41,7 +46,10 @@ def test_budget_accounts_every_structure():
 
 
 @pytest.mark.parametrize("kwargs, error", [
-    ({"capacity": 3}, ValueError), ({"capacity": 2.5}, TypeError), ({"key_size": 0}, ValueError),
+    ({"capacity": 3}, ValueError), ({"capacity": 2.5}, ValueError), ({"key_size": 0}, ValueError),
+    ({"capacity": "64"}, TypeError), ({"load": True}, TypeError),
+    ({"capacity": float("inf")}, ValueError), ({"load": Fraction(9, 2)}, ValueError),
+    ({"value_size": Decimal("8.5")}, ValueError), ({"hbm_fraction": float("nan")}, ValueError),
     ({"key_size": 256}, ValueError), ({"value_size": 65536}, ValueError),
     ({"load": 0}, ValueError), ({"hbm_fraction": 1.0}, ValueError),
     ({"hbm_fraction": -0.1}, ValueError), ({"hbm_fraction": "0.2"}, TypeError),
@@ -58,3 +66,27 @@ def test_arguments_round_trip():
     assert p.arguments() == {"capacity": 4096, "key_size": 8, "value_size": 16, "load": 16,
                              "hbm_fraction": 0.29}
     assert Params(**p.arguments()) == p
+
+
+def test_integral_numbers_of_any_type_are_accepted_as_plain_ints():
+    p = Params(capacity=np.int64(4096), key_size=np.uint8(8), value_size=Decimal(16),
+               load=Fraction(16, 1), hbm_fraction=np.float32(0.25))
+    assert p == Params(capacity=4096, key_size=8, value_size=16, load=16, hbm_fraction=0.25)
+    assert all(type(value) in (int, float) for value in p.arguments().values())
+    json.dumps(p.arguments())    # the simulation receives them as JSON
+    assert Params(capacity=1024.0, hbm_fraction=Fraction(29, 100)).hbm_fraction == 0.29
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    ({"capacity": 2**34}, "GiB of trusted HBM"),
+    ({"capacity": 2**28}, "GiB of trusted HBM"),                 # 20 GiB at the defaults
+    ({"capacity": 2**33, "load": 1, "hbm_fraction": 0}, "2^32"),  # 2^33 host pages
+])
+def test_parameters_beyond_the_largest_supported_are_refused(kwargs, reason):
+    with pytest.raises(ValueError, match=reason.replace("^", r"\^")):
+        Params(**kwargs)
+
+
+def test_the_largest_supported_parameters_are_stated_and_accepted():
+    p = Params(capacity=2**27)
+    assert p.hbm_budget().total <= HBM_BYTES and p.bins <= MAX_BINS
