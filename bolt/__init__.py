@@ -4,7 +4,8 @@
 raises on purpose.
 """
 from .errors import (BackendError, BoltError, BoundExceededError, CapacityError,
-                     IntegrityError, KeySizeError, KeyTypeError, ValueSizeError, ValueTypeError)
+                     IntegrityError, KeySizeError, KeyTypeError, SaltReuseError, ValueSizeError,
+                     ValueTypeError)
 from .map import Map
 from .params import Params
 from .protocol import Op, Response, Status
@@ -12,5 +13,5 @@ from .protocol import Op, Response, Status
 __all__ = [
     "Map", "Params", "Op", "Status", "Response",
     "BoltError", "IntegrityError", "CapacityError", "BoundExceededError", "KeySizeError",
-    "ValueSizeError", "KeyTypeError", "ValueTypeError", "BackendError",
+    "ValueSizeError", "KeyTypeError", "ValueTypeError", "BackendError", "SaltReuseError",
 ]

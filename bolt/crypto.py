@@ -8,8 +8,10 @@ check that both produce identical bytes.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import struct
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +19,10 @@ from Crypto.Cipher import AES
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .errors import SaltReuseError
+
 __all__ = [
-    "SALT_BYTES", "MASTER_KEY_BYTES", "master_key_or_new", "Subkeys", "derive_subkeys", "new_salt", "page_nonce",
+    "SALT_BYTES", "MASTER_KEY_BYTES", "master_key_or_new", "claim_test_salt", "Subkeys", "derive_subkeys", "new_salt", "page_nonce",
     "PageCipher", "Drbg", "uniform_mask",
 ]
 
@@ -45,6 +49,36 @@ class Subkeys:
 
 def new_salt() -> bytes:
     return os.urandom(SALT_BYTES)
+
+
+# Digests of the (master key, salt) pairs given from outside that this process has set up.
+_test_pairs: set[bytes] = set()
+_test_pairs_lock = threading.Lock()
+
+
+def claim_test_salt(master_key: bytes | None, salt) -> bytes:
+    """Check a Setup salt given from outside (for reproducible tests only) and refuse a
+    (master key, salt) pair this process has already set up.
+
+    Reusing a pair would reuse GCM nonces (every page counter restarts at 1) and let the host
+    replay the other Setup's pages. Another process cannot be checked: reusing a pair across
+    processes has the same effect. With no master key (drawn from the OS) the pair is new.
+    """
+    if not isinstance(salt, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a test salt must be {SALT_BYTES} bytes, not {type(salt).__name__}")
+    salt = bytes(salt)
+    if len(salt) != SALT_BYTES:
+        raise ValueError(f"a test salt must be {SALT_BYTES} bytes, not {len(salt)}")
+    if master_key is not None:
+        digest = hashlib.sha256(bytes(master_key) + salt).digest()
+        with _test_pairs_lock:
+            if digest in _test_pairs:
+                raise SaltReuseError(
+                    "this (master key, salt) pair was already set up in this process; a second "
+                    "Setup with it would reuse GCM nonces and accept the first one's pages: "
+                    "draw a new salt (or pass none)")
+            _test_pairs.add(digest)
+    return salt
 
 
 def derive_subkeys(master_key: bytes, salt: bytes) -> Subkeys:

@@ -4,6 +4,7 @@ __all__ = [
     "BoltError", "IntegrityError", "CapacityError", "BoundExceededError", "BOUND_BIN_LOAD",
     "BOUND_VALUE_FRAMES", "BOUND_INDEX", "BOUND_PAGE_COUNTER", "BOUND_UNNAMED",
     "KeySizeError", "ValueSizeError", "KeyTypeError", "ValueTypeError", "BackendError",
+    "SaltReuseError",
 ]
 
 
@@ -64,6 +65,11 @@ class KeyTypeError(BoltError, TypeError):
 
 class ValueTypeError(BoltError, TypeError):
     """A value is not bytes-like."""
+
+
+class SaltReuseError(BoltError, ValueError):
+    """A test salt (``unsafe_test_salt=``) was given with a master key this process already set
+    up with it: the Setup would reuse GCM nonces."""
 
 
 class BackendError(BoltError):

@@ -8,6 +8,7 @@ from operator import itemgetter
 
 from .errors import (BOUND_UNNAMED, BackendError, BoundExceededError, CapacityError,
                      IntegrityError, KeySizeError, KeyTypeError, ValueSizeError, ValueTypeError)
+from .crypto import claim_test_salt
 from .params import Params
 from .protocol import Op, Response, Status
 
@@ -41,8 +42,11 @@ class Map(MutableMapping):
         16-byte master key; drawn from the OS if omitted.
     backend : str
         ``"reference"`` (the Python model) or ``"rtl"`` (the Verilator simulation).
-    salt : bytes, optional
-        15-byte Setup salt, drawn from the OS if omitted; tests pass it for reproducibility.
+    unsafe_test_salt : bytes, optional
+        For reproducible tests only: the 15-byte salt of the first Setup instead of a fresh one
+        from the OS. A (master key, salt) pair this process has set up before is refused
+        (:class:`bolt.SaltReuseError`); reusing one in another process, which nothing can
+        check, reuses GCM nonces and lets the host replay the other map's pages unnoticed.
 
     Keys are ``bytes`` or ``str`` (stored as UTF-8; iteration yields ``bytes``), values are
     bytes-like. ``m.trace`` is the recorded host trace and ``m.host_memory`` the untrusted
@@ -54,15 +58,19 @@ class Map(MutableMapping):
 
     def __init__(self, capacity: int = 65536, *, key_size: int = 16, value_size: int = 64,
                  load: int = 8, hbm_fraction: float = 0.2, master_key: bytes | None = None,
-                 backend: str = "reference", salt: bytes | None = None, **backend_options):
+                 backend: str = "reference", unsafe_test_salt: bytes | None = None,
+                 **backend_options):
         self._open(capacity, key_size=key_size, value_size=value_size, load=load,
                    hbm_fraction=hbm_fraction, master_key=master_key, backend=backend,
-                   salt=salt, items=None, **backend_options)
+                   unsafe_test_salt=unsafe_test_salt, items=None, **backend_options)
 
     def _open(self, capacity, *, key_size, value_size, load, hbm_fraction, master_key, backend,
-              salt, items, **backend_options) -> None:
+              unsafe_test_salt, items, **backend_options) -> None:
         self.params = Params(capacity=capacity, key_size=key_size, value_size=value_size,
                              load=load, hbm_fraction=hbm_fraction)
+        if "salt" in backend_options:
+            raise TypeError("bolt.Map takes no salt=: every Setup draws a fresh one; for "
+                            "reproducible tests only, see unsafe_test_salt=")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
         self.backend_name = backend
@@ -70,6 +78,8 @@ class Map(MutableMapping):
         # Re-entrant: an access may be made by code that already holds it (a subclass, a tool).
         self._lock = threading.RLock()
         checked = self._checked_items(items) if items is not None else ()
+        self._master_key = master_key       # only to check test salts against (None: drawn)
+        salt = self._test_salt(unsafe_test_salt)
         self._backend = BACKENDS[backend](self.params, master_key=master_key, salt=salt,
                                           items=checked, **backend_options)
 
@@ -77,13 +87,13 @@ class Map(MutableMapping):
     def from_items(cls, items: Mapping | Iterable[tuple], capacity: int = 65536, *,
                    key_size: int = 16, value_size: int = 64, load: int = 8,
                    hbm_fraction: float = 0.2, master_key: bytes | None = None,
-                   backend: str = "reference", salt: bytes | None = None,
+                   backend: str = "reference", unsafe_test_salt: bytes | None = None,
                    **backend_options) -> "Map":
         """A map bulk-loaded with ``items`` by one Setup (linear time, B page writes)."""
         new = cls.__new__(cls)
         new._open(capacity, key_size=key_size, value_size=value_size, load=load,
-                  hbm_fraction=hbm_fraction, master_key=master_key, backend=backend, salt=salt,
-                  items=items, **backend_options)
+                  hbm_fraction=hbm_fraction, master_key=master_key, backend=backend,
+                  unsafe_test_salt=unsafe_test_salt, items=items, **backend_options)
         return new
 
     def _checked_items(self, items: Mapping | Iterable[tuple]) -> list[tuple[bytes, bytes]]:
@@ -109,8 +119,10 @@ class Map(MutableMapping):
                 raise TypeError(f"items must be (key, value) pairs; item {position} is {item!r}")
         return [(self._key(key), self._value(value)) for key, value in items]
 
-    def load(self, items: Mapping | Iterable[tuple], *, salt: bytes | None = None) -> None:
-        """Replace the whole content by a Setup with ``items`` (the last of a repeated key wins).
+    def load(self, items: Mapping | Iterable[tuple], *,
+             unsafe_test_salt: bytes | None = None) -> None:
+        """Replace the whole content by a Setup with ``items`` (the last of a repeated key wins)
+        under a fresh salt (``unsafe_test_salt``: as for the constructor).
 
         Every key and value is checked before anything changes.
         """
@@ -118,7 +130,10 @@ class Map(MutableMapping):
         with self._lock:
             if self._closed:
                 raise BackendError("this map is closed")
-            self._backend.setup(checked, salt=salt)
+            self._backend.setup(checked, salt=self._test_salt(unsafe_test_salt))
+
+    def _test_salt(self, salt) -> bytes | None:
+        return None if salt is None else claim_test_salt(self._master_key, salt)
 
     # -- input checks (before anything reaches the accelerator) ---------------------------------
 

@@ -16,12 +16,15 @@ by :func:`contents`, which reads the trusted state and opens every page directly
 
 from __future__ import annotations
 
+import contextlib
 import random
-import time
 from collections import Counter
 from dataclasses import dataclass, field
+from unittest import mock
 
-from ..errors import BoltError, IntegrityError
+from ..crypto import PageCipher
+from ..map import Map
+from ..model import pages as pages_module
 from ..model.accelerator import ReferenceAccelerator
 from ..model.pages import decode_slot
 from ..params import Params
@@ -401,3 +404,55 @@ def campaign(faults_per_kind: int, *, seed: int = 0, kinds=None) -> dict[str, Ta
     """:func:`run_kind` for every kind (or ``kinds``)."""
     return {kind: run_kind(kind, faults_per_kind, seed=seed + n)
             for n, kind in enumerate(kinds or KINDS)}
+
+
+# -- nonce uniqueness -------------------------------------------------------------------------
+
+@dataclass
+class NonceCount:
+    seals: int = 0
+    repeats: int = 0
+    page_keys: int = 0
+
+
+@contextlib.contextmanager
+def recorded_nonces():
+    """Count every page sealing of the reference model in the block, and every (page key,
+    nonce) pair that was sealed before."""
+    count, seen, key_ids = NonceCount(), set(), {}
+
+    class Recording(PageCipher):
+        def __init__(self, page_key):
+            super().__init__(page_key)
+            self._key_id = key_ids.setdefault(page_key, len(key_ids))
+
+        def seal(self, page, counter, plaintext):
+            nonce = (self._key_id << 96) | (page << 64) | counter
+            count.seals += 1
+            count.repeats += nonce in seen
+            seen.add(nonce)
+            return super().seal(page, counter, plaintext)
+
+    with mock.patch.object(pages_module, "PageCipher", Recording):
+        yield count
+    count.page_keys = len(key_ids)
+
+
+def nonce_check(*, maps: int, setups: int, accesses: int, master_key: bytes = bytes(16),
+                seed: int = 0) -> NonceCount:
+    """``maps`` maps under one master key, each set up ``setups`` times (``Map.load``, a fresh
+    salt each time) with ``accesses`` random accesses after each Setup; count the seals and any
+    repeated (page key, nonce) pair."""
+    rng, p = random.Random(seed), CAMPAIGN_PARAMS
+    with recorded_nonces() as count:
+        for _ in range(maps):
+            m = Map(**p.arguments(), master_key=master_key)
+            for _ in range(setups):
+                m.load({b"k%d" % rng.randrange(p.capacity): b"v" for _ in range(p.capacity // 2)})
+                for _ in range(accesses):
+                    key = b"k%d" % rng.randrange(p.capacity)
+                    if rng.random() < 0.5:
+                        m.get(key)
+                    elif len(m) < p.capacity:
+                        m[key] = b"w"
+    return count

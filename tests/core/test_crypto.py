@@ -8,7 +8,7 @@ import bolt
 from bolt.crypto import Drbg, PageCipher, derive_subkeys, page_nonce, uniform_mask
 from bolt.model.pages import decode_slot
 
-from tests.conftest import MASTER_KEY, SALT
+from tests.conftest import MASTER_KEY, SALT, unique_salt
 
 
 def ecb_counter_words(key: bytes, blocks: int) -> list[int]:
@@ -64,8 +64,8 @@ def test_host_pages_decrypt_with_pycryptodome_to_the_documented_layout(small_par
     items = {b"k%d" % i: b"value-%d" % i for i in range(100)}
     m = bolt.Map.from_items(items, p.capacity, key_size=p.key_size, value_size=p.value_size,
                             load=p.load, hbm_fraction=p.hbm_fraction, master_key=MASTER_KEY,
-                            salt=SALT)
-    page_key = AES.new(MASTER_KEY, AES.MODE_ECB).encrypt(b"\x01" + SALT)
+                            unsafe_test_salt=(salt := unique_salt()))
+    page_key = AES.new(MASTER_KEY, AES.MODE_ECB).encrypt(b"\x01" + salt)
     found = {}
     for page in range(p.host_bins):
         raw = m.host_memory[page * p.page_stride:(page + 1) * p.page_stride]

@@ -6,7 +6,7 @@ import pytest
 import bolt
 from bolt.protocol import HOST
 
-from tests.conftest import MASTER_KEY, SALT
+from tests.conftest import MASTER_KEY, unique_salt
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def loaded(small_params):
     items = {b"k%d" % i: b"value%d" % i for i in range(150)}
     m = bolt.Map.from_items(items, p.capacity, key_size=p.key_size, value_size=p.value_size,
                             load=p.load, hbm_fraction=p.hbm_fraction, master_key=MASTER_KEY,
-                            salt=SALT)
+                            unsafe_test_salt=unique_salt())
     return m, items
 
 

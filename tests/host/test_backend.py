@@ -11,14 +11,14 @@ import pytest
 import bolt
 from bolt.host.backend import RtlStats
 
-from tests.conftest import MASTER_KEY, SALT
+from tests.conftest import MASTER_KEY, unique_salt
 from tests.core.test_conformance import PARAMS
 
 pytestmark = pytest.mark.rtl
 
 
 def test_stats_and_projected_latency():
-    with bolt.Map(**PARAMS, master_key=MASTER_KEY, salt=SALT, backend="rtl",
+    with bolt.Map(**PARAMS, master_key=MASTER_KEY, unsafe_test_salt=unique_salt(), backend="rtl",
                   clock_hz=250e6, host_round_trip_s=2e-6, host_bandwidth=8e9) as m:
         for i in range(40):
             m[b"k%d" % i] = b"v"

@@ -104,7 +104,7 @@ def test_simulator_matches_the_reference_model_on_average():
     items = [(i.to_bytes(4, "big"), b"v") for i in range(p.capacity)]
     m = Map.from_items(items, capacity=p.capacity, key_size=8, value_size=8, load=4,
                        hbm_fraction=0.25, crypto=False, master_key=bytes(16),
-                       salt=bytes(range(15)))
+                       unsafe_test_salt=bytes(range(15)))
     rng = np.random.default_rng(1)
     pending, hbm = [], []
     for t in range(5000):
