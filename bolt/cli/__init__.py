@@ -16,6 +16,7 @@ COMMANDS = {
     "bench": "bolt.cli.bench",
     "bounds": "bolt.cli.bounds",
     "demo": "bolt.cli.demo",
+    "faults": "bolt.cli.faults",
     "loadtest": "bolt.cli.loadtest",
     "params": "bolt.cli.params",
     "sim": "bolt.cli.sim",

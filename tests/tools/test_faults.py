@@ -30,3 +30,19 @@ def test_contents_reads_every_item_and_catches_a_lost_one():
     del state.index[key]                 # as if an access had dropped the item
     with pytest.raises(AssertionError):
         faults.contents(run.acc)
+
+
+def test_bolt_faults_prints_the_table_and_the_nonce_check():
+    from click.testing import CliRunner
+
+    from bolt.cli import main
+    result = CliRunner().invoke(main, ["faults", "--faults", "20", "--maps", "2", "--setups", "2",
+                                       "--accesses", "20"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for kind in faults.KINDS:
+        faults_, detected, harmless, silent, lost, _ = next(
+            line for line in lines if line.startswith(kind)).split()[-6:]
+        assert (faults_, silent, lost) == ("20", "0", "0")
+        assert int(detected) + int(harmless) == 20
+    assert "0 repeated (page key, nonce) pairs" in result.output
