@@ -3,9 +3,9 @@
 ``bolt.Map`` is the map; ``bolt.Params`` its public parameters; the errors below are what it
 raises on purpose.
 """
-from .errors import (BackendError, BoltError, BoundExceededError, CapacityError,
-                     IntegrityError, KeySizeError, KeyTypeError, SaltReuseError, ValueSizeError,
-                     ValueTypeError)
+from .errors import (AttestationError, BackendError, BoltError, BoundExceededError,
+                     CapacityError, ChannelError, IntegrityError, KeySizeError, KeyTypeError,
+                     NotSetUpError, SaltReuseError, ValueSizeError, ValueTypeError)
 from .map import Map
 from .params import Params
 from .protocol import Op, Response, Status
@@ -14,4 +14,5 @@ __all__ = [
     "Map", "Params", "Op", "Status", "Response",
     "BoltError", "IntegrityError", "CapacityError", "BoundExceededError", "KeySizeError",
     "ValueSizeError", "KeyTypeError", "ValueTypeError", "BackendError", "SaltReuseError",
+    "ChannelError", "AttestationError", "NotSetUpError",
 ]

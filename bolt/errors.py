@@ -4,7 +4,7 @@ __all__ = [
     "BoltError", "IntegrityError", "CapacityError", "BoundExceededError", "BOUND_BIN_LOAD",
     "BOUND_VALUE_FRAMES", "BOUND_INDEX", "BOUND_PAGE_COUNTER", "BOUND_UNNAMED",
     "KeySizeError", "ValueSizeError", "KeyTypeError", "ValueTypeError", "BackendError",
-    "SaltReuseError",
+    "SaltReuseError", "ChannelError", "AttestationError", "NotSetUpError",
 ]
 
 
@@ -74,3 +74,18 @@ class SaltReuseError(BoltError, ValueError):
 
 class BackendError(BoltError):
     """A backend could not be built or started, or died while serving the map."""
+
+
+class ChannelError(BoltError):
+    """The sealed channel to the accelerator failed: a frame did not verify, came out of
+    sequence, had the wrong length or never came. The session is closed; the map's content is
+    unchanged, and a new session (``Map.new_session()``) sees it intact."""
+
+
+class AttestationError(ChannelError):
+    """The accelerator's attestation report did not verify: a signature not made by the pinned
+    vendor key, or a measurement other than the one the client expects."""
+
+
+class NotSetUpError(BoltError):
+    """The accelerator refused an access because no Setup has completed (it has no keys)."""

@@ -13,6 +13,8 @@ from decimal import Decimal
 from functools import cached_property
 from fractions import Fraction
 
+from .crypto import MASTER_KEY_BYTES, SALT_BYTES
+
 __all__ = ["Params", "HbmBudget"]
 
 #: Host memory is accessed in bursts of 64-byte beats; a page occupies a whole number of beats.
@@ -25,6 +27,12 @@ SLOT_KEY_LENGTH_BYTES = 1
 SLOT_VALUE_LENGTH_BYTES = 2
 #: Bytes of the three subkeys and of the Setup salt kept on chip.
 KEY_MATERIAL_BYTES = 3 * 16 + 15
+#: Client channel frames (algorithm: the sealed client channel): a command's op byte; a response's status and page
+#: fields; the key material a Setup sends sealed (master key 16 ‖ salt 15).
+FRAME_OP_BYTES = 1
+FRAME_STATUS_BYTES = 1
+FRAME_PAGE_BYTES = 4
+SETUP_KEY_MATERIAL_BYTES = MASTER_KEY_BYTES + SALT_BYTES
 #: Bytes of one page write counter (algorithm §5).
 COUNTER_BYTES = 8
 #: Entries of the index's overflow area (searched in full on every lookup).
@@ -219,6 +227,35 @@ class Params:
     def host_bytes(self) -> int:
         return self.host_bins * self.page_stride
 
+    # -- the client channel's frames (algorithm: the sealed client channel) -----------------------------------------
+
+    @cached_property
+    def command_plaintext_bytes(self) -> int:
+        """``op ‖ key length ‖ key ‖ value length (2, BE) ‖ value``: a slot's layout with the op
+        byte in place of the flag, so Setup items are encoded as slots are."""
+        return (FRAME_OP_BYTES + SLOT_KEY_LENGTH_BYTES + self.key_size + SLOT_VALUE_LENGTH_BYTES
+                + self.value_size)
+
+    @cached_property
+    def command_frame_bytes(self) -> int:
+        """Every sealed command frame: ciphertext and tag."""
+        return self.command_plaintext_bytes + TAG_BYTES
+
+    @cached_property
+    def response_plaintext_bytes(self) -> int:
+        """``status ‖ value length (2, BE) ‖ value ‖ page (4, BE)``."""
+        return FRAME_STATUS_BYTES + SLOT_VALUE_LENGTH_BYTES + self.value_size + FRAME_PAGE_BYTES
+
+    @cached_property
+    def response_frame_bytes(self) -> int:
+        """Every sealed response frame: ciphertext and tag."""
+        return self.response_plaintext_bytes + TAG_BYTES
+
+    @cached_property
+    def setup_key_frames(self) -> int:
+        """SETUP_BEGIN frames that carry the master key and salt, in the bytes after the op."""
+        return -(-SETUP_KEY_MATERIAL_BYTES // (self.command_plaintext_bytes - FRAME_OP_BYTES))
+
     # -- analytical bounds (algorithm §1) ----------------------------------------------------
 
     @cached_property
@@ -332,6 +369,8 @@ class Params:
             ("slots per page", f"{self.slots}"),
             ("slot bytes", f"{self.slot_bytes}"),
             ("page stride", f"{self.page_stride} B ({self.page_beats} beats)"),
+            ("command frame", f"{self.command_frame_bytes} B"),
+            ("response frame", f"{self.response_frame_bytes} B"),
             ("bound: bin load", f"{self.bin_load_bound:.2f}"),
             ("bound: items in HBM bins", f"{self.hbm_items_bound:.1f}"),
             ("bound: eviction buffer", f"{self.eviction_bound:.1f}"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NamedTuple
 
-__all__ = ["Op", "Status", "Response", "HBM", "PENDING", "HOST"]
+__all__ = ["Op", "Cmd", "Status", "Response", "HBM", "PENDING", "HOST"]
 
 #: Kinds of index location (the trusted index of the design): an item sits in an HBM bin's frame,
 #: waits in a host bin's eviction buffer (its frame), or lives in a host page's slot. The model
@@ -23,12 +23,28 @@ class Op(IntEnum):
     DELETE = 2
 
 
+class Cmd(IntEnum):
+    """The op byte of a command: the three Access ops of :class:`Op`, then Setup's three steps
+    (``SETUP_BEGIN`` carries the master key and salt, ``SETUP_ITEM`` one item, ``SETUP_END``
+    writes the pages)."""
+    GET = Op.GET
+    PUT = Op.PUT
+    DELETE = Op.DELETE
+    SETUP_BEGIN = 4
+    SETUP_ITEM = 5
+    SETUP_END = 6
+
+
 class Status(IntEnum):
     ABSENT = 0      #: the key was not in the map (PUT: it is now)
     FOUND = 1       #: the key was in the map; the response carries its (old) value
     FULL = 2        #: PUT of a new key into a map at capacity; nothing stored
     BOUND = 3       #: a re-placement crossed a bound (bin full or frame pool empty)
     INTEGRITY = 4   #: a host page failed verification; ``page`` names it
+    CHANNEL = 5     #: a command frame failed verification or came out of sequence; the
+                    #: session is closed and nothing changed
+    REFUSED = 6     #: no Setup has completed (no keys), or a command out of place; nothing
+                    #: was touched
 
 
 class Response(NamedTuple):

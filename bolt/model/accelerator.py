@@ -20,7 +20,11 @@ from ..trace import Trace
 from .pages import COUNTER_LIMIT, PlainPages, SealedPages
 from .placement import OUT_OF_SAMPLES, place
 
-__all__ = ["ReferenceAccelerator"]
+__all__ = ["ReferenceAccelerator", "MODEL_VERSION"]
+
+#: What the reference backend's attestation measures besides the parameters: change it with any
+#: change of the model's behaviour (traces, host bytes or answers).
+MODEL_VERSION = "bolt-omap reference model 1"
 
 
 class _State:
@@ -51,16 +55,18 @@ class ReferenceAccelerator:
     crypto : bool
         False selects the trace-only mode of algorithm §9: the same DRBG, placement and
         trace, with page contents kept in the clear in Python instead of sealed host pages.
+    trace : Trace, optional
+        Where to record the host trace (a new one if omitted).
 
     The constructor runs the first Setup, so a new accelerator already owns its B host pages.
     """
 
     def __init__(self, params: Params, *, master_key: bytes | None = None,
                  salt: bytes | None = None, items: Iterable[tuple[bytes, bytes]] = (),
-                 crypto: bool = True):
+                 crypto: bool = True, trace: Trace | None = None):
         master_key = master_key_or_new(master_key)
         self.params = params
-        self.trace = Trace()
+        self.trace = trace if trace is not None else Trace()
         self._master_key = master_key
         self._pages_class = SealedPages if crypto else PlainPages
         self.setup(items, salt=salt)
@@ -97,16 +103,21 @@ class ReferenceAccelerator:
 
     # -- Setup (algorithm §4) ------------------------------------------------------------------
 
-    def setup(self, items: Iterable[tuple[bytes, bytes]], *, salt: bytes | None = None) -> None:
-        """Bulk-load ``items`` (validated (key, value) byte pairs), replacing the whole map.
+    def setup(self, items: Iterable[tuple[bytes, bytes]], *, salt: bytes | None = None,
+              master_key: bytes | None = None) -> None:
+        """Bulk-load ``items`` (validated (key, value) byte pairs), replacing the whole map;
+        ``master_key`` replaces the master key (the channel's Setup sends one every time).
 
         The last value of a repeated key wins. On an error nothing changes.
         """
         p = self.params
+        if master_key is not None:
+            master_key = master_key_or_new(master_key)
         items = dict(items)
         if len(items) > p.capacity:
             raise CapacityError(f"{len(items)} items exceed the capacity of {p.capacity}")
-        subkeys = derive_subkeys(self._master_key, salt if salt is not None else new_salt())
+        subkeys = derive_subkeys(master_key or self._master_key,
+                                 salt if salt is not None else new_salt())
         drbg = Drbg(subkeys.drbg)
         state = _State(p, self._pages_class(p, subkeys.page, self.trace))
         k, slots, m, count = p.hbm_bins, p.slots, p.bins, len(items)
@@ -150,6 +161,7 @@ class ReferenceAccelerator:
         self.trace.begin_op()
         state.pages.setup(host_items)
         self._state, self._drbg = state, drbg
+        self._master_key = master_key or self._master_key
 
     # -- Access (algorithm §3) -----------------------------------------------------------------
 

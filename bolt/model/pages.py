@@ -17,7 +17,7 @@ from ..errors import IntegrityError
 from ..params import Params
 from ..trace import READ, WRITE, HostMemory, Trace
 
-__all__ = ["SealedPages", "PlainPages", "encode_slot", "COUNTER_LIMIT"]
+__all__ = ["SealedPages", "PlainPages", "encode_slot", "slot_rows", "COUNTER_LIMIT"]
 
 #: The largest write counter a page is ever sealed under: the nonce's counter field is 8 bytes.
 #: An access whose writes would need a larger one is refused before it changes anything
@@ -48,23 +48,32 @@ def slot_array(params: Params, host_items: list[tuple[int, int, bytes, bytes]]) 
     a vectorized :func:`encode_slot` over all items (Setup of 2^20 items in about a second)."""
     p = params
     pages = np.zeros((p.host_bins * p.slots, p.slot_bytes), dtype=np.uint8)
-    n = len(host_items)
-    if n == 0:
+    if not host_items:
         return pages
     # Columns by itemgetter, not zip(*host_items): unpacking a million arguments is slow.
     page, slot, keys, values = (list(map(itemgetter(i), host_items)) for i in range(4))
+    pages[np.asarray(page) * p.slots + np.asarray(slot)] = slot_rows(p, keys, values)
+    return pages
+
+
+def slot_rows(params: Params, keys: list[bytes], values: list[bytes], *,
+              flag: int = 1) -> np.ndarray:
+    """:func:`encode_slot` of every (key, value) as one (items, slot_bytes) array; ``flag`` is
+    the first byte (a command frame's op byte when the rows are Setup items)."""
+    p, n = params, len(keys)
     rows = np.zeros((n, p.slot_bytes), dtype=np.uint8)
+    if n == 0:
+        return rows
     ks, vs = p.key_size, p.value_size
     key_lengths = np.fromiter(map(len, keys), dtype=np.uint8, count=n)
     value_lengths = np.fromiter(map(len, values), dtype=np.uint16, count=n)
-    rows[:, 0] = 1
+    rows[:, 0] = flag
     rows[:, 1] = key_lengths
     rows[:, 2:2 + ks] = _padded(keys, key_lengths, ks)
     rows[:, 2 + ks] = value_lengths >> 8
     rows[:, 3 + ks] = value_lengths & 0xFF
     rows[:, 4 + ks:] = _padded(values, value_lengths, vs)
-    pages[np.asarray(page) * p.slots + np.asarray(slot)] = rows
-    return pages
+    return rows
 
 
 def _padded(fields: list[bytes], lengths: np.ndarray, size: int) -> np.ndarray:
