@@ -1,4 +1,11 @@
-"""``bolt.Map``: the oblivious map as a Python ``MutableMapping`` over a backend."""
+"""``bolt.Map``: the oblivious map as a Python ``MutableMapping`` over a backend.
+
+By default the map object is the client of a sealed channel (:mod:`bolt.channel`): it verifies
+the accelerator's attestation, opens a session, and sends every command and Setup item as a
+fixed-size sealed frame through the host (:class:`~bolt.channel.relay.HostRelay`, which records
+the host's whole view). ``channel=False`` calls the backend directly, as before the channel
+existed (for comparisons and tools that reach into the model).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,10 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from operator import itemgetter
 
-from .errors import (BOUND_UNNAMED, BackendError, BoundExceededError, CapacityError,
-                     IntegrityError, KeySizeError, KeyTypeError, ValueSizeError, ValueTypeError)
-from .crypto import claim_test_salt
+from .crypto import claim_test_salt, master_key_or_new, new_salt
+from .errors import (BOUND_UNNAMED, BackendError, BoundExceededError, CapacityError, ChannelError,
+                     IntegrityError, KeySizeError, KeyTypeError, NotSetUpError, ValueSizeError,
+                     ValueTypeError)
 from .params import Params
 from .protocol import Op, Response, Status
 
@@ -25,8 +33,24 @@ def _rtl_backend(params: Params, **options):
     return RtlBackend(params, **options)
 
 
-#: Backend name -> factory(params, master_key=..., salt=...).
+#: Backend name -> factory(params, master_key=..., salt=..., items=...): the accelerator called
+#: directly (``channel=False``).
 BACKENDS = {"reference": _reference_backend, "rtl": _rtl_backend}
+
+
+def _reference_device(params: Params, **options):
+    from .channel import ReferenceDevice
+    return ReferenceDevice(params, **options)
+
+
+def _reference_measurement(params: Params, device) -> bytes:
+    from .channel import reference_measurement
+    return reference_measurement(params)
+
+
+#: Backend name -> (factory(params, **options) of the device behind the channel, the function
+#: giving the measurement a client expects of it).
+DEVICES = {"reference": (_reference_device, _reference_measurement)}
 
 
 class Map(MutableMapping):
@@ -48,9 +72,20 @@ class Map(MutableMapping):
         (:class:`bolt.SaltReuseError`); reusing one in another process, which nothing can
         check, reuses GCM nonces and lets the host replay the other map's pages unnoticed.
 
+    channel : bool, optional
+        Talk to the accelerator through the sealed channel (the default where the backend has
+        one: the reference backend) or call it directly.
+    measurement : bytes, optional
+        The attestation measurement to pin; by default the one this installation computes for
+        the backend and parameters.
+    vendor_key : Ed25519PublicKey, optional
+        The key attestation reports must be signed with (the project's TEST FIXTURE key by
+        default).
+
     Keys are ``bytes`` or ``str`` (stored as UTF-8; iteration yields ``bytes``), values are
-    bytes-like. ``m.trace`` is the recorded host trace and ``m.host_memory`` the untrusted
-    host byte store, which a test may tamper with as the host could.
+    bytes-like. ``m.host_view`` is everything the host sees (frames and the page trace),
+    ``m.trace`` the page trace alone and ``m.host_memory`` the untrusted host byte store, which a
+    test may tamper with as the host could.
 
     A map may be shared by threads: one lock serializes its accesses, bulk loads and ``close``
     (the accelerator runs one access at a time anyway).
@@ -59,13 +94,16 @@ class Map(MutableMapping):
     def __init__(self, capacity: int = 65536, *, key_size: int = 16, value_size: int = 64,
                  load: int = 8, hbm_fraction: float = 0.2, master_key: bytes | None = None,
                  backend: str = "reference", unsafe_test_salt: bytes | None = None,
-                 **backend_options):
+                 channel: bool | None = None, measurement: bytes | None = None,
+                 vendor_key=None, **backend_options):
         self._open(capacity, key_size=key_size, value_size=value_size, load=load,
                    hbm_fraction=hbm_fraction, master_key=master_key, backend=backend,
-                   unsafe_test_salt=unsafe_test_salt, items=None, **backend_options)
+                   unsafe_test_salt=unsafe_test_salt, items=None, channel=channel,
+                   measurement=measurement, vendor_key=vendor_key, **backend_options)
 
     def _open(self, capacity, *, key_size, value_size, load, hbm_fraction, master_key, backend,
-              unsafe_test_salt, items, **backend_options) -> None:
+              unsafe_test_salt, items, channel=None, measurement=None, vendor_key=None,
+              **backend_options) -> None:
         self.params = Params(capacity=capacity, key_size=key_size, value_size=value_size,
                              load=load, hbm_fraction=hbm_fraction)
         if "salt" in backend_options:
@@ -73,27 +111,53 @@ class Map(MutableMapping):
                             "reproducible tests only, see unsafe_test_salt=")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+        if channel is None:
+            channel = backend in DEVICES
+        elif channel and backend not in DEVICES:
+            raise ValueError(f"the {backend} backend has no sealed channel yet")
         self.backend_name = backend
         self._closed = False
         # Re-entrant: an access may be made by code that already holds it (a subclass, a tool).
         self._lock = threading.RLock()
         checked = self._checked_items(items) if items is not None else ()
-        self._master_key = master_key       # only to check test salts against (None: drawn)
+        self._client = self._host = None
+        if not channel:
+            self._master_key = master_key   # only to check test salts against (None: drawn)
+            salt = self._test_salt(unsafe_test_salt)
+            self._backend = BACKENDS[backend](self.params, master_key=master_key, salt=salt,
+                                              items=checked, **backend_options)
+            return
+        # The client holds the master key and sends it, sealed, with every Setup.
+        self._master_key = master_key_or_new(master_key)
         salt = self._test_salt(unsafe_test_salt)
-        self._backend = BACKENDS[backend](self.params, master_key=master_key, salt=salt,
-                                          items=checked, **backend_options)
+        from .channel import ChannelClient, HostRelay
+        new_device, expected_measurement = DEVICES[backend]
+        self._backend = new_device(self.params, **backend_options)
+        try:
+            self._host = HostRelay(self._backend)
+            self._client = ChannelClient(
+                self.params, self._host, vendor_key=vendor_key,
+                measurement=(measurement if measurement is not None
+                             else expected_measurement(self.params, self._backend)))
+            self._keys: dict[bytes, None] = {}
+            self._setup(checked, salt)
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def from_items(cls, items: Mapping | Iterable[tuple], capacity: int = 65536, *,
                    key_size: int = 16, value_size: int = 64, load: int = 8,
                    hbm_fraction: float = 0.2, master_key: bytes | None = None,
                    backend: str = "reference", unsafe_test_salt: bytes | None = None,
-                   **backend_options) -> "Map":
+                   channel: bool | None = None, measurement: bytes | None = None,
+                   vendor_key=None, **backend_options) -> "Map":
         """A map bulk-loaded with ``items`` by one Setup (linear time, B page writes)."""
         new = cls.__new__(cls)
         new._open(capacity, key_size=key_size, value_size=value_size, load=load,
                   hbm_fraction=hbm_fraction, master_key=master_key, backend=backend,
-                  unsafe_test_salt=unsafe_test_salt, items=items, **backend_options)
+                  unsafe_test_salt=unsafe_test_salt, items=items, channel=channel,
+                  measurement=measurement, vendor_key=vendor_key, **backend_options)
         return new
 
     def _checked_items(self, items: Mapping | Iterable[tuple]) -> list[tuple[bytes, bytes]]:
@@ -130,7 +194,40 @@ class Map(MutableMapping):
         with self._lock:
             if self._closed:
                 raise BackendError("this map is closed")
-            self._backend.setup(checked, salt=self._test_salt(unsafe_test_salt))
+            salt = self._test_salt(unsafe_test_salt)
+            if self._client is None:
+                self._backend.setup(checked, salt=salt)
+            else:
+                self._setup(checked, salt)
+
+    def _setup(self, items, salt: bytes | None) -> None:
+        """Setup through the channel: key material and items sealed, one frame each. A failed
+        Setup leaves the accelerator refusing accesses until the next one succeeds."""
+        items = dict(items)
+        if len(items) > self.params.capacity:
+            raise CapacityError(f"{len(items)} items exceed the capacity of "
+                                f"{self.params.capacity}; nothing was sent")
+        self._keys = {}
+        response = self._client.setup(items, master_key=self._master_key,
+                                      salt=salt if salt is not None else new_salt())
+        if response.status == Status.FULL:
+            raise CapacityError(f"{len(items)} items exceed the capacity of "
+                                f"{self.params.capacity}")
+        if response.status != Status.ABSENT:
+            raise BoundExceededError(BOUND_UNNAMED,
+                                     f"Setup crossed a bound ({response.status.name}); the map "
+                                     "refuses accesses until a Setup succeeds")
+        self._keys = dict.fromkeys(items)
+
+    def new_session(self) -> None:
+        """Verify the accelerator's attestation again and open a new session (after a
+        :class:`~bolt.errors.ChannelError`, for instance); the map's content is unchanged."""
+        with self._lock:
+            if self._closed:
+                raise BackendError("this map is closed")
+            if self._client is None:
+                raise ValueError("this map has no channel (channel=False)")
+            self._client.open_session()
 
     def _test_salt(self, salt) -> bytes | None:
         return None if salt is None else claim_test_salt(self._master_key, salt)
@@ -177,13 +274,27 @@ class Map(MutableMapping):
             bound = response.bound or BOUND_UNNAMED
             raise BoundExceededError(bound, f"the access of {key!r} would have crossed the "
                                             f"{bound} bound; the map's content is unchanged")
+        if status == Status.REFUSED:
+            raise NotSetUpError("the accelerator refused the access: no Setup has completed")
+        if status == Status.CHANNEL:
+            raise ChannelError("the accelerator rejected a command frame")
         return response
 
     def _access(self, op: Op, key, value: bytes | None = None) -> Response:
         with self._lock:
             if self._closed:
                 raise BackendError("this map is closed")
-            response = self._backend.access(op, key, value)
+            client = self._client
+            if client is None:
+                response = self._backend.access(op, key, value)
+            else:
+                response = client.access(op, key, value)
+                # The client keeps the key set (len, iteration): nothing of it is on the host.
+                if op == Op.PUT:
+                    if response.status in (Status.FOUND, Status.ABSENT):
+                        self._keys[key] = None
+                elif op == Op.DELETE and response.status == Status.FOUND:
+                    del self._keys[key]
         return self._outcome(response, key)
 
     # -- MutableMapping ---------------------------------------------------------------------------
@@ -219,18 +330,24 @@ class Map(MutableMapping):
         return self._access(Op.PUT, key, value).value
 
     def __iter__(self) -> Iterator[bytes]:
-        with self._lock:
-            return self._backend.keys()   # a copy of the keys held now
+        with self._lock:   # a copy of the keys held now
+            return self._backend.keys() if self._client is None else iter(list(self._keys))
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._backend)
+            return len(self._backend) if self._client is None else len(self._keys)
 
     # -- what researchers inspect -----------------------------------------------------------------
 
     @property
+    def host_view(self):
+        """Everything the host sees (:class:`bolt.channel.HostRelay`): the relayed frames
+        (direction, kind, length, bytes, order) and the page trace. None without a channel."""
+        return self._host
+
+    @property
     def trace(self):
-        """The recorded host trace (:class:`bolt.trace.Trace`)."""
+        """The recorded host trace of page accesses (:class:`bolt.trace.Trace`)."""
         return self._backend.trace
 
     @property
@@ -246,7 +363,11 @@ class Map(MutableMapping):
 
     @property
     def backend(self):
-        return self._backend
+        """The accelerator itself (trusted side; for tests and debugging): the reference model or
+        the RTL backend, behind the channel if there is one."""
+        if self._client is None:
+            return self._backend
+        return getattr(self._backend, "accelerator", self._backend)
 
     def __repr__(self) -> str:
         return (f"<bolt.Map {len(self)}/{self.params.capacity} items, "

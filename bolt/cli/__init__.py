@@ -12,6 +12,7 @@ import click
 
 #: Command name -> module that defines it (as ``command``).
 COMMANDS = {
+    "attest": "bolt.cli.attest",
     "audit": "bolt.cli.audit",
     "bench": "bolt.cli.bench",
     "bounds": "bolt.cli.bounds",

@@ -17,16 +17,19 @@ from .common import parse_capacities, print_table
               help="Operations timed per capacity.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-setup", is_flag=True, help="Skip the Setup of N items.")
-def command(capacities, value_size, ops, seed, no_setup):
+@click.option("--channel/--no-channel", default=True, show_default=True,
+              help="Through the sealed client channel (bolt.Map's default) or calling the "
+                   "model directly.")
+def command(capacities, value_size, ops, seed, no_setup, channel):
     """Ops/s of the reference model (50/50 GET/PUT, uniform keys) and Setup time of N items."""
     rows = []
     for capacity in parse_capacities(capacities):
         r = measure(Params(capacity=capacity, value_size=value_size), ops=ops, seed=seed,
-                    setup_full=not no_setup)
+                    setup_full=not no_setup, channel=channel)
         rows.append((f"2^{capacity.bit_length() - 1}" if capacity & (capacity - 1) == 0
                      else capacity, value_size, f"{r['ops_per_s']:,.0f}",
-                     f"{r['host_bytes_per_op']:,.0f}",
+                     f"{r['host_bytes_per_op']:,.0f}", f"{r['frame_bytes_per_op']:,.0f}",
                      f"{r['setup_s']:.2f}" if "setup_s" in r else "-"))
-    print_table(rows, headers=("N", "V", "ops/s (50/50 GET/PUT)", "host B/op",
+    print_table(rows, headers=("N", "V", "ops/s (50/50 GET/PUT)", "page B/op", "frame B/op",
                                "Setup of N items (s)"))
 

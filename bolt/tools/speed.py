@@ -20,17 +20,23 @@ from .workloads import key_bytes
 __all__ = ["measure"]
 
 
-def measure(params: Params, *, ops: int, seed: int = 0, setup_full: bool = True) -> dict:
-    """Ops/s of the 50/50 GET/PUT uniform workload and the Setup seconds for ``params``."""
+def measure(params: Params, *, ops: int, seed: int = 0, setup_full: bool = True,
+            channel: bool = True) -> dict:
+    """Ops/s of the 50/50 GET/PUT uniform workload and the Setup seconds for ``params``,
+    through the sealed channel (the map's default) or calling the model directly."""
     rng = np.random.default_rng(seed)
     value = bytes(params.value_size)
     options = params.arguments()
     result = {"capacity": params.capacity, "value_size": params.value_size, "ops": ops}
+    options["channel"] = channel
     m = Map.from_items(((key_bytes(params, i), value) for i in range(params.capacity // 2)),
                        **options)
     keys = [key_bytes(params, i) for i in rng.integers(0, params.capacity, size=ops)]
     puts = rng.random(ops) < 0.5
-    m.trace.clear()
+    if m.host_view is not None:
+        m.host_view.clear()
+    else:
+        m.trace.clear()
     gc.collect()
     start = time.perf_counter()
     for key, put in zip(keys, puts):
@@ -41,6 +47,8 @@ def measure(params: Params, *, ops: int, seed: int = 0, setup_full: bool = True)
     seconds = time.perf_counter() - start
     result["ops_per_s"] = ops / seconds
     result["host_bytes_per_op"] = m.trace.bytes_moved() / ops
+    result["frame_bytes_per_op"] = (len(m.host_view.frame_bytes()) / ops
+                                    if m.host_view is not None else 0)
     m.close()
     del m, keys
     if setup_full:

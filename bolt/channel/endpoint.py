@@ -1,0 +1,187 @@
+"""The accelerator's end of the channel, and the reference backend behind it.
+
+:class:`ChannelEndpoint` opens command frames, runs them on the reference model and seals the
+responses; it is the byte-exact oracle of the RTL's ``hdl/channel.py``. Its rules:
+
+- With no session (none installed yet, or closed by a failure) every frame is answered by an
+  all-zero frame of the response length.
+- A frame of the wrong length, or one that does not open under the next sequence number
+  (tampered, replayed, dropped, reordered), changes nothing: it is answered by a sealed
+  ``CHANNEL`` response and the session closes (a Setup in progress is abandoned).
+- GET, PUT, DELETE run an Access; before a completed Setup they are answered ``REFUSED`` and
+  touch nothing.
+- ``SETUP_BEGIN`` frames (``Params.setup_key_frames`` of them) carry the master key and salt;
+  after the last one the map counts as not set up until ``SETUP_END``. ``SETUP_ITEM`` frames
+  carry one item each. Neither is answered (a Setup of 2^20 items is 2^20 frames), unless out of
+  place (``REFUSED``). ``SETUP_END`` runs the Setup and answers ``ABSENT`` (done), ``FULL`` or
+  ``BOUND``, or ``REFUSED`` (nothing run) if an item's length field exceeded its field.
+- Any other op is answered ``REFUSED``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import BoundExceededError, CapacityError
+from ..model import ReferenceAccelerator
+from ..params import Params
+from ..protocol import Cmd, Op, Response, Status
+from ..trace import Trace
+from .attestation import reference_measurement
+from .frames import TO_ACCELERATOR, TO_CLIENT, FrameCipher, FrameFormat, setup_key_material
+from .monitor import SecurityMonitor
+
+__all__ = ["ChannelEndpoint", "ReferenceDevice"]
+
+_PUT, _DELETE = int(Op.PUT), int(Op.DELETE)
+
+
+class ChannelEndpoint:
+    """The accelerator's side of the sealed channel, in front of the reference model.
+
+    Parameters
+    ----------
+    params : Params
+        The public parameters (frame lengths).
+    new_accelerator : callable
+        ``new_accelerator(master_key, salt, items)`` builds the model at the first Setup.
+    """
+
+    def __init__(self, params: Params, new_accelerator):
+        self.params = params
+        self.accelerator: ReferenceAccelerator | None = None
+        self._new_accelerator = new_accelerator
+        self._receive = self._send = None
+        self._set_up = False
+        self._key_commands: list[bytes] = []
+        self._setup = None   # (master_key, salt, items) between SETUP_BEGIN and SETUP_END
+        self.format = FrameFormat(params)
+        self._pack_response, self._unpack_command = (self.format.pack_response,
+                                                     self.format.unpack_command)
+        self._response_bytes = params.response_frame_bytes
+        self._command_bytes = params.command_frame_bytes
+
+    def install_keys(self, command_key: bytes, response_key: bytes) -> None:
+        """The on-chip key port: a new session (sequence numbers from 0)."""
+        self._receive = FrameCipher(command_key, TO_ACCELERATOR)
+        self._send = FrameCipher(response_key, TO_CLIENT)
+        self._key_commands, self._setup = [], None
+
+    def exchange(self, frames: Sequence[bytes]) -> list[bytes]:
+        """Take command frames in order; return the response frames they produced."""
+        if len(frames) == 1:
+            response = self._frame(frames[0])
+            return [] if response is None else [response]
+        responses = []
+        for frame in frames:
+            response = self._frame(frame)
+            if response is not None:
+                responses.append(response)
+        return responses
+
+    def _frame(self, frame: bytes) -> bytes | None:
+        receive = self._receive
+        if receive is None:
+            return bytes(self._response_bytes)
+        plaintext = receive.open(frame) if len(frame) == self._command_bytes else None
+        if plaintext is None:
+            return self._close()
+        op = plaintext[0]
+        if op <= _DELETE:
+            return self._send.seal(self._pack_response(self._access(plaintext)))
+        if op == Cmd.SETUP_ITEM and self._setup is not None:
+            self._setup[2].append(plaintext)   # decoded all at once at SETUP_END
+            return None
+        if op == Cmd.SETUP_BEGIN:
+            self._key_commands.append(plaintext)
+            if len(self._key_commands) == self.params.setup_key_frames:
+                master_key, salt = setup_key_material(self.params, self._key_commands)
+                self._key_commands, self._setup, self._set_up = [], (master_key, salt, []), False
+            return None
+        if op == Cmd.SETUP_END and self._setup is not None:
+            return self._reply(self._run_setup())
+        return self._reply(Response(Status.REFUSED))
+
+    def _access(self, plaintext: bytes) -> Response:
+        command = self._unpack_command(plaintext)
+        if command is None or not self._set_up:
+            return Response(Status.REFUSED)
+        op, key, value = command
+        try:
+            return self.accelerator.access(op, key, value if op == _PUT else None)
+        except BoundExceededError:   # a page counter would wrap
+            return Response(Status.BOUND)
+
+    def _run_setup(self) -> Response:
+        master_key, salt, plaintexts = self._setup
+        self._setup = None
+        items = self.format.unpack_commands(b"".join(plaintexts))
+        if items is None:
+            return Response(Status.REFUSED)
+        try:
+            if self.accelerator is None:
+                self.accelerator = self._new_accelerator(master_key, salt, items)
+            else:
+                self.accelerator.setup(items, salt=salt, master_key=master_key)
+        except CapacityError:
+            return Response(Status.FULL)
+        except BoundExceededError:
+            return Response(Status.BOUND)
+        self._set_up = True
+        return Response(Status.ABSENT)
+
+    def _reply(self, response: Response) -> bytes:
+        return self._send.seal(self._pack_response(response))
+
+    def _close(self) -> bytes:
+        """A failed frame: answer CHANNEL, then forget the session's keys."""
+        reply = self._reply(Response(Status.CHANNEL))
+        self._receive = self._send = None
+        self._key_commands, self._setup = [], None
+        return reply
+
+
+class ReferenceDevice:
+    """The reference backend as the host sees it: the model behind its channel endpoint, with
+    the security monitor beside it. Nothing of the map exists before the first Setup.
+
+    Parameters
+    ----------
+    params : Params
+        The public parameters.
+    crypto : bool
+        False runs the model in trace-only mode (see :class:`ReferenceAccelerator`).
+    """
+
+    def __init__(self, params: Params, *, crypto: bool = True):
+        self.params = params
+        self.trace = Trace()
+        self._crypto = crypto
+        self.endpoint = ChannelEndpoint(params, self._new_accelerator)
+        self.monitor = SecurityMonitor(reference_measurement(params), self.endpoint.install_keys)
+        self.exchange = self.endpoint.exchange
+
+    def _new_accelerator(self, master_key: bytes, salt: bytes, items) -> ReferenceAccelerator:
+        return ReferenceAccelerator(self.params, master_key=master_key, salt=salt, items=items,
+                                    crypto=self._crypto, trace=self.trace)
+
+    @property
+    def accelerator(self) -> ReferenceAccelerator | None:
+        """The model behind the channel (trusted state, for tests and debugging)."""
+        return self.endpoint.accelerator
+
+    @property
+    def host_memory(self):
+        accelerator = self.endpoint.accelerator
+        return accelerator.host_memory if accelerator is not None else None
+
+    # -- what the host relays ----------------------------------------------------------------------
+
+    def report(self) -> bytes:
+        return self.monitor.report
+
+    def open_session(self, encapsulated_key: bytes) -> bytes:
+        return self.monitor.open_session(encapsulated_key)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,152 @@
+"""The frames of the client channel: their plaintext formats and their sealing (spec section 10).
+
+Every command is one frame of ``Params.command_frame_bytes`` and every response one of
+``Params.response_frame_bytes``, whatever the op, key, value or outcome: the plaintext (fixed
+layout below) sealed by AES-128-GCM, ciphertext then 16-byte tag. The nonce is
+``direction (4 bytes, BE) ‖ sequence number (8 bytes, BE)``; each direction has its own key and
+counts its frames from 0 in every session. The sequence number is not sent: the receiver opens
+the frame under the number it expects, so a replayed, dropped or reordered frame fails its tag.
+
+- command plaintext: ``op (1) ‖ key length (1) ‖ key (key_size, zero padded) ‖ value length
+  (2, BE) ‖ value (value_size, zero padded)``; ``op`` is a :class:`~bolt.protocol.Cmd`.
+  ``SETUP_BEGIN`` frames carry ``master key ‖ salt`` in the bytes after the op, split over
+  ``Params.setup_key_frames`` frames (zero padded).
+- response plaintext: ``status (1) ‖ value length (2, BE) ‖ value (value_size, zero padded) ‖
+  page (4, BE)``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..crypto import MASTER_KEY_BYTES, SALT_BYTES
+from ..errors import ChannelError
+from ..model.pages import slot_rows
+from ..params import FRAME_OP_BYTES, SETUP_KEY_MATERIAL_BYTES, Params
+from ..protocol import Cmd, Response, Status
+
+__all__ = ["TO_ACCELERATOR", "TO_CLIENT", "SEQUENCE_LIMIT", "FrameCipher", "frame_nonce",
+           "FrameFormat",
+           "setup_key_commands", "setup_key_material", "setup_item_commands"]
+
+#: The nonce's direction field: client to accelerator (commands), accelerator to client.
+TO_ACCELERATOR, TO_CLIENT = 1, 2
+#: A session ends before a sequence number would reach this (it is 64 bits wide).
+SEQUENCE_LIMIT = 2**64 - 1
+
+
+def frame_nonce(direction: int, sequence: int) -> bytes:
+    """``direction (4 bytes, BE) ‖ sequence (8 bytes, BE)``."""
+    return direction.to_bytes(4, "big") + sequence.to_bytes(8, "big")
+
+
+class FrameCipher:
+    """One direction of a session: seals (or opens) its frames in sequence under its key."""
+
+    def __init__(self, key: bytes, direction: int):
+        self._aead = AESGCM(key)
+        self._prefix = direction.to_bytes(4, "big")
+        self.sequence = 0   #: the sequence number of the next frame
+
+    def seal(self, plaintext: bytes) -> bytes:
+        sequence = self.sequence
+        if sequence >= SEQUENCE_LIMIT:
+            raise ChannelError("the session's sequence numbers are used up; open a new session")
+        self.sequence = sequence + 1
+        return self._aead.encrypt(self._prefix + sequence.to_bytes(8, "big"), plaintext, None)
+
+    def open(self, frame: bytes) -> bytes | None:
+        """The plaintext of the next frame, or None if it does not verify as that frame (the
+        sequence number then stays where it was)."""
+        try:
+            plaintext = self._aead.decrypt(self._prefix + self.sequence.to_bytes(8, "big"),
+                                           frame, None)
+        except InvalidTag:
+            return None
+        self.sequence += 1
+        return plaintext
+
+
+# -- plaintext formats ---------------------------------------------------------------------------
+
+_new_response = tuple.__new__   # skips the namedtuple's Python-level __new__ (every access)
+_STATUSES = {int(status): status for status in Status}
+_FOUND, _INTEGRITY = Status.FOUND, Status.INTEGRITY
+
+
+class FrameFormat:
+    """The command and response plaintexts of one :class:`~bolt.params.Params` (``struct``
+    formats: the ``s`` fields zero-pad the key and value)."""
+
+    def __init__(self, params: Params):
+        ks, vs = params.key_size, params.value_size
+        self.params = params
+        self._command = struct.Struct(f">BB{ks}sH{vs}s")
+        self._response = struct.Struct(f">BH{vs}sI")
+        assert self._command.size == params.command_plaintext_bytes
+        assert self._response.size == params.response_plaintext_bytes
+        self._key_size, self._value_size = ks, vs
+
+    def pack_command(self, op: int, key: bytes = b"", value: bytes = b"") -> bytes:
+        """A command plaintext (``key`` and ``value`` already checked against the sizes)."""
+        return self._command.pack(op, len(key), key, len(value), value)
+
+    def unpack_command(self, plaintext: bytes) -> tuple[int, bytes, bytes] | None:
+        """``(op, key, value)`` of a command plaintext, or None if a length field exceeds its
+        field (only a faulty client sends that; the accelerator refuses it)."""
+        op, key_length, key, value_length, value = self._command.unpack(plaintext)
+        if key_length > self._key_size or value_length > self._value_size:
+            return None
+        return op, key[:key_length], value[:value_length]
+
+    def unpack_commands(self, plaintexts: bytes) -> list[tuple[bytes, bytes]] | None:
+        """``(key, value)`` of every command plaintext in ``plaintexts`` (concatenated: a
+        Setup's items), or None if any has a length field exceeding its field."""
+        ks, vs = self._key_size, self._value_size
+        commands = list(self._command.iter_unpack(plaintexts))
+        if any(key_length > ks or value_length > vs
+               for _, key_length, _, value_length, _ in commands):
+            return None
+        return [(key[:key_length], value[:value_length])
+                for _, key_length, key, value_length, value in commands]
+
+    def pack_response(self, response: Response) -> bytes:
+        value = response.value
+        return self._response.pack(response.status, len(value) if value is not None else 0,
+                                   value or b"", response.page or 0)
+
+    def unpack_response(self, plaintext: bytes) -> Response:
+        """The :class:`Response` of a response plaintext: a value for FOUND, a page for
+        INTEGRITY."""
+        status, value_length, value, page = self._response.unpack(plaintext)
+        status = _STATUSES[status]
+        return _new_response(Response, (status, value[:value_length] if status == _FOUND else None,
+                                        page if status == _INTEGRITY else None, None))
+
+
+def setup_key_commands(params: Params, master_key: bytes, salt: bytes) -> list[bytes]:
+    """The ``SETUP_BEGIN`` plaintexts carrying ``master_key ‖ salt``."""
+    if len(master_key) != MASTER_KEY_BYTES or len(salt) != SALT_BYTES:
+        raise ValueError(f"the master key must be {MASTER_KEY_BYTES} bytes and the salt "
+                         f"{SALT_BYTES}")
+    chunk = params.command_plaintext_bytes - FRAME_OP_BYTES
+    material = (master_key + salt).ljust(chunk * params.setup_key_frames, b"\0")
+    return [bytes((Cmd.SETUP_BEGIN,)) + material[i:i + chunk]
+            for i in range(0, len(material), chunk)]
+
+
+def setup_key_material(params: Params, plaintexts: Iterable[bytes]) -> tuple[bytes, bytes]:
+    """``(master_key, salt)`` from the ``SETUP_BEGIN`` plaintexts, in order."""
+    material = b"".join(plaintext[FRAME_OP_BYTES:] for plaintext in plaintexts)
+    return (material[:MASTER_KEY_BYTES],
+            material[MASTER_KEY_BYTES:SETUP_KEY_MATERIAL_BYTES])
+
+
+def setup_item_commands(params: Params, keys: list[bytes], values: list[bytes]) -> bytes:
+    """The ``SETUP_ITEM`` plaintexts of every item, concatenated (built column-wise: a Setup of
+    2^20 items sends 2^20 frames)."""
+    return slot_rows(params, keys, values, flag=Cmd.SETUP_ITEM).tobytes()

@@ -1,0 +1,60 @@
+"""The security monitor: the card's trusted embedded processor, modelled in Python.
+
+It sits beside the accelerator, inside the trust boundary. It owns the device's X25519 key
+pair (drawn when the device starts), publishes the signed attestation report, runs the HPKE
+key agreement of every new session and installs the two frame keys into the accelerator through
+an on-chip key port (a callable here: the model's :meth:`ChannelEndpoint.install_keys`, or the
+RTL's ``key_port`` driven by the simulation). The keys never leave the trust boundary.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pyhpke import KEMKey
+
+from ..errors import ChannelError
+from .attestation import Report, fixture_vendor_key
+from .session import MONITOR_NONCE_BYTES, SUITE, session_info, session_keys
+
+__all__ = ["SecurityMonitor"]
+
+
+class SecurityMonitor:
+    """Attestation and key agreement for one accelerator.
+
+    Parameters
+    ----------
+    measurement : bytes
+        The measurement of the design it runs beside.
+    key_port : callable
+        ``key_port(command_key, response_key)`` installs a new session's frame keys on chip
+        (and restarts both sequence numbers).
+    vendor_key : Ed25519PrivateKey, optional
+        Signs the report; the project's TEST FIXTURE key by default.
+    """
+
+    def __init__(self, measurement: bytes, key_port: Callable[[bytes, bytes], None], *,
+                 vendor_key: Ed25519PrivateKey | None = None):
+        self._device_key = X25519PrivateKey.generate()
+        public = self._device_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.report = Report.sign(public, measurement,
+                                  vendor_key or fixture_vendor_key()).to_bytes()
+        self._recipient_key = KEMKey.from_pyca_cryptography_key(self._device_key)
+        self._key_port = key_port
+
+    def open_session(self, encapsulated_key: bytes) -> bytes:
+        """Derive a new session's keys from the client's HPKE ``encapsulated_key``, install
+        them, and return the nonce the client needs to derive the same keys."""
+        try:
+            context = SUITE.create_recipient_context(bytes(encapsulated_key), self._recipient_key,
+                                                     info=session_info(self.report))
+        except Exception as error:   # pyhpke raises its own errors for a malformed key
+            raise ChannelError(f"the session request did not decapsulate: {error}") from None
+        nonce = os.urandom(MONITOR_NONCE_BYTES)
+        self._key_port(*session_keys(context, nonce))
+        return nonce
