@@ -302,3 +302,15 @@ def test_bolt_attest_prints_a_verified_report():
     assert rows["report"].strip() == "verified"
     assert Report.from_bytes(bytes.fromhex(result.output.splitlines()[-1])).measurement.hex() \
         == expected
+
+
+def test_a_crossed_bound_comes_through_the_channel_unnamed():
+    m = new_map()
+    state = m.backend._state
+    saved = list(state.free_frames)
+    state.free_frames.clear()
+    with pytest.raises(bolt.BoundExceededError) as raised:
+        m[b"new"] = b"x"
+    assert raised.value.bound == bolt.errors.BOUND_UNNAMED
+    state.free_frames[:] = saved
+    assert b"new" not in list(m) and len(m) == 100 and m[b"k1"] == b"value 1"
