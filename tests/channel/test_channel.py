@@ -9,17 +9,19 @@ import bolt
 from bolt.channel import (ChannelClient, HostRelay, ReferenceDevice, Report, reference_measurement,
                           fixture_vendor_key)
 from bolt.channel.attestation import rtl_measurement
+from bolt.model import ReferenceAccelerator
 from bolt.params import Params
 from bolt.protocol import Cmd, Op, Status
 
-from tests.conftest import MASTER_KEY, SALT
+from tests.conftest import MASTER_KEY, SALT, unique_salt
 
 PARAMS = dict(capacity=256, key_size=8, value_size=16, load=4, hbm_fraction=0.25)
 
 
-def new_map(items=None, **options):
+def new_map(items=None, salt=None, **options):
     items = {b"k%d" % i: b"value %d" % i for i in range(100)} if items is None else items
-    return bolt.Map.from_items(items, **PARAMS, master_key=MASTER_KEY, salt=SALT, **options)
+    return bolt.Map.from_items(items, **PARAMS, master_key=MASTER_KEY,
+                               unsafe_test_salt=salt or unique_salt(), **options)
 
 
 def assert_intact(m, items):
@@ -81,31 +83,33 @@ def test_frames_sit_between_the_page_events_of_their_access():
 def test_no_key_value_or_master_key_byte_reaches_the_host():
     rng = random.Random(9)
     items = {rng.randbytes(8): rng.randbytes(16) for _ in range(150)}
-    m = new_map(items)
+    m = new_map(items, salt=(salt := rng.randbytes(15)))
     for key in list(items)[:50]:
         m[key] = rng.randbytes(16)
         items[key] = m[key]
     seen = m.host_view.frame_bytes() + m.host_memory.snapshot()
-    secrets = list(items) + list(items.values()) + [MASTER_KEY, SALT]
+    secrets = list(items) + list(items.values()) + [MASTER_KEY, salt]
     # 8 random bytes appear by chance with probability about len(seen) / 2^64.
     assert not [s for s in secrets if s in seen]
     assert MASTER_KEY[:8] not in seen and MASTER_KEY[8:] not in seen
 
 
-def test_trace_and_host_bytes_match_the_map_without_channel():
+def test_trace_and_host_bytes_match_the_model_called_directly():
     items = {b"k%d" % i: b"v%d" % i for i in range(120)}
-    sealed, direct = new_map(items), new_map(items, channel=False)
+    sealed = new_map(items, salt=(salt := unique_salt()))
+    direct = ReferenceAccelerator(Params(**PARAMS), master_key=MASTER_KEY, salt=salt,
+                                  items=items.items())
     rng = random.Random(5)
     for _ in range(200):
         key = b"k%d" % rng.randrange(200)
         if rng.random() < 0.5:
-            assert sealed.put(key, b"x") == direct.put(key, b"x")
+            assert sealed.put(key, b"x") == direct.access(Op.PUT, key, b"x").value
         else:
-            assert sealed.get(key) == direct.get(key)
+            assert sealed.get(key) == direct.access(Op.GET, key).value
     assert list(sealed.trace) == list(direct.trace)
     assert sealed.trace.op_count == direct.trace.op_count
     assert sealed.host_memory.snapshot() == direct.host_memory.snapshot()
-    assert sorted(sealed) == sorted(direct)
+    assert sorted(sealed) == sorted(direct.keys())
 
 
 # -- a hostile host -------------------------------------------------------------------------------
@@ -237,12 +241,12 @@ def test_a_map_refuses_with_a_clear_error_after_a_failed_setup():
 def test_setup_key_material_spans_several_frames_when_one_is_too_small():
     p = Params(capacity=64, key_size=1, value_size=1)
     assert p.setup_key_frames == 7      # 31 bytes, 5 a frame (key length, key, value length, value)
-    m = bolt.Map(**p.arguments(), master_key=MASTER_KEY, salt=SALT)
+    m = bolt.Map(**p.arguments(), master_key=MASTER_KEY, unsafe_test_salt=(salt := unique_salt()))
     m[b"a"] = b"b"
     assert m[b"a"] == b"b"
-    direct = bolt.Map(**p.arguments(), master_key=MASTER_KEY, salt=SALT, channel=False)
-    direct[b"a"] = b"b"
-    assert direct[b"a"] == b"b"
+    direct = ReferenceAccelerator(p, master_key=MASTER_KEY, salt=salt)
+    direct.access(Op.PUT, b"a", b"b")
+    assert direct.access(Op.GET, b"a").value == b"b"
     assert m.host_memory.snapshot() == direct.host_memory.snapshot()
 
 
