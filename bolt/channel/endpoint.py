@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import BoundExceededError, CapacityError
+from ..errors import BoundExceededError, CapacityError, ChannelError
 from ..model import ReferenceAccelerator
 from ..params import Params
 from ..protocol import Cmd, Op, Response, Status
@@ -31,7 +31,10 @@ from .attestation import reference_measurement
 from .frames import TO_ACCELERATOR, TO_CLIENT, FrameCipher, FrameFormat, setup_key_material
 from .monitor import SecurityMonitor
 
-__all__ = ["ChannelEndpoint", "ReferenceDevice"]
+__all__ = ["ChannelEndpoint", "ReferenceDevice", "MAX_SESSIONS"]
+
+#: Sessions the accelerator holds at once (its session table).
+MAX_SESSIONS = 256
 
 _PUT, _DELETE = int(Op.PUT), int(Op.DELETE)
 
@@ -52,6 +55,10 @@ class ChannelEndpoint:
         self.accelerator: ReferenceAccelerator | None = None
         self._new_accelerator = new_accelerator
         self._receive = self._send = None
+        # Several clients may each hold a session (a table the monitor fills); the frames of one
+        # exchange are all for one session, and a Setup in progress belongs to its session.
+        self._sessions: dict[int, tuple[FrameCipher, FrameCipher]] = {}
+        self._session = 0
         self._set_up = False
         self._key_commands: list[bytes] = []
         self._setup = None   # (master_key, salt, items) between SETUP_BEGIN and SETUP_END
@@ -61,14 +68,35 @@ class ChannelEndpoint:
         self._response_bytes = params.response_frame_bytes
         self._command_bytes = params.command_frame_bytes
 
-    def install_keys(self, command_key: bytes, response_key: bytes) -> None:
-        """The on-chip key port: a new session (sequence numbers from 0)."""
-        self._receive = FrameCipher(command_key, TO_ACCELERATOR)
-        self._send = FrameCipher(response_key, TO_CLIENT)
+    def install_keys(self, command_key: bytes, response_key: bytes, session: int = 0) -> None:
+        """The on-chip key port: a new session (sequence numbers from 0) under the handle
+        ``session``, replacing any session the handle held."""
+        if session not in self._sessions and len(self._sessions) >= MAX_SESSIONS:
+            raise ChannelError(f"the accelerator holds {MAX_SESSIONS} sessions already")
+        self._sessions[session] = (FrameCipher(command_key, TO_ACCELERATOR),
+                                   FrameCipher(response_key, TO_CLIENT))
+        self._switch(session, force=True)
+
+    def close_session(self, session: int = 0) -> None:
+        """Forget a session's keys (its client is gone); the map is untouched."""
+        self._sessions.pop(session, None)
+        if session == self._session:
+            self._receive = self._send = None
+            self._key_commands, self._setup = [], None
+
+    def _switch(self, session: int, *, force: bool = False) -> None:
+        """Make ``session`` the one frames are opened for; a Setup in progress in another
+        session is abandoned (its client sends a whole Setup in one exchange)."""
+        if session == self._session and not force:
+            return
+        self._session = session
+        self._receive, self._send = self._sessions.get(session, (None, None))
         self._key_commands, self._setup = [], None
 
-    def exchange(self, frames: Sequence[bytes]) -> list[bytes]:
-        """Take command frames in order; return the response frames they produced."""
+    def exchange(self, frames: Sequence[bytes], session: int = 0) -> list[bytes]:
+        """Take command frames of ``session`` in order; return the response frames they
+        produced."""
+        self._switch(session)
         if len(frames) == 1:
             response = self._frame(frames[0])
             return [] if response is None else [response]
@@ -137,6 +165,7 @@ class ChannelEndpoint:
         """A failed frame: answer CHANNEL, then forget the session's keys."""
         reply = self._reply(Response(Status.CHANNEL))
         self._receive = self._send = None
+        self._sessions.pop(self._session, None)
         self._key_commands, self._setup = [], None
         return reply
 
@@ -180,8 +209,11 @@ class ReferenceDevice:
     def report(self) -> bytes:
         return self.monitor.report
 
-    def open_session(self, encapsulated_key: bytes) -> bytes:
-        return self.monitor.open_session(encapsulated_key)
+    def open_session(self, encapsulated_key: bytes, session: int = 0) -> bytes:
+        return self.monitor.open_session(encapsulated_key, session)
+
+    def close_session(self, session: int = 0) -> None:
+        self.endpoint.close_session(session)
 
     def close(self) -> None:
         pass

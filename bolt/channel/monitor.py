@@ -32,8 +32,8 @@ class SecurityMonitor:
     measurement : bytes
         The measurement of the design it runs beside.
     key_port : callable
-        ``key_port(command_key, response_key)`` installs a new session's frame keys on chip
-        (and restarts both sequence numbers).
+        ``key_port(command_key, response_key, session)`` installs a new session's frame keys
+        on chip under the handle ``session`` (and restarts both sequence numbers).
     vendor_key : Ed25519PrivateKey, optional
         Signs the report; the project's TEST FIXTURE key by default.
     """
@@ -47,14 +47,16 @@ class SecurityMonitor:
         self._recipient_key = KEMKey.from_pyca_cryptography_key(self._device_key)
         self._key_port = key_port
 
-    def open_session(self, encapsulated_key: bytes) -> bytes:
+    def open_session(self, encapsulated_key: bytes, session: int = 0) -> bytes:
         """Derive a new session's keys from the client's HPKE ``encapsulated_key``, install
-        them, and return the nonce the client needs to derive the same keys."""
+        them under the handle ``session`` (the host names its clients' sessions; a wrong
+        handle only breaks a session), and return the nonce the client needs to derive the
+        same keys."""
         try:
             context = SUITE.create_recipient_context(bytes(encapsulated_key), self._recipient_key,
                                                      info=session_info(self.report))
         except Exception as error:   # pyhpke raises its own errors for a malformed key
             raise ChannelError(f"the session request did not decapsulate: {error}") from None
         nonce = os.urandom(MONITOR_NONCE_BYTES)
-        self._key_port(*session_keys(context, nonce))
+        self._key_port(*session_keys(context, nonce), session)
         return nonce
