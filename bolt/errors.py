@@ -4,7 +4,7 @@ __all__ = [
     "BoltError", "IntegrityError", "CapacityError", "BoundExceededError", "BOUND_BIN_LOAD",
     "BOUND_VALUE_FRAMES", "BOUND_INDEX", "BOUND_PAGE_COUNTER", "BOUND_UNNAMED",
     "KeySizeError", "ValueSizeError", "KeyTypeError", "ValueTypeError", "BackendError",
-    "SaltReuseError", "ChannelError", "AttestationError", "NotSetUpError",
+    "SaltReuseError", "ChannelError", "AttestationError", "NotSetUpError", "DeviceChangedError",
 ]
 
 
@@ -89,3 +89,8 @@ class AttestationError(ChannelError):
 
 class NotSetUpError(BoltError):
     """The accelerator refused an access because no Setup has completed (it has no keys)."""
+
+
+class DeviceChangedError(ChannelError):
+    """A client reconnected and found another accelerator instance (a new attested device key):
+    the server restarted, and its map is not the one the client used."""

@@ -20,6 +20,7 @@ COMMANDS = {
     "faults": "bolt.cli.faults",
     "loadtest": "bolt.cli.loadtest",
     "params": "bolt.cli.params",
+    "serve": "bolt.cli.serve",
     "sim": "bolt.cli.sim",
     "speed": "bolt.cli.speed",
     "synth": "bolt.cli.synth",

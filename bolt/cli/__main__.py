@@ -1,0 +1,4 @@
+"""``python -m bolt.cli``: the ``bolt`` command without its script (child processes use it)."""
+from . import main
+
+main()
