@@ -15,27 +15,74 @@ from .common import make_params, params_options, parse_int, print_table
               help="Concurrent clients (threads), each with a key space of its own.")
 @click.option("--ops", "-n", default="10000", show_default=True,
               help="Operations per client (45% GET, 45% PUT, 10% DELETE); 1e5 and 2^16 work.")
+@click.option("--server", "address", default=None, metavar="HOST:PORT",
+              help="A running `bolt serve`; without it a local one is started on 127.0.0.1.")
+@click.option("--measurement", default=None,
+              help="The attestation measurement --server must report (hex; `bolt serve` "
+                   "prints it).")
+@click.option("--setup", is_flag=True,
+              help="With --server: bulk-load an empty map first (replaces the server's map).")
 @click.option("--in-process", is_flag=True,
               help="The clients share one in-process bolt.Map (threads) instead of a server.")
+@click.option("--backend", type=click.Choice(["reference", "rtl"]), default="reference",
+              show_default=True, help="The local server's (or in-process map's) accelerator.")
 @params_options(capacity=65536)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--timeout", type=float, default=120.0, show_default=True,
+              help="Seconds a client waits for any answer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def command(clients, ops, in_process, capacity, key_size, value_size, load, hbm_fraction, seed,
-            as_json, quiet):
-    """K clients, N checked operations each: ops/s, p50/p99 latency, wrong answers."""
+def command(clients, ops, address, measurement, setup, in_process, backend, capacity, key_size,
+            value_size, load, hbm_fraction, seed, timeout, as_json, quiet):
+    """K clients, N checked operations each: ops/s, p50/p99 latency, wrong answers.
+
+    Each client checks every answer against its own record of its own key space, then reads
+    the whole key space back. Exits 1 if any answer was wrong or any client failed.
+    """
+    from .. import remote
+    from ..host.server import start_local_server
     from ..map import Map
 
-    params = make_params(capacity, key_size, value_size, load, hbm_fraction)
     ops = parse_int(ops)
     if clients < 1 or ops < 1:
         raise click.BadParameter("--clients and --ops must be at least 1")
-    keys_per_client = max(1, capacity // (2 * clients))
-    with Map(**params.arguments()) as m:
-        result = run_clients(lambda n: m, clients=clients, ops=ops,
-                             keys_per_client=keys_per_client, key_size=params.key_size,
-                             value_size=params.value_size, seed=seed, progress=not quiet)
-    report(result, where="threads on one in-process bolt.Map", as_json=as_json)
+    if address is not None and in_process:
+        raise click.BadParameter("--server and --in-process exclude each other")
+    if address is not None and measurement is None:
+        raise click.BadParameter("--server needs --measurement (the server prints it)")
+    params = make_params(capacity, key_size, value_size, load, hbm_fraction)
+    common = dict(clients=clients, ops=ops, seed=seed, progress=not quiet)
+
+    def go(open_client, close_client, where, params):
+        result = run_clients(open_client, close_client=close_client,
+                             keys_per_client=max(1, params.capacity // (2 * clients)),
+                             key_size=params.key_size, value_size=params.value_size, **common)
+        report(result, where=where, as_json=as_json)
+
+    if in_process:
+        with Map(**params.arguments(), backend=backend) as m:
+            go(lambda n: m, None, "threads on one in-process bolt.Map", params)
+        return
+
+    def open_remote(where, pin, load_first):
+        def open_client(n):
+            return remote.connect(where, measurement=pin, timeout_s=timeout,
+                                  items={} if n == 0 and load_first else None)
+        return open_client
+
+    if address is not None:
+        probe = remote.connect(address, measurement=measurement, timeout_s=timeout,
+                               items={} if setup else None)
+        served = probe.params
+        probe.close()
+        go(open_remote(address, measurement, False), lambda c: c.close(),
+           f"server {address}", served)
+        return
+    # A local server for this run only; it stops by itself if this process dies.
+    lifetime = 3600.0
+    with start_local_server(params, backend=backend, lifetime_s=lifetime) as server:
+        go(open_remote(server.address, server.measurement, True), lambda c: c.close(),
+           f"local {backend} server {server.address}", params)
 
 
 def report(result, *, where: str, as_json: bool) -> None:
@@ -44,10 +91,11 @@ def report(result, *, where: str, as_json: bool) -> None:
         click.echo(json.dumps(summary))
     else:
         print_table([(where, summary["clients"], f"{summary['ops']:,}",
-                      f"{summary['ops_per_s']:,.0f}", f"{summary['p50_us']:,.0f}",
-                      f"{summary['p99_us']:,.0f}", summary["wrong"], summary["errors"])],
-                    headers=("clients of", "K", "ops", "ops/s", "p50 (us)", "p99 (us)",
-                             "wrong", "errors"))
+                      f"{summary['ops_per_s']:,.0f}", f"{summary['mean_us']:,.0f}",
+                      f"{summary['p50_us']:,.0f}", f"{summary['p99_us']:,.0f}",
+                      summary["wrong"], summary["errors"])],
+                    headers=("clients of", "K", "ops", "ops/s", "mean (us)", "p50 (us)",
+                             "p99 (us)", "wrong", "errors"))
         for line in result.errors[:10]:
             click.echo(line, err=True)
     if result.wrong or result.errors:

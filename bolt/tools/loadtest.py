@@ -48,7 +48,10 @@ class LoadResult:
 
     def summary(self) -> dict:
         return {"clients": self.clients, "ops": self.ops, "seconds": round(self.seconds, 3),
-                "ops_per_s": round(self.ops_per_s, 1), "p50_us": round(self.percentile_us(50), 1),
+                "ops_per_s": round(self.ops_per_s, 1),
+                "mean_us": round(float(self.latencies.mean()) * 1e6 if self.latencies.size
+                                 else 0.0, 1),
+                "p50_us": round(self.percentile_us(50), 1),
                 "p99_us": round(self.percentile_us(99), 1), "wrong": self.wrong,
                 "errors": len(self.errors)}
 
