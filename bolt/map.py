@@ -289,13 +289,16 @@ class Map(MutableMapping):
                 response = self._backend.access(op, key, value)
             else:
                 response = client.access(op, key, value)
-                # The client keeps the key set (len, iteration): nothing of it is on the host.
-                if op == Op.PUT:
-                    if response.status in (Status.FOUND, Status.ABSENT):
-                        self._keys[key] = None
-                elif op == Op.DELETE and response.status == Status.FOUND:
-                    del self._keys[key]
+                self._record(op, key, response)
         return self._outcome(response, key)
+
+    def _record(self, op: Op, key: bytes, response: Response) -> None:
+        """Keep the client's key set (len, iteration): nothing of it is on the host."""
+        if op == Op.PUT:
+            if response.status in (Status.FOUND, Status.ABSENT):
+                self._keys[key] = None
+        elif op == Op.DELETE and response.status == Status.FOUND:
+            del self._keys[key]
 
     # -- MutableMapping ---------------------------------------------------------------------------
 
