@@ -141,17 +141,16 @@ class RemoteMap(Map):
             self._open_connection()
             self._closed = False
 
-    def load(self, items: Mapping | Iterable[tuple], *, salt: bytes | None = None,
-             master_key: bytes | None = None) -> None:
+    def load(self, items: Mapping | Iterable[tuple], *, master_key: bytes | None = None) -> None:
         """Replace the whole shared map by a Setup with ``items`` (if the server relays it),
-        under ``master_key`` (drawn here if omitted; it travels sealed)."""
+        under ``master_key`` (drawn here if omitted; it travels sealed) and a fresh salt."""
         from .crypto import master_key_or_new
-        self._master_key = master_key_or_new(master_key)
-        try:
-            with self._lock:
-                super().load(items, salt=salt)
-        finally:
-            self._master_key = None
+        with self._lock:
+            self._master_key = master_key_or_new(master_key)
+            try:
+                super().load(items)
+            finally:
+                self._master_key = None
 
     def _record(self, op, key, response) -> None:
         pass   # no key record: the other clients change the map too

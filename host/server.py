@@ -235,8 +235,8 @@ class Server:
             self._stopping.set()
         finally:
             self._clients -= 1
-            if session_open:
-                with contextlib.suppress(Exception):
+            if session_open and not self._stopping.is_set():
+                with contextlib.suppress(Exception, asyncio.CancelledError):
                     await self._on_device(lambda: self.device.close_session(client))
             writer.close()
             _log(logging.INFO, "disconnect", client=client, reason=reason, requests=requests,
@@ -320,11 +320,11 @@ def run(backend: str, params: Params, config: ServerConfig, *,
         announce: Callable[[dict], None]) -> None:
     """Build the device, serve until stopped; ``announce`` gets the address and measurement
     once the server listens (``bolt serve`` prints it as one JSON line)."""
+    if backend == "rtl":
+        config = dataclasses.replace(config, device_thread=True)
     device = new_device(backend, params)
     try:
         server = Server(device, params, backend=backend, config=config)
-        if backend == "rtl" and not config.device_thread:
-            server.config = dataclasses.replace(config, device_thread=True)
         measurement = device_measurement(backend, params, device)
 
         async def main():
