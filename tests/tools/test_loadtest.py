@@ -80,3 +80,19 @@ def test_the_checker_counts_wrong_answers():
 def test_keys_that_do_not_fit_are_refused():
     with pytest.raises(ValueError, match="key_size"):
         client_keys("ab12", 3, 100000, key_size=8)
+
+
+def test_bolt_loadtest_against_a_local_server():
+    import json
+
+    from click.testing import CliRunner
+
+    from bolt.cli.loadtest import command
+
+    result = CliRunner().invoke(command, ["--clients", "2", "--ops", "200", "-N", "1024",
+                                          "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["clients"] == 2 and summary["ops"] == 400
+    assert summary["wrong"] == 0 and summary["errors"] == 0
+    assert summary["where"].startswith("local reference server 127.0.0.1:")
