@@ -146,8 +146,9 @@ class Drbg:
     def words_drawn(self) -> int:
         return self._buffer_start + self._position
 
-    def _stream(self, start: int, count: int) -> np.ndarray:
-        """Words ``start .. start + count - 1`` of the stream."""
+    def stream(self, start: int, count: int) -> np.ndarray:
+        """Words ``start .. start + count - 1`` of the stream (big-endian uint32), without
+        consuming them: bulk users (Setup, the audit's trace engine) then :meth:`advance`."""
         first_block, end_block = start // 4, -(-(start + count) // 4)
         ctr = AES.new(self._key, AES.MODE_CTR, nonce=b"", initial_value=first_block)
         blocks = ctr.encrypt(bytes(16 * (end_block - first_block)))
@@ -156,7 +157,7 @@ class Drbg:
     def _refill(self) -> None:
         """Generate the next batch of words (the buffer is used up)."""
         start = self.words_drawn
-        self._buffer = self._stream(start, self._BATCH_WORDS).tolist()
+        self._buffer = self.stream(start, self._BATCH_WORDS).tolist()
         self._buffer_start, self._position = start, 0
 
     def word(self) -> int:
@@ -190,7 +191,7 @@ class Drbg:
         number of words consumed once it has been drawn (for :meth:`advance`)."""
         mask, start, chunk = uniform_mask(n), self.words_drawn, 2 * count + 64
         while True:
-            words = self._stream(start, chunk).astype(np.uint32) & mask
+            words = self.stream(start, chunk).astype(np.uint32) & mask
             accepted = np.flatnonzero(words < n)[:count]
             if len(accepted) == count:
                 return words[accepted].tolist(), accepted + 1
