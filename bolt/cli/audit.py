@@ -1,99 +1,152 @@
-"""``bolt audit``: the trace-leakage audit."""
+"""``bolt audit``: conformance to the reference design, and leakage of the reference design."""
 
 from __future__ import annotations
 
+import time
+
 import click
 
-from ..tools.audit import LEAKY_VARIANTS, AuditError, _label, audit, write_report
-from ..tools.workloads import WORKLOADS
-from .common import make_params, params_options, print_table
+from .common import make_params, params_options, parse_ints
+from ..params import Params
 
 
 @click.command("audit")
-@params_options
-@click.option("--ops", "-n", default="16384", show_default=True,
-              help="Operations per workload (1e5 style accepted).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--backend", type=click.Choice(["reference", "rtl"]), default="reference",
-              show_default=True)
-@click.option("--crypto/--trace-only", default=False, show_default=True,
-              help="Reference model with page crypto, or the trace-only mode (algorithm §9).")
-@click.option("--workloads", "-w", default=",".join(WORKLOADS), show_default=True,
-              help="Comma-separated workloads to run.")
+@params_options(capacity=256)
+@click.option("--conformance", is_flag=True,
+              help="Compare the design under test (--backend / --variant) with the reference "
+                   "design on every workload and feature.")
+@click.option("--leakage", is_flag=True,
+              help="Bits per access of the reference design against the ideal simulator, per "
+                   "workload and feature, and the re-access probe at this N.")
+@click.option("--section8", "section8", default=None, metavar="CAPACITIES",
+              help="The re-access probe at each N given (e.g. 2^8,2^12,2^16,2^20), with "
+                   "--probe-runs runs of --probe-ops accesses each.")
 @click.option("--self-check", is_flag=True,
-              help="Also run the deliberately leaky variants and check they are flagged.")
+              help="Conformance of every planted variant; each must be flagged.")
+@click.option("--false-alarms", type=int, default=0, metavar="K",
+              help="Conformance of the reference against itself for K seeds; count flags.")
+@click.option("--backend", default="reference", show_default=True,
+              help="Design under test: reference, rtl, or module:function (a factory "
+                   "(params, *, master_key, salt) -> object with setup/access/trace).")
+@click.option("--variant", default=None, help="A planted variant as the design under test.")
+@click.option("--crypto/--trace-only", default=False, show_default=True,
+              help="The reference backend with page crypto, or its trace-only pages.")
+@click.option("--exact/--no-exact", default=None,
+              help="Also require the design's pages to equal the reference's under the same "
+                   "keys, access for access (default: on for rtl and --crypto).")
+@click.option("--runs", type=int, default=8, show_default=True,
+              help="Independent runs per side and workload.")
+@click.option("--ops", "-n", default="2048", show_default=True,
+              help="Accesses per run (1e4 style accepted).")
+@click.option("--workloads", "-w", default=None,
+              help="Comma-separated workloads (default: all).")
+@click.option("--gap", type=int, default=1, show_default=True,
+              help="Re-access probe: accesses between a key's access and its re-access.")
+@click.option("--probe-runs", type=int, default=8, show_default=True)
+@click.option("--probe-ops", default="65536", show_default=True,
+              help="Accesses per run of the re-access probe.")
+@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default="reports/audit",
               show_default=True)
 @click.option("--plots/--no-plots", default=True, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def command(ops, seed, backend, crypto, workloads, self_check, out, plots, progress,
-                  **options):
-    """Trace-leakage audit: can the host trace tell workloads apart? (algorithm §8)
+def command(conformance, leakage, section8, self_check, false_alarms, backend, variant, crypto,
+            exact, runs, ops, workloads, gap, probe_runs, probe_ops, seed, out, plots, progress,
+            **options):
+    """Audit host traces: conformance of a design, leakage of the reference design.
 
-    Exits with status 1 if a test the design is expected to pass is flagged, or if
-    --self-check finds a leaky variant that the audit does not flag.
+    With no choice given, runs --conformance and --leakage. Writes JSON (and PNG) reports to
+    --out; docs/audit.md explains every test and how to read them. Exits with status 1 when a
+    conformance test flags the design, a leakage estimate exceeds the budget, or a planted
+    variant goes unflagged.
     """
+    from ..tools import audit, audit_report
+    from ..tools.variants import VARIANTS
+    from ..tools.workloads import WORKLOADS
+
     params = make_params(**options)
-    ops = int(float(ops))
-    names = [w.strip() for w in workloads.split(",") if w.strip()]
-    for w in names:
-        if w not in WORKLOADS:
-            raise click.BadParameter(f"unknown workload {w!r}; choose from "
+    ops, probe_ops = int(float(ops)), int(float(probe_ops))
+    names = list(WORKLOADS) if workloads is None else [w.strip() for w in workloads.split(",")
+                                                       if w.strip()]
+    for name in names:
+        if name not in WORKLOADS:
+            raise click.BadParameter(f"unknown workload {name!r}; choose from "
                                      f"{', '.join(WORKLOADS)}")
-    ok = True
+    if variant is not None and variant not in VARIANTS:
+        raise click.BadParameter(f"unknown variant {variant!r}; choose from "
+                                 f"{', '.join(VARIANTS)}")
+    if not (conformance or leakage or section8 or self_check or false_alarms):
+        conformance = leakage = True
+    if exact is None:
+        exact = backend == "rtl" or (backend == "reference" and crypto)
+    common = dict(workloads=names, runs=runs, ops=ops, progress=progress)
+    started, ok, paths = time.perf_counter(), True, []
+
+    def emit(lines):
+        for line in lines:
+            click.echo(line)
+        click.echo("")
+
     try:
-        report = audit(params, ops=ops, seed=seed, backend=backend, crypto=crypto,
-                       workloads=names, progress=progress)
-    except AuditError as error:
-        raise click.ClickException(str(error)) from error
-    paths = write_report(report, out, name="audit", plots=plots)
-    print_summary(report, click.echo)
-    click.echo("RESULT: " + ("pass" if report["passed"] else "FAIL (leak detected)"))
-    ok = report["passed"]
-    if self_check:
-        for variant in LEAKY_VARIANTS:
-            leaky = audit(params, ops=ops, seed=seed, crypto=crypto, variant=variant,
-                          workloads=names, progress=progress)
-            paths += write_report(leaky, out, name=f"selfcheck_{variant}", plots=plots)
+        if conformance:
+            design = audit.design_factory(backend, variant=variant, crypto=crypto)
+            name = variant or (f"{backend}" + (" (crypto)" if crypto else ""))
+            report = audit.conformance(params, design, seed=seed, exact=exact, name=name,
+                                       **common)
+            paths.append(audit.write_report(report, out, "conformance"))
+            if plots:
+                paths.append(audit_report.plot_conformance(
+                    report, audit_report.output_path(out, "conformance_effects.png")))
+            emit(audit_report.conformance_lines(report))
+            ok &= report["passed"]
+        if false_alarms:
+            flagged = []
+            for k in range(false_alarms):
+                report = audit.conformance(params, seed=seed + 1000 + k, name="reference",
+                                           **common)
+                flagged.append(len(report["flagged"]))
+                click.echo(f"reference against itself, seed {seed + 1000 + k}: "
+                           f"{len(report['flagged'])} flagged {report['flagged']}")
+            click.echo(f"false alarms: {sum(f > 0 for f in flagged)} of {false_alarms} "
+                       f"reports flagged something ({sum(flagged)} tests in all)\n")
+            ok &= not any(flagged)
+        if self_check:
+            results = audit.self_check(params, seed=seed, **common)
+            for name, result in results.items():
+                paths.append(audit.write_report(result["report"], out, f"selfcheck_{name}"))
+                click.echo(f"SELF-CHECK {name}: "
+                           + (f"flagged by {len(result['flagged'])}: "
+                              + ", ".join(result["flagged"][:6])
+                              + (" ..." if len(result["flagged"]) > 6 else "")
+                              if result["caught"] else "NOT FLAGGED: the audit is blind"))
+                ok &= result["caught"]
             click.echo("")
-            print_summary(leaky, click.echo)
-            caught = not leaky["passed"]
-            click.echo(f"SELF-CHECK {variant}: " + ("flagged, as it must be" if caught
-                                                     else "NOT FLAGGED: the audit is blind"))
-            ok = ok and caught
-    click.echo("wrote " + ", ".join(paths))
+        if leakage:
+            report = audit.leakage(params, workloads=names, runs=runs, ops=max(ops, 4096),
+                                   seed=seed)
+            paths.append(audit.write_report(report, out, "leakage"))
+            if plots:
+                paths.append(audit_report.plot_leakage(
+                    report, audit_report.output_path(out, "leakage.png")))
+            emit(audit_report.leakage_lines(report))
+            ok &= not report["exceeded"]
+            section8 = section8 or str(params.capacity)
+        if section8:
+            probes = []
+            for capacity in parse_ints(section8):
+                probe_params = Params(**{**params.arguments(), "capacity": capacity})
+                probes.append(audit.reaccess_leak(probe_params, gap=gap, runs=probe_runs,
+                                                  ops=probe_ops, seed=seed))
+            paths.append(audit.write_report({"probes": probes}, out, "section8"))
+            if plots and len(probes) > 1:
+                paths.append(audit_report.plot_reaccess(
+                    probes, audit_report.output_path(out, "section8.png")))
+            emit(audit_report.reaccess_lines(probes))
+            ok &= all(not p["verdict"].startswith("EXCEEDS") for p in probes)
+    except audit.AuditError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"audit wall time {time.perf_counter() - started:.1f} s; wrote "
+               + ", ".join(paths))
+    click.echo("RESULT: " + ("pass" if ok else "FAIL"))
     if not ok:
         raise SystemExit(1)
-
-
-def print_summary(report: dict, echo) -> None:
-    s = report["summary"]
-    echo(f"{report['variant']}: {report['ops_per_workload']} ops per workload, seed "
-         f"{report['seed']}, backend {report['backend']}"
-         f"{' (full crypto)' if report['crypto'] else ' (trace-only)'}; "
-         f"{s['tests']} tests: {s['clean_tests']} expected clean, {s['clean_flagged']} of them "
-         f"flagged; {s['known_leak_tests']} measure the known leak, {s['known_leak_detected']} "
-         f"detected it")
-    rows = []
-    for t in report["tests"]:
-        if t["flagged"] or (t["test"] != "welch" and t["workloads"][0] != "ideal"):
-            stat = f"{t['statistic_name']}={t['statistic']:.2f}"
-            rows.append((_label(t), stat, t["threshold"], t["sample_size"] if t["test"] != "welch"
-                         else min(t["sample_size"]), f"{t['effect_size']:.4f}",
-                         f"{t['min_detectable_effect']:.4f}", f"{t['bits_per_op']:.2e}",
-                         t["verdict"].split(" (")[0].split(":")[0]))
-    print_table(rows, headers=("test", "statistic", "threshold", "n", "effect", "min effect",
-                               "bits/op", "verdict"))
-    echo("algorithm §8, revealed bin x repeats between consecutive ops (ratio to chance 1/B):")
-    for group, entry in report["section8"]["pooled"].items():
-        lo, hi = entry["ratio_ci95"]
-        echo(f"  {group:24s} {entry['ratio_to_chance']:.3f}  (95% CI {lo:.3f}-{hi:.3f}, "
-             f"{entry['transitions']} transitions, "
-             f"{entry['bits_per_transition']:.2e} bits per transition)")
-    budget = report["section8"]["budget"]
-    echo(f"  budget: same-key ratio <= {budget['limit']}, distinct-key ratio >= "
-         f"{1 / budget['limit']}: " + ("EXCEEDED" if budget["exceeded"] else "within"))
-    if report.get("ops_differing_from_reference_model"):
-        echo("ops whose trace differs from the trace-only reference model: "
-             + ", ".join(f"{w} {n}" for w, n in
-                         report["ops_differing_from_reference_model"].items()))

@@ -1,37 +1,31 @@
-"""Trace-leakage audit: does the host trace tell workloads apart? (GitHub issue 6, algorithm §8)
+"""The trace audit: conformance to the reference design, and leakage of the reference design.
 
-:func:`audit` runs workloads of equal length (:mod:`bolt.tools.workloads`) on a backend, records
-their host traces, turns each trace into per-operation features, and tests them:
+Two questions, never mixed (``docs/audit.md`` explains every test, its unit and how to read a
+report):
 
-- **touch law** (chi-square, per workload): the number of pages an op touches is 0, 1 or 2 with
-  probabilities (1-h)^2, 2h(1-h), h^2, h = B/M the *exact* host-bin fraction (algorithm §3);
-- **page uniformity** (chi-square, per workload): touched pages are uniform over the B pages;
-- **Welch t-tests** (dudect style, flagged at |t| > 4.5) on each feature, between pairs of
-  workloads and between every workload and the *ideal simulator* (x and y independent uniform
-  bins: the trace an oblivious map would give);
-- **trace shape**: every op is 0, 1 or 2 (read, write) pairs of one whole page.
+**Conformance** (:func:`conformance`): does a design under test (the RTL backend, a planted
+variant, or any object with ``setup(items, salt=)``, ``access(op, key, value)`` and ``trace``)
+give the same host-trace distribution as the reference design, on every workload and feature?
+Each side runs ``runs`` independent runs (own DRBG key, own operations) of every workload; each
+run is reduced to run-level statistics (the mean of every feature code, the touch fractions,
+the dispersion of the touched pages); a Welch t-test across runs compares the sides. Runs are
+independent even though the accesses inside a run are not, so the p-values hold. Holm's method
+keeps the family-wise error of all the tests of one report at :data:`FAMILY_ALPHA`. Two exact
+checks join them: Setup traces of different item sets of one size must be identical, and (for a
+design that follows the algorithm's DRBG, such as the RTL) every access's pages must equal the
+reference's under the same keys.
 
-Features, from the trace alone (what the adversary sees):
-``touches`` (pages touched by op t), ``page`` (index of each touched page), ``distance``
-(|page difference| between consecutive touches), ``repeat_next`` / ``repeat_next2`` (a page of
-op t is touched again by op t+1 / t+2), ``x_repeat`` (for consecutive ops that both touch two
-pages, whose first page is therefore bin x: the same first page; the "revealed bin repeats" of
-algorithm §8).
+**Leakage** (:func:`leakage`, :func:`reaccess_leak`): how far is the reference design from an
+ideal oblivious map? Unit: bits per operation, the mutual information between a secret binary
+label (equally likely) and one feature code per access, estimated with the Miller-Madow
+correction, with an interval from a bootstrap over independent runs. Per workload and feature
+the label is "this workload or the ideal simulator" (x and y independent uniform bins). The
+re-access probe (algorithm §8) labels each access "the key of ``gap`` accesses ago" or
+"another present key" and reads the page-history observer's features. Every estimate must lie
+within :data:`LEAK_BUDGET_BITS_PER_OP`, the one budget.
 
-Every test reports its statistic, threshold, sample size, effect size, the smallest effect the
-sample could have detected (80 % power at the threshold), and an estimate of the bits leaked per
-operation, and says when a pass only means "too small a sample to see it".
-
-Expectations are declared here, once, from the algorithm and small exploratory runs (see
-``docs/audit.md``): the design leaks through load-dependent placement revealed by the next
-access (algorithm §8). That leak shows in the ``SECTION8_FEATURES`` of any workload that
-re-places present keys, and in every feature of the ``SECTION8_WORKLOADS`` (which re-access a
-single item while the other loads stay frozen). Tests in that class are *measured* and reported as
-the known leak, never counted as a pass; every other test must pass, or the audit fails.
-
-A deliberately leaky variant (``variant="miss_skips_x"``: a miss does not touch bin x;
-``"sticky_bin"``: a re-placement goes to a bin fixed by the key) is reachable only through
-``audit(..., variant=...)``, ``bolt audit --self-check`` and the tests, and must be flagged.
+The reference side runs on :class:`~bolt.tools.trace_engine.TraceEngine` (a test shows its
+trace equals the model's), so large samples cost seconds.
 """
 
 from __future__ import annotations
@@ -41,703 +35,551 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..model import ReferenceAccelerator
 from ..params import Params
-from ..protocol import Op, Status
-from ..trace import READ, WRITE
-from .workloads import WORKLOADS, make_workload
+from ..protocol import Status
+from .features import (GAP_CODES, HISTORY_TAU_BINS, HostView, extract, host_view, probe_code)
+from .trace_engine import TraceEngine
+from .variants import VARIANTS, make_variant
+from .workloads import WORKLOADS, Workload, make_workload, present_count
 
-__all__ = ["audit", "AuditError", "trace_touches", "features", "ideal_touches",
-           "touch_law_test", "page_uniformity_test", "welch_test", "LEAKY_VARIANTS",
-           "DEFAULT_PAIRS", "FEATURES", "T_THRESHOLD", "P_THRESHOLD", "write_report"]
+__all__ = ["conformance", "leakage", "reaccess_leak", "self_check", "AuditError",
+           "FAMILY_ALPHA", "LEAK_BUDGET_BITS_PER_OP", "INTERVAL", "design_factory",
+           "run_statistics", "mutual_information_bits", "holm", "ideal_view",
+           "reference_view", "write_report", "DEFAULT_WORKLOADS"]
 
-#: dudect's threshold on Welch's |t|.
-T_THRESHOLD = 4.5
-#: Chi-square tests flag at p below this (about the two-sided tail of |z| > 4.4).
-P_THRESHOLD = 1e-5
-#: Power at which the smallest detectable effect is stated.
+#: Family-wise error rate of one conformance report (Holm's method over all its tests).
+FAMILY_ALPHA = 0.01
+#: The one leakage budget: mutual information, in bits per operation, between a secret label
+#: and any one feature, for every workload and for the re-access probe. It is the documented
+#: size of the known leak of algorithm §8 with some margin: measured (docs/audit.md) at
+#: about 0.025 bits per access for the re-access probe and at most about 0.07 bits per access
+#: for a hot key against the ideal simulator (the decayed reveal counts, N = 2^8 .. 2^16).
+#: Anything larger is a leak the design is not documented to have, and fails.
+LEAK_BUDGET_BITS_PER_OP = 0.1
+#: Coverage of each displayed interval; budget decisions use the Bonferroni-adjusted level over
+#: the report's estimates (1 - (1 - INTERVAL) / m), so they hold simultaneously.
+INTERVAL = 0.95
+#: Bootstrap resamples of the runs.
+BOOTSTRAP = 2000
+#: Power at which the smallest detectable conformance effect is stated.
 POWER = 0.8
-
-FEATURES = ("touches", "page", "distance", "repeat_next", "repeat_next2", "x_repeat")
-#: Features through which the section 8 leak shows: a revealed bin is more (same key again)
-#: or less (another present key) likely to be revealed again soon, so the repeat features move
-#: and the long-run page counts are more even than independent touches give (page_evenness).
-SECTION8_FEATURES = frozenset({"repeat_next", "repeat_next2", "x_repeat", "page_evenness"})
-#: Workloads that access the same key again soon: its bins cluster, so the touched-page counts
-#: are *over*-dispersed (page_uniformity's upper tail) by the section 8 leak.
-SECTION8_REACCESS_WORKLOADS = frozenset({"same_key_twice"})
-#: The documented size of the section 8 leak: the revealed bin repeats for the same key at most
-#: this many times chance, and for distinct present keys at least 1 / this. A measured ratio
-#: whose 95 % interval lies beyond is a leak larger than the known one: the audit fails.
-SECTION8_RATIO_BUDGET = 2.0
-#: Workloads that re-access one item while every other load stays frozen: its re-placement
-#: keeps following the (frozen) least-loaded bins, so every feature may show the section 8 leak
-#: (its touched pages are not uniform and, when those bins are mostly HBM or mostly host, its
-#: touch law drifts). Measured on small runs first, see docs/audit.md.
-SECTION8_WORKLOADS = frozenset({"hot_key"})
-#: Workloads none of whose ops re-places a present key: the section 8 leak cannot appear.
-NO_REPLACEMENT_WORKLOADS = frozenset({"get_misses", "ideal"})
-
-#: Pairs of workloads compared by Welch t-tests (besides each one against the ideal).
-DEFAULT_PAIRS = (
-    ("uniform", "hot_key"),
-    ("uniform", "scan"),
-    ("get_hits", "put_hits"),
-    ("get_hits", "get_misses"),
-    ("get_hits", "deletes"),
-    ("uniform", "get_misses"),
-    ("same_key_twice", "get_hits"),   # the open point of algorithm §8
-    ("hot_key", "get_misses"),        # algorithm §8's headline pair
-)
+#: Workloads of a default audit (all of them).
+DEFAULT_WORKLOADS = tuple(WORKLOADS)
 
 
 class AuditError(RuntimeError):
     """The audit could not run (for example: the RTL backend is not available)."""
 
 
-# -- leaky variants: for the self-check and the tests only -------------------------------------
+# -- designs, runs and views ---------------------------------------------------------------------
 
-class _RecordingDrbg:
-    """Wraps a DRBG and remembers the draws of the current access (the first is r)."""
-
-    def __init__(self, drbg):
-        self._drbg = drbg
-        self.draws: list[int] = []
-
-    def uniform(self, n):
-        value = self._drbg.uniform(n)
-        self.draws.append(value)
-        return value
-
-    def __getattr__(self, name):
-        return getattr(self._drbg, name)
+Design = Callable[..., object]   # (params, *, master_key, salt) -> accelerator
 
 
-class _MissSkipsX(ReferenceAccelerator):
-    """LEAKY on purpose: a miss does not touch bin x (= r), so misses touch fewer pages."""
-
-    def setup(self, items, *, salt=None):
-        super().setup(items, salt=salt)
-        self._drbg = _RecordingDrbg(self._drbg)
-
-    def access(self, op, key, value=None):
-        self._drbg.draws.clear()
-        self._skip_x = key not in self._state.index
-        return super().access(op, key, value)
-
-    def _touch(self, bin_, take):
-        if self._skip_x and self._drbg.draws and bin_ == self._drbg.draws[0]:
-            self._skip_x = False          # only x's touch is skipped, never y's
-            return None
-        return super()._touch(bin_, take)
-
-
-class _StickyBin(ReferenceAccelerator):
-    """LEAKY on purpose: a re-placement goes to a bin fixed by the key (when it has room)."""
-
-    def _place(self, key, value, nb):
-        p = self.params
-        sticky = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % p.bins
-        if self._state.loads[sticky] < p.slots - 1:
-            nb = sticky
-        super()._place(key, value, nb)
-
-
-#: name -> ReferenceAccelerator subclass that leaks on purpose.
-LEAKY_VARIANTS = {"miss_skips_x": _MissSkipsX, "sticky_bin": _StickyBin}
-
-
-def make_backend(params: Params, *, backend: str = "reference", crypto: bool = False,
-                 variant: str | None = None, master_key: bytes, salt: bytes):
-    """A fresh accelerator: the reference model (trace-only unless ``crypto``), a leaky
-    variant of it, or the RTL simulation."""
+def design_factory(backend: str = "reference", *, variant: str | None = None,
+                   crypto: bool = False) -> Design:
+    """The design under test: ``"reference"`` (the model, trace-only unless ``crypto``), ``"rtl"``
+    (the Verilator simulation), a planted ``variant``, or ``"module:function"`` naming a
+    factory ``(params, *, master_key, salt) -> object`` with ``setup``, ``access``, ``trace``."""
     if variant is not None:
-        if backend != "reference":
-            raise AuditError("leaky variants exist only for the reference model")
-        return LEAKY_VARIANTS[variant](params, master_key=master_key, salt=salt, crypto=crypto)
+        return make_variant(variant)
     if backend == "reference":
-        return ReferenceAccelerator(params, master_key=master_key, salt=salt, crypto=crypto)
+        from ..model import ReferenceAccelerator
+        return lambda params, *, master_key, salt: ReferenceAccelerator(
+            params, master_key=master_key, salt=salt, crypto=crypto)
     if backend == "rtl":
-        from ..map import BACKENDS
-        try:
-            return BACKENDS["rtl"](params, master_key=master_key, salt=salt)
-        except ImportError as error:
-            raise AuditError(f"the RTL backend is not available: {error}") from error
-    raise AuditError(f"unknown backend {backend!r}; choose reference or rtl")
+        def rtl(params, *, master_key, salt):
+            from ..map import BACKENDS
+            try:
+                return BACKENDS["rtl"](params, master_key=master_key, salt=salt)
+            except ImportError as error:
+                raise AuditError(f"the RTL backend is not available: {error}") from error
+        return rtl
+    if ":" in backend:
+        import importlib
+        module, name = backend.split(":", 1)
+        return getattr(importlib.import_module(module), name)
+    raise AuditError(f"unknown design {backend!r}: reference, rtl or module:function")
 
 
-# -- traces to features -------------------------------------------------------------------------
-
-@dataclass
-class Touches:
-    """The pages each op touched, from a trace: ``pages[t] = (first, second)``, -1 if none."""
-
-    counts: np.ndarray        # int8, pages touched by op t (0, 1 or 2 when the shape is right)
-    pages: np.ndarray         # int64 (T, 2)
-    shape_violations: int     # ops whose events are not (read p, write p) pairs of whole pages
+def run_keys(seed: int, side: str, workload: str, run: int) -> tuple[bytes, bytes, int]:
+    """Master key, Setup salt and workload seed of one run (distinct for every argument)."""
+    digest = hashlib.sha256(f"bolt-audit:{seed}:{side}:{workload}:{run}".encode()).digest()
+    return digest[:16], digest[16:31], int.from_bytes(digest[31:], "big") + 256 * run
 
 
-def trace_touches(trace, params: Params) -> Touches:
-    stride = params.page_stride
-    ops = trace.ops()
-    counts = np.zeros(len(ops), np.int8)
-    pages = np.full((len(ops), 2), -1, np.int64)
-    violations = 0
-    for t, events in enumerate(ops):
-        n = len(events) // 2
-        ok = len(events) % 2 == 0 and n <= 2
-        touched = []
-        for i in range(0, len(events) - 1, 2):
-            read, write = events[i], events[i + 1]
-            ok = ok and (read.kind == READ and write.kind == WRITE
-                         and read.address == write.address and read.length == stride
-                         and write.length == stride and read.address % stride == 0)
-            touched.append(read.address // stride)
-        violations += not ok
-        counts[t] = min(len(touched), 2)
-        pages[t, :counts[t]] = touched[:2]
-    return Touches(counts, pages, violations)
+def reference_view(workload: Workload, master_key: bytes, salt: bytes) -> tuple[HostView,
+                                                                                 np.ndarray]:
+    """The reference design's pages (trace engine) and statuses for ``workload``."""
+    engine = TraceEngine(workload.params, master_key=master_key, salt=salt,
+                         setup_keys=workload.setup_ids, universe=workload.universe)
+    run = engine.run(workload.op_codes, workload.key_ids)
+    return HostView(run.pages.astype(np.int64)), run.statuses
 
 
-def ideal_touches(params: Params, length: int, seed: int) -> Touches:
-    """The ideal simulator: x and y independent uniform bins, host bins touched in order."""
+def design_view(accelerator, workload: Workload, salt: bytes, progress=None):
+    """Run ``workload`` on a design (a fresh Setup under ``salt``); its view and statuses."""
+    accelerator.setup(workload.preload, salt=salt)
+    accelerator.trace.clear()
+    statuses = np.zeros(workload.length, np.int8)
+    for t, (op, key, value) in enumerate(workload):
+        statuses[t] = accelerator.access(op, key, value).status
+        if progress is not None and t % 256 == 255:
+            progress.update(256)
+    if progress is not None:
+        progress.update(workload.length % 256)
+    view = host_view(accelerator.trace, workload.params)
+    if len(view) != workload.length:
+        raise AuditError(f"{workload.name}: the trace has {len(view)} operations, "
+                         f"not {workload.length}")
+    return view, statuses
+
+
+def ideal_view(params: Params, length: int, seed: int) -> HostView:
+    """The ideal oblivious simulator: x and y independent uniform bins, host bins touched."""
     rng = np.random.default_rng([seed, 0x1DEA1])
     k = params.hbm_bins
     bins = rng.integers(0, params.bins, size=(length, 2))
-    host = bins >= k
-    counts = host.sum(axis=1).astype(np.int8)
-    pages = np.full((length, 2), -1, np.int64)
-    first = np.where(host[:, 0], bins[:, 0], bins[:, 1])
-    pages[counts >= 1, 0] = first[counts >= 1] - k
-    pages[counts == 2, 1] = bins[counts == 2, 1] - k
-    return Touches(counts, pages, 0)
+    pages = np.where(bins >= k, bins - k, -1)
+    x_hbm = pages[:, 0] < 0
+    pages[x_hbm, 0], pages[x_hbm, 1] = pages[x_hbm, 1], -1
+    return HostView(pages)
 
 
-def _shared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Whether page sets a[t] and b[t] (rows of two, -1 = none) intersect."""
-    return (((a[:, 0] >= 0) & ((a[:, 0] == b[:, 0]) | (a[:, 0] == b[:, 1])))
-            | ((a[:, 1] >= 0) & ((a[:, 1] == b[:, 0]) | (a[:, 1] == b[:, 1]))))
+# -- statistics ------------------------------------------------------------------------------------
 
-
-def features(touches: Touches) -> dict[str, np.ndarray]:
-    """Per-op (or per-touch) samples of every feature in :data:`FEATURES`."""
-    counts, pages = touches.counts, touches.pages
-    flat = pages[pages >= 0]            # row-major: op order, x's page before y's
-    two = counts == 2
-    both = two[:-1] & two[1:]
-    return {
-        "touches": counts.astype(np.int64),
-        "page": flat,
-        "distance": np.abs(np.diff(flat)),
-        "repeat_next": _shared(pages[:-1], pages[1:]).astype(np.int64),
-        "repeat_next2": _shared(pages[:-2], pages[2:]).astype(np.int64),
-        "x_repeat": (pages[:-1, 0][both] == pages[1:, 0][both]).astype(np.int64),
-    }
-
-
-# -- information estimates ------------------------------------------------------------------------
-
-def _entropy_mm(counts: np.ndarray) -> float:
-    """Miller-Madow bias-corrected plug-in entropy, in nats."""
-    n = counts.sum()
-    if n == 0:
-        return 0.0
-    q = counts[counts > 0] / n
-    return float(-(q * np.log(q)).sum() + (len(q) - 1) / (2 * n))
-
-
-def _mutual_information_bits(a: np.ndarray, b: np.ndarray) -> float:
-    """I(label; value) in bits for a label equally likely a or b, the values discrete:
-    bias-corrected plug-in estimate, clipped at 0."""
-    if len(a) == 0 or len(b) == 0:
-        return 0.0
-    top = int(max(a.max(), b.max())) + 1
-    ca = np.bincount(a, minlength=top).astype(float)
-    cb = np.bincount(b, minlength=top).astype(float)
-    mix = ca / ca.sum() + cb / cb.sum()
-    mix_counts = mix / 2 * (len(a) + len(b))
-    info = _entropy_mm(mix_counts) - (_entropy_mm(ca) + _entropy_mm(cb)) / 2
-    return max(0.0, info / math.log(2))
-
-
-def _binary_mi_bits(p1: float, p0: float) -> float:
-    """I(label; bit) in bits, label equally likely, bit ~ Bernoulli(p1) or Bernoulli(p0)."""
-    def h(p):
-        return 0.0 if p <= 0 or p >= 1 else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
-    return max(0.0, h((p1 + p0) / 2) - (h(p1) + h(p0)) / 2)
-
-
-def _kl_bits(observed: np.ndarray, expected_p: np.ndarray) -> float:
-    """KL(observed || expected) in bits, minus its mean under the null ((k-1)/(2n ln 2)),
-    clipped at 0."""
-    n = observed.sum()
-    q = observed / n
-    mask = q > 0
-    kl = float((q[mask] * np.log(q[mask] / expected_p[mask])).sum())
-    k = int((expected_p > 0).sum())
-    return max(0.0, (kl - (k - 1) / (2 * n)) / math.log(2))
-
-
-# -- the tests ------------------------------------------------------------------------------------
-
-def _chi2_min_w(n: int, df: int) -> float:
-    """Cohen's w that a chi-square test at P_THRESHOLD detects with probability POWER."""
-    from scipy import optimize, stats
-    crit = stats.chi2.isf(P_THRESHOLD, df)
-    nc = optimize.brentq(lambda nc: stats.ncx2.sf(crit, df, nc) - POWER, 1e-9, 1e7)
-    return math.sqrt(nc / n)
-
-
-def _chi2_result(observed, expected_p, **info):
-    from scipy import stats
-    n = int(observed.sum())
-    df = len(observed) - 1
-    chi2, p = stats.chisquare(observed, expected_p * n)
-    w = math.sqrt(chi2 / n) if n else 0.0
-    w_min = _chi2_min_w(n, df) if n else math.inf
-    return dict(info, statistic_name="chi2", statistic=float(chi2), df=df, p_value=float(p),
-                threshold=f"p < {P_THRESHOLD:g} (chi2 > {stats.chi2.isf(P_THRESHOLD, df):.1f})",
-                sample_size=n, effect_size_name="Cohen's w = sqrt(chi2/n)", effect_size=w,
-                min_detectable_effect=w_min,
-                bits_per_op=_kl_bits(observed, expected_p),
-                min_detectable_bits_per_op=w_min ** 2 / (2 * math.log(2)),
-                flagged=bool(p < P_THRESHOLD))
-
-
-def touch_law_test(counts: np.ndarray, params: Params, workload: str) -> dict:
-    """Chi-square of the pages touched per op against (1-h)^2, 2h(1-h), h^2."""
-    h = params.host_fraction
-    law = np.array([(1 - h) ** 2, 2 * h * (1 - h), h * h])
-    observed = np.bincount(np.clip(counts, 0, 2), minlength=3)[:3].astype(float)
-    result = _chi2_result(observed, law, test="touch_law", workloads=[workload],
-                          feature="touches")
-    result["observed_fractions"] = (observed / max(1, observed.sum())).tolist()
-    result["expected_fractions"] = law.tolist()
-    return result
-
-
-def page_uniformity_test(pages: np.ndarray, params: Params, workload: str) -> dict:
-    """Chi-square of touched pages against uniform over the B pages. When there are fewer
-    than 10 touches per page on average, consecutive pages are grouped into cells."""
+def run_statistics(codes: dict[str, np.ndarray], params: Params) -> dict[str, float]:
+    """A run's statistics: the mean code of every feature (over the accesses where it applies),
+    the fractions of accesses touching 0 and 2 pages, and the dispersion (chi-square / df
+    against uniform) of the pages revealed as x and of the other touched pages."""
+    stats = {}
+    for name, code in codes.items():
+        valid = code[code >= 0]
+        stats[name] = float(valid.mean()) if len(valid) else math.nan
+    touches = codes["touches"]
+    stats["touches=0"] = float((touches == 0).mean())
+    stats["touches=2"] = float((touches == 2).mean())
     b = params.host_bins
-    cells = max(2, min(b, len(pages) // 10))
-    cell = pages * cells // b
-    observed = np.bincount(cell, minlength=cells).astype(float)
-    size = np.bincount(np.arange(b) * cells // b, minlength=cells).astype(float)
-    result = _chi2_result(observed, size / b, test="page_uniformity", workloads=[workload],
-                          feature="page")
-    result["cells"] = cells
-    return result
+    for name in ("page_x", "page_y"):
+        pages = codes[name][codes[name] >= 0]
+        if len(pages) and b > 1:
+            counts = np.bincount(pages, minlength=b)
+            expected = len(pages) / b
+            stats[f"{name} dispersion"] = float(((counts - expected) ** 2).sum()
+                                                / expected / (b - 1))
+        else:
+            stats[f"{name} dispersion"] = math.nan
+    return stats
 
 
-def page_evenness_test(pages: np.ndarray, params: Params, workload: str) -> dict:
-    """The lower tail of the page chi-square: are the touched-page counts *more even* than
-    independent uniform touches allow (dispersion chi2/df well below 1)?
-
-    Independent uniform touches give chi2 ~ chi2(df), dispersion 1. A process that makes a
-    page less likely to be touched again after it was touched (a revealed bin just lost an
-    item, algorithm §8) spreads the counts more evenly, over all lags at once.
-    Effect size: 1 - dispersion. Bits per op: (z^2 / n) / (8 ln 2), n touches, the Gaussian
-    estimate used for the t-tests applied to the statistic's z-score (an estimate at this
-    sample; the z-score need not grow linearly with n)."""
+def welch(a: np.ndarray, b: np.ndarray) -> dict:
+    """Welch's t-test of two samples of run statistics (NaNs dropped)."""
     from scipy import stats
-    b = params.host_bins
-    cells = max(2, min(b, len(pages) // 10))
-    observed = np.bincount(pages * cells // b, minlength=cells).astype(float)
-    size = np.bincount(np.arange(b) * cells // b, minlength=cells).astype(float)
-    n, df = int(observed.sum()), cells - 1
-    chi2 = float(stats.chisquare(observed, size / b * n)[0])
-    p_low = float(stats.chi2.cdf(chi2, df))
-    z = (chi2 - df) / math.sqrt(2 * df)
-    z_need = stats.norm.isf(P_THRESHOLD) + stats.norm.ppf(POWER)
-    return dict(test="page_evenness", workloads=[workload], feature="page_evenness",
-                statistic_name="chi2 (lower tail)", statistic=chi2, df=df, p_value=p_low,
-                threshold=f"p < {P_THRESHOLD:g} (chi2 < {stats.chi2.ppf(P_THRESHOLD, df):.1f})",
-                sample_size=n, cells=cells, dispersion=chi2 / df, z=z,
-                effect_size_name="1 - chi2/df", effect_size=1 - chi2 / df,
-                # A process whose statistic is D * chi2(df) is caught with probability POWER
-                # when D <= crit / chi2.ppf(POWER, df): the smallest detectable 1 - D.
-                min_detectable_effect=1 - stats.chi2.ppf(P_THRESHOLD, df)
-                / stats.chi2.ppf(POWER, df),
-                bits_per_op=(z * z / n / (8 * math.log(2))) if z < 0 and n else 0.0,
-                min_detectable_bits_per_op=z_need ** 2 / max(n, 1) / (8 * math.log(2)),
-                flagged=bool(p_low < P_THRESHOLD))
-
-
-def welch_test(a: np.ndarray, b: np.ndarray, feature: str, names: list[str]) -> dict:
-    """dudect-style Welch t-test between two samples of one feature."""
-    from scipy import stats
-    na, nb = len(a), len(b)
-    if na < 2 or nb < 2:
-        # Not applicable (for example no two consecutive two-page ops): never flagged.
-        return dict(test="welch", workloads=list(names), feature=feature, statistic_name="t",
-                    statistic=math.nan, threshold=f"|t| > {T_THRESHOLD}", sample_size=[na, nb],
-                    means=[math.nan, math.nan], effect_size_name="Cohen's d",
-                    effect_size=math.nan, min_detectable_effect=math.inf, bits_per_op=math.nan,
-                    bits_per_op_mean_shift=math.nan, min_detectable_bits_per_op=math.inf,
-                    flagged=False, not_applicable=True)
-    ma, mb = (float(a.mean()) if na else 0.0), (float(b.mean()) if nb else 0.0)
-    va, vb = (float(a.var(ddof=1)) if na > 1 else 0.0), (float(b.var(ddof=1)) if nb > 1 else 0.0)
-    se = math.sqrt(va / na + vb / nb) if na and nb else 0.0
-    if se > 0:
-        t = (ma - mb) / se
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if len(a) < 2 or len(b) < 2:
+        return {"t": math.nan, "df": math.nan, "p_value": 1.0, "effect_size": math.nan,
+                "not_applicable": True}
+    ma, mb = float(a.mean()), float(b.mean())
+    va, vb = float(a.var(ddof=1)), float(b.var(ddof=1))
+    se2 = va / len(a) + vb / len(b)
+    if se2 == 0:
+        # Both sides constant: equal (p = 1) or different (p = 0), nothing in between.
+        t, df, p = (0.0 if ma == mb else math.copysign(math.inf, ma - mb)), math.nan, \
+            float(ma == mb)
     else:
-        t = 0.0 if ma == mb else math.copysign(math.inf, ma - mb)
+        t = (ma - mb) / math.sqrt(se2)
+        df = se2 ** 2 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
+        p = float(2 * stats.t.sf(abs(t), df))
     sd = math.sqrt((va + vb) / 2)
     d = (ma - mb) / sd if sd > 0 else (0.0 if ma == mb else math.copysign(math.inf, ma - mb))
-    z_power = stats.norm.ppf(POWER)
-    d_min = (T_THRESHOLD + z_power) * math.sqrt(1 / na + 1 / nb) if na and nb else math.inf
-    return dict(test="welch", workloads=list(names), feature=feature, statistic_name="t",
-                statistic=float(t), threshold=f"|t| > {T_THRESHOLD}", sample_size=[na, nb],
-                means=[ma, mb], effect_size_name="Cohen's d", effect_size=float(d),
-                min_detectable_effect=float(d_min),
-                bits_per_op=_mutual_information_bits(a, b) if na and nb else 0.0,
-                bits_per_op_mean_shift=float(d * d / (8 * math.log(2))) if math.isfinite(d)
-                else math.inf,
-                min_detectable_bits_per_op=float(d_min ** 2 / (8 * math.log(2))),
-                flagged=bool(abs(t) > T_THRESHOLD))
+    return {"t": float(t), "df": float(df), "p_value": p, "means": [ma, mb],
+            "effect_size": float(d), "runs": [len(a), len(b)]}
 
 
-def _expectation(test: dict) -> str:
-    """'clean' (must pass) or 'known-leak' (algorithm §8: measured, reported)."""
-    names = set(test["workloads"])
-    if names & SECTION8_WORKLOADS:
-        return "known-leak"
-    if test["feature"] in SECTION8_FEATURES and not names <= NO_REPLACEMENT_WORKLOADS:
-        return "known-leak"
-    if test["test"] == "page_uniformity" and names & SECTION8_REACCESS_WORKLOADS:
-        return "known-leak"
-    return "clean"
+def holm(p_values: Sequence[float], alpha: float) -> np.ndarray:
+    """Holm's step-down method: which hypotheses are rejected at family-wise error ``alpha``."""
+    p = np.asarray(p_values, float)
+    order = np.argsort(p)
+    rejected = np.zeros(len(p), bool)
+    for rank, i in enumerate(order):
+        if p[i] > alpha / (len(p) - rank):
+            break
+        rejected[i] = True
+    return rejected
 
 
-def _verdict(test: dict) -> str:
-    if test.get("not_applicable"):
-        return "not applicable: fewer than 2 samples"
-    small = (f"the sample could only see effects >= {test['min_detectable_effect']:.3g} "
-             f"({test['min_detectable_bits_per_op']:.2g} bits/op)")
-    if test["expectation"] == "clean":
-        return "FAIL: leak detected" if test["flagged"] else f"pass ({small})"
-    if test["flagged"]:
-        return "known leak (algorithm §8) detected"
-    return f"known leak (algorithm §8) not detected at this sample: {small}"
+def _entropy_mm(counts: np.ndarray) -> np.ndarray:
+    """Miller-Madow corrected plug-in entropy of count vectors (last axis), in nats."""
+    counts = np.asarray(counts, float)
+    n = counts.sum(axis=-1, keepdims=True)
+    q = np.divide(counts, n, out=np.zeros_like(counts), where=n > 0)
+    plug_in = -(q * np.log(np.where(q > 0, q, 1))).sum(axis=-1)
+    occupied = (counts > 0).sum(axis=-1)
+    n = n[..., 0]
+    return np.where(n > 0, plug_in + (occupied - 1) / (2 * np.where(n > 0, n, 1)), 0.0)
 
 
-# -- the section 8 measurement ----------------------------------------------------------------
+def mutual_information_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
+    """I(label; code) in bits for a label equally likely ``a`` or ``b`` (count vectors over the
+    same codes, or stacks of them on the last axis): Miller-Madow corrected, clipped at 0."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    na, nb = a.sum(axis=-1, keepdims=True), b.sum(axis=-1, keepdims=True)
+    if (na == 0).any() or (nb == 0).any():
+        return 0.0 if a.ndim == 1 else np.zeros(a.shape[:-1])
+    mix = (a / na + b / nb) / 2 * (na + nb)
+    info = np.maximum(0.0, (_entropy_mm(mix) - (_entropy_mm(a) + _entropy_mm(b)) / 2)
+                      / math.log(2))
+    return float(info) if a.ndim == 1 else info
 
-def _section8(touches: Touches, statuses: np.ndarray, same_key: np.ndarray, params: Params):
-    """How often the revealed bin x repeats between consecutive ops, relative to chance 1/B.
 
-    Uses the ops that touch two pages (their first page is x, from the trace alone) and the
-    ground truth of the workload (same key as the op before; hit or miss) to split the
-    transitions t -> t+1 into: same key again, distinct present keys, next op a miss."""
-    pages, two = touches.pages, touches.counts == 2
-    both = two[:-1] & two[1:]
-    repeat = pages[:-1, 0] == pages[1:, 0]
-    hit_next = statuses[1:] == Status.FOUND
-    hit_prev = statuses[:-1] == Status.FOUND
-    same = same_key[1:]
-    groups = {"all": both, "same key": both & same & hit_next,
-              "distinct present keys": both & ~same & hit_next & hit_prev,
-              "next op a miss": both & ~hit_next}
-    chance = 1 / params.host_bins
-    out = {}
-    for name, mask in groups.items():
-        n = int(mask.sum())
-        k = int(repeat[mask].sum())
-        rate = k / n if n else math.nan
-        se = math.sqrt(chance * (1 - chance) / n) if n else math.nan
-        out[name] = {"transitions": n, "repeats": k, "rate": rate, "chance": chance,
-                     "ratio_to_chance": rate / chance if n else math.nan,
-                     "ratio_ci95": [(rate - 1.96 * se) / chance, (rate + 1.96 * se) / chance]
-                     if n else [math.nan, math.nan],
-                     "z_vs_chance": (rate - chance) / se if n else math.nan}
+def kl_bits(a: np.ndarray, b: np.ndarray) -> float:
+    """KL(a || b) in bits per sample between two count vectors (add-half smoothing): the rate
+    at which a likelihood-ratio observer gains evidence for ``a``."""
+    pa = (a + 0.5) / (a.sum() + 0.5 * len(a))
+    pb = (b + 0.5) / (b.sum() + 0.5 * len(b))
+    return float((pa * np.log2(pa / pb)).sum())
+
+
+def _tables(code_runs: list[np.ndarray], cells: int) -> np.ndarray:
+    """Per-run count vectors of codes (-1 counted as its own cell)."""
+    return np.stack([np.bincount(code + 1, minlength=cells) for code in code_runs])
+
+
+def information_estimate(a_runs: list[np.ndarray], b_runs: list[np.ndarray], *,
+                         seed: int = 0, z: float | None = None) -> dict:
+    """Bits per access between label a / b and one code, from per-run codes.
+
+    The estimate pools the runs (Miller-Madow corrected plug-in mutual information). Its
+    standard error comes from a bootstrap over runs (runs are independent; the accesses in a
+    run are not), and the intervals are estimate +- z SE, clipped at 0: at :data:`INTERVAL`
+    for display, and at ``z`` (a Bonferroni level over a report's estimates) for budget
+    decisions. Percentile intervals would not do: resampling runs with replacement adds
+    plug-in bias, which shifts the bootstrap distribution above a small estimate."""
+    from scipy import stats
+    cells = 1 + max(int(max(c.max(initial=-1) for c in a_runs)),
+                    int(max(c.max(initial=-1) for c in b_runs))) + 1
+    ta, tb = _tables(a_runs, cells), _tables(b_runs, cells)
+    estimate = mutual_information_bits(ta.sum(0), tb.sum(0))
+    rng = np.random.default_rng(seed)
+    # Resampled runs, as multiplicities per run: (BOOTSTRAP, runs) @ (runs, cells).
+    weights_a = rng.multinomial(len(ta), np.full(len(ta), 1 / len(ta)), BOOTSTRAP)
+    weights_b = rng.multinomial(len(tb), np.full(len(tb), 1 / len(tb)), BOOTSTRAP)
+    boot = mutual_information_bits(weights_a @ ta, weights_b @ tb)
+    se = float(boot.std(ddof=1))
+    shown = float(stats.norm.isf((1 - INTERVAL) / 2))
+    out = {"bits_per_op": estimate,
+           "interval": [max(0.0, estimate - shown * se), estimate + shown * se],
+           "bootstrap_se": se, "bootstrap_bias": float(boot.mean() - estimate),
+           "runs": [len(ta), len(tb)], "accesses": [int(ta.sum()), int(tb.sum())],
+           "cells": cells}
+    if z is not None:
+        out["decision_interval"] = [max(0.0, estimate - z * se), estimate + z * se]
     return out
 
 
-# -- running workloads --------------------------------------------------------------------------
+def budget_verdict(entry: dict) -> str:
+    low, high = entry["decision_interval"]
+    if high <= LEAK_BUDGET_BITS_PER_OP:
+        return "within budget"
+    if low > LEAK_BUDGET_BITS_PER_OP:
+        return "EXCEEDS budget"
+    return "undecided: the sample is too small to place it against the budget"
 
-def _keys_for(seed: int, name: str) -> tuple[bytes, bytes]:
-    digest = hashlib.sha256(f"bolt-audit:{seed}:{name}".encode()).digest()
-    return digest[:16], digest[16:31]
 
+# -- conformance ---------------------------------------------------------------------------------
 
-def run_workload(name: str, params: Params, ops: int, seed: int, *, backend="reference",
-                 crypto=False, variant=None, progress=None):
-    """Run workload ``name`` on a fresh backend; return its touches, statuses and ground truth."""
-    workload = make_workload(name, params, ops, seed)
-    master_key, salt = _keys_for(seed, name)
-    accelerator = make_backend(params, backend=backend, crypto=crypto, variant=variant,
-                               master_key=master_key, salt=salt)
+def setup_check(design: Design, params: Params, seed: int) -> dict:
+    """Setup traces of different item sets of each size (0, 1, N/8, N/2; keys of mixed lengths,
+    values of lengths 0..V) must be identical to each other and to the reference's."""
+    from ..model import ReferenceAccelerator
+    sizes = sorted({0, 1, params.capacity // 8, present_count(params)})
+    master_key, salt, _ = run_keys(seed, "setup", "setup", 0)
+    dut = design(params, master_key=master_key, salt=salt)
+    reference = ReferenceAccelerator(params, master_key=master_key, salt=salt, crypto=False)
+    differing = []
     try:
-        accelerator.setup(workload.preload, salt=salt)
-        accelerator.trace.clear()
-        statuses = np.zeros(ops, np.int8)
-        for t, (op, key, value) in enumerate(workload):
-            statuses[t] = accelerator.access(op, key, value).status
-            if progress is not None and t % 256 == 255:
-                progress.update(256)
-        if progress is not None:
-            progress.update(ops % 256)
-        touches = trace_touches(accelerator.trace, params)
+        for size in sizes:
+            sets = [make_workload("key_lengths", params, 1, seed=s) for s in (seed, seed + 1)]
+            traces = []
+            for n, (target, workload) in enumerate([(dut, sets[0]), (dut, sets[1]),
+                                                    (reference, sets[0])]):
+                _, run_salt, _ = run_keys(seed, "setup", str(size), n)
+                items = _item_set(workload, size, n)
+                target.trace.clear()
+                target.setup(items, salt=run_salt)
+                traces.append(list(target.trace))
+            if not traces[0] == traces[1] == traces[2]:
+                differing.append(size)
     finally:
-        close = getattr(accelerator, "close", None)
-        if close is not None:
-            close()
-    if len(touches.counts) != ops:
-        raise AuditError(f"{name}: the trace has {len(touches.counts)} operations, not {ops}")
-    return touches, statuses, np.array(workload.same_key_as_previous, bool)
+        getattr(dut, "close", lambda: None)()
+    return {"test": "setup_identity", "sizes": sizes, "differing_sizes": differing,
+            "flagged": bool(differing)}
 
 
-def audit(params: Params, *, ops: int = 4096, seed: int = 0, backend: str = "reference",
-          crypto: bool = False, variant: str | None = None, workloads=None, pairs=None,
-          progress: bool = False) -> dict:
-    """Run the audit and return the report (a JSON-ready dict).
+def _item_set(workload: Workload, size: int, variant: int) -> list[tuple[bytes, bytes]]:
+    """``size`` items of ``workload``'s mixed-length keys, with values of lengths 0..V."""
+    p = workload.params
+    rng = np.random.default_rng([variant, size])
+    ids = rng.choice(p.capacity, size=size, replace=False)
+    lengths = rng.integers(0, p.value_size + 1, size)
+    return [(workload.key(int(i)), bytes(rng.integers(0, 256, int(n), dtype=np.uint8)))
+            for i, n in zip(ids, lengths)]
 
-    ``variant`` selects a deliberately leaky model (self-check only). ``report["passed"]`` is
-    True when no test expected to be clean is flagged and every trace has the right shape.
-    """
+
+@dataclass
+class _Side:
+    stats: dict           # workload -> list of run statistics dicts
+    statuses: dict        # workload -> Status counts over the runs
+    shape_violations: int = 0
+
+
+def conformance(params: Params, design: Design | None = None, *, workloads=DEFAULT_WORKLOADS,
+                runs: int = 8, ops: int = 2048, seed: int = 0, exact: bool = False,
+                progress: bool = False, name: str = "reference") -> dict:
+    """Conformance of ``design`` (default: the reference model under other keys) to the
+    reference design; a JSON-ready report whose ``passed`` is False when any test flags."""
     started = time.perf_counter()
-    names = list(workloads) if workloads is not None else list(WORKLOADS)
-    pairs = [pair for pair in (pairs if pairs is not None else DEFAULT_PAIRS)
-             if pair[0] in names and pair[1] in names]
-    if ops < 16:
-        raise AuditError("an audit needs at least 16 operations per workload")
-    if variant is not None and variant not in LEAKY_VARIANTS:
-        raise AuditError(f"unknown variant {variant!r}; choose from {sorted(LEAKY_VARIANTS)}")
+    design = design or design_factory("reference")
+    names = list(workloads)
+    if runs < 2 or ops < 16:
+        raise AuditError("conformance needs at least 2 runs of 16 operations per workload")
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=ops * len(names), unit="op", desc="audit", smoothing=0.05)
-    runs = {}
+        bar = tqdm(total=ops * runs * len(names), unit="op", desc=f"{name}", smoothing=0.05)
+    master_key, salt0, _ = run_keys(seed, "design", "instance", 0)
+    dut = design(params, master_key=master_key, salt=salt0)
+    sides = {"design": _Side({}, {}), "reference": _Side({}, {})}
+    mismatched_ops = 0 if exact else None
     try:
-        for name in names:
-            if bar is not None:
-                bar.set_postfix_str(name)
-            runs[name] = run_workload(name, params, ops, seed, backend=backend, crypto=crypto,
-                                      variant=variant, progress=bar)
+        for workload_name in names:
+            for side in sides.values():
+                side.stats[workload_name] = []
+                side.statuses[workload_name] = np.zeros(len(Status), np.int64)
+            for run in range(runs):
+                _, salt, workload_seed = run_keys(seed, "design", workload_name, run)
+                workload = make_workload(workload_name, params, ops, workload_seed)
+                view, statuses = design_view(dut, workload, salt, bar)
+                side = sides["design"]
+                side.shape_violations += view.shape_violations
+                side.stats[workload_name].append(run_statistics(extract(view, params), params))
+                side.statuses[workload_name] += np.bincount(statuses, minlength=len(Status))
+                if exact:
+                    ref_view, _ = reference_view(workload, master_key, salt)
+                    mismatched_ops += int((ref_view.pages != view.pages).any(axis=1).sum())
+                ref_key, ref_salt, ref_seed = run_keys(seed, "reference", workload_name, run)
+                reference = make_workload(workload_name, params, ops, ref_seed)
+                ref_view, ref_statuses = reference_view(reference, ref_key, ref_salt)
+                side = sides["reference"]
+                side.stats[workload_name].append(run_statistics(extract(ref_view, params),
+                                                                params))
+                side.statuses[workload_name] += np.bincount(ref_statuses,
+                                                            minlength=len(Status))
     finally:
+        getattr(dut, "close", lambda: None)()
         if bar is not None:
             bar.close()
     run_seconds = time.perf_counter() - started
-    # The RTL (or the full-crypto model) must give the trace-only reference model's trace,
-    # op for op, from the same master key, salt and operations (algorithm §§6 and 9).
-    reference_mismatch = {}
-    if backend != "reference" or crypto:
-        for name in names:
-            ref = run_workload(name, params, ops, seed, variant=variant)[0]
-            got = runs[name][0]
-            reference_mismatch[name] = int(((ref.counts != got.counts)
-                                            | (ref.pages != got.pages).any(axis=1)).sum())
-    ideal = ideal_touches(params, ops, seed)
-    feats = {name: features(run[0]) for name, run in runs.items()}
-    feats["ideal"] = features(ideal)
-
     tests = []
-    for name in names + ["ideal"]:
-        touches = runs[name][0] if name != "ideal" else ideal
-        tests.append(touch_law_test(touches.counts, params, name))
-        tests.append(page_uniformity_test(feats[name]["page"], params, name))
-        tests.append(page_evenness_test(feats[name]["page"], params, name))
-    for a, b in list(pairs) + [(name, "ideal") for name in names]:
-        for feature in FEATURES:
-            tests.append(welch_test(feats[a][feature], feats[b][feature], feature, [a, b]))
-    for test in tests:
-        test["expectation"] = _expectation(test)
-        test["verdict"] = _verdict(test)
-
-    shape = {name: run[0].shape_violations for name, run in runs.items()}
-    failures = [t for t in tests if t["expectation"] == "clean" and t["flagged"]]
-    known = [t for t in tests if t["expectation"] == "known-leak"]
-    section8 = {name: _section8(*run, params) for name, run in runs.items()}
-    pooled = {}
-    for group in ("same key", "distinct present keys", "next op a miss"):
-        n = sum(section8[w][group]["transitions"] for w in names)
-        k = sum(section8[w][group]["repeats"] for w in names)
-        chance = 1 / params.host_bins
-        se = math.sqrt(chance * (1 - chance) / n) if n else math.nan
-        pooled[group] = {"transitions": n, "repeats": k,
-                         "bits_per_transition": _binary_mi_bits(k / n, chance) if n else math.nan,
-                         "ratio_to_chance": (k / n) / chance if n else math.nan,
-                         "ratio_ci95": [(k / n - 1.96 * se) / chance, (k / n + 1.96 * se) / chance]
-                         if n else [math.nan, math.nan]}
-    same, distinct = pooled["same key"], pooled["distinct present keys"]
-    budget = {"limit": SECTION8_RATIO_BUDGET,
-              "same_key_ci_low": same["ratio_ci95"][0],
-              "distinct_keys_ci_high": distinct["ratio_ci95"][1]}
-    budget["exceeded"] = bool(budget["same_key_ci_low"] > SECTION8_RATIO_BUDGET
-                              or budget["distinct_keys_ci_high"] < 1 / SECTION8_RATIO_BUDGET)
+    for workload_name in names:
+        design_stats = sides["design"].stats[workload_name]
+        reference_stats = sides["reference"].stats[workload_name]
+        for statistic in design_stats[0]:
+            a = np.array([s[statistic] for s in design_stats])
+            b = np.array([s[statistic] for s in reference_stats])
+            result = welch(a, b)
+            result.update(test="welch", workload=workload_name, statistic=statistic)
+            tests.append(result)
+    rejected = holm([t["p_value"] for t in tests], FAMILY_ALPHA)
+    from scipy import stats as sstats
+    m = len(tests)
+    for test, flag in zip(tests, rejected):
+        test["flagged"] = bool(flag)
+        if not test.get("not_applicable"):
+            ra, rb = test["runs"]
+            df = test["df"] if math.isfinite(test["df"]) else ra + rb - 2
+            test["min_detectable_effect"] = float(
+                (sstats.t.isf(FAMILY_ALPHA / (2 * m), df) + sstats.t.ppf(POWER, df))
+                * math.sqrt(1 / ra + 1 / rb))
+    setup = setup_check(design, params, seed)
+    flagged = [t for t in tests if t["flagged"]]
     report = {
-        "passed": not failures and not any(shape.values())
-        and not any(reference_mismatch.values()) and not budget["exceeded"],
-        "ops_differing_from_reference_model": reference_mismatch or None,
-        "params": {"capacity": params.capacity, "key_size": params.key_size,
-                   "value_size": params.value_size, "load": params.load,
-                   "hbm_fraction": params.hbm_fraction, "bins": params.bins,
-                   "hbm_bins": params.hbm_bins, "host_bins": params.host_bins,
-                   "host_fraction": params.host_fraction},
-        "ops_per_workload": ops, "seed": seed, "backend": backend, "crypto": crypto,
-        "variant": variant or "real design",
-        "thresholds": {"welch_abs_t": T_THRESHOLD, "chi2_p": P_THRESHOLD, "power": POWER},
-        "workloads": {name: {"description": WORKLOADS[name][1],
-                             "statuses": {s.name: int((runs[name][1] == s).sum())
-                                          for s in Status if (runs[name][1] == s).any()},
-                             "touch_fractions": (np.bincount(runs[name][0].counts, minlength=3)
-                                                 / ops).tolist(),
-                             "page_histogram": np.bincount(
-                                 feats[name]["page"], minlength=params.host_bins).tolist(),
-                             "shape_violations": shape[name]}
-                      for name in names},
-        "summary": {"tests": len(tests),
-                    "clean_tests": sum(t["expectation"] == "clean" for t in tests),
-                    "clean_flagged": len(failures),
-                    "known_leak_tests": len(known),
-                    "known_leak_detected": sum(t["flagged"] for t in known),
-                    "failures": [_label(t) for t in failures],
-                    "known_leaks_detected": [_label(t) for t in known if t["flagged"]],
-                    "largest_clean_abs_t": max((abs(t["statistic"]) for t in tests
-                                                if t["test"] == "welch"
-                                                and t["expectation"] == "clean"
-                                                and not t.get("not_applicable")), default=0.0)},
-        "section8": {"per_workload": section8, "pooled": pooled, "budget": budget},
-        "tests": tests,
-        "seconds": {"run": run_seconds, "total": time.perf_counter() - started},
+        "kind": "conformance", "design": name, "params": params.arguments(),
+        "runs_per_side": runs, "ops_per_run": ops, "seed": seed, "workloads": names,
+        "multiple_testing": f"Holm, family-wise error {FAMILY_ALPHA} over {m} Welch tests",
+        "tests": tests, "setup": setup,
+        "exact": {"checked": exact, "ops_differing_from_reference": mismatched_ops},
+        "shape_violations": sides["design"].shape_violations,
+        "statuses": {side: {w: {s.name: int(c[s]) for s in Status if c[s]}
+                            for w, c in value.statuses.items()}
+                     for side, value in sides.items()},
+        "flagged": [f"{t['workload']}: {t['statistic']}" for t in flagged]
+        + (["setup identity"] if setup["flagged"] else [])
+        + (["trace shape"] if sides["design"].shape_violations else [])
+        + (["exact trace"] if exact and mismatched_ops else []),
+        "seconds": {"runs": run_seconds, "total": time.perf_counter() - started},
     }
+    report["passed"] = not report["flagged"]
     return report
 
 
-def _label(test: dict) -> str:
-    return f"{test['test']}[{test['feature']}]({' vs '.join(test['workloads'])})"
+def self_check(params: Params, *, variants=tuple(VARIANTS), **options) -> dict:
+    """Conformance of every planted variant; each must be flagged by a statistical test or the
+    Setup check (the exact check is left out: it would flag them all trivially)."""
+    results = {}
+    for variant in variants:
+        report = conformance(params, make_variant(variant), name=variant, exact=False,
+                             **options)
+        results[variant] = {"flagged": report["flagged"], "caught": not report["passed"],
+                            "report": report}
+    return results
 
 
-# -- output -------------------------------------------------------------------------------------
+# -- leakage ---------------------------------------------------------------------------------------
+
+def _reference_codes(workload_name, params, ops, runs, seed, **options):
+    codes = []
+    for run in range(runs):
+        key, salt, workload_seed = run_keys(seed, "leakage", workload_name, run)
+        workload = make_workload(workload_name, params, ops, workload_seed, **options)
+        view, _ = reference_view(workload, key, salt)
+        codes.append((workload, extract(view, params, lag=options.get("gap", 0))))
+    return codes
+
+
+def _ideal_codes(params, ops, runs, seed, side, lag=0):
+    out = []
+    for run in range(runs):
+        _, _, ideal_seed = run_keys(seed, side, "ideal", run)
+        out.append(extract(ideal_view(params, ops, ideal_seed), params, lag=lag))
+    return out
+
+
+def leakage(params: Params, *, workloads=DEFAULT_WORKLOADS, runs: int = 8, ops: int = 4096,
+            seed: int = 0, features: Sequence[str] | None = None) -> dict:
+    """Bits per access between "this workload or the ideal simulator" and each feature, for
+    the reference design, with intervals, against the budget; plus the noise floor (the
+    ideal simulator against an independent copy of itself)."""
+    from scipy import stats as sstats
+    started = time.perf_counter()
+    names = list(workloads)
+    ideal = _ideal_codes(params, ops, runs, seed, "ideal")
+    ideal_again = _ideal_codes(params, ops, runs, seed, "ideal-again")
+    feature_names = list(features or ideal[0])
+    m = len(names) * len(feature_names)
+    z = float(sstats.norm.isf((1 - INTERVAL) / (2 * m)))
+    floor = {f: information_estimate([c[f] for c in ideal_again], [c[f] for c in ideal],
+                                     seed=seed, z=z)
+             for f in feature_names}
+    results = []
+    for workload_name in names:
+        codes = [c for _, c in _reference_codes(workload_name, params, ops, runs, seed)]
+        for f in feature_names:
+            entry = information_estimate([c[f] for c in codes], [c[f] for c in ideal],
+                                         seed=seed, z=z)
+            entry.update(workload=workload_name, feature=f,
+                         noise_floor=floor[f]["interval"][1])
+            entry["verdict"] = budget_verdict(entry)
+            results.append(entry)
+    report = {
+        "kind": "leakage", "params": params.arguments(), "runs_per_side": runs,
+        "ops_per_run": ops, "seed": seed, "budget_bits_per_op": LEAK_BUDGET_BITS_PER_OP,
+        "multiple_testing": f"budget decisions on Bonferroni intervals (z = {z:.2f}) over "
+                            f"{m} estimates, simultaneous coverage {INTERVAL}",
+        "estimates": results,
+        "exceeded": [f"{e['workload']}: {e['feature']}" for e in results
+                     if e["verdict"].startswith("EXCEEDS")],
+        "undecided": [f"{e['workload']}: {e['feature']}" for e in results
+                      if e["verdict"].startswith("undecided")],
+        "seconds": time.perf_counter() - started,
+    }
+    report["passed"] = not report["exceeded"] and not report["undecided"]
+    return report
+
+
+def reaccess_leak(params: Params, *, gap: int = 1, runs: int = 8, ops: int = 65536,
+                  seed: int = 0, warmup: int | None = None) -> dict:
+    """The section 8 effect: bits per access between "the key of ``gap`` accesses ago" and
+    "another present key" (the ``reaccess`` workload's label), read by the page-history
+    observer (time since page x was last revealed as x, decayed reveal counts, x equal to
+    the x of ``gap`` accesses ago), with a bootstrap interval over runs; the pair-only
+    statistic (x repeats) alone; the repeat ratio to chance; and the same observer on the
+    ideal simulator (noise floor). The first ``warmup`` accesses of a run (default: 2 tau or a
+    quarter of the run) only build the history."""
+    from scipy import stats as sstats
+    started = time.perf_counter()
+    tau = HISTORY_TAU_BINS * params.bins
+    warmup = min(2 * tau, ops // 4) if warmup is None else warmup
+    z = float(sstats.norm.isf((1 - INTERVAL) / 2))
+    joint = {0: [], 1: []}
+    pair = {0: [], 1: []}
+    repeats = {0: [0, 0], 1: [0, 0]}
+    for workload, codes in _reference_codes("reaccess", params, ops, runs, seed, gap=gap):
+        labels = workload.labels[warmup:]
+        code, repeat = probe_code(codes)[warmup:], codes["x_lag_repeat"][warmup:]
+        for label in (0, 1):
+            chosen = labels == label
+            joint[label].append(code[chosen])
+            pair[label].append(repeat[chosen])
+            valid = repeat[chosen] >= 0
+            repeats[label][0] += int(repeat[chosen][valid].sum())
+            repeats[label][1] += int(valid.sum())
+    ideal_joint = {0: [], 1: []}
+    for run, codes in enumerate(_ideal_codes(params, ops, runs, seed, "reaccess-ideal",
+                                             lag=gap)):
+        code = probe_code(codes)[warmup:]
+        half = np.random.default_rng([seed, run]).random(len(code)) < 0.5
+        ideal_joint[1].append(code[half])
+        ideal_joint[0].append(code[~half])
+    chance = 1 / params.host_bins
+    same = information_estimate(joint[1], joint[0], seed=seed, z=z)
+    cells = same["cells"]
+    ta, tb = _tables(joint[1], cells).sum(0), _tables(joint[0], cells).sum(0)
+    kl = kl_bits(ta, tb)
+    return {
+        "kind": "reaccess", "params": params.arguments(), "gap": gap, "runs": runs,
+        "ops_per_run": ops, "warmup": warmup, "seed": seed,
+        "history_tau_accesses": tau,
+        "page_history": same,
+        "pair_only": information_estimate(pair[1], pair[0], seed=seed, z=z),
+        "ideal_page_history": information_estimate(ideal_joint[1], ideal_joint[0], seed=seed,
+                                                   z=z),
+        "x_repeat_ratio_to_chance": {
+            "same key": (repeats[1][0] / repeats[1][1] / chance) if repeats[1][1] else None,
+            "another key": (repeats[0][0] / repeats[0][1] / chance) if repeats[0][1] else None,
+            "pairs": [repeats[1][1], repeats[0][1]]},
+        "kl_bits_per_reaccess": kl,
+        "reaccesses_for_1000_to_1": math.log2(1000) / kl if kl > 0 else math.inf,
+        "verdict": budget_verdict(same),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+# -- output ----------------------------------------------------------------------------------------
 
 def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     if isinstance(value, np.generic):
         return _json_safe(value.item())
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
     return value
 
 
-def write_report(report: dict, out: str, *, name: str = "audit", plots: bool = True,
-                 touches: dict | None = None) -> list[str]:
-    """Write ``<out>/<name>.json`` and PNG plots; return the paths written."""
+def write_report(report: dict, out: str, name: str) -> str:
+    """Write ``<out>/<name>.json``; return its path."""
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, f"{name}.json")
     with open(path, "w") as f:
         json.dump(_json_safe(report), f, indent=1)
-    written = [path]
-    if plots:
-        written += _plots(report, out, name)
-    return written
-
-
-def _plots(report: dict, out: str, name: str) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    tag = f"{report['variant']}, {report['ops_per_workload']} ops/workload, seed {report['seed']}"
-    # 1. touch-count distributions against the law.
-    laws = [t for t in report["tests"] if t["test"] == "touch_law"]
-    fig, ax = plt.subplots(figsize=(10, 4))
-    width = 0.8 / len(laws)
-    for i, t in enumerate(laws):
-        ax.bar(np.arange(3) + i * width - 0.4 + width / 2, t["observed_fractions"], width,
-               label=t["workloads"][0] + (" *" if t["flagged"] else ""))
-    ax.scatter(np.arange(3), laws[0]["expected_fractions"], marker="_", s=2000, c="k",
-               zorder=3, label="(1-h)², 2h(1-h), h²")
-    ax.set_xticks(range(3), ["0 pages", "1 page", "2 pages"])
-    ax.set_ylabel("fraction of ops")
-    ax.set_title(f"pages touched per op ({tag}); * = flagged")
-    ax.legend(fontsize=7, ncol=2)
-    written.append(_save(fig, out, f"{name}_touches.png"))
-    # 1b. touched-page histograms, relative to uniform.
-    fig, ax = plt.subplots(figsize=(10, 4))
-    for w, entry in report["workloads"].items():
-        hist = np.asarray(entry["page_histogram"], float)
-        if hist.sum():
-            ax.plot(np.sort(hist / hist.mean())[::-1], label=w, linewidth=1)
-    ax.axhline(1, color="k", linewidth=1)
-    ax.set_xlabel("host pages, most touched first")
-    ax.set_ylabel("touches / mean touches")
-    ax.set_title(f"touched-page distribution, sorted (uniform = flat at 1 up to noise) ({tag})",
-                 fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
-    written.append(_save(fig, out, f"{name}_pages.png"))
-    # 2. Welch |t| per test.
-    welch = [t for t in report["tests"] if t["test"] == "welch"]
-    colours = {("clean", False): "tab:green", ("clean", True): "tab:red",
-               ("known-leak", False): "tab:gray", ("known-leak", True): "tab:orange"}
-    fig, ax = plt.subplots(figsize=(10, max(4, 0.14 * len(welch))))
-    values = [min(abs(t["statistic"]), 1e3) if math.isfinite(t["statistic"]) else 0.0
-              for t in welch]
-    ax.barh(range(len(welch)), values,
-            color=[colours[(t["expectation"], t["flagged"])] for t in welch])
-    ax.axvline(T_THRESHOLD, color="k", linestyle="--", linewidth=1)
-    ax.set_yticks(range(len(welch)), [f"{' vs '.join(t['workloads'])}: {t['feature']}"
-                                      for t in welch], fontsize=5)
-    ax.invert_yaxis()
-    ax.set_xscale("symlog", linthresh=10)
-    ax.set_xlabel("|t| (Welch); dashed: 4.5. green clean/pass, red clean/FLAGGED, "
-                  "grey known leak/not seen, orange known leak/seen")
-    ax.set_title(f"dudect-style t-tests ({tag})")
-    written.append(_save(fig, out, f"{name}_t_statistics.png"))
-    # 3. section 8: revealed-bin repeat ratio.
-    s8 = report["section8"]["per_workload"]
-    fig, ax = plt.subplots(figsize=(10, 4))
-    groups = ["same key", "distinct present keys", "next op a miss"]
-    names = list(s8)
-    for g, group in enumerate(groups):
-        xs, ys, errs = [], [], []
-        for i, w in enumerate(names):
-            entry = s8[w][group]
-            if entry["transitions"] >= 30:
-                xs.append(i + (g - 1) * 0.25)
-                ys.append(entry["ratio_to_chance"])
-                lo, hi = entry["ratio_ci95"]
-                errs.append((hi - lo) / 2)
-        ax.errorbar(xs, ys, yerr=errs, fmt="o", capsize=3, label=group)
-    ax.axhline(1, color="k", linewidth=1)
-    ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
-    ax.set_ylabel("P(x repeats) / chance (1/B)")
-    ax.set_title(f"algorithm §8: revealed bin repeats, 95% CI ({tag})")
-    ax.legend(fontsize=8)
-    written.append(_save(fig, out, f"{name}_section8.png"))
-    # 4. effect size vs smallest detectable effect.
-    fig, ax = plt.subplots(figsize=(6, 5))
-    for (expectation, flagged), colour in colours.items():
-        chosen = [t for t in welch if t["expectation"] == expectation
-                  and t["flagged"] == flagged]
-        ax.scatter([t["min_detectable_effect"] for t in chosen],
-                   [min(abs(t["effect_size"]), 10) if math.isfinite(t["effect_size"]) else 0
-                    for t in chosen], s=10, c=colour,
-                   label=f"{expectation}, {'flagged' if flagged else 'not flagged'}")
-    lim = max([t["min_detectable_effect"] for t in welch
-               if math.isfinite(t["min_detectable_effect"])] + [1e-3])
-    ax.plot([0, lim], [0, lim], "k--", linewidth=1)
-    ax.set_xlabel("smallest detectable |d| (80% power)")
-    ax.set_ylabel("measured |d|")
-    ax.set_yscale("symlog", linthresh=1e-2)
-    ax.set_title("effect sizes", fontsize=9)
-    ax.legend(fontsize=7)
-    written.append(_save(fig, out, f"{name}_effects.png"))
-    return written
-
-
-def _save(fig, out, filename) -> str:
-    import matplotlib.pyplot as plt
-    path = os.path.join(out, filename)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

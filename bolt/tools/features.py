@@ -27,7 +27,7 @@ __all__ = ["HostView", "host_view", "extract", "FAMILIES", "feature_names", "HIS
 
 #: Lags at which "a page of access t is touched again by access t + lag" is a feature.
 REPEAT_LAGS = (1, 2, 4, 8)
-#: Time constant of the decayed reveal counts, in multiples of M accesses (spec section 8).
+#: Time constant of the decayed reveal counts, in multiples of M accesses (algorithm §8).
 HISTORY_TAU_BINS = 4
 #: Codes of a log2-binned gap: 1 + floor(log2(gap)) for gap >= 1, capped; 0 = never seen.
 GAP_CODES = 26
@@ -53,7 +53,7 @@ class HostView:
 
 def host_view(trace, params: Params) -> HostView:
     """The pages each operation of ``trace`` touched, and how many operations broke the shape
-    of spec section 3 (each touch a read then a write of one whole page, at most two)."""
+    of algorithm §3 (each touch a read then a write of one whole page, at most two)."""
     stride = params.page_stride
     ops = trace.ops()
     pages = np.full((len(ops), 2), -1, np.int64)
@@ -169,7 +169,7 @@ def page_features(view: HostView, params: Params, *, lag: int = 0) -> dict[str, 
     """
     tau = HISTORY_TAU_BINS * params.bins
     decay_mean = params.host_fraction ** 2 * tau / params.host_bins
-    out = np.empty((len(PAGE_FEATURES), len(view)), np.int64)
+    out = np.empty((len(PAGE_FEATURES), len(view)), np.int32)
     _page_kernel(np.ascontiguousarray(view.pages, dtype=np.int64), params.host_bins, float(tau),
            decay_mean, int(lag), np.asarray(REPEAT_LAGS, np.int64), out)
     return dict(zip(PAGE_FEATURES, out))
@@ -206,7 +206,7 @@ def feature_names(view: HostView | None = None) -> list[str]:
 
 
 def probe_code(codes: dict[str, np.ndarray]) -> np.ndarray:
-    """One joint code of the page-history observer of spec section 8: (x_gap, x_decay,
+    """One joint code of the page-history observer of algorithm §8: (x_gap, x_decay,
     x_lag_repeat) of a two-page access, -1 otherwise."""
     gap, decay, repeat = codes["x_gap"], codes["x_decay"], codes["x_lag_repeat"]
     joint = (gap * DECAY_CODES + decay) * 3 + (repeat + 1)

@@ -1,7 +1,7 @@
 """A trace-only engine of the reference design, compiled with numba, for large audit samples.
 
 It follows the reference model (:class:`bolt.model.ReferenceAccelerator`) step for step where
-the host trace depends on it: the same DRBG stream (spec section 6, the AES-CTR words of the
+the host trace depends on it: the same DRBG stream (algorithm §6, the AES-CTR words of the
 same DRBG key), Setup's two-choice placement, and per access the draws ``r, y, c1, c2``, the
 lookup, the touches of x then y, the eviction-buffer flushes, the bound checks (a full bin, no
 free frame) and the re-placement. It keeps no keys' bytes, values, pages or crypto: a key is an
@@ -10,7 +10,7 @@ pages equal the full model's trace on the same inputs, so it stands in for the m
 the audit needs millions of accesses (about 10^7 at N = 2^16 in a minute on one core).
 
 The re-placement is one step, :func:`_replace`, fed by one draw step, :func:`_access_draws`:
-another placement (the trusted pool of spec section 13) is a second branch of both.
+another placement (the trusted pool of algorithm §13) is a second branch of both.
 
 Output per access: the host pages touched, in trace order (x's page then y's; -1 for none), and
 the status the model would answer (ABSENT, FOUND, FULL or BOUND).
@@ -46,7 +46,7 @@ _ABSENT, _FOUND, _FULL, _BOUND = (int(Status.ABSENT), int(Status.FOUND), int(Sta
 
 @njit(cache=True, inline="always")
 def _uniform(words, pos, n, mask):
-    # U(n) of spec section 6; -1 when the words ran out.
+    # U(n) of algorithm §6; -1 when the words ran out.
     while pos < words.shape[0]:
         w = words[pos] & mask
         pos += 1
@@ -83,7 +83,7 @@ def _setup_kernel(words, pos, first, keys, m, mask, slots, load, item_bin, item_
 
 @njit(cache=True, inline="always")
 def _access_draws(words, pos, m, mask):
-    # Step 1 of spec section 3: r, y, c1, c2, every access, in this order.
+    # Step 1 of algorithm §3: r, y, c1, c2, every access, in this order.
     r, pos = _uniform(words, pos, m, mask)
     y, pos = _uniform(words, pos, m, mask)
     c1, c2, pos = _two_choices(words, pos, m, mask)
@@ -130,18 +130,21 @@ def _access_kernel(words, pos, first, ops, keys, m, mask, k, slots, capacity, st
             x = r
         replacing = op == _PUT or (op == _GET and found)
         full = op == _PUT and not found and state[1] >= capacity
-        fits = False
+        # The model's decision, from trusted state only: a crossed bound changes nothing.
+        bound = False
         if replacing and not full:
             l1 = load[c1] - (1 if found and c1 == x else 0)
             l2 = load[c2] - (1 if found and c2 == x else 0)
-            if min(l1, l2) < slots:
-                freed = (1 if in_frame else 0) - (1 if pending else 0)
-                if x >= k:
-                    freed += pend[x]
-                if y >= k and y != x:
-                    freed += pend[y]
-                fits = state[0] + freed >= 1
-        take = found and (op == _DELETE or fits)
+            freed = (1 if in_frame else 0) - (1 if pending else 0)
+            if x >= k:
+                freed += pend[x]
+            if y >= k and y != x:
+                freed += pend[y]
+            bound = min(l1, l2) >= slots or state[0] + freed < 1
+        if found and not in_frame and y >= k and not bound and state[0] == 0 and pend[x] == 0:
+            # An item taken out of page x would have no frame to wait in if y's touch failed.
+            bound = True
+        take = found and not bound and (replacing or op == _DELETE)
         if take and pending:
             pend[x] -= 1
             item_epoch[key] = -1
@@ -162,7 +165,7 @@ def _access_kernel(words, pos, first, ops, keys, m, mask, k, slots, capacity, st
             state[1] -= 1
         if full:
             statuses[t] = _FULL
-        elif replacing and not fits:
+        elif bound:
             statuses[t] = _BOUND
         else:
             statuses[t] = _FOUND if found else _ABSENT
@@ -194,7 +197,7 @@ class TraceEngine:
     params : Params
         The public parameters.
     master_key, salt : bytes
-        As for the model: the DRBG key is the model's (spec section 5).
+        As for the model: the DRBG key is the model's (algorithm §5).
     setup_keys : array of int
         Ids of the keys Setup loads, in input order (distinct).
     universe : int

@@ -1,5 +1,5 @@
-"""The audit's trace engine gives the reference model's trace, access for access (spec
-section 9): same DRBG stream, same placement, same bound checks."""
+"""The audit's trace engine gives the reference model's trace, access for access
+(algorithm §9): same DRBG stream, same placement, same bound checks."""
 
 import numpy as np
 import pytest
