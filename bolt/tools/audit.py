@@ -84,7 +84,8 @@ Design = Callable[..., object]   # (params, *, master_key, salt) -> accelerator
 def design_factory(backend: str = "reference", *, variant: str | None = None,
                    crypto: bool = False) -> Design:
     """The design under test: ``"reference"`` (the model, trace-only unless ``crypto``), ``"rtl"``
-    (the Verilator simulation), a planted ``variant``, or ``"module:function"`` naming a
+    (the Verilator simulation), ``"channel"`` (the reference behind the sealed client channel:
+    frames join the features), a planted ``variant``, or ``"module:function"`` naming a
     factory ``(params, *, master_key, salt) -> object`` with ``setup``, ``access``, ``trace``."""
     if variant is not None:
         return make_variant(variant)
@@ -92,6 +93,8 @@ def design_factory(backend: str = "reference", *, variant: str | None = None,
         from ..model import ReferenceAccelerator
         return lambda params, *, master_key, salt: ReferenceAccelerator(
             params, master_key=master_key, salt=salt, crypto=crypto)
+    if backend == "channel":
+        return ChannelDesign
     if backend == "rtl":
         def rtl(params, *, master_key, salt):
             from ..map import BACKENDS
@@ -107,19 +110,76 @@ def design_factory(backend: str = "reference", *, variant: str | None = None,
     raise AuditError(f"unknown design {backend!r}: reference, rtl or module:function")
 
 
+class ChannelDesign:
+    """The reference design behind the sealed client channel (:class:`bolt.Map` with its
+    channel), through the public API: what the host sees adds the relayed frames, which
+    :meth:`frame_lengths` hands to the features (count and bytes of each access's frames)."""
+
+    def __init__(self, params: Params, *, master_key: bytes, salt: bytes):
+        from ..map import Map
+        self._map = Map(**params.arguments(), master_key=master_key, unsafe_test_salt=salt,
+                        channel=True)
+        self.trace = self._map.trace
+
+    def setup(self, items, *, salt: bytes) -> None:
+        self._map.load(items, unsafe_test_salt=salt)
+        self._first_frame = self._map.host_view.frame_count()   # the accesses' frames follow
+
+    def access(self, op, key, value=None):
+        from ..errors import BoundExceededError, CapacityError
+        from ..protocol import Op, Response
+        m = self._map
+        try:
+            if op == Op.GET:
+                found = m.get(key, self) is not self
+            elif op == Op.PUT:
+                found = m.put(key, value) is not None
+            else:
+                try:
+                    del m[key]
+                    found = True
+                except KeyError:
+                    found = False
+        except CapacityError:
+            return Response(Status.FULL)
+        except BoundExceededError:
+            return Response(Status.BOUND)
+        return Response(Status.FOUND if found else Status.ABSENT)
+
+    def frame_lengths(self, accesses: int) -> np.ndarray:
+        """(accesses, k) lengths of the frames of each access (a command frame opens one)."""
+        per_access: list[list[int]] = []
+        for frame in self._map.host_view.frames[self._first_frame:]:
+            if frame.kind == "command" or not per_access:
+                per_access.append([])
+            per_access[-1].append(frame.length)
+        if len(per_access) != accesses:
+            raise AuditError(f"{len(per_access)} command frames for {accesses} accesses")
+        width = max(map(len, per_access), default=0)
+        return np.array([row + [0] * (width - len(row)) for row in per_access], np.int64)
+
+    def close(self) -> None:
+        self._map.close()
+
+
 def run_keys(seed: int, side: str, workload: str, run: int) -> tuple[bytes, bytes, int]:
     """Master key, Setup salt and workload seed of one run (distinct for every argument)."""
     digest = hashlib.sha256(f"bolt-audit:{seed}:{side}:{workload}:{run}".encode()).digest()
     return digest[:16], digest[16:31], int.from_bytes(digest[31:], "big") + 256 * run
 
 
-def reference_view(workload: Workload, master_key: bytes, salt: bytes) -> tuple[HostView,
-                                                                                 np.ndarray]:
-    """The reference design's pages (trace engine) and statuses for ``workload``."""
-    engine = TraceEngine(workload.params, master_key=master_key, salt=salt,
-                         setup_keys=workload.setup_ids, universe=workload.universe)
+def reference_view(workload: Workload, master_key: bytes, salt: bytes, *,
+                   frames: bool = False) -> tuple[HostView, np.ndarray]:
+    """The reference design's pages (trace engine) and statuses for ``workload``; with
+    ``frames``, its channel frames too (one command and one response frame of fixed lengths per
+    access, whatever the access)."""
+    p = workload.params
+    engine = TraceEngine(p, master_key=master_key, salt=salt, setup_keys=workload.setup_ids,
+                         universe=workload.universe)
     run = engine.run(workload.op_codes, workload.key_ids)
-    return HostView(run.pages.astype(np.int64)), run.statuses
+    lengths = (np.tile([p.command_frame_bytes, p.response_frame_bytes], (workload.length, 1))
+               if frames else None)
+    return HostView(run.pages.astype(np.int64), frames=lengths), run.statuses
 
 
 def design_view(accelerator, workload: Workload, salt: bytes, progress=None):
@@ -134,6 +194,8 @@ def design_view(accelerator, workload: Workload, salt: bytes, progress=None):
     if progress is not None:
         progress.update(workload.length % 256)
     view = host_view(accelerator.trace, workload.params)
+    if hasattr(accelerator, "frame_lengths"):
+        view.frames = accelerator.frame_lengths(workload.length)
     if len(view) != workload.length:
         raise AuditError(f"{workload.name}: the trace has {len(view)} operations, "
                          f"not {workload.length}")
@@ -369,12 +431,14 @@ def conformance(params: Params, design: Design | None = None, *, workloads=DEFAU
                 side.shape_violations += view.shape_violations
                 side.stats[workload_name].append(run_statistics(extract(view, params), params))
                 side.statuses[workload_name] += np.bincount(statuses, minlength=len(Status))
+                frames = view.frames is not None
                 if exact:
                     ref_view, _ = reference_view(workload, master_key, salt)
                     mismatched_ops += int((ref_view.pages != view.pages).any(axis=1).sum())
                 ref_key, ref_salt, ref_seed = run_keys(seed, "reference", workload_name, run)
                 reference = make_workload(workload_name, params, ops, ref_seed)
-                ref_view, ref_statuses = reference_view(reference, ref_key, ref_salt)
+                ref_view, ref_statuses = reference_view(reference, ref_key, ref_salt,
+                                                        frames=frames)
                 side = sides["reference"]
                 side.stats[workload_name].append(run_statistics(extract(ref_view, params),
                                                                 params))

@@ -240,3 +240,39 @@ def test_rtl_conforms_to_the_reference():
                          runs=2, ops=48, workloads=("get_hits", "churn"), seed=0)
     assert report["exact"]["ops_differing_from_reference"] == 0
     assert not report["setup"]["flagged"] and report["shape_violations"] == 0
+
+
+class _MissFramesShorter:
+    """A channel whose response to a miss is one block shorter (a length that tells hit or
+    miss): only the frame features can see it."""
+
+    def __init__(self, params, *, master_key, salt):
+        from bolt.tools.audit import ChannelDesign
+        self._inner = ChannelDesign(params, master_key=master_key, salt=salt)
+        self.trace = self._inner.trace
+
+    def setup(self, items, *, salt):
+        self._inner.setup(items, salt=salt)
+        self._misses = []
+
+    def access(self, op, key, value=None):
+        response = self._inner.access(op, key, value)
+        self._misses.append(response.status.name == "ABSENT")
+        return response
+
+    def frame_lengths(self, accesses):
+        lengths = self._inner.frame_lengths(accesses)
+        lengths[np.array(self._misses), -1] -= 16
+        return lengths
+
+
+def test_channel_frames_join_the_features():
+    channel = conformance(PARAMS, design_factory("channel"), exact=True, runs=3, ops=256,
+                          workloads=("uniform", "churn"), seed=1)
+    assert channel["passed"] and channel["exact"]["ops_differing_from_reference"] == 0
+    frame_tests = [t for t in channel["tests"] if t["statistic"].startswith("frame_")]
+    assert {t["statistic"] for t in frame_tests} == {"frame_count", "frame_bytes"}
+    assert all(t["means"][0] == t["means"][1] for t in frame_tests)
+    leaky = conformance(PARAMS, _MissFramesShorter, runs=3, ops=256, workloads=("uniform",),
+                        seed=2)     # other salts: a map takes each test salt once per process
+    assert "uniform: frame_bytes" in leaky["flagged"]
