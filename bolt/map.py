@@ -17,7 +17,7 @@ from .crypto import claim_test_salt, master_key_or_new, new_salt
 from .errors import (BOUND_UNNAMED, BackendError, BoundExceededError, CapacityError, ChannelError,
                      IntegrityError, KeySizeError, KeyTypeError, NotSetUpError, ValueSizeError,
                      ValueTypeError)
-from .params import Params
+from .params import TWO_CHOICE, Params
 from .protocol import Op, Response, Status
 
 __all__ = ["Map", "BACKENDS"]
@@ -62,6 +62,9 @@ class Map(MutableMapping):
         N, the most items the map may hold.
     key_size, value_size, load, hbm_fraction
         The public parameters of algorithm §1 (see :class:`bolt.Params`).
+    placement, pool_size
+        ``"two-choice"`` (the default) or ``"pool"``, the trusted pool of ``pool_size`` items
+        (default M) of algorithm §13 (see :class:`bolt.Params`; the reference backend only).
     master_key : bytes, optional
         16-byte master key; drawn from the OS if omitted.
     backend : str
@@ -92,20 +95,23 @@ class Map(MutableMapping):
     """
 
     def __init__(self, capacity: int = 65536, *, key_size: int = 16, value_size: int = 64,
-                 load: int = 8, hbm_fraction: float = 0.2, master_key: bytes | None = None,
+                 load: int = 8, hbm_fraction: float = 0.2, placement: str = TWO_CHOICE,
+                 pool_size: int | None = None, master_key: bytes | None = None,
                  backend: str = "reference", unsafe_test_salt: bytes | None = None,
                  channel: bool | None = None, measurement: bytes | None = None,
                  vendor_key=None, **backend_options):
         self._open(capacity, key_size=key_size, value_size=value_size, load=load,
-                   hbm_fraction=hbm_fraction, master_key=master_key, backend=backend,
+                   hbm_fraction=hbm_fraction, placement=placement, pool_size=pool_size,
+                   master_key=master_key, backend=backend,
                    unsafe_test_salt=unsafe_test_salt, items=None, channel=channel,
                    measurement=measurement, vendor_key=vendor_key, **backend_options)
 
-    def _open(self, capacity, *, key_size, value_size, load, hbm_fraction, master_key, backend,
-              unsafe_test_salt, items, channel=None, measurement=None, vendor_key=None,
-              **backend_options) -> None:
+    def _open(self, capacity, *, key_size, value_size, load, hbm_fraction, placement, pool_size,
+              master_key, backend, unsafe_test_salt, items, channel=None, measurement=None,
+              vendor_key=None, **backend_options) -> None:
         self.params = Params(capacity=capacity, key_size=key_size, value_size=value_size,
-                             load=load, hbm_fraction=hbm_fraction)
+                             load=load, hbm_fraction=hbm_fraction, placement=placement,
+                             pool_size=pool_size)
         if "salt" in backend_options:
             raise TypeError("bolt.Map takes no salt=: every Setup draws a fresh one; for "
                             "reproducible tests only, see unsafe_test_salt=")
@@ -148,14 +154,16 @@ class Map(MutableMapping):
     @classmethod
     def from_items(cls, items: Mapping | Iterable[tuple], capacity: int = 65536, *,
                    key_size: int = 16, value_size: int = 64, load: int = 8,
-                   hbm_fraction: float = 0.2, master_key: bytes | None = None,
+                   hbm_fraction: float = 0.2, placement: str = TWO_CHOICE,
+                   pool_size: int | None = None, master_key: bytes | None = None,
                    backend: str = "reference", unsafe_test_salt: bytes | None = None,
                    channel: bool | None = None, measurement: bytes | None = None,
                    vendor_key=None, **backend_options) -> "Map":
         """A map bulk-loaded with ``items`` by one Setup (linear time, B page writes)."""
         new = cls.__new__(cls)
         new._open(capacity, key_size=key_size, value_size=value_size, load=load,
-                  hbm_fraction=hbm_fraction, master_key=master_key, backend=backend,
+                  hbm_fraction=hbm_fraction, placement=placement, pool_size=pool_size,
+                  master_key=master_key, backend=backend,
                   unsafe_test_salt=unsafe_test_salt, items=items, channel=channel,
                   measurement=measurement, vendor_key=vendor_key, **backend_options)
         return new

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 from .crypto import MASTER_KEY_BYTES, SALT_BYTES
 
-__all__ = ["Params", "HbmBudget"]
+__all__ = ["Params", "HbmBudget", "PLACEMENTS", "TWO_CHOICE", "POOL"]
 
 #: Host memory is accessed in bursts of 64-byte beats; a page occupies a whole number of beats.
 BEAT_BYTES = 64
@@ -33,6 +33,13 @@ FRAME_OP_BYTES = 1
 FRAME_STATUS_BYTES = 1
 FRAME_PAGE_BYTES = 4
 SETUP_KEY_MATERIAL_BYTES = MASTER_KEY_BYTES + SALT_BYTES
+#: Placement rules (algorithm §3 and §13): two-choice re-placement of the accessed key (the
+#: default), or a trusted pool of recently accessed items whose displaced holder is re-placed.
+TWO_CHOICE = "two-choice"
+POOL = "pool"
+PLACEMENTS = (TWO_CHOICE, POOL)
+#: The largest pool: ``U(P)`` filters 32-bit DRBG words (algorithm §6).
+MAX_POOL_SIZE = 2**32
 #: Bytes of one page write counter (algorithm §5).
 COUNTER_BYTES = 8
 #: Entries of the index's overflow area (searched in full on every lookup).
@@ -95,17 +102,21 @@ class HbmBudget:
     loads: int
     counters: int
     keys: int
+    pool: int = 0      #: the trusted pool's P slots (key and value each); 0 for two-choice
 
     @property
     def total(self) -> int:
         return (self.index + self.frames + self.free_list + self.eviction_buffer + self.loads
-                + self.counters + self.keys)
+                + self.counters + self.keys + self.pool)
 
     def items(self):
-        return [("index", self.index), ("value frames", self.frames),
+        rows = [("index", self.index), ("value frames", self.frames),
                 ("frame free list", self.free_list), ("eviction buffer", self.eviction_buffer),
                 ("bin loads", self.loads), ("page write counters", self.counters),
-                ("keys and salt", self.keys), ("total", self.total)]
+                ("keys and salt", self.keys)]
+        if self.pool:
+            rows.append(("pool", self.pool))
+        return rows + [("total", self.total)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +135,12 @@ class Params:
         c, the average number of items per bin.
     hbm_fraction : float
         α, the fraction of bins that live in HBM (0 <= α < 1).
+    placement : str
+        ``"two-choice"`` (the default: the accessed key is re-placed by two-choice, algorithm
+        §3) or ``"pool"`` (a trusted pool of recently accessed items; the item it displaces is
+        re-placed instead, algorithm §13).
+    pool_size : int, optional
+        P, the pool's slots, 1 to N (``"pool"`` only; default M, the number of bins).
     """
 
     capacity: int = 2**16
@@ -131,6 +148,8 @@ class Params:
     value_size: int = 64
     load: int = 8
     hbm_fraction: float = 0.2
+    placement: str = TWO_CHOICE
+    pool_size: int | None = None
     # Derived quantities, filled in by __post_init__ so they are computed once.
     bins: int = field(init=False, repr=False)
     hbm_bins: int = field(init=False, repr=False)
@@ -163,16 +182,47 @@ class Params:
                              "4 bytes of its GCM nonce")
         object.__setattr__(self, "bins", bins)
         object.__setattr__(self, "hbm_bins", hbm_bins)
+        object.__setattr__(self, "pool_size", self._checked_pool_size())
         hbm = self.hbm_budget().total
         if hbm > HBM_BYTES:
             raise ValueError(f"capacity={self.capacity} with value_size={self.value_size}, "
                              f"key_size={self.key_size} needs {hbm / 2**30:.1f} GiB of trusted "
                              f"HBM; at most {HBM_BYTES // 2**30} GiB (the card's HBM) is supported")
 
+    def _checked_pool_size(self) -> int:
+        """P as stored: 0 (no pool) for two-choice; for the pool, M unless given, in 1..N."""
+        if self.placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {', '.join(map(repr, PLACEMENTS))}, "
+                             f"not {self.placement!r}")
+        if self.placement == TWO_CHOICE:
+            if self.pool_size not in (None, 0):
+                raise ValueError(f"pool_size={self.pool_size!r} needs placement='pool' "
+                                 "(two-choice placement has no pool)")
+            return 0
+        if self.pool_size is None:
+            return self.bins
+        size = _whole_number("pool_size", self.pool_size)
+        if not 1 <= size <= min(self.capacity, MAX_POOL_SIZE):
+            raise ValueError(f"pool_size must be in 1..{min(self.capacity, MAX_POOL_SIZE)} "
+                             f"(at most N items can be pooled), not {size}")
+        return size
+
     def arguments(self) -> dict:
-        """The five constructor arguments (``Params(**p.arguments()) == p``), e.g. for
-        ``bolt.Map(**p.arguments())`` or to pass the parameters to a simulation as JSON."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        """The constructor arguments (``Params(**p.arguments()) == p``), e.g. for
+        ``bolt.Map(**p.arguments())`` or to pass the parameters to a simulation as JSON.
+
+        ``placement`` and ``pool_size`` appear only for the pool: the two-choice design's
+        arguments (hence its attestation measurement and RTL build key) stay the five of
+        algorithm §1."""
+        arguments = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        if self.placement == TWO_CHOICE:
+            del arguments["placement"], arguments["pool_size"]
+        return arguments
+
+    @property
+    def pooled(self) -> bool:
+        """True for the trusted-pool placement of algorithm §13."""
+        return self.placement == POOL
 
     # -- bins and pages ------------------------------------------------------------------------
 
@@ -333,10 +383,15 @@ class Params:
         return bits_for(self.slots + 1)
 
     @cached_property
+    def pool_bits(self) -> int:
+        """Bits of a pool slot number (0 without a pool)."""
+        return bits_for(self.pool_size) if self.pool_size else 0
+
+    @cached_property
     def index_entry_bits(self) -> int:
-        """valid (1) + kind (2) + key length (8) + key + bin + frame-or-slot."""
+        """valid (1) + kind (2) + key length (8) + key + bin + frame-or-slot-or-pool-slot."""
         return (1 + 2 + 8 + 8 * self.key_size + self.bin_bits
-                + max(self.frame_bits, self.slot_bits))
+                + max(self.frame_bits, self.slot_bits, self.pool_bits))
 
     def hbm_budget(self) -> HbmBudget:
         """Bytes of each trusted structure, sized from the bounds (never from N worst cases)."""
@@ -351,6 +406,9 @@ class Params:
             loads=self.bins * _bytes_for_bits(self.load_bits),
             counters=self.host_bins * COUNTER_BYTES,
             keys=KEY_MATERIAL_BYTES,
+            # A pool slot holds its item whole, in a host slot's format (flag, key length, key,
+            # value length, value): the holder's key is needed to re-place it when displaced.
+            pool=self.pool_size * self.slot_bytes,
         )
 
     def table(self) -> list[tuple[str, str]]:
@@ -362,6 +420,8 @@ class Params:
             ("value size V", f"{self.value_size} B"),
             ("load c", f"{self.load}"),
             ("HBM fraction α", f"{self.hbm_fraction}"),
+            ("placement", self.placement + (f", pool of P = {self.pool_size} items"
+                                            if self.pooled else "")),
             ("bins M", f"{self.bins}"),
             ("HBM bins K", f"{self.hbm_bins}"),
             ("host bins B", f"{self.host_bins}"),

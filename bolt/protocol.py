@@ -9,12 +9,13 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NamedTuple
 
-__all__ = ["Op", "Cmd", "Status", "Response", "HBM", "PENDING", "HOST"]
+__all__ = ["Op", "Cmd", "Status", "Response", "HBM", "PENDING", "HOST", "POOL"]
 
 #: Kinds of index location (the trusted index of the design): an item sits in an HBM bin's frame,
 #: waits in a host bin's eviction buffer (its frame), or lives in a host page's slot. The model
-#: and the RTL index encode them with these codes.
-HBM, PENDING, HOST = 0, 1, 2
+#: and the RTL index encode them with these codes. With the pool placement (algorithm §13) an
+#: item may also sit in a trusted pool slot (``POOL``; the RTL has no pool).
+HBM, PENDING, HOST, POOL = 0, 1, 2, 3
 
 
 class Op(IntEnum):

@@ -42,6 +42,10 @@ def build_accelerator(params: Params, *, waveform: bool = False):
     from ..hdl.accelerator import RtlAccelerator
     from ..sim.verilator import DEFAULT_BUILD_ARGS, build
 
+    if params.pooled:
+        raise ValueError("the RTL implements the two-choice placement only; placement='pool' "
+                         "(algorithm §13) runs on the reference backend (docs/rtl.md says "
+                         "what the RTL would take)")
     args = DEFAULT_BUILD_ARGS + (("--trace-fst", "--trace-structs") if waveform else ())
     try:
         return build(lambda: RtlAccelerator(params), name=TOP_NAME, build_args=args,

@@ -8,6 +8,7 @@ turns them into Python results and exceptions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from ..crypto import Drbg, derive_subkeys, master_key_or_new, new_salt
 from ..errors import (BOUND_BIN_LOAD, BOUND_PAGE_COUNTER, BOUND_VALUE_FRAMES,
                       BoundExceededError, CapacityError, IntegrityError)
 from ..params import Params
-from ..protocol import HBM, HOST, PENDING, Op, Response, Status
+from ..protocol import HBM, HOST, PENDING, POOL, Op, Response, Status
 from ..trace import Trace
 from .pages import COUNTER_LIMIT, PlainPages, SealedPages
 from .placement import OUT_OF_SAMPLES, place
@@ -36,6 +37,8 @@ class _State:
         self.frames: list[bytes | None] = [None] * params.frames
         self.free_frames = list(range(params.frames - 1, -1, -1))  # frame 0 is taken first
         self.pending: list[list[tuple[bytes, int]]] = [[] for _ in range(params.host_bins)]
+        # The trusted pool of algorithm §13: slot -> (key, value) or None (empty without one).
+        self.pool: list[tuple[bytes, bytes] | None] = [None] * params.pool_size
         self.pages = pages
 
 
@@ -85,21 +88,24 @@ class ReferenceAccelerator:
         """Keys held, read from the trusted index (no host access)."""
         return iter(list(self._state.index))
 
-    def locate(self, key: bytes) -> tuple[int, int, int] | None:
-        """Where the trusted index places ``key``: (HBM|PENDING, bin, frame), (HOST, bin, slot)
-        or None. For tests and debugging; the host cannot see this."""
+    def locate(self, key: bytes) -> tuple[int, int | None, int] | None:
+        """Where the trusted index places ``key``: (HBM|PENDING, bin, frame), (HOST, bin, slot),
+        (POOL, None, pool slot) or None. For tests and debugging; the host cannot see this."""
         return self._state.index.get(key)
 
     def occupancy(self) -> dict[str, int]:
         """How full each bounded structure is now (trusted state; for benchmarks and tests)."""
         state, k = self._state, self.params.hbm_bins
-        return {
+        occupancy = {
             "items": len(state.index),
             "max bin load": max(state.loads),
             "items in HBM bins": sum(state.loads[:k]),
             "pending items": sum(len(queue) for queue in state.pending),
             "frames in use": self.params.frames - len(state.free_frames),
         }
+        if self.params.pooled:
+            occupancy["pool items"] = self.params.pool_size - state.pool.count(None)
+        return occupancy
 
     # -- Setup (algorithm §4) ------------------------------------------------------------------
 
@@ -120,7 +126,12 @@ class ReferenceAccelerator:
                                  salt if salt is not None else new_salt())
         drbg = Drbg(subkeys.drbg)
         state = _State(p, self._pages_class(p, subkeys.page, self.trace))
-        k, slots, m, count = p.hbm_bins, p.slots, p.bins, len(items)
+        # The pool placement puts the first P items in pool slots 0, 1, ... (algorithm §13);
+        # Setup draws for, and places by two-choice, the rest.
+        pooled = list(islice(items.items(), p.pool_size))
+        state.pool[:len(pooled)] = pooled
+        binned = dict(islice(items.items(), len(pooled), None)) if pooled else items
+        k, slots, m, count = p.hbm_bins, p.slots, p.bins, len(binned)
         # Draw about two samples an item in one batch, place every item (compiled), then
         # consume exactly the words used, so the stream continues where one-at-a-time draws
         # would.
@@ -143,7 +154,7 @@ class ReferenceAccelerator:
         state.loads[:] = loads.tolist()
         chosen, ranks = chosen.tolist(), ranks.tolist()
         # HBM-bin items take frames 0, 1, ... in item order; host-bin items their page slot.
-        keys, values = list(items), list(items.values())
+        keys, values = list(binned), list(binned.values())
         in_hbm = [nb < k for nb in chosen]
         hbm_count = sum(in_hbm)
         if hbm_count > p.frames:
@@ -151,8 +162,9 @@ class ReferenceAccelerator:
                                                      "bins; nothing was loaded")
         frame_of = iter(range(hbm_count))
         where = [next(frame_of) if hbm else rank for hbm, rank in zip(in_hbm, ranks)]
-        state.index = dict(zip(keys, zip([HBM if hbm else HOST for hbm in in_hbm],
-                                          chosen, where)))
+        state.index = {key: (POOL, None, slot) for slot, (key, _) in enumerate(pooled)}
+        state.index.update(zip(keys, zip([HBM if hbm else HOST for hbm in in_hbm],
+                                         chosen, where)))
         state.frames[:hbm_count] = [value for value, hbm in zip(values, in_hbm) if hbm]
         del state.free_frames[len(state.free_frames) - hbm_count:]
         host_items = [(nb - k, rank, key, value)
@@ -176,20 +188,32 @@ class ReferenceAccelerator:
         p, state = self.params, self._state
         k, m, u = p.hbm_bins, p.bins, self._drbg.uniform
         self.trace.begin_op()
-        # Step 1: every access draws all four, in this order.
+        # Step 1: every access draws all four, in this order (and s = U(P) after them with
+        # the pool, algorithm §13).
         r = u(m)
         y = u(m)
         c1 = u(m)
         c2 = u(m)
         while c2 == c1:
             c2 = u(m)
-        # Step 2: look the key up and decide, from trusted state only.
+        s = u(p.pool_size) if p.pooled else None
+        # Step 2: look the key up and decide, from trusted state only. A pooled key is in no
+        # bin: its x is r, as for a miss.
         location = state.index.get(key)
         found = location is not None
         kind, x, where = location if found else (None, r, None)
+        if kind == POOL:
+            x = r
+        in_bin = found and kind != POOL
+        # replace: the key is stored again (re-placed by two-choice, or put in the pool).
         replace = op == Op.PUT or (op == Op.GET and found)
         full = op == Op.PUT and not found and len(state.index) >= p.capacity
-        bound = self._crossed_bound(found, kind, x, y, c1, c2) if replace and not full else None
+        # places: an item goes to a bin by two-choice: the key itself, or with the pool the
+        # holder it displaces from slot s (none when s is empty or the key swaps within the
+        # pool).
+        places = replace and not full and (
+            not p.pooled or (kind != POOL and state.pool[s] is not None))
+        bound = self._crossed_bound(in_bin, kind, x, y, c1, c2) if places else None
         if found and kind == HOST and y >= k and bound is None \
                 and not state.free_frames and not state.pending[x - k]:
             # Taken out of page x, the item would need a frame to wait in if the touch of y
@@ -227,11 +251,15 @@ class ReferenceAccelerator:
         if take:
             if kind == HOST:
                 old_value = taken_value
+            elif kind == POOL:
+                _, old_value = state.pool[where]
+                state.pool[where] = None
             else:
                 old_value = state.frames[where]
                 state.frames[where] = None
                 state.free_frames.append(where)
-            state.loads[x] -= 1
+            if in_bin:
+                state.loads[x] -= 1
             del state.index[key]
         elif found:
             old_value = self._peek(kind, where)
@@ -241,8 +269,11 @@ class ReferenceAccelerator:
         if bound is not None:
             return Response(Status.BOUND, old_value, bound=bound)
         if replace:
-            nb = c1 if state.loads[c1] <= state.loads[c2] else c2
-            self._place(key, value if op == Op.PUT else old_value, nb)
+            new_value = value if op == Op.PUT else old_value
+            if p.pooled:
+                self._pool(key, new_value, s, c1, c2, where if kind == POOL else None)
+            else:
+                self._place(key, new_value, self._choose(c1, c2))
         return Response(Status.FOUND if found else Status.ABSENT, old_value)
 
     # -- the pieces of Access ----------------------------------------------------------------------
@@ -286,6 +317,27 @@ class ReferenceAccelerator:
         queue.clear()
         return taken
 
+    def _choose(self, c1: int, c2: int) -> int:
+        """Two-choice: the less loaded of c1 and c2, c1 on a tie."""
+        loads = self._state.loads
+        return c1 if loads[c1] <= loads[c2] else c2
+
+    def _pool(self, key: bytes, value: bytes, s: int, c1: int, c2: int,
+              vacated: int | None) -> None:
+        """Put the key in pool slot ``s`` (algorithm §13). Its holder takes the key's old pool
+        slot ``vacated`` (a swap), or else goes to a bin by two-choice."""
+        state = self._state
+        holder = state.pool[s]
+        state.pool[s] = (key, value)
+        state.index[key] = (POOL, None, s)
+        if holder is None:
+            return
+        if vacated is not None:
+            state.pool[vacated] = holder
+            state.index[holder[0]] = (POOL, None, vacated)
+        else:
+            self._place(*holder, self._choose(c1, c2))
+
     def _place(self, key: bytes, value: bytes, nb: int) -> None:
         state, k = self._state, self.params.hbm_bins
         state.loads[nb] += 1
@@ -298,7 +350,10 @@ class ReferenceAccelerator:
             state.index[key] = (PENDING, nb, frame)
 
     def _peek(self, kind, where) -> bytes | None:
-        """The value of an item left in place (HBM or pending: its frame; host: unknown)."""
+        """The value of an item left in place (HBM or pending: its frame; pool: its slot;
+        host: unknown)."""
+        if kind == POOL:
+            return self._state.pool[where][1]
         return None if kind == HOST else self._state.frames[where]
 
     def _restore(self, key, kind, x, where, pending_position, taken_value) -> None:

@@ -28,7 +28,7 @@ from ..model import pages as pages_module
 from ..model.accelerator import ReferenceAccelerator
 from ..model.pages import decode_slot
 from ..params import Params
-from ..protocol import HBM, HOST, PENDING, Op, Status
+from ..protocol import HBM, HOST, PENDING, POOL, Op, Status
 from ..trace import WRITE, HostMemory
 
 __all__ = ["KINDS", "Tally", "InjectedFault", "snapshot", "contents", "run_kind", "campaign",
@@ -85,7 +85,8 @@ def snapshot(accelerator: ReferenceAccelerator) -> tuple:
     host = _unwrapped(state.pages.host)
     return (dict(state.index), list(state.frames), list(state.free_frames),
             [list(queue) for queue in state.pending], list(state.loads),
-            list(state.pages.counters), host.snapshot() if host is not None else None)
+            list(state.pages.counters), host.snapshot() if host is not None else None,
+            list(state.pool))
 
 
 def contents(accelerator: ReferenceAccelerator) -> dict[bytes, bytes]:
@@ -99,6 +100,11 @@ def contents(accelerator: ReferenceAccelerator) -> dict[bytes, bytes]:
     used_frames = []
     result = {}
     for key, (kind, bin_, where) in state.index.items():
+        if kind == POOL:
+            assert state.pool[where] is not None and state.pool[where][0] == key, \
+                f"pool slot {where} does not hold {key!r}"
+            result[key] = state.pool[where][1]
+            continue
         loads[bin_] += 1
         if kind == HOST:
             if bin_ not in opened:
@@ -118,6 +124,8 @@ def contents(accelerator: ReferenceAccelerator) -> dict[bytes, bytes]:
             used_frames.append(where)
             result[key] = state.frames[where]
     assert loads == state.loads, "bin loads disagree with the index"
+    assert sum(entry is not None for entry in state.pool) == sum(
+        kind == POOL for kind, _, _ in state.index.values()), "pool slots disagree with the index"
     pending = [entry for queue in state.pending for entry in queue]
     assert len(pending) == sum(1 for kind, _, _ in state.index.values() if kind == PENDING)
     assert sorted(used_frames + state.free_frames) == list(range(p.frames)), "frames leaked"

@@ -18,10 +18,12 @@ def as_bytes(key):
 class MapMachine(RuleBasedStateMachine):
     """A small capacity, so the map is often full, and a small key space, so hits are common."""
 
+    #: The map's parameters besides the capacity.
+    OPTIONS = dict(key_size=4, value_size=8, load=2, hbm_fraction=0.3)
+
     @initialize(items=st.dictionaries(KEYS, VALUES, max_size=CAPACITY))
     def bulk_load(self, items):
-        self.map = bolt.Map.from_items(items, CAPACITY, key_size=4, value_size=8, load=2,
-                                       hbm_fraction=0.3)
+        self.map = bolt.Map.from_items(items, CAPACITY, **self.OPTIONS)
         self.model = {as_bytes(k): v for k, v in items.items()}
 
     @rule(key=KEYS, value=VALUES)
@@ -59,6 +61,15 @@ class MapMachine(RuleBasedStateMachine):
         assert set(self.map) == set(self.model)
 
 
-MapMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=60,
-                                        deadline=None)
+class PoolMapMachine(MapMachine):
+    """The trusted-pool placement (algorithm §13), with a pool smaller than the map so that
+    Setup leaves items in bins and accesses displace pool holders into bins."""
+
+    OPTIONS = dict(MapMachine.OPTIONS, placement="pool", pool_size=5)
+
+
+for machine in (MapMachine, PoolMapMachine):
+    machine.TestCase.settings = settings(max_examples=60, stateful_step_count=60,
+                                         deadline=None)
 TestMapAgainstDict = MapMachine.TestCase
+TestPoolMapAgainstDict = PoolMapMachine.TestCase
