@@ -127,6 +127,7 @@ class Server:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bolt-device")
         self._queue: asyncio.Queue | None = None
         self._stopping: asyncio.Event | None = None
+        self._handlers: set[asyncio.Task] = set()
         # The longest message a client may send: a whole Setup of N items if loads are relayed.
         setup_frames = params.capacity + params.setup_key_frames + 1
         self._longest_request = setup_frames * params.command_frame_bytes
@@ -196,6 +197,7 @@ class Server:
             writer.close()
             return
         self._clients += 1
+        self._handlers.add(asyncio.current_task())
         _log(logging.INFO, "connect", client=client, peer=f"{peer[0]}:{peer[1]}",
              clients=self._clients)
         session_open = False
@@ -235,7 +237,10 @@ class Server:
             self._stopping.set()
         finally:
             self._clients -= 1
-            if session_open and not self._stopping.is_set():
+            self._handlers.discard(asyncio.current_task())
+            if self._stopping.is_set():
+                reason = "the server stops"
+            elif session_open:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await self._on_device(lambda: self.device.close_session(client))
             writer.close()
@@ -290,6 +295,14 @@ class Server:
         except TimeoutError:
             _log(logging.INFO, "lifetime over", seconds=self.config.lifetime_s)
         finally:
+            # Close every connection now: a client waiting for an answer gets an error at once
+            # instead of waiting for its timeout.
+            self._stopping.set()
+            handlers = list(self._handlers)
+            for handler in handlers:
+                handler.cancel()
+            if handlers:
+                await asyncio.wait(handlers, timeout=self.config.request_timeout_s)
             device_task.cancel()
             self._worker.shutdown(wait=True)
             _log(logging.INFO, "stopped")

@@ -99,3 +99,18 @@ def test_a_client_killed_mid_run_leaves_the_map_consistent():
                              close_client=lambda c: c.close(), clients=2, ops=300,
                              keys_per_client=40, key_size=16, value_size=32, progress=False)
         assert result.errors == [] and result.wrong == 0
+
+
+def test_a_server_at_the_end_of_its_lifetime_stops_and_its_clients_learn_it_at_once():
+    server = start_local_server(PARAMS, lifetime_s=2)
+    try:
+        client = bolt.connect(server.address, measurement=server.measurement, items={},
+                              timeout_s=60)
+        client[b"k"] = b"v"
+        server.process.wait(30)          # stops by itself, with a client still connected
+        started = time.monotonic()
+        with pytest.raises(bolt.BackendError, match="closed"):
+            client[b"k"]
+        assert time.monotonic() - started < 5   # not the client's 60 s timeout
+    finally:
+        server.stop()
