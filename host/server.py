@@ -219,6 +219,9 @@ class Server:
                     await self._exchange(client, writer, body)
                 else:
                     raise WireError(f"unexpected message kind {kind}")
+        except asyncio.CancelledError:
+            # The server stops (serve() cancels its handlers): end quietly, as on a close.
+            reason = "the server stops"
         except asyncio.IncompleteReadError as error:
             reason = "closed by the client" if not error.partial else "closed mid-message"
         except TimeoutError:

@@ -3,6 +3,9 @@
 Every server here listens on 127.0.0.1 only and stops by itself (``tests/host/serving.py``).
 """
 
+import io
+import json
+import logging
 import socket
 import threading
 import time
@@ -10,6 +13,7 @@ import time
 import pytest
 
 import bolt
+from bolt.host.server import JsonLogFormatter
 from bolt.params import Params
 from bolt.tools.loadtest import run_clients
 from bolt.wire import HEADER_BYTES, Kind, WireError, decode_length, encode
@@ -175,6 +179,13 @@ def test_the_operator_sees_only_fixed_size_frames_and_the_page_trace():
 
     keys = [b"KEY-%02d-%s" % (i, b"q" * 8) for i in range(24)]
     values = [b"VALUE-%02d-" % i + b"z" * 20 for i in range(24)]
+    logs = io.StringIO()
+    handler = logging.StreamHandler(logs)
+    handler.setFormatter(JsonLogFormatter())
+    logger = logging.getLogger("bolt.serve")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
     with served(PARAMS, tap=tap) as (server, address, measurement):
         loader = bolt.connect(address, measurement=measurement, items=dict(zip(keys, values)))
         workers = [bolt.connect(address, measurement=measurement) for _ in range(2)]
@@ -197,7 +208,19 @@ def test_the_operator_sees_only_fixed_size_frames_and_the_page_trace():
         ops = server.device.trace.ops()
         for client in (loader, *workers):
             client.close()
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    # The logs: one JSON object a line, an entry per exchange, lengths and timings only.
+    entries = [json.loads(line) for line in logs.getvalue().splitlines()]
+    exchanges = [e for e in entries if e["event"] == "exchange"]
+    assert len(exchanges) == 1 + 4 * len(keys)
+    assert {e["bytes_in"] for e in exchanges[1:]} == {PARAMS.command_frame_bytes}
+    assert all(set(e) <= {"t", "level", "event", "client", "peer", "clients", "frames_in",
+                          "bytes_in", "frames_out", "bytes_out", "queue_ms", "device_ms",
+                          "reason", "requests", "seconds", "host", "port", "max_clients",
+                          "queue"} for e in entries)
     recorded = b"".join(message for _, _, message in traffic) + b"".join(memory_snapshots)
+    recorded += logs.getvalue().encode()
     for secret in keys + values:
         assert secret not in recorded
         assert secret[:8] not in recorded
