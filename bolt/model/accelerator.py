@@ -52,7 +52,10 @@ class ReferenceAccelerator:
     master_key : bytes, optional
         16-byte AES-128 master key; drawn from the OS if omitted.
     salt : bytes, optional
-        15-byte salt of the first Setup; drawn from the OS if omitted (tests pass it).
+        15-byte salt of the first Setup; drawn from the OS if omitted. Taken unchecked, as the
+        hardware's Setup command takes it (the cosimulation sets the model and the RTL up with
+        one salt): a salt reused under one master key reuses GCM nonces. ``bolt.Map``, the
+        user's API, takes one only as ``unsafe_test_salt=`` and refuses a pair seen before.
     items : iterable of (bytes, bytes)
         What the first Setup loads (validated key and value bytes).
     crypto : bool
