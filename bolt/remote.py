@@ -46,6 +46,7 @@ class NetworkTransport:
             raise WireError(f"cannot reach the server at {self.address[0]}:{self.address[1]}: "
                             f"{error}") from error
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._reader = self._socket.makefile("rb")
         self.report_bytes: bytes | None = None
         self.hello = json.loads(self._call(None, Kind.HELLO))
         if self.hello.get("protocol") != PROTOCOL_VERSION:
@@ -61,7 +62,7 @@ class NetworkTransport:
         try:
             if request is not None:
                 send(self._socket, *request)
-            return receive(self._socket, answer)
+            return receive(self._reader, answer)
         except WireError:
             self.close()
             raise
@@ -82,6 +83,7 @@ class NetworkTransport:
 
     def close(self) -> None:
         if self._socket is not None:
+            self._reader.close()
             self._socket.close()
             self._socket = None
 

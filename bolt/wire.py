@@ -76,29 +76,26 @@ def send(sock: socket.socket, kind: Kind, body: bytes = b"") -> None:
         raise WireError(f"lost the server while sending: {error}") from error
 
 
-def _read_exactly(sock: socket.socket, count: int) -> bytes:
-    chunks, remaining = [], count
-    while remaining:
-        try:
-            chunk = sock.recv(min(remaining, 1 << 20))
-        except socket.timeout:
-            raise WireError("the server did not answer in time") from None
-        except OSError as error:
-            raise WireError(f"lost the server: {error}") from error
-        if not chunk:
-            raise WireError("the server closed the connection")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+def _read_exactly(reader, count: int) -> bytes:
+    try:
+        data = reader.read(count)
+    except socket.timeout:
+        raise WireError("the server did not answer in time") from None
+    except OSError as error:
+        raise WireError(f"lost the server: {error}") from error
+    if len(data) < count:
+        raise WireError("the server closed the connection")
+    return data
 
 
-def receive(sock: socket.socket, expected: Kind) -> bytes:
-    """The body of the next message, which must be of kind ``expected`` (an ``ERROR`` from the
+def receive(reader, expected: Kind) -> bytes:
+    """The body of the next message on ``reader`` (the socket's buffered reader, so a small
+    message takes one system call), which must be of kind ``expected`` (an ``ERROR`` from the
     server is raised as WireError with its text)."""
-    kind, length = decode_length(_read_exactly(sock, HEADER_BYTES))
+    kind, length = decode_length(_read_exactly(reader, HEADER_BYTES))
     if length > CLIENT_MESSAGE_LIMIT:
         raise WireError(f"the server sent a message of {length} bytes")
-    body = _read_exactly(sock, length)
+    body = _read_exactly(reader, length)
     if kind == Kind.ERROR:
         raise WireError(f"the server refused: {body.decode('utf-8', 'replace')}")
     if kind != expected:

@@ -24,6 +24,9 @@ from .common import make_params, params_options, parse_int, print_table
               help="With --server: bulk-load an empty map first (replaces the server's map).")
 @click.option("--in-process", is_flag=True,
               help="The clients share one in-process bolt.Map (threads) instead of a server.")
+@click.option("--compare", is_flag=True,
+              help="Run the same load in process and against a local server, and print the "
+                   "server's overhead per op.")
 @click.option("--backend", type=click.Choice(["reference", "rtl"]), default="reference",
               show_default=True, help="The local server's (or in-process map's) accelerator.")
 @params_options(capacity=65536)
@@ -32,8 +35,8 @@ from .common import make_params, params_options, parse_int, print_table
               help="Seconds a client waits for any answer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def command(clients, ops, address, measurement, setup, in_process, backend, capacity, key_size,
-            value_size, load, hbm_fraction, seed, timeout, as_json, quiet):
+def command(clients, ops, address, measurement, setup, in_process, compare, backend, capacity,
+            key_size, value_size, load, hbm_fraction, seed, timeout, as_json, quiet):
     """K clients, N checked operations each: ops/s, p50/p99 latency, wrong answers.
 
     Each client checks every answer against its own record of its own key space, then reads
@@ -46,23 +49,27 @@ def command(clients, ops, address, measurement, setup, in_process, backend, capa
     ops = parse_int(ops)
     if clients < 1 or ops < 1:
         raise click.BadParameter("--clients and --ops must be at least 1")
-    if address is not None and in_process:
-        raise click.BadParameter("--server and --in-process exclude each other")
+    if address is not None and (in_process or compare):
+        raise click.BadParameter("--server excludes --in-process and --compare")
     if address is not None and measurement is None:
         raise click.BadParameter("--server needs --measurement (the server prints it)")
     params = make_params(capacity, key_size, value_size, load, hbm_fraction)
     common = dict(clients=clients, ops=ops, seed=seed, progress=not quiet)
 
+    results = []
+
     def go(open_client, close_client, where, params):
         result = run_clients(open_client, close_client=close_client,
                              keys_per_client=max(1, params.capacity // (2 * clients)),
                              key_size=params.key_size, value_size=params.value_size, **common)
+        results.append(result)
         report(result, where=where, as_json=as_json)
 
-    if in_process:
+    if in_process or compare:
         with Map(**params.arguments(), backend=backend) as m:
             go(lambda n: m, None, "threads on one in-process bolt.Map", params)
-        return
+        if not compare:
+            return
 
     def open_remote(where, pin, load_first):
         def open_client(n):
@@ -83,6 +90,13 @@ def command(clients, ops, address, measurement, setup, in_process, backend, capa
     with start_local_server(params, backend=backend, lifetime_s=lifetime) as server:
         go(open_remote(server.address, server.measurement, True), lambda c: c.close(),
            f"local {backend} server {server.address}", params)
+    if compare:
+        local, served = results
+        overhead = {"mean_us": served.summary()["mean_us"] - local.summary()["mean_us"],
+                    "p50_us": served.percentile_us(50) - local.percentile_us(50)}
+        click.echo(json.dumps({"server_overhead_per_op": overhead}) if as_json else
+                   f"server overhead per op: {overhead['mean_us']:,.0f} us mean, "
+                   f"{overhead['p50_us']:,.0f} us p50")
 
 
 def report(result, *, where: str, as_json: bool) -> None:
@@ -99,4 +113,5 @@ def report(result, *, where: str, as_json: bool) -> None:
         for line in result.errors[:10]:
             click.echo(line, err=True)
     if result.wrong or result.errors:
-        raise SystemExit(1)
+        raise click.ClickException(f"{result.wrong} wrong answers, {len(result.errors)} "
+                                   "failed clients")
