@@ -459,17 +459,20 @@ def conformance(params: Params, design: Design | None = None, *, workloads=DEFAU
             result = welch(a, b)
             result.update(test="welch", workload=workload_name, statistic=statistic)
             tests.append(result)
-    rejected = holm([t["p_value"] for t in tests], FAMILY_ALPHA)
+    # The family: every test that applies (a feature with no sample on either side does not).
+    family = [t for t in tests if not t.get("not_applicable")]
+    rejected = holm([t["p_value"] for t in family], FAMILY_ALPHA)
     from scipy import stats as sstats
-    m = len(tests)
-    for test, flag in zip(tests, rejected):
+    m = len(family)
+    for test in tests:
+        test["flagged"] = False
+    for test, flag in zip(family, rejected):
         test["flagged"] = bool(flag)
-        if not test.get("not_applicable"):
-            ra, rb = test["runs"]
-            df = test["df"] if math.isfinite(test["df"]) else ra + rb - 2
-            test["min_detectable_effect"] = float(
-                (sstats.t.isf(FAMILY_ALPHA / (2 * m), df) + sstats.t.ppf(POWER, df))
-                * math.sqrt(1 / ra + 1 / rb))
+        ra, rb = test["runs"]
+        df = test["df"] if math.isfinite(test["df"]) else ra + rb - 2
+        test["min_detectable_effect"] = float(
+            (sstats.t.isf(FAMILY_ALPHA / (2 * m), df) + sstats.t.ppf(POWER, df))
+            * math.sqrt(1 / ra + 1 / rb))
     setup = setup_check(design, params, seed)
     flagged = [t for t in tests if t["flagged"]]
     report = {

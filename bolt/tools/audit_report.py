@@ -74,8 +74,8 @@ def reaccess_lines(reports: list[dict]) -> list[str]:
         lines.append(
             f"  {r['params']['capacity']:>8} {r['gap']:>5} {r['runs']:>4} x {r['ops_per_run']:<8}"
             f" {sum(ph['accesses']):>10} {ph['bits_per_op']:.4f} {_interval(ph['interval']):>20}"
-            f" {po['bits_per_op']:.5f} {_interval(po['interval']):>20} "
-            f"{ideal['interval'][1]:>10.5f} {ratio['same key']:>12.3f}/{ratio['another key']:<12.3f}"
+            f" {po['bits_per_op']:.2e} [{po['interval'][0]:.1e}, {po['interval'][1]:.1e}] "
+            f"{ideal['interval'][1]:>11.1e} {ratio['same key']:>12.3f}/{ratio['another key']:<12.3f}"
             f" {r['reaccesses_for_1000_to_1']:>12.0f} {r['seconds']:>8.1f}")
     return lines
 
