@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import inspect
 import itertools
 import json
 import logging
@@ -101,7 +102,9 @@ class Server:
     ----------
     device
         ``report()``, ``open_session(key, session=)``, ``close_session(session)``,
-        ``exchange(frames, session=)`` (see :mod:`bolt.channel`).
+        ``exchange(frames, session=)`` (see :mod:`bolt.channel`). A device whose
+        ``open_session`` takes no ``session`` holds one session at a time: the server then
+        lets one client hold it and answers another's session request with an ERROR.
     params : Params
         The device's public parameters.
     backend : str
@@ -128,6 +131,8 @@ class Server:
         self._queue: asyncio.Queue | None = None
         self._stopping: asyncio.Event | None = None
         self._handlers: set[asyncio.Task] = set()
+        self._sessions = "session" in inspect.signature(device.open_session).parameters
+        self._session_holder: int | None = None   # one-session devices: the client holding it
         # The longest message a client may send: a whole Setup of N items if loads are relayed.
         setup_frames = params.capacity + params.setup_key_frames + 1
         self._longest_request = setup_frames * params.command_frame_bytes
@@ -160,6 +165,22 @@ class Server:
         async with asyncio.timeout(self.config.request_timeout_s):
             await self._queue.put((call, answer))
         return await asyncio.shield(answer)
+
+    def _open_session(self, client: int, encapsulated_key: bytes) -> bytes:
+        if self._sessions:
+            return self.device.open_session(encapsulated_key, session=client)
+        if self._session_holder not in (None, client):
+            raise WireError("this accelerator holds one session at a time, and another client "
+                            "holds it; try again later")
+        nonce = self.device.open_session(encapsulated_key)
+        self._session_holder = client
+        return nonce
+
+    def _close_session(self, client: int) -> None:
+        if self._sessions:
+            self.device.close_session(client)
+        elif self._session_holder == client:
+            self._session_holder = None
 
     # -- one client --------------------------------------------------------------------------------
 
@@ -210,8 +231,7 @@ class Server:
                     report = await self._on_device(self.device.report)
                     await self._write(client, writer, encode(Kind.REPORT, report))
                 elif kind == Kind.SESSION:
-                    nonce = await self._on_device(
-                        lambda: self.device.open_session(body, session=client))
+                    nonce = await self._on_device(lambda: self._open_session(client, body))
                     session_open = True
                     _log(logging.INFO, "session", client=client)
                     await self._write(client, writer, encode(Kind.SESSION, nonce))
@@ -245,7 +265,7 @@ class Server:
                 reason = "the server stops"
             elif session_open:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await self._on_device(lambda: self.device.close_session(client))
+                    await self._on_device(lambda: self._close_session(client))
             writer.close()
             _log(logging.INFO, "disconnect", client=client, reason=reason, requests=requests,
                  seconds=round(time.perf_counter() - started, 3))
@@ -267,7 +287,11 @@ class Server:
 
         def run():
             timing["start"] = time.perf_counter()
-            return self.device.exchange(frames, session=client)
+            if self._sessions:
+                return self.device.exchange(frames, session=client)
+            if self._session_holder != client:
+                raise WireError("another client holds the accelerator's one session")
+            return self.device.exchange(frames)
 
         responses = await self._on_device(run)
         done = time.perf_counter()

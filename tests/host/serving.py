@@ -14,9 +14,10 @@ LIFETIME_S = 120.0
 
 
 @contextlib.contextmanager
-def served(params, *, tap=None, **config):
-    """Yield ``(server, "127.0.0.1:port", measurement)`` while a reference server runs."""
-    device = new_device("reference", params)
+def served(params, *, tap=None, device=None, **config):
+    """Yield ``(server, "127.0.0.1:port", measurement)`` while a server of ``device`` (a new
+    reference device by default) runs."""
+    device = device if device is not None else new_device("reference", params)
     server = Server(device, params,
                     config=ServerConfig(port=0, lifetime_s=LIFETIME_S, **config), tap=tap)
     ready = threading.Event()
