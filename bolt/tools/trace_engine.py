@@ -9,8 +9,10 @@ integer id, and per bin only its load and its pending count. ``tests/tools`` che
 pages equal the full model's trace on the same inputs, so it stands in for the model wherever
 the audit needs millions of accesses (about 10^7 at N = 2^16 in a minute on one core).
 
-The re-placement is one step, :func:`_replace`, fed by one draw step, :func:`_access_draws`:
-another placement (the trusted pool of algorithm §13) is a second branch of both.
+The re-placement is one step, :func:`_replace`, fed by one draw step, :func:`_access_draws`;
+the trusted-pool placement (``Params(placement="pool")``, algorithm §13) is a second branch of
+both: the extra draw ``s = U(P)`` and :func:`_enter_pool`, which swaps within the pool or
+re-places the holder it displaces.
 
 Output per access: the host pages touched, in trace order (x's page then y's; -1 for none), and
 the status the model would answer (ABSENT, FOUND, FULL or BOUND).
@@ -82,12 +84,18 @@ def _setup_kernel(words, pos, first, keys, m, mask, slots, load, item_bin, item_
 
 
 @njit(cache=True, inline="always")
-def _access_draws(words, pos, m, mask):
-    # Step 1 of algorithm §3: r, y, c1, c2, every access, in this order.
+def _access_draws(words, pos, m, mask, pool_size, pool_mask):
+    # Step 1 of algorithm §3: r, y, c1, c2, every access, in this order; with the pool
+    # (algorithm §13) s = U(P) after them (-1 without one).
     r, pos = _uniform(words, pos, m, mask)
     y, pos = _uniform(words, pos, m, mask)
     c1, c2, pos = _two_choices(words, pos, m, mask)
-    return r, y, c1, c2, pos
+    s = -1
+    if pool_size > 0:
+        s, pos = _uniform(words, pos, pool_size, pool_mask)
+        if s < 0:
+            c2 = -1          # out of words: the caller retries the access
+    return r, y, c1, c2, s, pos
 
 
 @njit(cache=True, inline="always")
@@ -107,41 +115,67 @@ def _replace(key, c1, c2, k, load, pend, epoch, item_bin, item_epoch):
     return nb
 
 
+@njit(cache=True, inline="always")
+def _enter_pool(key, s, vacated, c1, c2, k, state, load, pend, epoch, item_bin, item_epoch,
+                pool_key, item_slot):
+    # Algorithm §13: the key takes pool slot s; its holder takes the key's old slot (a swap)
+    # or is re-placed by two-choice.
+    holder = pool_key[s]
+    pool_key[s] = key
+    item_slot[key] = s
+    if holder < 0:
+        return
+    if vacated >= 0:
+        pool_key[vacated] = holder
+        item_slot[holder] = vacated
+    else:
+        item_slot[holder] = -1
+        _replace(holder, c1, c2, k, load, pend, epoch, item_bin, item_epoch)
+        state[0] -= 1
+
+
 @njit(cache=True, nogil=True)
 def _access_kernel(words, pos, first, ops, keys, m, mask, k, slots, capacity, state, load,
-                   pend, epoch, item_bin, item_epoch, pages, statuses):
+                   pend, epoch, item_bin, item_epoch, pool_size, pool_mask, pool_key,
+                   item_slot, pages, statuses):
     """Run accesses ``first..``; returns (next access, word position).
 
-    ``state`` = [free frames, items present]."""
+    ``state`` = [free frames, items present]; ``pool_size`` 0 for two-choice placement."""
     for t in range(first, ops.shape[0]):
         if pos + _WORD_MARGIN > words.shape[0]:
             return t, pos
         start = pos
-        r, y, c1, c2, pos = _access_draws(words, pos, m, mask)
+        r, y, c1, c2, s, pos = _access_draws(words, pos, m, mask, pool_size, pool_mask)
         if r < 0 or y < 0 or c1 < 0 or c2 < 0:
             return t, start
         op = ops[t]
         key = keys[t]
         x = item_bin[key]
-        found = x >= 0
-        pending = found and _is_pending(key, x, k, item_epoch, epoch)
-        in_frame = found and (x < k or pending)
-        if not found:
-            x = r
+        in_bin = x >= 0
+        slot = item_slot[key] if pool_size > 0 else -1
+        found = in_bin or slot >= 0
+        pending = in_bin and _is_pending(key, x, k, item_epoch, epoch)
+        in_frame = in_bin and (x < k or pending)
+        if not in_bin:
+            x = r                 # a miss, or a pooled key: a random bin
         replacing = op == _PUT or (op == _GET and found)
         full = op == _PUT and not found and state[1] >= capacity
+        # Whether an item goes to a bin by two-choice: the key itself, or with the pool the
+        # holder of slot s (none if s is empty or the key swaps within the pool).
+        places = replacing and not full and (
+            pool_size == 0 or (slot < 0 and pool_key[s] >= 0))
         # The model's decision, from trusted state only: a crossed bound changes nothing.
         bound = False
-        if replacing and not full:
-            l1 = load[c1] - (1 if found and c1 == x else 0)
-            l2 = load[c2] - (1 if found and c2 == x else 0)
+        if places:
+            l1 = load[c1] - (1 if in_bin and c1 == x else 0)
+            l2 = load[c2] - (1 if in_bin and c2 == x else 0)
             freed = (1 if in_frame else 0) - (1 if pending else 0)
             if x >= k:
                 freed += pend[x]
             if y >= k and y != x:
                 freed += pend[y]
             bound = min(l1, l2) >= slots or state[0] + freed < 1
-        if found and not in_frame and y >= k and not bound and state[0] == 0 and pend[x] == 0:
+        if in_bin and not in_frame and y >= k and not bound and state[0] == 0 and pend[x] == 0:
             # An item taken out of page x would have no frame to wait in if y's touch failed.
             bound = True
         take = found and not bound and (replacing or op == _DELETE)
@@ -158,10 +192,14 @@ def _access_kernel(words, pos, first, ops, keys, m, mask, k, slots, capacity, st
                 pend[b] = 0
                 epoch[b] += 1
         if take:
-            if in_frame:
-                state[0] += 1
-            load[x] -= 1
-            item_bin[key] = -1
+            if slot >= 0:
+                pool_key[slot] = -1
+                item_slot[key] = -1
+            else:
+                if in_frame:
+                    state[0] += 1
+                load[x] -= 1
+                item_bin[key] = -1
             state[1] -= 1
         if full:
             statuses[t] = _FULL
@@ -170,9 +208,13 @@ def _access_kernel(words, pos, first, ops, keys, m, mask, k, slots, capacity, st
         else:
             statuses[t] = _FOUND if found else _ABSENT
             if replacing:
-                _replace(key, c1, c2, k, load, pend, epoch, item_bin, item_epoch)
-                state[0] -= 1
                 state[1] += 1
+                if pool_size == 0:
+                    _replace(key, c1, c2, k, load, pend, epoch, item_bin, item_epoch)
+                    state[0] -= 1
+                else:
+                    _enter_pool(key, s, slot, c1, c2, k, state, load, pend, epoch, item_bin,
+                                item_epoch, pool_key, item_slot)
     return ops.shape[0], pos
 
 
@@ -214,11 +256,19 @@ class TraceEngine:
         self._epoch = np.zeros(p.bins, np.int64)
         self._item_bin = np.full(universe, -1, np.int64)
         self._item_epoch = np.full(universe, -1, np.int64)
-        keys = np.asarray(setup_keys, np.int64)
-        if len(keys) > p.capacity:
-            raise ValueError(f"{len(keys)} Setup items exceed the capacity {p.capacity}")
-        if len(np.unique(keys)) != len(keys):
+        # The pool (algorithm §13): each slot's key id, each key id's slot (-1: none).
+        self._pool_mask = uniform_mask(max(1, p.pool_size))
+        self._pool_key = np.full(max(1, p.pool_size), -1, np.int64)
+        self._item_slot = np.full(universe if p.pooled else 1, -1, np.int64)
+        all_keys = np.asarray(setup_keys, np.int64)
+        if len(all_keys) > p.capacity:
+            raise ValueError(f"{len(all_keys)} Setup items exceed the capacity {p.capacity}")
+        if len(np.unique(all_keys)) != len(all_keys):
             raise ValueError("Setup key ids must be distinct")
+        # Setup fills pool slots 0, 1, ... with the first P items; the rest go to bins.
+        pooled, keys = all_keys[:p.pool_size], all_keys[p.pool_size:]
+        self._pool_key[:len(pooled)] = pooled
+        self._item_slot[pooled] = np.arange(len(pooled))
         done, crossed = 0, False
         while done < len(keys) and not crossed:
             words = self._words(2 * (len(keys) - done) + _WORD_MARGIN)
@@ -231,7 +281,7 @@ class TraceEngine:
         hbm_items = int(self._load[:p.hbm_bins].sum())
         if hbm_items > p.frames:
             raise BoundExceededError("value frames", "Setup ran out of value frames")
-        self._state = np.array([p.frames - hbm_items, len(keys)], np.int64)
+        self._state = np.array([p.frames - hbm_items, len(all_keys)], np.int64)
 
     def _words(self, count: int) -> np.ndarray:
         """The next ``count`` DRBG words (not consumed: the kernels report what they used)."""
@@ -251,6 +301,7 @@ class TraceEngine:
             done, used = _access_kernel(words, 0, done, ops, keys, p.bins, self._mask,
                                         p.hbm_bins, p.slots, p.capacity, self._state,
                                         self._load, self._pend, self._epoch, self._item_bin,
-                                        self._item_epoch, pages, statuses)
+                                        self._item_epoch, p.pool_size, self._pool_mask,
+                                        self._pool_key, self._item_slot, pages, statuses)
             self._drbg.advance(used)
         return EngineRun(pages, statuses)

@@ -29,9 +29,16 @@ def _engine_run(workload):
     return engine.run(workload.op_codes, workload.key_ids)
 
 
+#: The two placements (algorithm §3 and §13); a pool smaller than M, so that Setup leaves
+#: items in bins at the workloads' half-full maps.
+PLACEMENTS = {"two-choice": {}, "pool": dict(placement="pool", pool_size=20)}
+
+
+@pytest.mark.parametrize("placement", sorted(PLACEMENTS))
 @pytest.mark.parametrize("name", sorted(WORKLOADS))
-def test_engine_trace_equals_the_models(name):
-    params = Params(capacity=128, key_size=8, value_size=16, load=4, hbm_fraction=0.25)
+def test_engine_trace_equals_the_models(name, placement):
+    params = Params(capacity=128, key_size=8, value_size=16, load=4, hbm_fraction=0.25,
+                    **PLACEMENTS[placement])
     workload = make_workload(name, params, 1500, seed=7)
     view, statuses = _model_run(workload, crypto=False)
     run = _engine_run(workload)
@@ -41,8 +48,10 @@ def test_engine_trace_equals_the_models(name):
     assert (run.counts > 0).any()
 
 
-def test_engine_equals_the_full_crypto_model():
-    params = Params(capacity=64, key_size=8, value_size=16, load=4, hbm_fraction=0.25)
+@pytest.mark.parametrize("placement", sorted(PLACEMENTS))
+def test_engine_equals_the_full_crypto_model(placement):
+    params = Params(capacity=64, key_size=8, value_size=16, load=4, hbm_fraction=0.25,
+                    **PLACEMENTS[placement])
     workload = make_workload("uniform", params, 600, seed=3)
     view, statuses = _model_run(workload, crypto=True)
     run = _engine_run(workload)
@@ -50,10 +59,12 @@ def test_engine_equals_the_full_crypto_model():
     assert {Status.FOUND, Status.ABSENT} <= set(statuses.tolist())
 
 
-def test_engine_follows_the_model_through_full_maps_and_crossed_bounds():
+@pytest.mark.parametrize("placement", sorted(PLACEMENTS))
+def test_engine_follows_the_model_through_full_maps_and_crossed_bounds(placement):
     # Few frames and few slots (set on the parameters both read), a map near capacity and
     # many PUTs of new keys: FULL and BOUND answers, which change nothing, must match too.
-    params = Params(capacity=64, key_size=8, value_size=16, load=4, hbm_fraction=0.25)
+    params = Params(capacity=64, key_size=8, value_size=16, load=4, hbm_fraction=0.25,
+                    **PLACEMENTS[placement])
     params.__dict__["frames"] = 18
     params.__dict__["slots"] = 7
     workload = make_workload("uniform", params, 3000, seed=11)
@@ -68,9 +79,11 @@ def test_engine_follows_the_model_through_full_maps_and_crossed_bounds():
     assert (run.pages == view.pages).all() and (run.statuses == statuses).all()
 
 
-def test_engine_continues_the_stream_across_word_refills():
+@pytest.mark.parametrize("placement", sorted(PLACEMENTS))
+def test_engine_continues_the_stream_across_word_refills(placement):
     # One long run and the same accesses in small pieces give the same trace.
-    params = Params(capacity=256, key_size=8, value_size=16, load=4, hbm_fraction=0.25)
+    params = Params(capacity=256, key_size=8, value_size=16, load=4, hbm_fraction=0.25,
+                    **PLACEMENTS[placement])
     workload = make_workload("uniform", params, 5000, seed=1)
     whole = _engine_run(workload).pages
     engine = TraceEngine(params, master_key=MASTER_KEY, salt=SALT,
