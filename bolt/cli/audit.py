@@ -6,12 +6,12 @@ import time
 
 import click
 
-from .common import make_params, params_options, parse_ints
-from ..params import Params
+from .common import make_params, params_options, parse_ints, placement_options
 
 
 @click.command("audit")
 @params_options(capacity=256)
+@placement_options
 @click.option("--conformance", is_flag=True,
               help="Compare the design under test (--backend / --variant) with the reference "
                    "design on every workload and feature.")
@@ -21,6 +21,10 @@ from ..params import Params
 @click.option("--section8", "section8", default=None, metavar="CAPACITIES",
               help="The re-access probe at each N given (e.g. 2^8,2^12,2^16,2^20), with "
                    "--probe-runs runs of --probe-ops accesses each.")
+@click.option("--compare-placements", "compare", default=None, metavar="CAPACITIES",
+              help="Page-history leak of the two placements side by side at each N given "
+                   "(e.g. 2^8,2^12,2^16): a hot key and re-access gaps of 1, M/8, M and 4M, "
+                   "with --probe-runs runs of at least --probe-ops accesses each.")
 @click.option("--self-check", is_flag=True,
               help="Conformance of every planted variant; each must be flagged.")
 @click.option("--false-alarms", type=int, default=0, metavar="K",
@@ -50,9 +54,9 @@ from ..params import Params
               show_default=True)
 @click.option("--plots/--no-plots", default=True, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def command(conformance, leakage, section8, self_check, false_alarms, backend, variant, crypto,
-            exact, runs, ops, workloads, gap, probe_runs, probe_ops, seed, out, plots, progress,
-            **options):
+def command(conformance, leakage, section8, compare, self_check, false_alarms, backend, variant,
+            crypto, exact, runs, ops, workloads, gap, probe_runs, probe_ops, seed, out, plots,
+            progress, **options):
     """Audit host traces: conformance of a design, leakage of the reference design.
 
     With no choice given, runs --conformance and --leakage. Writes JSON (and PNG) reports to
@@ -75,7 +79,7 @@ def command(conformance, leakage, section8, self_check, false_alarms, backend, v
     if variant is not None and variant not in VARIANTS:
         raise click.BadParameter(f"unknown variant {variant!r}; choose from "
                                  f"{', '.join(VARIANTS)}")
-    if not (conformance or leakage or section8 or self_check or false_alarms):
+    if not (conformance or leakage or section8 or compare or self_check or false_alarms):
         conformance = leakage = True
     if exact is None:
         exact = backend == "rtl" or (backend == "reference" and crypto)
@@ -134,7 +138,7 @@ def command(conformance, leakage, section8, self_check, false_alarms, backend, v
         if section8:
             probes = []
             for capacity in parse_ints(section8):
-                probe_params = Params(**{**params.arguments(), "capacity": capacity})
+                probe_params = make_params(**{**options, "capacity": capacity})
                 probes.append(audit.reaccess_leak(probe_params, gap=gap, runs=probe_runs,
                                                   ops=probe_ops, seed=seed))
             paths.append(audit.write_report({"probes": probes}, out, "section8"))
@@ -143,6 +147,16 @@ def command(conformance, leakage, section8, self_check, false_alarms, backend, v
                     probes, audit_report.output_path(out, "section8.png")))
             emit(audit_report.reaccess_lines(probes))
             ok &= all(not p["verdict"].startswith("EXCEEDS") for p in probes)
+        if compare:
+            # A comparison of two designs, not a verdict on one: it does not change RESULT.
+            report = audit.placement_comparison(
+                params, parse_ints(compare), runs=probe_runs, ops=probe_ops, seed=seed,
+                pool_size=options["pool_size"],
+                progress=(lambda n, probe, placement, result: click.echo(
+                    f"  N={n} {probe} {placement}: {result['seconds']:.1f} s", err=True))
+                if progress else None)
+            paths.append(audit.write_report(report, out, "placements"))
+            emit(audit_report.placement_lines(report))
     except audit.AuditError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"audit wall time {time.perf_counter() - started:.1f} s; wrote "

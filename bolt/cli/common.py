@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..params import Params
+from ..params import PLACEMENTS, TWO_CHOICE, Params
 
 
 def params_options(function=None, *, capacity: int | None = None):
@@ -33,10 +33,27 @@ def params_options(function=None, *, capacity: int | None = None):
     return function
 
 
-def make_params(capacity, key_size, value_size, load, hbm_fraction) -> Params:
+def placement_options(function):
+    """``--placement`` and ``--pool-size`` (algorithm §13), for commands that run the model
+    or its simulations (the RTL has the two-choice placement only)."""
+    options = [
+        click.option("--placement", type=click.Choice(PLACEMENTS), default=TWO_CHOICE,
+                     show_default=True, help="Two-choice re-placement, or the trusted pool."),
+        click.option("--pool-size", "-P", type=int, default=None,
+                     help="P, the pool's items (--placement pool; default M)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def make_params(capacity, key_size=None, value_size=None, load=None, hbm_fraction=None,
+                **placement) -> Params:
+    """:class:`Params` from command options (None: the default), a usage error if invalid."""
+    given = dict(capacity=capacity, key_size=key_size, value_size=value_size, load=load,
+                 hbm_fraction=hbm_fraction, **placement)
     try:
-        return Params(capacity=capacity, key_size=key_size, value_size=value_size, load=load,
-                      hbm_fraction=hbm_fraction)
+        return Params(**{name: value for name, value in given.items() if value is not None})
     except (TypeError, ValueError) as error:
         raise click.BadParameter(str(error)) from error
 

@@ -47,7 +47,8 @@ from .trace_engine import TraceEngine
 from .variants import VARIANTS, make_variant
 from .workloads import WORKLOADS, Workload, make_workload, present_count
 
-__all__ = ["conformance", "leakage", "reaccess_leak", "self_check", "AuditError",
+__all__ = ["conformance", "leakage", "reaccess_leak", "hot_key_leak", "placement_comparison",
+           "self_check", "AuditError",
            "FAMILY_ALPHA", "LEAK_BUDGET_BITS_PER_OP", "INTERVAL", "design_factory",
            "run_statistics", "mutual_information_bits", "holm", "ideal_view",
            "reference_view", "write_report", "DEFAULT_WORKLOADS"]
@@ -509,13 +510,14 @@ def self_check(params: Params, *, variants=tuple(VARIANTS), **options) -> dict:
 
 # -- leakage ---------------------------------------------------------------------------------------
 
-def _reference_codes(workload_name, params, ops, runs, seed, **options):
+def _reference_codes(workload_name, params, ops, runs, seed, lag=None, **options):
     codes = []
     for run in range(runs):
         key, salt, workload_seed = run_keys(seed, "leakage", workload_name, run)
         workload = make_workload(workload_name, params, ops, workload_seed, **options)
         view, _ = reference_view(workload, key, salt)
-        codes.append((workload, extract(view, params, lag=options.get("gap", 0))))
+        codes.append((workload, extract(view, params,
+                                        lag=options.get("gap", 0) if lag is None else lag)))
     return codes
 
 
@@ -625,6 +627,84 @@ def reaccess_leak(params: Params, *, gap: int = 1, runs: int = 8, ops: int = 655
         "verdict": budget_verdict(same),
         "seconds": time.perf_counter() - started,
     }
+
+
+# -- the two placements side by side (algorithm §13) ----------------------------------------------
+
+#: Re-access gaps of the placement comparison, as (name, multiple of M): the pool is to cut the
+#: page-history leak for gaps under about M (algorithm §13).
+COMPARISON_GAPS = (("gap 1", 0.0), ("gap M/8", 1 / 8), ("gap M", 1.0), ("gap 4M", 4.0))
+
+
+def hot_key_leak(params: Params, *, runs: int = 8, ops: int = 65536, seed: int = 0,
+                 warmup: int | None = None) -> dict:
+    """The page-history observer on a hot key: bits per access between the ``hot_key``
+    workload (one present key over and over) and the ideal simulator, read by the joint code
+    of :func:`~bolt.tools.features.probe_code` (x equal to the previous access's x)."""
+    started = time.perf_counter()
+    tau = HISTORY_TAU_BINS * params.bins
+    warmup = min(2 * tau, ops // 4) if warmup is None else warmup
+    hot = [probe_code(codes)[warmup:]
+           for _, codes in _reference_codes("hot_key", params, ops, runs, seed, lag=1)]
+    ideal = [probe_code(codes)[warmup:]
+             for codes in _ideal_codes(params, ops, runs, seed, "hot-key-ideal", lag=1)]
+    return {"kind": "hot_key", "params": params.arguments(), "runs": runs, "ops_per_run": ops,
+            "warmup": warmup, "seed": seed,
+            "page_history": information_estimate(hot, ideal, seed=seed),
+            "seconds": time.perf_counter() - started}
+
+
+def _ratio(high: dict, low: dict) -> dict:
+    """How many times less ``low`` leaks than ``high`` (estimates with intervals): the
+    estimate's ratio and a conservative interval from the two intervals' ends."""
+    (h_low, h_high), (l_low, l_high) = high["interval"], low["interval"]
+    divide = lambda a, b: a / b if b > 0 else math.inf     # noqa: E731
+    return {"estimate": divide(high["bits_per_op"], low["bits_per_op"]),
+            "interval": [divide(h_low, l_high), divide(h_high, l_low)],
+            "more_with_low": l_low > h_high}
+
+
+def placement_comparison(base: Params, capacities: Sequence[int], *, runs: int = 8,
+                         ops: int = 2**18, seed: int = 0, pool_size: int | None = None,
+                         progress=None) -> dict:
+    """Page-history leakage of the two placements side by side, at each N of ``capacities``
+    (the other parameters those of ``base``): a hot key against the ideal simulator, and the
+    re-access probe of :func:`reaccess_leak` at the gaps of :data:`COMPARISON_GAPS`, in bits
+    per access with intervals, and the ratio two-choice / pool. A run lasts at least
+    ``2 tau + 4 gap`` accesses, so every gap is seen after the warm-up."""
+    started = time.perf_counter()
+    rows = []
+    for capacity in capacities:
+        designs = {placement: Params(**{**base.arguments(), "capacity": capacity,
+                                        "placement": placement,
+                                        "pool_size": pool_size if placement == "pool"
+                                        else None})
+                   for placement in ("two-choice", "pool")}
+        m = designs["pool"].bins
+        probes = [("hot key", None)] + [(name, max(1, round(multiple * m)))
+                                        for name, multiple in COMPARISON_GAPS]
+        for probe, gap in probes:
+            row = {"capacity": capacity, "bins": m, "pool_size": designs["pool"].pool_size,
+                   "probe": probe, "gap": gap}
+            for placement, params in designs.items():
+                if gap is None:
+                    result = hot_key_leak(params, runs=runs, ops=ops, seed=seed)
+                else:
+                    needed = 2 * HISTORY_TAU_BINS * params.bins + 4 * gap
+                    result = reaccess_leak(params, gap=gap, runs=runs, ops=max(ops, needed),
+                                           seed=seed)
+                row[placement] = {key: result[key] for key in
+                                  ("page_history", "ops_per_run", "runs", "seconds")}
+                if progress is not None:
+                    progress(capacity, probe, placement, result)
+            row["ratio"] = _ratio(row["two-choice"]["page_history"],
+                                  row["pool"]["page_history"])
+            rows.append(row)
+    return {"kind": "placements", "params": base.arguments(), "capacities": list(capacities),
+            "runs": runs, "ops_per_run": ops, "seed": seed, "rows": rows,
+            "pool_leaks_more": [f"N={r['capacity']} {r['probe']}" for r in rows
+                                if r["ratio"]["more_with_low"]],
+            "seconds": time.perf_counter() - started}
 
 
 # -- output ----------------------------------------------------------------------------------------

@@ -80,6 +80,31 @@ def reaccess_lines(reports: list[dict]) -> list[str]:
     return lines
 
 
+def placement_lines(report: dict) -> list[str]:
+    """The two placements side by side (algorithm §13): page-history bits per access of each
+    probe, with 95% intervals, and how many times less the pool leaks."""
+    lines = ["algorithm §13, page-history leak of the two placements (hot key: against the "
+             "ideal simulator; gaps: the re-access probe); bits per access, 95% bootstrap "
+             "interval over runs:",
+             f"  {'N':>8} {'M':>6} {'probe':>9} {'gap':>6} {'two-choice':>26} {'pool':>26} "
+             f"{'two-choice / pool':>22}"]
+    for row in report["rows"]:
+        cells = []
+        for placement in ("two-choice", "pool"):
+            ph = row[placement]["page_history"]
+            low, high = ph["interval"]
+            cells.append(f"{ph['bits_per_op']:.5f} [{low:.5f}, {high:.5f}]")
+        ratio = row["ratio"]
+        low, high = ratio["interval"]
+        lines.append(f"  {row['capacity']:>8} {row['bins']:>6} {row['probe']:>9} "
+                     f"{row['gap'] if row['gap'] is not None else '-':>6} {cells[0]} {cells[1]} "
+                     f"{ratio['estimate']:>8.1f} [{low:.1f}, {high:.1f}]"
+                     + ("  POOL LEAKS MORE" if ratio["more_with_low"] else ""))
+    lines.append(f"  runs x accesses per run: {report['runs']} x at least "
+                 f"{report['ops_per_run']}; wall time {report['seconds']:.0f} s")
+    return lines
+
+
 def _figure(*size):
     import matplotlib
     matplotlib.use("Agg")

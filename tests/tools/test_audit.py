@@ -14,9 +14,10 @@ from bolt import Params
 from bolt.protocol import Op
 from bolt.tools.audit import (FAMILY_ALPHA, LEAK_BUDGET_BITS_PER_OP, conformance, design_factory,
                               holm, ideal_view, information_estimate, leakage,
-                              mutual_information_bits, reaccess_leak, run_statistics,
-                              write_report)
-from bolt.tools.audit_report import plot_conformance, plot_leakage, plot_reaccess
+                              mutual_information_bits, placement_comparison, reaccess_leak,
+                              run_statistics, write_report)
+from bolt.tools.audit_report import (plot_conformance, plot_leakage, plot_reaccess,
+                                     placement_lines)
 from bolt.tools.features import HostView, extract, host_view
 from bolt.tools.variants import VARIANTS, make_variant
 from bolt.tools.workloads import WORKLOADS, make_workload, present_count
@@ -276,3 +277,46 @@ def test_channel_frames_join_the_features():
     leaky = conformance(PARAMS, _MissFramesShorter, runs=3, ops=256, workloads=("uniform",),
                         seed=2)     # other salts: a map takes each test salt once per process
     assert "uniform: frame_bytes" in leaky["flagged"]
+
+
+# -- the pool placement (algorithm §13) ---------------------------------------------------------------
+
+POOL_PARAMS = Params(**PARAMS.arguments(), placement="pool")
+
+
+def test_pool_design_conforms_to_its_own_reference_and_differs_from_two_choice():
+    def two_choice(params, *, master_key, salt):
+        from bolt.model import ReferenceAccelerator
+        return ReferenceAccelerator(PARAMS, master_key=master_key, salt=salt, crypto=False)
+    workloads = ("hot_key", "get_hits", "uniform")
+    itself = conformance(POOL_PARAMS, workloads=workloads, runs=5, ops=1024, exact=True)
+    assert itself["passed"], itself["flagged"]
+    assert itself["exact"]["ops_differing_from_reference"] == 0
+    other = conformance(POOL_PARAMS, design=two_choice, workloads=workloads, runs=5, ops=1024,
+                        name="two-choice")
+    assert not other["passed"] and any(f.startswith("hot_key") for f in other["flagged"])
+
+
+def test_placement_comparison_shows_the_pool_cutting_the_page_history_leak():
+    report = placement_comparison(PARAMS, [256], runs=4, ops=16384, seed=2)
+    rows = {row["probe"]: row for row in report["rows"]}
+    assert set(rows) == {"hot key", "gap 1", "gap M/8", "gap M", "gap 4M"}
+    assert [rows[p]["gap"] for p in ("gap 1", "gap M/8", "gap M", "gap 4M")] == [1, 8, 64, 256]
+    assert rows["gap 4M"]["pool"]["ops_per_run"] >= 2 * 4 * 64 + 4 * 256
+    for probe in ("hot key", "gap 1"):
+        two_choice = rows[probe]["two-choice"]["page_history"]
+        assert two_choice["interval"][0] > 0.015
+        assert rows[probe]["ratio"]["interval"][0] > 5, rows[probe]
+    assert not report["pool_leaks_more"]
+    assert "two-choice / pool" in "\n".join(placement_lines(report))
+
+
+def test_cli_audit_of_the_pool(tmp_path):
+    from bolt.cli import main
+    result = CliRunner().invoke(main, [
+        "audit", "-N", "256", "--key-size", "8", "-V", "16", "-c", "4", "-a", "0.25",
+        "--placement", "pool", "--conformance", "--runs", "3", "--ops", "512", "--no-plots",
+        "--no-progress", "--out", str(tmp_path), "-w", "get_hits,hot_key"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "conformance.json").read_text())
+    assert report["params"]["placement"] == "pool" and report["params"]["pool_size"] == 64
