@@ -23,6 +23,9 @@ from .placement import OUT_OF_SAMPLES, place
 
 __all__ = ["ReferenceAccelerator", "MODEL_VERSION"]
 
+#: Below this a page's counter has room for an access's two writes of it (the quick check).
+_TWO_WRITES_LEFT = COUNTER_LIMIT - 2
+
 #: What the reference backend's attestation measures besides the parameters: change it with any
 #: change of the model's behaviour (traces, host bytes or answers).
 MODEL_VERSION = "bolt-omap reference model 1"
@@ -225,9 +228,9 @@ class ReferenceAccelerator:
         # The key's item is taken out only if it will be stored again or is deleted; otherwise
         # (a re-placement that would cross a bound) it stays where it is, and nothing is lost.
         take = found and bound is None and (replace or op == Op.DELETE)
-        counters = state.pages.counters    # two writes of one page fit below the limit
-        if x >= k and counters[x - k] > COUNTER_LIMIT - 2 or \
-                y >= k and counters[y - k] > COUNTER_LIMIT - 2:
+        counters = state.pages.counters
+        if x >= k and counters[x - k] > _TWO_WRITES_LEFT or \
+                y >= k and counters[y - k] > _TWO_WRITES_LEFT:
             self._check_counters(x, y)
         pending_position = None
         taken_value = None
