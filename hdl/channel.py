@@ -1,0 +1,365 @@
+"""The sealed client channel in hardware: opens command frames, seals response frames.
+
+:class:`Channel` sits in front of the accelerator core's ``cmd``/``resp`` streams and follows
+the rules of the reference endpoint (:class:`bolt.channel.ChannelEndpoint`) byte for byte; the
+frame formats are those of :mod:`bolt.channel.frames`, their lengths come from
+:class:`~bolt.params.Params`. :class:`SealedAccelerator` is the core behind its channel.
+
+It has two AES-128-GCM cores of its own (:class:`~.gcm.Gcm`): one opens command frames under
+the client-to-accelerator key, one seals responses under the other. The page engine's GCM is
+not shared: it is sized for a page, each channel core for its frame, and each keeps its key (and
+its ``H``) loaded for the whole session instead of reloading per frame (about 22 cycles each
+time). Cost per access: one GCM pass per frame, ``blocks + 15`` cycles each (21 + 20 at the
+defaults), plus a few cycles of control; see :attr:`Channel.access_cycles`.
+
+Interfaces
+----------
+``frames_in`` (``In(stream)``, :func:`frame_in_layout`)
+    One command frame as the host delivered it into the on-chip mailbox: ``data``, its first
+    ``command_frame_bytes`` bytes (byte ``i`` in bits ``8i+7..8i``), and ``length``, how many
+    bytes the host sent. A length other than ``command_frame_bytes`` is a failed frame.
+``frames_out`` (``Out(stream)``)
+    The response frame, ``8 * response_frame_bytes`` bits, bytes as above.
+``key_port`` (``In(stream)``, :data:`KEY_PORT_LAYOUT`)
+    The security monitor's on-chip path: a new session's two frame keys
+    (``int.from_bytes(key, "big")``); both sequence numbers restart at 0.
+``cmd``, ``resp``
+    To and from the accelerator core (:func:`~.accelerator.command_layout`,
+    :func:`~.accelerator.response_layout`).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from bolt.params import FRAME_OP_BYTES, TAG_BYTES, Params
+from bolt.protocol import Cmd, Status
+
+from .accelerator import RtlAccelerator, command_layout, response_layout
+from .gcm import BLOCK_BYTES, Gcm
+from .pages import bswap
+
+__all__ = ["Channel", "SealedAccelerator", "KEY_PORT_LAYOUT", "frame_in_layout",
+           "TO_ACCELERATOR", "TO_CLIENT"]
+
+#: The nonce's direction field (as in :mod:`bolt.channel.frames`).
+TO_ACCELERATOR, TO_CLIENT = 1, 2
+
+KEY_PORT_LAYOUT = data.StructLayout({"command_key": 128, "response_key": 128})
+
+
+def frame_in_layout(params: Params) -> data.StructLayout:
+    return data.StructLayout({"data": 8 * params.command_frame_bytes, "length": 16})
+
+
+def _blocks(plaintext_bytes: int) -> int:
+    return -(-plaintext_bytes // BLOCK_BYTES)
+
+
+def _byte(value, i):
+    return value[8 * i:8 * i + 8]
+
+
+class Channel(wiring.Component):
+    """Opens command frames, runs them on the core, seals the answers (see the module doc).
+
+    Parameters
+    ----------
+    params : Params
+        The public parameters (frame lengths, field widths).
+    """
+
+    def __init__(self, params: Params):
+        self._p = params
+        super().__init__({
+            "frames_in": In(stream.Signature(frame_in_layout(params))),
+            "frames_out": Out(stream.Signature(8 * params.response_frame_bytes)),
+            "key_port": In(stream.Signature(KEY_PORT_LAYOUT)),
+            "cmd": Out(stream.Signature(command_layout(params))),
+            "resp": In(stream.Signature(response_layout(params))),
+        })
+
+    @property
+    def access_cycles(self) -> int:
+        """Cycles an access spends in the channel, without stalls: accept, open (one GCM pass),
+        parse, hand to the core, take its answer, seal (one GCM pass), offer the frame."""
+        p = self._p
+        return (_blocks(p.command_plaintext_bytes) + 15 + _blocks(p.response_plaintext_bytes)
+                + 15 + 6)
+
+    def elaborate(self, platform):
+        p = self._p
+        ks, vs = p.key_size, p.value_size
+        pc, pr = p.command_plaintext_bytes, p.response_plaintext_bytes
+        nbc, nbr = _blocks(pc), _blocks(pr)
+        chunk = pc - FRAME_OP_BYTES
+        m = Module()
+        m.submodules.opener = opener = Gcm(plaintext_bytes=pc)
+        m.submodules.sealer = sealer = Gcm(plaintext_bytes=pr)
+
+        # -- state ------------------------------------------------------------------------------
+        frame = Signal(8 * p.command_frame_bytes)
+        plaintext = Signal(128 * nbc)
+        response = Signal(128 * nbr)      # response plaintext, zero padded to whole blocks
+        sealed = Signal(128 * nbr)        # its ciphertext
+        tag = Signal(128)
+        block = Signal(range(max(nbc, nbr) + 1))
+        session = Signal()                # keys installed and not closed by a failure
+        closing = Signal()                # the frame being answered ends the session
+        set_up = Signal()                 # a Setup has completed (accesses allowed)
+        setup_open = Signal()             # between the last SETUP_BEGIN and SETUP_END
+        item_bad = Signal()               # a SETUP_ITEM of this Setup had a bad length field
+        key_frames = Signal(range(p.setup_key_frames + 1))
+        material = Signal(8 * chunk * p.setup_key_frames)
+        command_sequence, response_sequence = Signal(64), Signal(64)
+        keys_sent = Signal(2)             # command key, response key accepted
+
+        # -- the command's fields (command plaintext, bytes little-endian) ----------------------
+        op = _byte(plaintext, 0)
+        key_length = _byte(plaintext, 1)
+        key = plaintext[16:16 + 8 * ks]
+        value_length = Cat(_byte(plaintext, 3 + ks), _byte(plaintext, 2 + ks))
+        value = plaintext[8 * (4 + ks):8 * (4 + ks + vs)]
+        malformed = (key_length > ks) | (value_length > vs)
+
+        def answer(status, vlen=0, val=0, page=0):
+            """Set the response plaintext: status ‖ vlen (BE) ‖ value ‖ page (BE)."""
+            return response.eq(Cat(Const(0, 8) | status, bswap(Const(0, 16) | vlen),
+                                   Const(0, 8 * vs) | val, bswap(Const(0, 32) | page)))
+
+        core_command = Signal(command_layout(p))
+        keys = Signal(KEY_PORT_LAYOUT)
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += [self.key_port.ready.eq(1),
+                             self.frames_in.ready.eq(~self.key_port.valid)]
+                with m.If(self.key_port.valid):
+                    m.d.sync += [keys.eq(self.key_port.payload), keys_sent.eq(0), session.eq(1),
+                                 command_sequence.eq(0), response_sequence.eq(0),
+                                 key_frames.eq(0), setup_open.eq(0)]
+                    m.next = "KEYS_LOAD"
+                with m.Elif(self.frames_in.valid):
+                    m.d.sync += [frame.eq(self.frames_in.payload.data), block.eq(0),
+                                 closing.eq(0)]
+                    with m.If(~session):
+                        m.next = "NO_SESSION"
+                    with m.Elif(self.frames_in.payload.length != p.command_frame_bytes):
+                        m.next = "FAIL"
+                    with m.Else():
+                        m.next = "OPEN_START"
+
+            with m.State("KEYS_LOAD"):
+                m.d.comb += [opener.key_stream.payload.eq(keys.command_key),
+                             opener.key_stream.valid.eq(~keys_sent[0]),
+                             sealer.key_stream.payload.eq(keys.response_key),
+                             sealer.key_stream.valid.eq(~keys_sent[1])]
+                sent = keys_sent | Cat(opener.key_stream.ready, sealer.key_stream.ready)
+                m.d.sync += keys_sent.eq(sent)
+                with m.If(sent == 0b11):
+                    m.next = "IDLE"
+
+            with m.State("NO_SESSION"):
+                m.d.comb += [self.frames_out.valid.eq(1), self.frames_out.payload.eq(0)]
+                with m.If(self.frames_out.ready):
+                    m.next = "IDLE"
+
+            # -- open the command frame ----------------------------------------------------------
+            with m.State("OPEN_START"):
+                m.d.comb += [opener.start_stream.valid.eq(1),
+                             opener.start_stream.payload.nonce.eq(
+                                 Cat(command_sequence, Const(TO_ACCELERATOR, 32))),
+                             opener.start_stream.payload.decrypt.eq(1)]
+                with m.If(opener.start_stream.ready):
+                    m.next = "OPEN"
+            with m.State("OPEN"):
+                in_block = Signal(128)
+                with m.Switch(block):
+                    for j in range(nbc):
+                        with m.Case(j):
+                            m.d.comb += in_block.eq(bswap(Cat(frame, Const(0, 128))
+                                                          [128 * j:128 * (j + 1)]))
+                m.d.comb += [opener.i_stream.payload.eq(in_block),
+                             opener.i_stream.valid.eq(block < nbc),
+                             opener.o_stream.ready.eq(1),
+                             opener.tag_stream.payload.eq(bswap(frame[8 * pc:8 * (pc + TAG_BYTES)])),
+                             opener.tag_stream.valid.eq(1),
+                             opener.result_stream.ready.eq(1)]
+                with m.If(opener.o_stream.valid):
+                    m.d.sync += block.eq(block + 1)
+                    with m.Switch(block):
+                        for j in range(nbc):
+                            with m.Case(j):
+                                m.d.sync += plaintext[128 * j:128 * (j + 1)].eq(
+                                    bswap(opener.o_stream.payload))
+                with m.If(opener.result_stream.valid):
+                    with m.If(opener.result_stream.payload.mismatch):
+                        m.next = "FAIL"
+                    with m.Else():
+                        m.d.sync += command_sequence.eq(command_sequence + 1)
+                        m.next = "DISPATCH"
+
+            # -- run it -------------------------------------------------------------------------
+            with m.State("DISPATCH"):
+                fields = dict(klen=key_length, key=key, vlen=value_length, value=value)
+                with m.Switch(op):
+                    with m.Case(Cmd.GET, Cmd.PUT, Cmd.DELETE):
+                        with m.If(malformed | ~set_up):
+                            m.next = "REFUSE"
+                        with m.Else():
+                            m.d.sync += core_command.eq(0)
+                            m.d.sync += [core_command.op.eq(op)] + [
+                                getattr(core_command, n).eq(v) for n, v in fields.items()]
+                            m.next = "CORE_SEND"
+                    with m.Case(Cmd.SETUP_BEGIN):
+                        with m.Switch(key_frames):
+                            for k in range(p.setup_key_frames):
+                                with m.Case(k):
+                                    m.d.sync += material[8 * chunk * k:8 * chunk * (k + 1)].eq(
+                                        plaintext[8 * FRAME_OP_BYTES:8 * pc])
+                        with m.If(key_frames == p.setup_key_frames - 1):
+                            m.d.sync += [key_frames.eq(0), set_up.eq(0), setup_open.eq(1),
+                                         item_bad.eq(0), core_command.eq(0),
+                                         core_command.op.eq(Cmd.SETUP_BEGIN)]
+                            m.next = "SETUP_KEYS"
+                        with m.Else():
+                            m.d.sync += key_frames.eq(key_frames + 1)
+                            m.next = "IDLE"
+                    with m.Case(Cmd.SETUP_ITEM):
+                        with m.If(~setup_open):
+                            m.next = "REFUSE"
+                        with m.Elif(malformed):
+                            m.d.sync += item_bad.eq(1)
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.d.sync += core_command.eq(0)
+                            m.d.sync += [core_command.op.eq(Cmd.SETUP_ITEM)] + [
+                                getattr(core_command, n).eq(v) for n, v in fields.items()]
+                            m.next = "CORE_SEND"
+                    with m.Case(Cmd.SETUP_END):
+                        m.d.sync += setup_open.eq(0)
+                        with m.If(~setup_open | item_bad):
+                            m.next = "REFUSE"
+                        with m.Else():
+                            m.d.sync += [core_command.eq(0), core_command.op.eq(Cmd.SETUP_END)]
+                            m.next = "CORE_SEND"
+                    with m.Default():
+                        m.next = "REFUSE"
+            with m.State("SETUP_KEYS"):
+                # master key ‖ salt, as the core takes them (big-endian integers).
+                m.d.sync += [core_command.master_key.eq(bswap(material[:128])),
+                             core_command.salt.eq(bswap(material[128:248]))]
+                m.next = "CORE_SEND"
+
+            with m.State("CORE_SEND"):
+                m.d.comb += [self.cmd.valid.eq(1), self.cmd.payload.eq(core_command)]
+                with m.If(self.cmd.ready):
+                    m.next = "CORE_WAIT"
+            with m.State("CORE_WAIT"):
+                m.d.comb += self.resp.ready.eq(1)
+                reply = self.resp.payload
+                with m.If(self.resp.valid):
+                    m.d.sync += [answer(reply.status, reply.vlen, reply.value, reply.page),
+                                 block.eq(0)]
+                    with m.Switch(core_command.op):
+                        with m.Case(Cmd.SETUP_BEGIN, Cmd.SETUP_ITEM):
+                            m.next = "IDLE"       # not answered
+                        with m.Case(Cmd.SETUP_END):
+                            m.d.sync += set_up.eq(reply.status == Status.ABSENT)
+                            m.next = "SEAL_START"
+                        with m.Default():
+                            m.next = "SEAL_START"
+
+            with m.State("REFUSE"):
+                m.d.sync += [answer(Status.REFUSED), block.eq(0)]
+                m.next = "SEAL_START"
+            with m.State("FAIL"):
+                m.d.sync += [answer(Status.CHANNEL), block.eq(0), closing.eq(1),
+                             setup_open.eq(0), key_frames.eq(0)]
+                m.next = "SEAL_START"
+
+            # -- seal the response -----------------------------------------------------------------
+            with m.State("SEAL_START"):
+                m.d.comb += [sealer.start_stream.valid.eq(1),
+                             sealer.start_stream.payload.nonce.eq(
+                                 Cat(response_sequence, Const(TO_CLIENT, 32))),
+                             sealer.start_stream.payload.decrypt.eq(0)]
+                with m.If(sealer.start_stream.ready):
+                    m.next = "SEAL"
+            with m.State("SEAL"):
+                out_block = Signal(128)
+                with m.Switch(block):
+                    for j in range(nbr):
+                        with m.Case(j):
+                            m.d.comb += out_block.eq(bswap(response[128 * j:128 * (j + 1)]))
+                m.d.comb += [sealer.i_stream.payload.eq(out_block),
+                             sealer.i_stream.valid.eq(block < nbr),
+                             sealer.o_stream.ready.eq(1),
+                             sealer.result_stream.ready.eq(1)]
+                with m.If(sealer.o_stream.valid):
+                    m.d.sync += block.eq(block + 1)
+                    with m.Switch(block):
+                        for j in range(nbr):
+                            with m.Case(j):
+                                m.d.sync += sealed[128 * j:128 * (j + 1)].eq(
+                                    bswap(sealer.o_stream.payload))
+                with m.If(sealer.result_stream.valid):
+                    m.d.sync += [tag.eq(bswap(sealer.result_stream.payload.tag)),
+                                 response_sequence.eq(response_sequence + 1)]
+                    m.next = "EMIT"
+            with m.State("EMIT"):
+                m.d.comb += [self.frames_out.valid.eq(1),
+                             self.frames_out.payload.eq(Cat(sealed[:8 * pr], tag))]
+                with m.If(self.frames_out.ready):
+                    with m.If(closing):
+                        m.d.sync += session.eq(0)
+                    m.next = "IDLE"
+        return m
+
+
+class SealedAccelerator(wiring.Component):
+    """The accelerator core (:class:`~.accelerator.RtlAccelerator`) behind its
+    :class:`Channel`: the host reaches it only through ``frames_in``/``frames_out``, the
+    security monitor through ``key_port``; every other port of the core (its memory ports) is
+    passed through unchanged.
+
+    Parameters
+    ----------
+    params : Params
+        The public parameters.
+    core_factory : callable
+        ``core_factory(params)`` builds the core (default :class:`RtlAccelerator`).
+    """
+
+    def __init__(self, params: Params, *, core_factory=RtlAccelerator):
+        self._p = params
+        self._core = core_factory(params)
+        self._channel = Channel(params)
+        members = {name: member for name, member in self._core.signature.members.items()
+                   if name not in ("cmd", "resp")}
+        members.update({name: self._channel.signature.members[name]
+                        for name in ("frames_in", "frames_out", "key_port")})
+        super().__init__(members)
+
+    @property
+    def params(self) -> Params:
+        return self._p
+
+    @property
+    def channel(self) -> Channel:
+        return self._channel
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.channel = channel = self._channel
+        m.submodules.core = core = self._core
+        wiring.connect(m, channel.cmd, core.cmd)
+        wiring.connect(m, core.resp, channel.resp)
+        for name in ("frames_in", "key_port"):
+            wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(channel, name))
+        wiring.connect(m, channel.frames_out, wiring.flipped(self.frames_out))
+        for name in self.signature.members:
+            if name not in ("frames_in", "frames_out", "key_port"):
+                wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(core, name))
+        return m
