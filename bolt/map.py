@@ -48,9 +48,20 @@ def _reference_measurement(params: Params, device) -> bytes:
     return reference_measurement(params)
 
 
+def _rtl_device(params: Params, **options):
+    from .host.backend import RtlBackend
+    return RtlBackend(params, channel=True, **options)
+
+
+def _rtl_measurement(params: Params, device) -> bytes:
+    from .channel import rtl_measurement
+    return rtl_measurement(params, device.verilog)   # the Verilog this installation generated
+
+
 #: Backend name -> (factory(params, **options) of the device behind the channel, the function
 #: giving the measurement a client expects of it).
-DEVICES = {"reference": (_reference_device, _reference_measurement)}
+DEVICES = {"reference": (_reference_device, _reference_measurement),
+           "rtl": (_rtl_device, _rtl_measurement)}
 
 
 class Map(MutableMapping):

@@ -28,8 +28,6 @@ sample buffer (filled ahead from public randomness).
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Module,
                           ResetSignal, Shape, Signal)
 from amaranth.lib import data, stream, wiring
@@ -37,7 +35,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bolt.params import Params
-from bolt.protocol import HBM, HOST, PENDING, Op, Status
+from bolt.protocol import HBM, HOST, PENDING, Cmd, Op, Status
 
 from .aes import Aes128
 from .eviction import EvictionBuffer, EvictionOp
@@ -47,16 +45,6 @@ from .pages import HostPortSignature, PageEngine, bswap
 
 __all__ = ["RtlAccelerator", "Cmd", "command_layout", "response_layout", "HostPortSignature",
            "pack_command", "unpack_response", "pack_fields", "unpack_fields"]
-
-
-class Cmd(IntEnum):
-    """Command codes: the three Access ops of :class:`bolt.protocol.Op`, then Setup."""
-    GET = Op.GET
-    PUT = Op.PUT
-    DELETE = Op.DELETE
-    SETUP_BEGIN = 4
-    SETUP_ITEM = 5
-    SETUP_END = 6
 
 
 def command_layout(params: Params) -> data.StructLayout:

@@ -30,7 +30,8 @@ Interfaces
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Module,
+                          ResetSignal, Signal)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -183,7 +184,8 @@ class Channel(wiring.Component):
                 m.d.comb += [opener.i_stream.payload.eq(in_block),
                              opener.i_stream.valid.eq(block < nbc),
                              opener.o_stream.ready.eq(1),
-                             opener.tag_stream.payload.eq(bswap(frame[8 * pc:8 * (pc + TAG_BYTES)])),
+                             opener.tag_stream.payload.eq(
+                                 bswap(frame[8 * pc:8 * (pc + TAG_BYTES)])),
                              opener.tag_stream.valid.eq(1),
                              opener.result_stream.ready.eq(1)]
                 with m.If(opener.o_stream.valid):
@@ -242,7 +244,8 @@ class Channel(wiring.Component):
                         with m.If(~setup_open | item_bad):
                             m.next = "REFUSE"
                         with m.Else():
-                            m.d.sync += [core_command.eq(0), core_command.op.eq(Cmd.SETUP_END)]
+                            m.d.sync += [core_command.eq(0),
+                                         core_command.op.eq(Cmd.SETUP_END)]
                             m.next = "CORE_SEND"
                     with m.Default():
                         m.next = "REFUSE"
@@ -352,8 +355,16 @@ class SealedAccelerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.channel = channel = self._channel
-        m.submodules.core = core = self._core
+        # As in the core: the channel's registers reset from a registered copy of rst, which
+        # keeps their next-state logic out of Verilator's input-change region.
+        m.domains.channel = ClockDomain("channel", local=True)
+        registered_reset = Signal(init=1, reset_less=True)
+        m.d.sync += registered_reset.eq(ResetSignal("sync"))
+        m.d.comb += [ClockSignal("channel").eq(ClockSignal("sync")),
+                     ResetSignal("channel").eq(registered_reset)]
+        channel, core = self._channel, self._core
+        m.submodules.channel = DomainRenamer("channel")(channel)
+        m.submodules.core = core
         wiring.connect(m, channel.cmd, core.cmd)
         wiring.connect(m, core.resp, channel.resp)
         for name in ("frames_in", "key_port"):

@@ -24,7 +24,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ..crypto import master_key_or_new, new_salt
-from ..errors import BOUND_UNNAMED, BackendError, BoundExceededError, CapacityError
+from ..errors import (BOUND_UNNAMED, BackendError, BoundExceededError, CapacityError,
+                      ChannelError)
 from ..params import Params
 from ..protocol import Op, Response, Status
 from ..trace import HostMemory, Trace
@@ -35,10 +36,13 @@ __all__ = ["RtlBackend", "RtlStats", "build_accelerator", "PCIE_GEN3_X16_BYTES_P
 PCIE_GEN3_X16_BYTES_PER_S = 12e9
 #: The simulation server's name for itself in Verilator builds.
 TOP_NAME = "bolt_accelerator"
+#: The same for the accelerator behind its sealed channel.
+SEALED_TOP_NAME = "bolt_sealed_accelerator"
 
 
-def build_accelerator(params: Params, *, waveform: bool = False):
-    """The cached Verilator build of the accelerator for ``params``."""
+def build_accelerator(params: Params, *, waveform: bool = False, sealed: bool = False):
+    """The cached Verilator build of the accelerator for ``params`` (``sealed``: behind its
+    channel, :class:`bolt.hdl.channel.SealedAccelerator`)."""
     from ..hdl.accelerator import RtlAccelerator
     from ..sim.verilator import DEFAULT_BUILD_ARGS, build
 
@@ -48,6 +52,10 @@ def build_accelerator(params: Params, *, waveform: bool = False):
                          "what the RTL would take)")
     args = DEFAULT_BUILD_ARGS + (("--trace-fst", "--trace-structs") if waveform else ())
     try:
+        if sealed:
+            from ..hdl.channel import SealedAccelerator
+            return build(lambda: SealedAccelerator(params), name=SEALED_TOP_NAME,
+                         build_args=args, source_key=repr(params.arguments()))
         return build(lambda: RtlAccelerator(params), name=TOP_NAME, build_args=args,
                      source_key=repr(params.arguments()))
     except Exception as error:
@@ -121,14 +129,22 @@ class RtlBackend:
         A directory for an FST waveform of the whole session (``dump.fst``, opens in GTKWave).
     timeout_s : float
         Longest wait for the simulator to answer one request before it is declared dead.
+    channel : bool
+        Simulate the accelerator behind its sealed channel, with the security monitor in the
+        simulation process: then this object is the device a :class:`bolt.channel.ChannelClient`
+        talks to through the host (``report``, ``open_session``, ``exchange``), and nothing is
+        set up until the client's Setup frames arrive (``master_key``, ``salt`` and ``items``
+        are not used).
     """
 
     def __init__(self, params: Params, *, master_key: bytes | None = None,
                  salt: bytes | None = None, items=(), clock_hz: float = 300e6,
                  host_round_trip_s: float = 1e-6,
                  host_bandwidth: float = PCIE_GEN3_X16_BYTES_PER_S,
-                 waveform: str | os.PathLike | None = None, timeout_s: float = 120.0):
+                 waveform: str | os.PathLike | None = None, timeout_s: float = 120.0,
+                 channel: bool = False):
         master_key = master_key_or_new(master_key)
+        self.channel = channel
         self.params = params
         self.trace = Trace()
         self.host_memory = HostMemory(params.host_bytes, self.trace)
@@ -141,8 +157,11 @@ class RtlBackend:
         self._connection = None
         self._directory = Path(tempfile.mkdtemp(prefix="bolt-rtl-"))
         try:
-            self._start(build_accelerator(params, waveform=waveform is not None), waveform)
-            self.setup(items, salt=salt)
+            self._handle = build_accelerator(params, waveform=waveform is not None,
+                                             sealed=channel)
+            self._start(self._handle, waveform)
+            if not channel:
+                self.setup(items, salt=salt)
         except BaseException:
             self.close()
             raise
@@ -157,7 +176,9 @@ class RtlBackend:
         listener.settimeout(0.5)
         env = dict(os.environ, BOLT_PARAMS=json.dumps(self.params.arguments()),
                    BOLT_BRIDGE_ADDRESS=address, BOLT_BUILD_DIR=str(handle.directory),
-                   BOLT_BUILD_NAME=handle.name)
+                   BOLT_BUILD_NAME=handle.name, BOLT_VERILOG=str(handle.verilog))
+        if self.channel:
+            env["BOLT_SERVER_MODULE"] = "bolt.sim.channel_server"
         if waveform is not None:
             Path(waveform).mkdir(parents=True, exist_ok=True)
             env["BOLT_WAVEFORM_DIR"] = str(Path(waveform).resolve())
@@ -257,6 +278,41 @@ class RtlBackend:
             elif op == Op.DELETE:
                 self._keys.pop(key, None)
         return Response(status, found, page)
+
+    # -- behind the sealed channel (``channel=True``): what the host relays ----------------------
+
+    @property
+    def verilog(self) -> bytes:
+        """The generated Verilog of the simulated design (what its attestation measures)."""
+        return Path(self._handle.verilog).read_bytes()
+
+    def report(self) -> bytes:
+        return self._request("report")[1]
+
+    def open_session(self, encapsulated_key: bytes) -> bytes:
+        _, nonce, error = self._request("session", bytes(encapsulated_key))
+        if error is not None:
+            raise ChannelError(error)
+        return nonce
+
+    def install_test_keys(self, command_key: bytes, response_key: bytes) -> None:
+        """Put keys straight on the key port (tests that compare frames with the reference
+        endpoint under the same keys); a real host has no such path."""
+        self._request("test keys", bytes(command_key), bytes(response_key))
+
+    def exchange(self, frames) -> list[bytes]:
+        """Relay command frames; return the response frames. One frame is taken as one access
+        (an operation of the trace), a batch as one Setup."""
+        self.trace.begin_op()
+        start = len(self.trace)
+        _, answers, cycles, total = self._request("frames", [bytes(f) for f in frames])
+        if len(frames) == 1 and len(answers) == 1:
+            events = self.trace[start:]
+            self.stats.record(cycles[0], sum(e.kind == "read" for e in events),
+                              sum(e.length for e in events))
+        elif len(frames) > 1:
+            self.stats.setup_cycles = total
+        return answers
 
     def __len__(self) -> int:
         return len(self._keys)

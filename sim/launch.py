@@ -21,7 +21,7 @@ def main() -> int:
     waveform = os.environ.get("BOLT_WAVEFORM_DIR")
     env = {key: value for key, value in os.environ.items() if key.startswith("BOLT_")}
     try:
-        run(handle, "bolt.sim.server", env=env, waves=bool(waveform), verbose=True,
+        run(handle, os.environ.get("BOLT_SERVER_MODULE", "bolt.sim.server"), env=env, waves=bool(waveform), verbose=True,
             test_dir=Path(waveform) if waveform else None)
     except SimulationFailed as failure:
         print(failure, file=sys.stderr)

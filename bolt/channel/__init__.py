@@ -1,4 +1,6 @@
-"""The sealed client channel (docs/algorithm.md, "The sealed client channel"): the host relays only fixed-size ciphertext.
+"""The sealed client channel: the host relays only fixed-size ciphertext.
+
+See docs/algorithm.md, "The sealed client channel".
 
 - :mod:`~bolt.channel.frames`: command and response frames, sealed with AES-128-GCM.
 - :mod:`~bolt.channel.attestation`: the signed report binding the device key to a measurement

@@ -1,4 +1,6 @@
-"""The frames of the client channel: their plaintext formats and their sealing (docs/algorithm.md, "The sealed client channel").
+"""The frames of the client channel: their plaintext formats and their sealing.
+
+See docs/algorithm.md, "The sealed client channel".
 
 Every command is one frame of ``Params.command_frame_bytes`` and every response one of
 ``Params.response_frame_bytes``, whatever the op, key, value or outcome: the plaintext (fixed

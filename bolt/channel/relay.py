@@ -57,7 +57,7 @@ class HostRelay:
         self._positions = array("Q")
         self._data = bytearray()
 
-    # -- the transport the client uses ---------------------------------------------------------------
+    # -- the transport the client uses ------------------------------------------------------------
 
     def report(self) -> bytes:
         report = self.device.report()

@@ -1,0 +1,82 @@
+"""A cocotb driver of the sealed accelerator's frame streams and key port.
+
+:class:`ChannelDriver` drives :class:`bolt.hdl.channel.SealedAccelerator` as the host and the
+security monitor do: it installs a session's keys on ``key_port``, and passes command frames
+in on ``frames_in`` one at a time, collecting whatever ``frames_out`` answers before the channel
+is ready for the next one (Setup's key and item frames get no answer).
+"""
+
+from __future__ import annotations
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge
+
+from bolt.params import Params
+
+__all__ = ["ChannelDriver"]
+
+
+class ChannelDriver:
+    """Drive ``dut``'s ``frames_in``/``frames_out``/``key_port`` (clock ``clk``, reset ``rst``)."""
+
+    def __init__(self, dut, params: Params, *, clock_period_ns: int = 10):
+        self.dut = dut
+        self.params = params
+        self.clock_period_ns = clock_period_ns
+
+    async def start(self) -> None:
+        """Start the clock and hold reset for three cycles."""
+        dut = self.dut
+        cocotb.start_soon(Clock(dut.clk, self.clock_period_ns, unit="ns").start())
+        dut.frames_in__valid.value = 0
+        dut.key_port__valid.value = 0
+        dut.frames_out__ready.value = 1
+        dut.rst.value = 1
+        for _ in range(3):
+            await RisingEdge(dut.clk)
+        dut.rst.value = 0
+        await RisingEdge(dut.clk)
+
+    async def _offer(self, valid, ready) -> None:
+        """Hold ``valid`` until the transfer's clock edge."""
+        valid.value = 1
+        while True:
+            await ReadOnly()
+            accepted = int(ready.value)
+            await RisingEdge(self.dut.clk)
+            if accepted:
+                break
+        valid.value = 0
+
+    async def install_keys(self, command_key: bytes, response_key: bytes) -> None:
+        """The on-chip key port: a new session's frame keys."""
+        dut = self.dut
+        dut.key_port__payload.value = (int.from_bytes(command_key, "big")
+                                       | int.from_bytes(response_key, "big") << 128)
+        await self._offer(dut.key_port__valid, dut.key_port__ready)
+
+    async def exchange(self, frames) -> tuple[list[bytes], list[int], int]:
+        """Pass ``frames`` in; return the answers, the cycles from each answered frame's
+        acceptance to its answer, and the cycles of the whole batch."""
+        dut, p = self.dut, self.params
+        answers, cycles, total = [], [], 0
+        for frame in frames:
+            dut.frames_in__payload.value = (int.from_bytes(frame[:p.command_frame_bytes],
+                                                           "little")
+                                            | len(frame) << (8 * p.command_frame_bytes))
+            await self._offer(dut.frames_in__valid, dut.frames_in__ready)
+            count = 1
+            while True:
+                await ReadOnly()
+                if int(dut.frames_out__valid.value):
+                    answers.append(int(dut.frames_out__payload.value).to_bytes(
+                        p.response_frame_bytes, "little"))
+                    cycles.append(count)
+                idle = int(dut.frames_in__ready.value)
+                await RisingEdge(dut.clk)
+                if idle:
+                    break
+                count += 1
+            total += count
+        return answers, cycles, total
