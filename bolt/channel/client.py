@@ -137,10 +137,9 @@ class ChannelClient:
         seal = self._sender().seal
         frames = [seal(plaintext) for plaintext in
                   setup_key_commands(self.params, master_key, salt)]
-        size = self.params.command_plaintext_bytes
-        plaintexts = setup_item_commands(self.params, list(items), list(items.values()))
-        frames += [seal(plaintexts[start:start + size])
-                   for start in range(0, len(plaintexts), size)]
+        frames += self._send.seal_run(
+            setup_item_commands(self.params, list(items), list(items.values())),
+            self.params.command_plaintext_bytes)
         frames.append(seal(self._end))
         return self._exchange(frames)
 

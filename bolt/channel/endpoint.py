@@ -100,11 +100,22 @@ class ChannelEndpoint:
         if len(frames) == 1:
             response = self._frame(frames[0])
             return [] if response is None else [response]
-        responses = []
-        for frame in frames:
-            response = self._frame(frame)
-            if response is not None:
-                responses.append(response)
+        # A batch (a Setup): open the frames in runs, then act on each in order.
+        responses, start, count = [], 0, len(frames)
+        while start < count:
+            receive = self._receive
+            if receive is None:
+                responses += [bytes(self._response_bytes)] * (count - start)
+                break
+            plaintexts = receive.open_run(frames, start, self._command_bytes)
+            for plaintext in plaintexts:
+                response = self._dispatch(plaintext)
+                if response is not None:
+                    responses.append(response)
+            start += len(plaintexts)
+            if start < count:         # frames[start] did not open
+                responses.append(self._close())
+                start += 1
         return responses
 
     def _frame(self, frame: bytes) -> bytes | None:
@@ -114,12 +125,16 @@ class ChannelEndpoint:
         plaintext = receive.open(frame) if len(frame) == self._command_bytes else None
         if plaintext is None:
             return self._close()
+        return self._dispatch(plaintext)
+
+    def _dispatch(self, plaintext: bytes) -> bytes | None:
+        """Act on an opened command; its response frame, if it has one."""
         op = plaintext[0]
-        if op <= _DELETE:
-            return self._send.seal(self._pack_response(self._access(plaintext)))
         if op == Cmd.SETUP_ITEM and self._setup is not None:
             self._setup[2].append(plaintext)   # decoded all at once at SETUP_END
             return None
+        if op <= _DELETE:
+            return self._send.seal(self._pack_response(self._access(plaintext)))
         if op == Cmd.SETUP_BEGIN:
             self._key_commands.append(plaintext)
             if len(self._key_commands) == self.params.setup_key_frames:
