@@ -8,7 +8,7 @@ import click
 
 from ..params import Params
 from ..tools.bounds import plot, simulate
-from .common import parse_floats, parse_ints, print_table
+from .common import make_params, parse_floats, parse_ints, placement_options, print_table
 
 
 @click.command("bounds")
@@ -27,20 +27,22 @@ from .common import parse_floats, parse_ints, print_table
                    "means all GET hits).")
 @click.option("--delete", type=float, default=0.0, show_default=True,
               help="Fraction of DELETEs.")
+@placement_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--jobs", "-j", type=int, default=2, show_default=True,
               help="Configurations simulated in parallel (threads; the kernel runs "
                    "without the GIL).")
 @click.option("--out", type=click.Path(file_okay=False), default="reports/bounds",
               show_default=True, help="Directory for bounds.png and bounds.json.")
-def command(capacity, load, hbm_fraction, accesses, fill, put, delete, seed, jobs,
-                   out):
+def command(capacity, load, hbm_fraction, accesses, fill, put, delete, placement, pool_size,
+            seed, jobs, out):
     """Simulate the access process and compare the maxima with the analytical bounds.
 
     For every (N, c, α) given, runs Setup and T accesses of algorithm §3 on loads only
     and prints the largest bin load, items in HBM bins, eviction-buffer items and value
-    frames ever observed next to the bounds of algorithm §1. Writes a PNG of the running
-    maxima over time and a JSON of the numbers.
+    frames ever observed next to the bounds of algorithm §1 (with --placement pool, also the
+    pool's occupancy against its P slots). Writes a PNG of the running maxima over time and a
+    JSON of the numbers.
     """
     import json
     import os
@@ -50,10 +52,8 @@ def command(capacity, load, hbm_fraction, accesses, fill, put, delete, seed, job
     for n in parse_ints(capacity):
         for c in parse_ints(load):
             for a in parse_floats(hbm_fraction):
-                try:
-                    configs.append(Params(capacity=n, load=c, hbm_fraction=a))
-                except (TypeError, ValueError) as error:
-                    raise click.BadParameter(str(error)) from error
+                configs.append(make_params(n, load=c, hbm_fraction=a, placement=placement,
+                                           pool_size=pool_size))
     t = parse_ints(accesses)[0]
     click.echo("compiling the numba kernel (cached after the first run) ...")
     compile_start = time.perf_counter()
@@ -70,8 +70,7 @@ def command(capacity, load, hbm_fraction, accesses, fill, put, delete, seed, job
     for res in results:
         p = res.params
         for q, m, b, ratio, status in res.rows():
-            rows.append((f"N={p.capacity} c={p.load} α={p.hbm_fraction}", q, m, b, ratio,
-                         status))
+            rows.append((_name(p), q, m, b, ratio, status))
     print_table(rows, headers=("configuration", "quantity", "max observed", "bound",
                                "max/bound", "status"))
     click.echo("")
@@ -79,7 +78,7 @@ def command(capacity, load, hbm_fraction, accesses, fill, put, delete, seed, job
         p = res.params
         h = p.host_fraction
         tt = res.touches / max(1, res.touches.sum())
-        click.echo(f"N={p.capacity} c={p.load} α={p.hbm_fraction}: T={res.accesses:,} in "
+        click.echo(f"{_name(p)}: T={res.accesses:,} in "
                    f"{res.seconds:.1f} s ({res.accesses / max(res.seconds, 1e-9) / 1e6:.1f} "
                    f"M accesses/s); touches 0/1/2 = {tt[0]:.4f}/{tt[1]:.4f}/{tt[2]:.4f} "
                    f"(expected {(1 - h) ** 2:.4f}/{2 * h * (1 - h):.4f}/{h * h:.4f}); "
@@ -95,3 +94,8 @@ def command(capacity, load, hbm_fraction, accesses, fill, put, delete, seed, job
     click.echo(f"wrote {os.path.join(out, 'bounds.json')} and "
                f"{os.path.join(out, 'bounds.png')}")
 
+
+
+def _name(p: Params) -> str:
+    return (f"N={p.capacity} c={p.load} α={p.hbm_fraction}"
+            + (f" pool P={p.pool_size}" if p.pooled else ""))

@@ -55,13 +55,18 @@ def _get_kernel():
 
     @njit(cache=True, nogil=True)
     def kernel(n_bins, n_hbm, slots, n_keys, n_setup, accesses, p_put, p_delete,
-               seed, checkpoints, do_check):
+               seed, checkpoints, do_check, pool_size):
         np.random.seed(seed)
         load = np.zeros(n_bins, np.int32)
         pend = np.zeros(n_bins, np.int32)        # pending items per bin (HBM bins stay 0)
         epoch = np.zeros(n_bins, np.int32)       # flushes of each bin so far
         item_bin = np.full(n_keys, -1, np.int32)  # -1: absent
         item_epoch = np.zeros(n_keys, np.int32)   # epoch of item_bin at its placement
+        # The trusted pool (algorithm §13; pool_size 0: two-choice): each slot's key, each
+        # key's slot (-1: none).
+        pool_key = np.full(max(1, pool_size), -1, np.int32)
+        item_slot = np.full(n_keys if pool_size > 0 else 1, -1, np.int32)
+        pool_items = 0
         hbm_items = 0
         pending = 0
         present = 0
@@ -71,8 +76,14 @@ def _get_kernel():
         n_ops = np.zeros(3, np.int64)  # GET, PUT, DELETE
         hits = 0
 
-        # -- Setup: two-choice placement, host bins filled directly (nothing pending) --------
-        for i in range(n_setup):
+        # -- Setup: the first P items in pool slots 0, 1, ... (with the pool), the rest by
+        # two-choice placement, host bins filled directly (nothing pending) -----------------
+        pool_items = min(pool_size, n_setup)
+        for i in range(pool_items):
+            pool_key[i] = i
+            item_slot[i] = i
+        present = pool_items
+        for i in range(pool_items, n_setup):
             c1 = np.random.randint(0, n_bins)
             c2 = np.random.randint(0, n_bins)
             while c2 == c1:
@@ -95,6 +106,7 @@ def _get_kernel():
         max_hbm = hbm_items
         max_pending = pending
         max_frames = hbm_items + pending
+        max_pool = pool_items
         n_cp = checkpoints.shape[0]
         cp_max = np.zeros((n_cp, 4), np.int64)
         cp_cur = np.zeros((n_cp, 3), np.int64)
@@ -109,6 +121,7 @@ def _get_kernel():
             c2 = np.random.randint(0, n_bins)
             while c2 == c1:
                 c2 = np.random.randint(0, n_bins)
+            s = np.random.randint(0, pool_size) if pool_size > 0 else -1
             # the workload: which key, which op
             if p_full_get:
                 op = 0
@@ -116,22 +129,50 @@ def _get_kernel():
                     key = np.random.randint(0, n_keys)
                 else:
                     key = np.random.randint(0, n_keys)
-                    while item_bin[key] < 0:
+                    while item_bin[key] < 0 and (pool_size == 0 or item_slot[key] < 0):
                         key = np.random.randint(0, n_keys)
             else:
                 u = np.random.random()
                 op = 2 if u < p_delete else (1 if u < p_delete + p_put else 0)
                 key = np.random.randint(0, n_keys)
             n_ops[op] += 1
-            # 2. look up; take a pending entry out of the eviction buffer of x
+            # 2. look up and decide. store: the key is stored again (PUT, GET hit); mover:
+            # the item re-placed by two-choice (the key itself, or with the pool the holder
+            # of slot s, none if s is empty or the key is pooled: a swap)
             x = item_bin[key]
-            hit = x >= 0
+            in_bin = x >= 0
+            slot = item_slot[key] if pool_size > 0 else -1
+            hit = in_bin or slot >= 0
             if hit:
                 hits += 1
-                if x >= n_hbm and item_epoch[key] == epoch[x]:
-                    pend[x] -= 1
-                    pending -= 1
-            else:
+            store = op == 1 or (op == 0 and hit)
+            if store and not hit and present >= n_keys:
+                refused_full += 1
+                store = False
+            mover = -1
+            nb = -1
+            if store:
+                if pool_size == 0:
+                    mover = key
+                elif slot < 0:
+                    mover = pool_key[s]
+            if mover >= 0:
+                l1 = load[c1] - (1 if in_bin and c1 == x else 0)
+                l2 = load[c2] - (1 if in_bin and c2 == x else 0)
+                nb = c1 if l1 <= l2 else c2
+                if min(l1, l2) >= slots:
+                    refused_bin += 1
+                    if pool_size == 0:
+                        nb = x if hit else -1   # design.md: back to x (room was just made)
+                    else:
+                        store = False           # a crossed bound changes nothing
+                        mover = -1
+                        nb = -1
+            take = in_bin and (store or op == 2 or pool_size == 0)
+            if take and x >= n_hbm and item_epoch[key] == epoch[x]:
+                pend[x] -= 1
+                pending -= 1
+            if not in_bin:
                 x = r
             # 3. touches of x then y: each flushes the bin's pending items to its page
             nt = 0
@@ -146,35 +187,48 @@ def _get_kernel():
                 pend[y] = 0
                 epoch[y] += 1
             touches[nt] += 1
-            # 4. the item leaves bin x
-            if hit:
+            # 4. the item leaves bin x (or its pool slot)
+            if take:
                 load[x] -= 1
                 if x < n_hbm:
                     hbm_items -= 1
                 item_bin[key] = -1
                 present -= 1
-            # 6. re-place (PUT, GET hit), never DELETE / GET miss
-            if op == 1 or (op == 0 and hit):
-                if not hit and present >= n_keys:
-                    refused_full += 1
-                    nb = -1
+            if slot >= 0 and (store or op == 2):
+                pool_key[slot] = -1
+                item_slot[key] = -1
+                pool_items -= 1
+                present -= 1
+            # 6. with the pool: the key into slot s, its holder to the key's old slot (a
+            # swap) or to bin nb; without: the key itself to bin nb
+            if store and pool_size > 0:
+                holder = pool_key[s]
+                pool_key[s] = key
+                item_slot[key] = s
+                present += 1
+                if holder < 0:
+                    pool_items += 1
+                elif slot >= 0:
+                    pool_key[slot] = holder
+                    item_slot[holder] = slot
+                    pool_items += 1
                 else:
-                    nb = c1 if load[c1] <= load[c2] else c2
-                    if load[nb] >= slots:
-                        refused_bin += 1
-                        nb = x if hit else -1   # design.md: back to x (room was just made)
-                if nb >= 0:
-                    load[nb] += 1
-                    item_bin[key] = nb
+                    item_slot[holder] = -1
+            if nb >= 0:
+                load[nb] += 1
+                item_bin[mover] = nb
+                if pool_size == 0:
                     present += 1
-                    if nb < n_hbm:
-                        hbm_items += 1
-                    else:
-                        pend[nb] += 1
-                        pending += 1
-                        item_epoch[key] = epoch[nb]
-                    if load[nb] > max_load:
-                        max_load = load[nb]
+                if nb < n_hbm:
+                    hbm_items += 1
+                else:
+                    pend[nb] += 1
+                    pending += 1
+                    item_epoch[mover] = epoch[nb]
+                if load[nb] > max_load:
+                    max_load = load[nb]
+            if pool_items > max_pool:
+                max_pool = pool_items
             if hbm_items > max_hbm:
                 max_hbm = hbm_items
             if pending > max_pending:
@@ -192,10 +246,10 @@ def _get_kernel():
                 cp += 1
             if do_check:
                 # state invariants, O(N): for tests on small maps only
-                s = 0
+                total = 0
                 h = 0
                 for b in range(n_bins):
-                    s += load[b]
+                    total += load[b]
                     if b < n_hbm:
                         h += load[b]
                         if pend[b] != 0:
@@ -204,8 +258,16 @@ def _get_kernel():
                         raise AssertionError("pending count out of range")
                     if load[b] > slots:
                         raise AssertionError("bin over slots")
-                if s != present or h != hbm_items:
+                if total != present - pool_items or h != hbm_items:
                     raise AssertionError("loads do not sum to the items present")
+                q = 0
+                for j in range(pool_size):
+                    if pool_key[j] >= 0:
+                        q += 1
+                        if item_slot[pool_key[j]] != j or item_bin[pool_key[j]] >= 0:
+                            raise AssertionError("pool slot and item disagree")
+                if q != pool_items:
+                    raise AssertionError("pool count inconsistent")
                 p = 0
                 cnt = np.zeros(n_bins, np.int32)
                 for k in range(n_keys):
@@ -220,7 +282,7 @@ def _get_kernel():
                         raise AssertionError("per-bin pending inconsistent with items")
         final_load = load.copy()
         stats = np.array([max_load, max_hbm, max_pending, max_frames, refused_bin,
-                          refused_full, hits, present], np.int64)
+                          refused_full, hits, present, max_pool, pool_items], np.int64)
         return stats, touches, n_ops, cp_max, cp_cur, final_load
 
     _kernel = kernel
@@ -247,6 +309,8 @@ class BoundsResult:
     running_max: np.ndarray        #: (checkpoints, 4) running maxima of QUANTITIES
     current: np.ndarray            #: (checkpoints, 3) items in HBM bins, pending, present
     final_load: np.ndarray = field(repr=False)
+    pool_max: int = 0              #: most items the pool held at once (algorithm §13)
+    pool_final: int = 0            #: items in the pool at the end
 
     @property
     def crossed(self) -> list[str]:
@@ -254,12 +318,18 @@ class BoundsResult:
         return [q for q in QUANTITIES if self.maxima[q] > self.bounds[q]]
 
     def rows(self):
-        """Table rows (quantity, max observed, bound, max / bound, status)."""
+        """Table rows (quantity, max observed, bound, max / bound, status); with the pool, its
+        occupancy against its P slots last (full by design once N >= P items are present)."""
         rows = []
         for q in QUANTITIES:
             m, b = self.maxima[q], self.bounds[q]
             rows.append((q, m, f"{b:.2f}", f"{m / b:.3f}" if b else "-",
                          "CROSSED" if m > b else "ok"))
+        if self.params.pooled:
+            size = self.params.pool_size
+            rows.append(("pool occupancy", self.pool_max, f"{size} (P)",
+                         f"{self.pool_max / size:.3f}", "ok" if self.pool_max <= size
+                         else "CROSSED"))
         return rows
 
     def to_json(self) -> dict:
@@ -272,6 +342,8 @@ class BoundsResult:
             "crossed": self.crossed, "touches": self.touches.tolist(), "ops": self.ops,
             "hits": self.hits, "refused_bin": self.refused_bin,
             "refused_full": self.refused_full, "present": self.present,
+            "placement": p.placement, "pool_size": p.pool_size, "pool_max": self.pool_max,
+            "pool_final": self.pool_final,
         }
 
 
@@ -305,7 +377,7 @@ def simulate(params: Params, accesses: int, *, seed: int = 0, fill: float = 1.0,
     start = time.perf_counter()
     stats, touches, n_ops, cp_max, cp_cur, final_load = kernel(
         params.bins, params.hbm_bins, params.slots, params.capacity, n_setup, accesses,
-        float(put), float(delete), seed, points, check_invariants)
+        float(put), float(delete), seed, points, check_invariants, params.pool_size)
     seconds = time.perf_counter() - start
     maxima = dict(zip(QUANTITIES, (int(v) for v in stats[:4])))
     bounds = dict(zip(QUANTITIES, (params.bin_load_bound, params.hbm_items_bound,
@@ -316,7 +388,7 @@ def simulate(params: Params, accesses: int, *, seed: int = 0, fill: float = 1.0,
                                                      (int(v) for v in n_ops))),
         hits=int(stats[6]), refused_bin=int(stats[4]), refused_full=int(stats[5]),
         present=int(stats[7]), checkpoints=points, running_max=cp_max, current=cp_cur,
-        final_load=final_load)
+        final_load=final_load, pool_max=int(stats[8]), pool_final=int(stats[9]))
 
 
 def plot(results: list[BoundsResult], path) -> None:
@@ -330,7 +402,8 @@ def plot(results: list[BoundsResult], path) -> None:
         for n, res in enumerate(results):
             color = f"C{n % 10}"
             p = res.params
-            label = f"N=2^{math.log2(p.capacity):g} c={p.load} α={p.hbm_fraction}"
+            label = (f"N=2^{math.log2(p.capacity):g} c={p.load} α={p.hbm_fraction}"
+                     + (f" pool P={p.pool_size}" if p.pooled else ""))
             if len(res.checkpoints):
                 ax.plot(res.checkpoints, res.running_max[:, qi], color=color, label=label)
             ax.axhline(res.bounds[q], color=color, linestyle="--", linewidth=0.8)

@@ -11,14 +11,19 @@ from bolt.tools.bounds import QUANTITIES, simulate
 from bolt.cli import main
 from bolt.params import Params
 
+from ..conftest import unique_salt
 
+
+@pytest.mark.parametrize("placement", [{}, dict(placement="pool", pool_size=5),
+                                       dict(placement="pool")])
 @pytest.mark.parametrize("put,delete", [(0.0, 0.0), (0.3, 0.2), (0.1, 0.6)])
-def test_state_invariants_hold_after_every_access(put, delete):
-    # check_invariants re-derives loads, HBM items and every pending count from the per-item
-    # state after each access and raises inside the kernel on any mismatch.
-    p = Params(capacity=96, load=4, hbm_fraction=0.3)
+def test_state_invariants_hold_after_every_access(put, delete, placement):
+    # check_invariants re-derives loads, HBM items, every pending count and the pool from the
+    # per-item state after each access and raises inside the kernel on any mismatch.
+    p = Params(capacity=96, load=4, hbm_fraction=0.3, **placement)
     res = simulate(p, 5000, seed=3, put=put, delete=delete, check_invariants=True)
-    assert int(res.final_load.sum()) == res.present
+    assert int(res.final_load.sum()) == res.present - res.pool_final
+    assert res.pool_max <= p.pool_size
     assert res.final_load.max() <= p.slots
     assert sum(res.ops.values()) == 5000
     if put == delete == 0:
@@ -39,6 +44,18 @@ def test_maxima_below_the_bounds_at_moderate_size():
     assert res.maxima["value frames"] <= res.maxima["items in HBM bins"] + \
         res.maxima["eviction buffer"]
     assert res.maxima["value frames"] >= res.maxima["items in HBM bins"]
+
+
+def test_pool_maxima_below_the_bounds_and_the_pool_full():
+    p = Params(capacity=2**12, load=8, hbm_fraction=0.2, placement="pool")
+    res = simulate(p, 200_000, seed=1)
+    assert res.crossed == [], res.rows()
+    assert res.pool_max == res.pool_final == p.pool_size    # a full map keeps every slot full
+    assert res.rows()[-1][0] == "pool occupancy" and res.rows()[-1][-1] == "ok"
+    # The bins hold N - P items: fewer than with two-choice, whose maxima are the reference.
+    two_choice = simulate(Params(capacity=2**12, load=8, hbm_fraction=0.2), 200_000, seed=1)
+    assert res.maxima["items in HBM bins"] < two_choice.maxima["items in HBM bins"]
+    assert res.maxima["bin load"] <= two_choice.maxima["bin load"] + 1
 
 
 def test_touch_distribution_uses_the_exact_host_fraction():
@@ -94,17 +111,18 @@ def test_cli_prints_the_table_and_writes_json_and_png(tmp_path):
     assert (out / "bounds.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_simulator_matches_the_reference_model_on_average():
+@pytest.mark.parametrize("placement", [{}, dict(placement="pool")])
+def test_simulator_matches_the_reference_model_on_average(placement):
     # The same process, run by the model (DRBG, real index and eviction buffer) and by the
     # simulator: the time-averaged pending and HBM-bin items must agree. (Dropping the flush
     # of y, or of x, would roughly double the pending average.)
     from bolt import Map
 
-    p = Params(capacity=512, key_size=8, value_size=8, load=4, hbm_fraction=0.25)
+    p = Params(capacity=512, key_size=8, value_size=8, load=4, hbm_fraction=0.25, **placement)
     items = [(i.to_bytes(4, "big"), b"v") for i in range(p.capacity)]
     m = Map.from_items(items, capacity=p.capacity, key_size=8, value_size=8, load=4,
                        hbm_fraction=0.25, crypto=False, master_key=bytes(16),
-                       unsafe_test_salt=bytes(range(15)))
+                       unsafe_test_salt=unique_salt(), **placement)
     rng = np.random.default_rng(1)
     pending, hbm = [], []
     for t in range(5000):
