@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..params import Params
+from ..params import PLACEMENTS
 from ..tools.speed import measure
-from .common import parse_capacities, print_table
+from .common import make_params, parse_capacities, print_table
 
 
 @click.command("speed")
@@ -20,16 +20,31 @@ from .common import parse_capacities, print_table
 @click.option("--channel/--no-channel", default=True, show_default=True,
               help="Through the sealed client channel (bolt.Map's default) or calling the "
                    "model directly.")
-def command(capacities, value_size, ops, seed, no_setup, channel):
-    """Ops/s of the reference model (50/50 GET/PUT, uniform keys) and Setup time of N items."""
+@click.option("--placement", default="two-choice", show_default=True,
+              help="Placement(s) to measure, comma-separated: two-choice, pool or both "
+                   "(two-choice,pool).")
+@click.option("--pool-size", "-P", type=int, default=None,
+              help="P for the pool placement (default M).")
+def command(capacities, value_size, ops, seed, no_setup, channel, placement, pool_size):
+    """Ops/s of the reference model (50/50 GET/PUT, uniform keys), the DRBG words per access
+    and the Setup time of N items, for each placement given."""
+    placements = [p.strip() for p in placement.split(",") if p.strip()]
+    for name in placements:
+        if name not in PLACEMENTS:
+            raise click.BadParameter(f"unknown placement {name!r}; choose from "
+                                     f"{', '.join(PLACEMENTS)}")
     rows = []
     for capacity in parse_capacities(capacities):
-        r = measure(Params(capacity=capacity, value_size=value_size), ops=ops, seed=seed,
-                    setup_full=not no_setup, channel=channel)
-        rows.append((f"2^{capacity.bit_length() - 1}" if capacity & (capacity - 1) == 0
-                     else capacity, value_size, f"{r['ops_per_s']:,.0f}",
-                     f"{r['host_bytes_per_op']:,.0f}", f"{r['frame_bytes_per_op']:,.0f}",
-                     f"{r['setup_s']:.2f}" if "setup_s" in r else "-"))
-    print_table(rows, headers=("N", "V", "ops/s (50/50 GET/PUT)", "page B/op", "frame B/op",
+        for name in placements:
+            params = make_params(capacity, value_size=value_size, placement=name,
+                                 pool_size=pool_size if name == "pool" else None)
+            r = measure(params, ops=ops, seed=seed, setup_full=not no_setup, channel=channel)
+            rows.append((f"2^{capacity.bit_length() - 1}" if capacity & (capacity - 1) == 0
+                         else capacity, value_size, name, f"{r['ops_per_s']:,.0f}",
+                         f"{r['drbg_words_per_op']:.3f}", f"{r['host_bytes_per_op']:,.0f}",
+                         f"{r['frame_bytes_per_op']:,.0f}",
+                         f"{r['setup_s']:.2f}" if "setup_s" in r else "-"))
+    print_table(rows, headers=("N", "V", "placement", "ops/s (50/50 GET/PUT)",
+                               "DRBG words/op", "page B/op", "frame B/op",
                                "Setup of N items (s)"))
 

@@ -90,6 +90,12 @@ class ReferenceAccelerator:
     def __len__(self) -> int:
         return len(self._state.index)
 
+    @property
+    def drbg_words(self) -> int:
+        """DRBG words drawn since the last Setup began (public: the stream's position depends
+        on the stream alone)."""
+        return self._drbg.words_drawn
+
     def keys(self) -> Iterator[bytes]:
         """Keys held, read from the trusted index (no host access)."""
         return iter(list(self._state.index))

@@ -3,7 +3,9 @@
 The figures of the model issue: ops/s of a 50/50 GET/PUT workload on uniform keys at a given N
 (the map bulk-loaded with N/2 items, keys drawn from a universe of N ids, so half the GETs
 miss and half the PUTs insert), through the public ``bolt.Map`` API with full page crypto, and
-the wall time of a Setup of N items (a full map). Wall-clock figures: run on a quiet machine.
+the wall time of a Setup of N items (a full map), and the DRBG words each access drew (four
+``U(M)`` samples, five with the pool of algorithm §13, plus rejections and ``c2`` redraws).
+Wall-clock figures: run on a quiet machine.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def measure(params: Params, *, ops: int, seed: int = 0, setup_full: bool = True,
     rng = np.random.default_rng(seed)
     value = bytes(params.value_size)
     options = params.arguments()
-    result = {"capacity": params.capacity, "value_size": params.value_size, "ops": ops}
+    result = {"capacity": params.capacity, "value_size": params.value_size, "ops": ops,
+              "placement": params.placement}
     options["channel"] = channel
     m = Map.from_items(((key_bytes(params, i), value) for i in range(params.capacity // 2)),
                        **options)
@@ -37,6 +40,8 @@ def measure(params: Params, *, ops: int, seed: int = 0, setup_full: bool = True,
         m.host_view.clear()
     else:
         m.trace.clear()
+    accelerator = getattr(m._backend, "accelerator", m._backend)
+    words = accelerator.drbg_words
     gc.collect()
     start = time.perf_counter()
     for key, put in zip(keys, puts):
@@ -46,6 +51,7 @@ def measure(params: Params, *, ops: int, seed: int = 0, setup_full: bool = True,
             m.get(key)
     seconds = time.perf_counter() - start
     result["ops_per_s"] = ops / seconds
+    result["drbg_words_per_op"] = (accelerator.drbg_words - words) / ops
     result["host_bytes_per_op"] = m.trace.bytes_moved() / ops
     result["frame_bytes_per_op"] = (len(m.host_view.frame_bytes()) / ops
                                     if m.host_view is not None else 0)

@@ -85,3 +85,22 @@ def test_speed_command_prints_a_row_per_capacity():
     result = CliRunner().invoke(main, ["speed", "--capacities", "64,128", "--ops", "40"])
     assert result.exit_code == 0, result.output
     assert [line.split()[0] for line in result.output.splitlines()[2:]] == ["2^6", "2^7"]
+
+
+def test_speed_counts_the_pools_extra_draw():
+    """Four U(M) draws per access (M = 32, a power of two: no rejection; a c2 redraw now and
+    then), one more U(P) with the pool (P = 24: a word rejected with probability 1/4)."""
+    from click.testing import CliRunner
+
+    from bolt.cli import main
+
+    result = CliRunner().invoke(main, ["speed", "--capacities", "256", "--ops", "400",
+                                       "--no-setup", "--placement", "two-choice,pool",
+                                       "-P", "24"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines()[2:]]
+    assert [row[2] for row in rows] == ["two-choice", "pool"]
+    two_choice, pool = float(rows[0][4]), float(rows[1][4])
+    assert 4 <= two_choice < 4.2
+    # U(24) takes 4/3 words on average; 400 accesses put the mean within about 0.05 of it.
+    assert 1.2 < pool - two_choice < 1.5
