@@ -247,7 +247,13 @@ class RtlBackend:
 
     # -- the backend interface -----------------------------------------------------------------
 
+    def _direct(self) -> None:
+        if self.channel:
+            raise BackendError("this accelerator sits behind its sealed channel: send it sealed "
+                               "frames (exchange), as bolt.Map does")
+
     def setup(self, items, *, salt: bytes | None = None) -> None:
+        self._direct()
         items = dict(items)
         if len(items) > self.params.capacity:
             raise CapacityError(f"{len(items)} items exceed the capacity of "
@@ -265,6 +271,7 @@ class RtlBackend:
         self._keys = dict.fromkeys(items)
 
     def access(self, op: Op, key: bytes, value: bytes | None = None) -> Response:
+        self._direct()
         self.trace.begin_op()
         start = len(self.trace)
         _, status, found, page, cycles = self._request("access", int(op), key, value)
