@@ -296,7 +296,9 @@ class RtlBackend:
     def report(self) -> bytes:
         return self._request("report")[1]
 
-    def open_session(self, encapsulated_key: bytes) -> bytes:
+    def open_session(self, encapsulated_key: bytes, session: int = 0) -> bytes:
+        if session != 0:
+            raise ChannelError("the RTL accelerator holds one session (handle 0)")
         _, nonce, error = self._request("session", bytes(encapsulated_key))
         if error is not None:
             raise ChannelError(error)
@@ -307,9 +309,11 @@ class RtlBackend:
         endpoint under the same keys); a real host has no such path."""
         self._request("test keys", bytes(command_key), bytes(response_key))
 
-    def exchange(self, frames) -> list[bytes]:
+    def exchange(self, frames, session: int = 0) -> list[bytes]:
         """Relay command frames; return the response frames. One frame is taken as one access
         (an operation of the trace), a batch as one Setup."""
+        if session != 0:
+            raise ChannelError("the RTL accelerator holds one session (handle 0)")
         self.trace.begin_op()
         start = len(self.trace)
         _, answers, cycles, total = self._request("frames", [bytes(f) for f in frames])

@@ -44,7 +44,7 @@ async def serve_sealed(dut):
     keys = []
     verilog = Path(os.environ["BOLT_VERILOG"]).read_bytes()
     monitor = SecurityMonitor(rtl_measurement(params, verilog),
-                              lambda command_key, response_key: keys.append(
+                              lambda command_key, response_key, session=0: keys.append(
                                   (command_key, response_key)))
     connection.send(("ready",))
     while True:
