@@ -12,10 +12,12 @@ from bolt.tools.faults import contents, snapshot
 from tests.conftest import MASTER_KEY
 
 
-@pytest.fixture
-def loaded(small_params):
+@pytest.fixture(params=[{}, dict(placement="pool", pool_size=8)], ids=["two-choice", "pool"])
+def loaded(small_params, request):
+    """150 items under either placement (algorithm §13: a small pool, most items in bins)."""
+    params = bolt.Params(**small_params.arguments(), **request.param)
     items = {b"k%d" % i: b"v%d" % i for i in range(150)}
-    return ReferenceAccelerator(small_params, master_key=MASTER_KEY, items=items.items()), items
+    return ReferenceAccelerator(params, master_key=MASTER_KEY, items=items.items()), items
 
 
 def next_y(acc):
