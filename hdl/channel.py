@@ -21,8 +21,14 @@ Interfaces
 ``frames_out`` (``Out(stream)``)
     The response frame, ``8 * response_frame_bytes`` bits, bytes as above.
 ``key_port`` (``In(stream)``, :data:`KEY_PORT_LAYOUT`)
-    The security monitor's on-chip path: a new session's two frame keys
-    (``int.from_bytes(key, "big")``); both sequence numbers restart at 0.
+    The security monitor's on-chip path: a session's two frame keys
+    (``int.from_bytes(key, "big")``) and the sequence numbers it continues from (0 and 0 for a
+    new session). The channel holds one session; the monitor keeps a table of sessions (one per
+    client) and reloads the slot with another session's keys and numbers when the host switches
+    to it, which abandons a Setup in progress, as the reference endpoint does.
+``session_state`` (``Out``, :data:`SESSION_STATE_LAYOUT`)
+    To the monitor only: whether the installed session is still open (a failed frame closes it)
+    and its next two sequence numbers, which the monitor saves before it switches sessions.
 ``cmd``, ``resp``
     To and from the accelerator core (:func:`~.accelerator.command_layout`,
     :func:`~.accelerator.response_layout`).
@@ -42,13 +48,17 @@ from .accelerator import RtlAccelerator, command_layout, response_layout
 from .gcm import BLOCK_BYTES, Gcm
 from .pages import bswap
 
-__all__ = ["Channel", "SealedAccelerator", "KEY_PORT_LAYOUT", "frame_in_layout",
+__all__ = ["Channel", "SealedAccelerator", "KEY_PORT_LAYOUT", "SESSION_STATE_LAYOUT",
+           "frame_in_layout",
            "TO_ACCELERATOR", "TO_CLIENT"]
 
 #: The nonce's direction field (as in :mod:`bolt.channel.frames`).
 TO_ACCELERATOR, TO_CLIENT = 1, 2
 
-KEY_PORT_LAYOUT = data.StructLayout({"command_key": 128, "response_key": 128})
+KEY_PORT_LAYOUT = data.StructLayout({"command_key": 128, "response_key": 128,
+                                     "command_sequence": 64, "response_sequence": 64})
+SESSION_STATE_LAYOUT = data.StructLayout({"open": 1, "command_sequence": 64,
+                                          "response_sequence": 64})
 
 
 def frame_in_layout(params: Params) -> data.StructLayout:
@@ -78,6 +88,7 @@ class Channel(wiring.Component):
             "frames_in": In(stream.Signature(frame_in_layout(params))),
             "frames_out": Out(stream.Signature(8 * params.response_frame_bytes)),
             "key_port": In(stream.Signature(KEY_PORT_LAYOUT)),
+            "session_state": Out(SESSION_STATE_LAYOUT),
             "cmd": Out(stream.Signature(command_layout(params))),
             "resp": In(stream.Signature(response_layout(params))),
         })
@@ -132,13 +143,18 @@ class Channel(wiring.Component):
 
         core_command = Signal(command_layout(p))
         keys = Signal(KEY_PORT_LAYOUT)
+        m.d.comb += [self.session_state.open.eq(session),
+                     self.session_state.command_sequence.eq(command_sequence),
+                     self.session_state.response_sequence.eq(response_sequence)]
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.key_port.ready.eq(1),
                              self.frames_in.ready.eq(~self.key_port.valid)]
                 with m.If(self.key_port.valid):
-                    m.d.sync += [keys.eq(self.key_port.payload), keys_sent.eq(0), session.eq(1),
-                                 command_sequence.eq(0), response_sequence.eq(0),
+                    installed = self.key_port.payload
+                    m.d.sync += [keys.eq(installed), keys_sent.eq(0), session.eq(1),
+                                 command_sequence.eq(installed.command_sequence),
+                                 response_sequence.eq(installed.response_sequence),
                                  key_frames.eq(0), setup_open.eq(0)]
                     m.next = "KEYS_LOAD"
                 with m.Elif(self.frames_in.valid):
@@ -321,11 +337,15 @@ class Channel(wiring.Component):
         return m
 
 
+#: The ports of the sealed accelerator that are the channel's (the rest are the core's).
+_CHANNEL_PORTS = ("frames_in", "frames_out", "key_port", "session_state")
+
+
 class SealedAccelerator(wiring.Component):
     """The accelerator core (:class:`~.accelerator.RtlAccelerator`) behind its
     :class:`Channel`: the host reaches it only through ``frames_in``/``frames_out``, the
-    security monitor through ``key_port``; every other port of the core (its memory ports) is
-    passed through unchanged.
+    security monitor through ``key_port`` and ``session_state``; every other port of the core
+    (its memory ports) is passed through unchanged.
 
     Parameters
     ----------
@@ -342,7 +362,7 @@ class SealedAccelerator(wiring.Component):
         members = {name: member for name, member in self._core.signature.members.items()
                    if name not in ("cmd", "resp")}
         members.update({name: self._channel.signature.members[name]
-                        for name in ("frames_in", "frames_out", "key_port")})
+                        for name in _CHANNEL_PORTS})
         super().__init__(members)
 
     @property
@@ -370,7 +390,8 @@ class SealedAccelerator(wiring.Component):
         for name in ("frames_in", "key_port"):
             wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(channel, name))
         wiring.connect(m, channel.frames_out, wiring.flipped(self.frames_out))
+        m.d.comb += self.session_state.eq(channel.session_state)
         for name in self.signature.members:
-            if name not in ("frames_in", "frames_out", "key_port"):
+            if name not in _CHANNEL_PORTS:
                 wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(core, name))
         return m

@@ -297,9 +297,8 @@ class RtlBackend:
         return self._request("report")[1]
 
     def open_session(self, encapsulated_key: bytes, session: int = 0) -> bytes:
-        if session != 0:
-            raise ChannelError("the RTL accelerator holds one session (handle 0)")
-        _, nonce, error = self._request("session", bytes(encapsulated_key))
+        """A new session under the host's handle ``session`` (one per client of a server)."""
+        _, nonce, error = self._request("session", bytes(encapsulated_key), session)
         if error is not None:
             raise ChannelError(error)
         return nonce
@@ -309,14 +308,16 @@ class RtlBackend:
         endpoint under the same keys); a real host has no such path."""
         self._request("test keys", bytes(command_key), bytes(response_key))
 
+    def close_session(self, session: int = 0) -> None:
+        """Forget a session (its client is gone); the map is untouched."""
+        self._request("close session", session)
+
     def exchange(self, frames, session: int = 0) -> list[bytes]:
         """Relay command frames; return the response frames. One frame is taken as one access
         (an operation of the trace), a batch as one Setup."""
-        if session != 0:
-            raise ChannelError("the RTL accelerator holds one session (handle 0)")
         self.trace.begin_op()
         start = len(self.trace)
-        _, answers, cycles, total = self._request("frames", [bytes(f) for f in frames])
+        _, answers, cycles, total = self._request("frames", [bytes(f) for f in frames], session)
         if len(frames) == 1 and len(answers) == 1:
             events = self.trace[start:]
             self.stats.record(cycles[0], sum(e.kind == "read" for e in events),

@@ -49,12 +49,22 @@ class ChannelDriver:
                 break
         valid.value = 0
 
-    async def install_keys(self, command_key: bytes, response_key: bytes) -> None:
-        """The on-chip key port: a new session's frame keys."""
+    async def install_keys(self, command_key: bytes, response_key: bytes,
+                           command_sequence: int = 0, response_sequence: int = 0) -> None:
+        """The on-chip key port: a session's frame keys and the sequence numbers it goes on
+        from (0 and 0 for a new session)."""
         dut = self.dut
         dut.key_port__payload.value = (int.from_bytes(command_key, "big")
-                                       | int.from_bytes(response_key, "big") << 128)
+                                       | int.from_bytes(response_key, "big") << 128
+                                       | command_sequence << 256 | response_sequence << 320)
         await self._offer(dut.key_port__valid, dut.key_port__ready)
+
+    async def session_state(self) -> tuple[bool, int, int]:
+        """``(open, next command sequence, next response sequence)`` of the loaded session."""
+        await ReadOnly()
+        state = int(self.dut.session_state.value)
+        await RisingEdge(self.dut.clk)
+        return bool(state & 1), (state >> 1) & (2**64 - 1), (state >> 65) & (2**64 - 1)
 
     async def exchange(self, frames) -> tuple[list[bytes], list[int], int]:
         """Pass ``frames`` in; return the answers, the cycles from each answered frame's

@@ -29,12 +29,9 @@ from ..protocol import Cmd, Op, Response, Status
 from ..trace import Trace
 from .attestation import reference_measurement
 from .frames import TO_ACCELERATOR, TO_CLIENT, FrameCipher, FrameFormat, setup_key_material
-from .monitor import SecurityMonitor
+from .monitor import MAX_SESSIONS, SecurityMonitor
 
 __all__ = ["ChannelEndpoint", "ReferenceDevice", "MAX_SESSIONS"]
-
-#: Sessions the accelerator holds at once (its session table).
-MAX_SESSIONS = 256
 
 _PUT, _DELETE = int(Op.PUT), int(Op.DELETE)
 

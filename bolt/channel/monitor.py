@@ -21,7 +21,11 @@ from ..errors import ChannelError
 from .attestation import Report, fixture_vendor_key
 from .session import MONITOR_NONCE_BYTES, SUITE, session_info, session_keys
 
-__all__ = ["SecurityMonitor"]
+__all__ = ["SecurityMonitor", "SlotSessions", "MAX_SESSIONS"]
+
+#: Sessions an accelerator holds at once (the reference endpoint's table, or the monitor's for
+#: the RTL's one key slot).
+MAX_SESSIONS = 256
 
 
 class SecurityMonitor:
@@ -60,3 +64,47 @@ class SecurityMonitor:
         nonce = os.urandom(MONITOR_NONCE_BYTES)
         self._key_port(*session_keys(context, nonce), session)
         return nonce
+
+
+class SlotSessions:
+    """The monitor's table of sessions for an accelerator with one key slot (the RTL channel).
+
+    The slot holds one session's keys and sequence numbers; the table keeps every open session's
+    and tells the monitor what to load into the slot before a session's frames (``switch_to``)
+    and what to save after them (``save``). A session the accelerator closed (a failed frame)
+    leaves the table for good, so no host can bring it back by switching away and back.
+    """
+
+    def __init__(self):
+        self._sessions: dict[int, list] = {}   # handle -> [command key, response key, seqs]
+        self.installed: int | None = None
+
+    def open(self, session: int, command_key: bytes, response_key: bytes) -> None:
+        """A new session under ``session`` (the monitor loads it into the slot at once)."""
+        if session not in self._sessions and len(self._sessions) >= MAX_SESSIONS:
+            raise ChannelError(f"the accelerator holds {MAX_SESSIONS} sessions already")
+        self._sessions[session] = [command_key, response_key, 0, 0]
+        self.installed = session
+
+    def switch_to(self, session: int) -> tuple[bytes, bytes, int, int] | None:
+        """What to load into the slot before frames of ``session``: None if it is loaded
+        already. Raises KeyError if the session is not open (its frames get all-zero answers,
+        as with no session)."""
+        entry = self._sessions[session]
+        if self.installed == session:
+            return None
+        self.installed = session
+        return tuple(entry)
+
+    def save(self, session: int, open_: bool, command_sequence: int,
+             response_sequence: int) -> None:
+        """The slot's state after frames of ``session``: keep its numbers, or drop it."""
+        if not open_:
+            self.close(session)
+        elif session in self._sessions:
+            self._sessions[session][2:] = [command_sequence, response_sequence]
+
+    def close(self, session: int) -> None:
+        self._sessions.pop(session, None)
+        if self.installed == session:
+            self.installed = None

@@ -87,7 +87,9 @@ def command(clients, ops, address, measurement, setup, in_process, compare, back
         return
     # A local server for this run only; it stops by itself if this process dies.
     lifetime = 3600.0
-    with start_local_server(params, backend=backend, lifetime_s=lifetime) as server:
+    # The RTL's first server of a parameter set builds the design (minutes).
+    with start_local_server(params, backend=backend, lifetime_s=lifetime,
+                            start_timeout_s=1800 if backend == "rtl" else 120) as server:
         go(open_remote(server.address, server.measurement, True), lambda c: c.close(),
            f"local {backend} server {server.address}", params)
     if compare:

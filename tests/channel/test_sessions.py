@@ -99,3 +99,22 @@ def test_the_session_table_is_bounded():
         ChannelClient(PARAMS, SessionLink(device, MAX_SESSIONS),
                       measurement=reference_measurement(PARAMS))
     links[0].open_session()   # a handle already in the table may open a new session
+
+
+def test_the_monitors_slot_table_reloads_sessions_and_never_revives_a_closed_one():
+    from bolt.channel.monitor import SlotSessions
+
+    table = SlotSessions()
+    table.open(1, b"A" * 16, b"a" * 16)
+    assert table.switch_to(1) is None                      # loaded at open
+    table.save(1, True, 7, 4)
+    table.open(2, b"B" * 16, b"b" * 16)
+    table.save(2, True, 1, 1)
+    assert table.switch_to(1) == (b"A" * 16, b"a" * 16, 7, 4)   # where session 1 stopped
+    table.save(1, False, 8, 5)                             # a failed frame closed it
+    assert table.switch_to(2) == (b"B" * 16, b"b" * 16, 1, 1)
+    with pytest.raises(KeyError):
+        table.switch_to(1)                                 # gone for good
+    table.close(2)
+    with pytest.raises(KeyError):
+        table.switch_to(2)

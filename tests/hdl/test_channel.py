@@ -170,3 +170,62 @@ def test_rtl_channel_answers_byte_for_byte_as_the_reference_endpoint():
     assert want[0][-1] == bytes(P.response_frame_bytes)           # after the session closed
     assert want_log[0] == ("setup", MASTER_KEY, SALT,
                            [(b"k%d" % i, b"v" * i) for i in range(3)])
+
+
+def test_a_session_resumes_from_the_sequence_numbers_the_monitor_loads():
+    """The monitor reloads a session into the one key slot with the numbers it had saved: the
+    channel opens the next frame and seals the answer under them, reports them back, and reports
+    the session closed after a failed frame."""
+    from bolt.channel.frames import TO_CLIENT
+
+    dut = Channel(P)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    fmt = FrameFormat(P)
+    command, response = FrameCipher(COMMAND_KEY, TO_ACCELERATOR), FrameCipher(RESPONSE_KEY,
+                                                                              TO_CLIENT)
+    command.sequence, response.sequence = 5, 3
+    early = command.seal(fmt.pack_command(Op.GET, b"k"))   # sealed at command sequence 5
+    states, answers = [], []
+
+    def state(ctx):
+        s = dut.session_state
+        return (ctx.get(s.open), ctx.get(s.command_sequence), ctx.get(s.response_sequence))
+
+    async def host(ctx):
+        ctx.set(dut.frames_out.ready, 1)
+        ctx.set(dut.key_port.payload.command_key, int.from_bytes(COMMAND_KEY, "big"))
+        ctx.set(dut.key_port.payload.response_key, int.from_bytes(RESPONSE_KEY, "big"))
+        ctx.set(dut.key_port.payload.command_sequence, 5)
+        ctx.set(dut.key_port.payload.response_sequence, 3)
+        ctx.set(dut.key_port.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.key_port.valid, 0)
+        for frame in (early, early):            # the second is a replay: it fails
+            while not ctx.get(dut.frames_in.ready):
+                await ctx.tick()
+            states.append(state(ctx))
+            ctx.set(dut.frames_in.payload.data, int.from_bytes(frame, "little"))
+            ctx.set(dut.frames_in.payload.length, len(frame))
+            ctx.set(dut.frames_in.valid, 1)
+            await ctx.tick()
+            ctx.set(dut.frames_in.valid, 0)
+            for _ in range(500):
+                if ctx.get(dut.frames_out.valid):
+                    answers.append(ctx.get(dut.frames_out.payload).to_bytes(
+                        P.response_frame_bytes, "little"))
+                    break
+                await ctx.tick()
+        for _ in range(500):
+            if ctx.get(dut.frames_in.ready):
+                break
+            await ctx.tick()
+        states.append(state(ctx))
+
+    sim.add_testbench(host)
+    sim.run()
+    assert states[0] == (1, 5, 3)
+    assert fmt.unpack_response(response.open(answers[0])).status == Status.REFUSED
+    assert states[1] == (1, 6, 4)
+    assert fmt.unpack_response(response.open(answers[1])).status == Status.CHANNEL
+    assert states[2][0] == 0                    # closed: the monitor drops it for good
