@@ -42,7 +42,7 @@ import numpy as np
 
 from ..params import Params
 from ..protocol import Status
-from .features import (GAP_CODES, HISTORY_TAU_BINS, HostView, extract, host_view, probe_code)
+from .features import HISTORY_TAU_BINS, HostView, extract, host_view, probe_code
 from .trace_engine import TraceEngine
 from .variants import VARIANTS, make_variant
 from .workloads import WORKLOADS, Workload, make_workload, present_count

@@ -18,7 +18,7 @@ from bolt.tools.audit import (FAMILY_ALPHA, LEAK_BUDGET_BITS_PER_OP, conformance
                               run_statistics, write_report)
 from bolt.tools.audit_report import (plot_conformance, plot_leakage, plot_reaccess,
                                      placement_lines)
-from bolt.tools.features import HostView, extract, host_view
+from bolt.tools.features import extract, host_view
 from bolt.tools.variants import VARIANTS, make_variant
 from bolt.tools.workloads import WORKLOADS, make_workload, present_count
 from bolt.trace import Trace
