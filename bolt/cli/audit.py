@@ -30,14 +30,15 @@ from .common import make_params, params_options, parse_ints, placement_options
 @click.option("--false-alarms", type=int, default=0, metavar="K",
               help="Conformance of the reference against itself for K seeds; count flags.")
 @click.option("--backend", default="reference", show_default=True,
-              help="Design under test: reference, rtl, or module:function (a factory "
+              help="Design under test: reference, rtl, channel or rtl-channel (behind the "
+                   "sealed channel: frames too), or module:function (a factory "
                    "(params, *, master_key, salt) -> object with setup/access/trace).")
 @click.option("--variant", default=None, help="A planted variant as the design under test.")
 @click.option("--crypto/--trace-only", default=False, show_default=True,
               help="The reference backend with page crypto, or its trace-only pages.")
 @click.option("--exact/--no-exact", default=None,
               help="Also require the design's pages to equal the reference's under the same "
-                   "keys, access for access (default: on for rtl and --crypto).")
+                   "keys, access for access (default: on for rtl, the channels and --crypto).")
 @click.option("--runs", type=int, default=8, show_default=True,
               help="Independent runs per side and workload.")
 @click.option("--ops", "-n", default="2048", show_default=True,
@@ -82,7 +83,8 @@ def command(conformance, leakage, section8, compare, self_check, false_alarms, b
     if not (conformance or leakage or section8 or compare or self_check or false_alarms):
         conformance = leakage = True
     if exact is None:
-        exact = backend == "rtl" or (backend == "reference" and crypto)
+        exact = backend in ("rtl", "channel", "rtl-channel") or (backend == "reference"
+                                                                 and crypto)
     common = dict(workloads=names, runs=runs, ops=ops, progress=progress)
     started, ok, paths = time.perf_counter(), True, []
 

@@ -85,8 +85,9 @@ Design = Callable[..., object]   # (params, *, master_key, salt) -> accelerator
 def design_factory(backend: str = "reference", *, variant: str | None = None,
                    crypto: bool = False) -> Design:
     """The design under test: ``"reference"`` (the model, trace-only unless ``crypto``), ``"rtl"``
-    (the Verilator simulation), ``"channel"`` (the reference behind the sealed client channel:
-    frames join the features), a planted ``variant``, or ``"module:function"`` naming a
+    (the Verilator simulation), ``"channel"`` / ``"rtl-channel"`` (the reference / the RTL
+    behind the sealed client channel: frames join the features), a planted ``variant``, or
+    ``"module:function"`` naming a
     factory ``(params, *, master_key, salt) -> object`` with ``setup``, ``access``, ``trace``."""
     if variant is not None:
         return make_variant(variant)
@@ -94,8 +95,10 @@ def design_factory(backend: str = "reference", *, variant: str | None = None,
         from ..model import ReferenceAccelerator
         return lambda params, *, master_key, salt: ReferenceAccelerator(
             params, master_key=master_key, salt=salt, crypto=crypto)
-    if backend == "channel":
-        return ChannelDesign
+    if backend in ("channel", "rtl-channel"):
+        device = "rtl" if backend == "rtl-channel" else "reference"
+        return lambda params, *, master_key, salt: ChannelDesign(
+            params, master_key=master_key, salt=salt, backend=device)
     if backend == "rtl":
         def rtl(params, *, master_key, salt):
             from ..map import BACKENDS
@@ -108,18 +111,20 @@ def design_factory(backend: str = "reference", *, variant: str | None = None,
         import importlib
         module, name = backend.split(":", 1)
         return getattr(importlib.import_module(module), name)
-    raise AuditError(f"unknown design {backend!r}: reference, rtl or module:function")
+    raise AuditError(f"unknown design {backend!r}: reference, rtl, channel, rtl-channel or "
+                     "module:function")
 
 
 class ChannelDesign:
-    """The reference design behind the sealed client channel (:class:`bolt.Map` with its
-    channel), through the public API: what the host sees adds the relayed frames, which
-    :meth:`frame_lengths` hands to the features (count and bytes of each access's frames)."""
+    """A backend behind the sealed client channel (:class:`bolt.Map` with its channel), through
+    the public API: what the host sees adds the relayed frames, which :meth:`frame_lengths`
+    hands to the features (count and bytes of each access's frames)."""
 
-    def __init__(self, params: Params, *, master_key: bytes, salt: bytes):
+    def __init__(self, params: Params, *, master_key: bytes, salt: bytes,
+                 backend: str = "reference"):
         from ..map import Map
         self._map = Map(**params.arguments(), master_key=master_key, unsafe_test_salt=salt,
-                        channel=True)
+                        backend=backend, channel=True)
         self.trace = self._map.trace
 
     def setup(self, items, *, salt: bytes) -> None:
