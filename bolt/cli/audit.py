@@ -24,7 +24,8 @@ from .common import make_params, params_options, parse_ints, placement_options
 @click.option("--compare-placements", "compare", default=None, metavar="CAPACITIES",
               help="Page-history leak of the two placements side by side at each N given "
                    "(e.g. 2^8,2^12,2^16): a hot key and re-access gaps of 1, M/8, M and 4M, "
-                   "with --probe-runs runs of at least --probe-ops accesses each.")
+                   "with --probe-runs runs of at least --probe-ops accesses each (for a pool "
+                   "of another size, --placement pool --pool-size P).")
 @click.option("--self-check", is_flag=True,
               help="Conformance of every planted variant; each must be flagged.")
 @click.option("--false-alarms", type=int, default=0, metavar="K",
