@@ -281,8 +281,8 @@ class Params:
 
     @cached_property
     def command_plaintext_bytes(self) -> int:
-        """``op ‖ key length ‖ key ‖ value length (2, BE) ‖ value``: a slot's layout with the op
-        byte in place of the flag, so Setup items are encoded as slots are."""
+        """``op ‖ key length ‖ key ‖ value length (2, BE) ‖ value`` (a slot's layout with the op
+        byte in place of the flag)."""
         return (FRAME_OP_BYTES + SLOT_KEY_LENGTH_BYTES + self.key_size + SLOT_VALUE_LENGTH_BYTES
                 + self.value_size)
 

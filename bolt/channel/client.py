@@ -14,8 +14,7 @@ from ..errors import ChannelError
 from ..params import Params
 from ..protocol import Cmd, Response, Status
 from .attestation import Report, fixture_vendor_public_key
-from .frames import (TO_ACCELERATOR, TO_CLIENT, FrameCipher, FrameFormat, setup_item_commands,
-                     setup_key_commands)
+from .frames import TO_ACCELERATOR, TO_CLIENT, FrameCipher, FrameFormat, setup_key_commands
 from .session import SUITE, session_info, session_keys
 
 __all__ = ["ChannelClient"]
@@ -137,9 +136,7 @@ class ChannelClient:
         seal = self._sender().seal
         frames = [seal(plaintext) for plaintext in
                   setup_key_commands(self.params, master_key, salt)]
-        frames += self._send.seal_run(
-            setup_item_commands(self.params, list(items), list(items.values())),
-            self.params.command_plaintext_bytes)
+        frames += self._send.seal_run(self.format.pack_items(items))
         frames.append(seal(self._end))
         return self._exchange(frames)
 

@@ -28,13 +28,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..crypto import MASTER_KEY_BYTES, SALT_BYTES
 from ..errors import ChannelError
-from ..model.pages import slot_rows
 from ..params import FRAME_OP_BYTES, SETUP_KEY_MATERIAL_BYTES, Params
 from ..protocol import Cmd, Response, Status
 
 __all__ = ["TO_ACCELERATOR", "TO_CLIENT", "SEQUENCE_LIMIT", "FrameCipher", "frame_nonce",
            "FrameFormat",
-           "setup_key_commands", "setup_key_material", "setup_item_commands"]
+           "setup_key_commands", "setup_key_material"]
 
 #: The nonce's direction field: client to accelerator (commands), accelerator to client.
 TO_ACCELERATOR, TO_CLIENT = 1, 2
@@ -62,17 +61,16 @@ class FrameCipher:
         self.sequence = sequence + 1
         return self._aead.encrypt(self._prefix + sequence.to_bytes(8, "big"), plaintext, None)
 
-    def seal_run(self, plaintexts: bytes, size: int) -> list[bytes]:
-        """Seal the ``size``-byte plaintexts concatenated in ``plaintexts``, in sequence (a
-        Setup's items: one call instead of one per frame)."""
-        count = len(plaintexts) // size
+    def seal_run(self, plaintexts: Sequence[bytes]) -> list[bytes]:
+        """Seal ``plaintexts`` in sequence (a Setup's items: one call instead of one per
+        frame)."""
         sequence = self.sequence
-        if sequence + count >= SEQUENCE_LIMIT:
+        if sequence + len(plaintexts) >= SEQUENCE_LIMIT:
             raise ChannelError("the session's sequence numbers are used up; open a new session")
         encrypt, prefix = self._aead.encrypt, self._prefix
-        frames = [encrypt(prefix + (sequence + i).to_bytes(8, "big"),
-                          plaintexts[i * size:(i + 1) * size], None) for i in range(count)]
-        self.sequence = sequence + count
+        frames = [encrypt(prefix + (sequence + i).to_bytes(8, "big"), plaintext, None)
+                  for i, plaintext in enumerate(plaintexts)]
+        self.sequence = sequence + len(plaintexts)
         return frames
 
     def open_run(self, frames: Sequence[bytes], start: int, length: int) -> list[bytes]:
@@ -136,6 +134,11 @@ class FrameFormat:
             return None
         return op, key[:key_length], value[:value_length]
 
+    def pack_items(self, items: dict[bytes, bytes]) -> list[bytes]:
+        """The ``SETUP_ITEM`` plaintexts of ``items`` (checked keys and values)."""
+        pack, op = self._command.pack, Cmd.SETUP_ITEM
+        return [pack(op, len(key), key, len(value), value) for key, value in items.items()]
+
     def unpack_commands(self, plaintexts: bytes) -> list[tuple[bytes, bytes]] | None:
         """``(key, value)`` of every command plaintext in ``plaintexts`` (concatenated: a
         Setup's items), or None if any has a length field exceeding its field."""
@@ -177,9 +180,3 @@ def setup_key_material(params: Params, plaintexts: Iterable[bytes]) -> tuple[byt
     material = b"".join(plaintext[FRAME_OP_BYTES:] for plaintext in plaintexts)
     return (material[:MASTER_KEY_BYTES],
             material[MASTER_KEY_BYTES:SETUP_KEY_MATERIAL_BYTES])
-
-
-def setup_item_commands(params: Params, keys: list[bytes], values: list[bytes]) -> bytes:
-    """The ``SETUP_ITEM`` plaintexts of every item, concatenated (built column-wise: a Setup of
-    2^20 items sends 2^20 frames)."""
-    return slot_rows(params, keys, values, flag=Cmd.SETUP_ITEM).tobytes()

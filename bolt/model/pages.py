@@ -56,10 +56,8 @@ def slot_array(params: Params, host_items: list[tuple[int, int, bytes, bytes]]) 
     return pages
 
 
-def slot_rows(params: Params, keys: list[bytes], values: list[bytes], *,
-              flag: int = 1) -> np.ndarray:
-    """:func:`encode_slot` of every (key, value) as one (items, slot_bytes) array; ``flag`` is
-    the first byte (a command frame's op byte when the rows are Setup items)."""
+def slot_rows(params: Params, keys: list[bytes], values: list[bytes]) -> np.ndarray:
+    """:func:`encode_slot` of every (key, value) as one (items, slot_bytes) array."""
     p, n = params, len(keys)
     rows = np.zeros((n, p.slot_bytes), dtype=np.uint8)
     if n == 0:
@@ -67,7 +65,7 @@ def slot_rows(params: Params, keys: list[bytes], values: list[bytes], *,
     ks, vs = p.key_size, p.value_size
     key_lengths = np.fromiter(map(len, keys), dtype=np.uint8, count=n)
     value_lengths = np.fromiter(map(len, values), dtype=np.uint16, count=n)
-    rows[:, 0] = flag
+    rows[:, 0] = 1
     rows[:, 1] = key_lengths
     rows[:, 2:2 + ks] = _padded(keys, key_lengths, ks)
     rows[:, 2 + ks] = value_lengths >> 8

@@ -12,8 +12,7 @@ import pytest
 
 import bolt
 from bolt.channel import ReferenceDevice
-from bolt.channel.frames import (TO_ACCELERATOR, FrameCipher, FrameFormat, setup_item_commands,
-                                 setup_key_commands)
+from bolt.channel.frames import TO_ACCELERATOR, FrameCipher, FrameFormat, setup_key_commands
 from bolt.params import Params
 from bolt.protocol import Cmd, Op
 
@@ -50,9 +49,7 @@ def test_rtl_frames_equal_the_reference_frames(rtl_device):
     assert len(both([send.seal(fmt.pack_command(Op.GET, b"early"))])) == 1   # REFUSED
     items = {b"k%d" % i: rng.randbytes(rng.randrange(9)) for i in range(300)}
     setup = [send.seal(c) for c in setup_key_commands(p, MASTER_KEY, unique_salt())]
-    rows = setup_item_commands(p, list(items), list(items.values()))
-    size = p.command_plaintext_bytes
-    setup += [send.seal(rows[i:i + size]) for i in range(0, len(rows), size)]
+    setup += send.seal_run(fmt.pack_items(items))
     setup.append(send.seal(fmt.pack_command(Cmd.SETUP_END)))
     assert len(both(setup)) == 1
     keys = list(items) + [b"new%d" % i for i in range(50)]
