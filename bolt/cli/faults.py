@@ -7,8 +7,8 @@ import time
 
 import click
 
-from ..tools.faults import KINDS, campaign, nonce_check
-from .common import print_table
+from ..tools.faults import CAMPAIGN_PARAMS, KINDS, campaign, nonce_check
+from .common import make_params, placement_options, print_table
 
 
 @click.command("faults")
@@ -23,13 +23,16 @@ from .common import print_table
 @click.option("--accesses", type=int, default=200, show_default=True,
               help="Nonce check: accesses after each Setup.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def command(faults_per_kind, kinds, maps, setups, accesses, seed):
+@placement_options
+def command(faults_per_kind, kinds, maps, setups, accesses, seed, placement, pool_size):
     """Inject faults of every kind into the reference model (host tampering, host stores cut
     short or extended, exceptions at every step of an access); count each as detected,
     harmless or silent, and the items lost (the whole map is compared with a dict oracle after
     every fault). Then count repeated (page key, nonce) pairs over many maps and Setups."""
     start = time.perf_counter()
-    tallies = campaign(faults_per_kind, seed=seed, kinds=kinds or None)
+    params = make_params(**{**CAMPAIGN_PARAMS.arguments(), "placement": placement,
+                            "pool_size": pool_size})
+    tallies = campaign(faults_per_kind, seed=seed, kinds=kinds or None, params=params)
     rows = [(kind, f"{t.faults:,}", f"{t.detected:,}", f"{t.harmless:,}", f"{t.silent:,}",
              f"{t.lost:,}", f"{t.accesses:,}") for kind, t in tallies.items()]
     total = [sum(getattr(t, name) for t in tallies.values())

@@ -405,9 +405,10 @@ def run_kind(kind: str, faults: int, *, seed: int = 0, params: Params = CAMPAIGN
     return tally
 
 
-def campaign(faults_per_kind: int, *, seed: int = 0, kinds=None) -> dict[str, Tally]:
+def campaign(faults_per_kind: int, *, seed: int = 0, kinds=None,
+             params: Params = CAMPAIGN_PARAMS) -> dict[str, Tally]:
     """:func:`run_kind` for every kind (or ``kinds``)."""
-    return {kind: run_kind(kind, faults_per_kind, seed=seed + n)
+    return {kind: run_kind(kind, faults_per_kind, seed=seed + n, params=params)
             for n, kind in enumerate(kinds or KINDS)}
 
 

@@ -3,12 +3,20 @@ no item is ever lost (the whole map is compared with a dict oracle after every f
 
 import pytest
 
+from bolt import Params
 from bolt.tools import faults
 
+#: The campaign's map under each placement (algorithm §13: a small pool, so that accesses move
+#: items between the pool and the bins).
+PLACEMENTS = {"two-choice": faults.CAMPAIGN_PARAMS,
+              "pool": Params(**faults.CAMPAIGN_PARAMS.arguments(), placement="pool",
+                             pool_size=12)}
 
+
+@pytest.mark.parametrize("placement", sorted(PLACEMENTS))
 @pytest.mark.parametrize("kind", list(faults.KINDS))
-def test_no_fault_is_silent_and_no_item_is_lost(kind):
-    tally = faults.run_kind(kind, 150, seed=3)
+def test_no_fault_is_silent_and_no_item_is_lost(kind, placement):
+    tally = faults.run_kind(kind, 150, seed=3, params=PLACEMENTS[placement])
     assert tally.faults == 150
     assert tally.silent == 0 and tally.lost == 0, tally.notes
     assert tally.detected + tally.harmless == tally.faults
