@@ -35,7 +35,7 @@ from ..params import Params
 from ..wire import HEADER_BYTES, Kind, WireError, decode_length, encode, hello_body
 
 __all__ = ["Server", "ServerConfig", "LocalServer", "start_local_server", "new_device",
-           "JsonLogFormatter"]
+           "JsonLogFormatter", "Recorder", "read_record"]
 
 log = logging.getLogger("bolt.serve")
 
@@ -62,6 +62,11 @@ class ServerConfig:
         first one. The host tells a Setup from an access by its frame count, a public fact.
     lifetime_s
         Stop by itself after this long (None: until a signal).
+    record
+        A file to write the operator's whole view to, as JSON lines: every message with its
+        direction, client, kind, length and bytes (hex), and after each exchange the page
+        trace it caused. Without it the page trace is dropped after each exchange, so a
+        long-running server's memory stays bounded.
     device_thread
         Run device calls in a worker thread, so the event loop keeps serving the network
         meanwhile (for the RTL simulation, whose accesses take milliseconds); the reference
@@ -78,6 +83,7 @@ class ServerConfig:
     reload: bool = False
     lifetime_s: float | None = None
     device_thread: bool = False
+    record: str | os.PathLike | None = None
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -124,6 +130,7 @@ class Server:
         self.tap = tap
         self.address: tuple[str, int] | None = None
         self._hello = encode(Kind.HELLO, hello_body(params, backend, reload=config.reload))
+        self._recorder = Recorder(config.record) if config.record is not None else None
         self._client_ids = itertools.count(1)
         self._clients = 0
         self._loads = 0
@@ -184,9 +191,14 @@ class Server:
 
     # -- one client --------------------------------------------------------------------------------
 
-    async def _write(self, client: int, writer: asyncio.StreamWriter, message: bytes) -> None:
+    def _seen(self, direction: str, client: int, message: bytes) -> None:
         if self.tap is not None:
-            self.tap("out", client, message)
+            self.tap(direction, client, message)
+        if self._recorder is not None:
+            self._recorder.message(direction, client, message)
+
+    async def _write(self, client: int, writer: asyncio.StreamWriter, message: bytes) -> None:
+        self._seen("out", client, message)
         writer.write(message)
         async with asyncio.timeout(self.config.request_timeout_s):
             await writer.drain()
@@ -200,8 +212,7 @@ class Server:
                             f"({self._longest_request})")
         async with asyncio.timeout(self.config.request_timeout_s):
             body = await reader.readexactly(length)
-        if self.tap is not None:
-            self.tap("in", client, header + body)
+        self._seen("in", client, header + body)
         return kind, body
 
     async def _serve_client(self, reader: asyncio.StreamReader,
@@ -288,10 +299,16 @@ class Server:
         def run():
             timing["start"] = time.perf_counter()
             if self._sessions:
-                return self.device.exchange(frames, session=client)
-            if self._session_holder != client:
+                responses = self.device.exchange(frames, session=client)
+            elif self._session_holder != client:
                 raise WireError("another client holds the accelerator's one session")
-            return self.device.exchange(frames)
+            else:
+                responses = self.device.exchange(frames)
+            trace = self.device.trace
+            if self._recorder is not None:
+                self._recorder.pages(client, trace)
+            trace.clear()
+            return responses
 
         responses = await self._on_device(run)
         done = time.perf_counter()
@@ -332,12 +349,48 @@ class Server:
                 await asyncio.wait(handlers, timeout=self.config.request_timeout_s)
             device_task.cancel()
             self._worker.shutdown(wait=True)
+            if self._recorder is not None:
+                self._recorder.close()
             _log(logging.INFO, "stopped")
 
     def stop(self) -> None:
         """Ask :meth:`serve` to return (call from the event loop's thread)."""
         if self._stopping is not None:
             self._stopping.set()
+
+
+class Recorder:
+    """The operator's view, written as it happens (JSON lines; see ``ServerConfig.record``)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self._file = open(path, "w", encoding="ascii")
+
+    def message(self, direction: str, client: int, message: bytes) -> None:
+        kind = Kind(message[HEADER_BYTES - 1]).name if len(message) >= HEADER_BYTES else None
+        self._file.write(json.dumps({"message": {
+            "direction": direction, "client": client, "kind": kind, "length": len(message),
+            "data": message.hex()}}) + "\n")
+
+    def pages(self, client: int, trace) -> None:
+        self._file.write(json.dumps({"pages": {
+            "client": client, "events": [list(event) for event in trace]}}) + "\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_record(path: str | os.PathLike) -> tuple[list[dict], list[dict]]:
+    """``(messages, page traces)`` of a recording, each in order."""
+    messages, pages = [], []
+    with open(path, encoding="ascii") as lines:
+        for line in lines:
+            entry = json.loads(line)
+            if "message" in entry:
+                entry["message"]["data"] = bytes.fromhex(entry["message"]["data"])
+                messages.append(entry["message"])
+            else:
+                pages.append(entry["pages"])
+    return messages, pages
 
 
 # -- devices -------------------------------------------------------------------------------------

@@ -30,10 +30,14 @@ from .common import make_params, params_options
               help="Relay bulk loads after the first (each replaces the map for everyone).")
 @click.option("--lifetime", type=float, default=None,
               help="Stop by itself after this many seconds.")
+@click.option("--record", type=click.Path(dir_okay=False), default=None,
+              help="Write the operator's view (every message's bytes, the page trace of each "
+                   "exchange) to this file as JSON lines.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info",
               show_default=True, help="debug logs every exchange (lengths and timings only).")
 def command(backend, host, port, capacity, key_size, value_size, load, hbm_fraction,
-            max_clients, queue_size, request_timeout, idle_timeout, reload, lifetime, log_level):
+            max_clients, queue_size, request_timeout, idle_timeout, reload, lifetime, record,
+            log_level):
     """Serve one accelerator to many clients; the host relays only sealed frames.
 
     Prints one JSON line (address, backend, attestation measurement) on standard output once it
@@ -49,7 +53,7 @@ def command(backend, host, port, capacity, key_size, value_size, load, hbm_fract
     logger.setLevel(log_level.upper())
     config = ServerConfig(host=host, port=port, max_clients=max_clients, queue_size=queue_size,
                           request_timeout_s=request_timeout, idle_timeout_s=idle_timeout,
-                          reload=reload, lifetime_s=lifetime)
+                          reload=reload, lifetime_s=lifetime, record=record)
 
     def announce(facts: dict) -> None:
         click.echo(json.dumps(facts))

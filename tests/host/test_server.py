@@ -13,7 +13,7 @@ import time
 import pytest
 
 import bolt
-from bolt.host.server import JsonLogFormatter
+from bolt.host.server import JsonLogFormatter, read_record
 from bolt.params import Params
 from bolt.tools.loadtest import run_clients
 from bolt.wire import HEADER_BYTES, Kind, WireError, decode_length, encode
@@ -44,12 +44,13 @@ def test_clients_share_one_map():
 
 
 def test_many_clients_at_once_get_every_answer_right():
-    with served(PARAMS) as (_, address, measurement):
+    with served(PARAMS) as (server, address, measurement):
         bolt.connect(address, measurement=measurement, items={}).close()
         result = run_clients(lambda n: bolt.connect(address, measurement=measurement),
                              close_client=lambda client: client.close(), clients=4, ops=500,
                              keys_per_client=60, key_size=16, value_size=32, seed=5,
                              progress=False)
+        assert len(server.device.trace) == 0      # not kept without --record: memory bounded
     assert result.errors == [] and result.wrong == 0 and result.ops == 2000
 
 
@@ -178,9 +179,10 @@ def test_a_tampered_frame_ends_only_its_own_session():
         victim.close(), bystander.close()
 
 
-def test_the_operator_sees_only_fixed_size_frames_and_the_page_trace():
-    """Record every byte crossing the server's sockets and the host memory while clients
-    work; find no key or value byte, and only frames of the two fixed lengths."""
+def test_the_operator_sees_only_fixed_size_frames_and_the_page_trace(tmp_path):
+    """Record every byte crossing the server's sockets (the server's own recording, and a tap
+    on its sockets), the page trace and the host memory while clients work; find no key or
+    value byte, only frames of the two fixed lengths and whole-page accesses."""
     traffic = []
     lock = threading.Lock()
 
@@ -197,7 +199,8 @@ def test_the_operator_sees_only_fixed_size_frames_and_the_page_trace():
     logger.addHandler(handler)
     level = logger.level
     logger.setLevel(logging.DEBUG)
-    with served(PARAMS, tap=tap) as (server, address, measurement):
+    record = tmp_path / "view.jsonl"
+    with served(PARAMS, tap=tap, record=record) as (server, address, measurement):
         loader = bolt.connect(address, measurement=measurement, items=dict(zip(keys, values)))
         workers = [bolt.connect(address, measurement=measurement) for _ in range(2)]
         memory_snapshots = [server.device.host_memory.snapshot()]
@@ -215,10 +218,10 @@ def test_the_operator_sees_only_fixed_size_frames_and_the_page_trace():
         for thread in threads:
             thread.join(60)
         memory_snapshots.append(server.device.host_memory.snapshot())
-        trace = list(server.device.trace)
-        ops = server.device.trace.ops()
         for client in (loader, *workers):
             client.close()
+    messages, page_traces = read_record(record)
+    assert [(m["direction"], m["client"], m["data"]) for m in messages] == traffic
     logger.removeHandler(handler)
     logger.setLevel(level)
     # The logs: one JSON object a line, an entry per exchange, lengths and timings only.
@@ -249,12 +252,15 @@ def test_the_operator_sees_only_fixed_size_frames_and_the_page_trace():
                        "out": {PARAMS.response_frame_bytes}}
     # The page trace: whole pages, each read then written back at once (0, 1 or 2 per op).
     stride = PARAMS.page_stride
-    assert all(event.length == stride and event.address % stride == 0 for event in trace)
-    accesses = ops[1:]
-    assert len(accesses) == 4 * len(keys)
+    assert len(page_traces) == 1 + 4 * len(keys)
+    setup, accesses = page_traces[0]["events"], [t["events"] for t in page_traces[1:]]
+    assert [kind for kind, _, _ in setup] == ["write"] * PARAMS.host_bins
+    for events in [setup] + accesses:
+        assert all(length == stride and address % stride == 0 for _, address, length in events)
     for events in accesses:
         assert len(events) in (0, 2, 4)
-        assert [e.kind for e in events] == ["read", "write"] * (len(events) // 2)
+        assert [kind for kind, _, _ in events] == ["read", "write"] * (len(events) // 2)
+    assert {len(events) for events in accesses} == {0, 2, 4}
 
 
 class OneSessionDevice:
@@ -273,6 +279,10 @@ class OneSessionDevice:
 
     def exchange(self, frames):
         return self.inner.exchange(frames)
+
+    @property
+    def trace(self):
+        return self.inner.trace
 
 
 def test_a_one_session_accelerator_serves_one_client_at_a_time():
