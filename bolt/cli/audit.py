@@ -161,6 +161,9 @@ def command(conformance, leakage, section8, compare, self_check, false_alarms, b
                     f"  N={n} {probe} {placement}: {result['seconds']:.1f} s", err=True))
                 if progress else None)
             paths.append(audit.write_report(report, out, "placements"))
+            if plots:
+                paths.append(audit_report.plot_placements(
+                    report, audit_report.output_path(out, "placements.png")))
             emit(audit_report.placement_lines(report))
     except audit.AuditError as error:
         raise click.ClickException(str(error)) from error

@@ -190,6 +190,33 @@ def plot_reaccess(reports: list[dict], path: str) -> str:
     return _save(plt, fig, path)
 
 
+def plot_placements(report: dict, path: str) -> str:
+    """Bits per access of each probe (hot key, then the gaps) for both placements, one line
+    per N and placement, with 95% intervals; zero estimates drawn at the axis floor."""
+    plt, fig, ax = _figure(8, 4.8)
+    probes = list(dict.fromkeys(row["probe"] for row in report["rows"]))
+    floor = 1e-6
+    for n, capacity in enumerate(report["capacities"]):
+        rows = {row["probe"]: row for row in report["rows"] if row["capacity"] == capacity}
+        for placement, style in (("two-choice", "o-"), ("pool", "s--")):
+            entries = [rows[probe][placement]["page_history"] for probe in probes]
+            est = np.array([max(e["bits_per_op"], floor) for e in entries])
+            low = np.array([max(e["interval"][0], floor) for e in entries])
+            high = np.array([max(e["interval"][1], floor) for e in entries])
+            ax.errorbar(np.arange(len(probes)) + 0.06 * (n - len(report["capacities"]) / 2),
+                        est, yerr=[est - np.minimum(low, est), high - est], fmt=style,
+                        color=f"C{n % 10}", capsize=3, markersize=4,
+                        label=f"N = 2^{int(np.log2(capacity))} {placement}")
+    ax.set_xticks(range(len(probes)), probes)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=floor / 2)
+    ax.set_ylabel("bits per access (page-history observer)")
+    ax.set_title("algorithm §13: two-choice (solid) and pool (dashed), 95% intervals",
+                 fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
+    return _save(plt, fig, path)
+
+
 def output_path(out: str, name: str) -> str:
     os.makedirs(out, exist_ok=True)
     return os.path.join(out, name)

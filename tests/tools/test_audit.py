@@ -16,8 +16,8 @@ from bolt.tools.audit import (FAMILY_ALPHA, LEAK_BUDGET_BITS_PER_OP, conformance
                               holm, ideal_view, information_estimate, leakage,
                               mutual_information_bits, placement_comparison, reaccess_leak,
                               run_statistics, write_report)
-from bolt.tools.audit_report import (plot_conformance, plot_leakage, plot_reaccess,
-                                     placement_lines)
+from bolt.tools.audit_report import (placement_lines, plot_conformance, plot_leakage,
+                                     plot_placements, plot_reaccess)
 from bolt.tools.features import extract, host_view
 from bolt.tools.variants import VARIANTS, make_variant
 from bolt.tools.workloads import WORKLOADS, make_workload, present_count
@@ -297,7 +297,7 @@ def test_pool_design_conforms_to_its_own_reference_and_differs_from_two_choice()
     assert not other["passed"] and any(f.startswith("hot_key") for f in other["flagged"])
 
 
-def test_placement_comparison_shows_the_pool_cutting_the_page_history_leak():
+def test_placement_comparison_shows_the_pool_cutting_the_page_history_leak(tmp_path):
     report = placement_comparison(PARAMS, [256], runs=4, ops=16384, seed=2)
     rows = {row["probe"]: row for row in report["rows"]}
     assert set(rows) == {"hot key", "gap 1", "gap M/8", "gap M", "gap 4M"}
@@ -309,6 +309,8 @@ def test_placement_comparison_shows_the_pool_cutting_the_page_history_leak():
         assert rows[probe]["ratio"]["interval"][0] > 5, rows[probe]
     assert not report["pool_leaks_more"]
     assert "two-choice / pool" in "\n".join(placement_lines(report))
+    with open(plot_placements(report, str(tmp_path / "p.png")), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_audit_of_the_pool(tmp_path):
