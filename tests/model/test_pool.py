@@ -57,9 +57,10 @@ def test_the_pool_is_in_the_hbm_budget():
     assert ("pool", pool.pool) in pool.items() and two_choice.pool == 0
 
 
-def test_the_rtl_backend_refuses_the_pool():
+@pytest.mark.parametrize("channel", [False, True])
+def test_the_rtl_backend_refuses_the_pool(channel):
     with pytest.raises(ValueError, match="two-choice placement only"):
-        bolt.Map(64, placement="pool", backend="rtl", channel=False)
+        bolt.Map(64, placement="pool", backend="rtl", channel=channel)
 
 
 @pytest.mark.parametrize("pool_size", [1, 5, None])
