@@ -138,6 +138,8 @@ class Server:
         self._queue: asyncio.Queue | None = None
         self._stopping: asyncio.Event | None = None
         self._handlers: set[asyncio.Task] = set()
+        self._deadlines: dict[int, list] = {}     # client -> [deadline or None, its writer]
+        self._timed_out: set[int] = set()
         self._sessions = "session" in inspect.signature(device.open_session).parameters
         self._session_holder: int | None = None   # one-session devices: the client holding it
         # The longest message a client may send: a whole Setup of N items if loads are relayed.
@@ -169,8 +171,10 @@ class Server:
         never cut in half, so the map stays consistent.
         """
         answer = asyncio.get_running_loop().create_future()
-        async with asyncio.timeout(self.config.request_timeout_s):
-            await self._queue.put((call, answer))
+        try:
+            self._queue.put_nowait((call, answer))
+        except asyncio.QueueFull:
+            raise WireError("the server is busy (its queue is full); try again later") from None
         return await asyncio.shield(answer)
 
     def _open_session(self, client: int, encapsulated_key: bytes) -> bytes:
@@ -197,21 +201,44 @@ class Server:
         if self._recorder is not None:
             self._recorder.message(direction, client, message)
 
+    def _arm(self, client: int, seconds: float | None) -> None:
+        """Give ``client`` until ``seconds`` from now (None: no limit) for what it does next."""
+        entry = self._deadlines.get(client)
+        if entry is not None:   # None: a client refused before it was registered
+            entry[0] = None if seconds is None else asyncio.get_running_loop().time() + seconds
+
+    async def _watchdog(self) -> None:
+        """Disconnect every client past its deadline. One task for all clients: a timer per
+        read would cost more than the read (it measurably slowed every access)."""
+        config = self.config
+        period = max(0.02, min(1.0, min(config.request_timeout_s, config.idle_timeout_s) / 4))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for client, entry in list(self._deadlines.items()):
+                if entry[0] is not None and now > entry[0]:
+                    entry[0] = None
+                    self._timed_out.add(client)
+                    entry[1].transport.abort()
+
     async def _write(self, client: int, writer: asyncio.StreamWriter, message: bytes) -> None:
         self._seen("out", client, message)
         writer.write(message)
-        async with asyncio.timeout(self.config.request_timeout_s):
-            await writer.drain()
+        self._arm(client, self.config.request_timeout_s)
+        await writer.drain()
+        self._arm(client, None)
 
     async def _read(self, client: int, reader: asyncio.StreamReader) -> tuple[int, bytes]:
-        async with asyncio.timeout(self.config.idle_timeout_s):
-            header = await reader.readexactly(HEADER_BYTES)
+        self._arm(client, self.config.idle_timeout_s)
+        header = await reader.readexactly(HEADER_BYTES)
         kind, length = decode_length(header)
         if length > self._longest_request:
             raise WireError(f"a message of {length} bytes exceeds the longest request "
                             f"({self._longest_request})")
-        async with asyncio.timeout(self.config.request_timeout_s):
-            body = await reader.readexactly(length)
+        self._arm(client, self.config.request_timeout_s)
+        body = await reader.readexactly(length)
+        self._arm(client, None)
         self._seen("in", client, header + body)
         return kind, body
 
@@ -230,6 +257,7 @@ class Server:
             return
         self._clients += 1
         self._handlers.add(asyncio.current_task())
+        self._deadlines[client] = [None, writer]
         _log(logging.INFO, "connect", client=client, peer=f"{peer[0]}:{peer[1]}",
              clients=self._clients)
         session_open = False
@@ -255,8 +283,6 @@ class Server:
             reason = "the server stops"
         except asyncio.IncompleteReadError as error:
             reason = "closed by the client" if not error.partial else "closed mid-message"
-        except TimeoutError:
-            reason = "timed out"
         except (WireError, ChannelError) as error:
             reason = str(error)
             with contextlib.suppress(Exception):
@@ -272,7 +298,11 @@ class Server:
         finally:
             self._clients -= 1
             self._handlers.discard(asyncio.current_task())
-            if self._stopping.is_set():
+            del self._deadlines[client]
+            if client in self._timed_out:
+                self._timed_out.discard(client)
+                reason = "timed out"
+            elif self._stopping.is_set():
                 reason = "the server stops"
             elif session_open:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -326,6 +356,7 @@ class Server:
         self._queue = asyncio.Queue(self.config.queue_size)
         self._stopping = asyncio.Event()
         device_task = asyncio.create_task(self._device_loop())
+        watchdog = asyncio.create_task(self._watchdog())
         server = await asyncio.start_server(self._serve_client, self.config.host,
                                             self.config.port, limit=1 << 16)
         self.address = server.sockets[0].getsockname()[:2]
@@ -348,6 +379,7 @@ class Server:
             if handlers:
                 await asyncio.wait(handlers, timeout=self.config.request_timeout_s)
             device_task.cancel()
+            watchdog.cancel()
             self._worker.shutdown(wait=True)
             if self._recorder is not None:
                 self._recorder.close()
