@@ -76,6 +76,14 @@ class MemoryUse:
         return "BRAM" if self.bits > 4096 else "LUTRAM"
 
 
+def _inspected(elaboratable) -> None:
+    """Mark ``elaboratable`` as used: the inventory elaborates the design to read it, never to
+    build it, so Amaranth would otherwise warn, whenever the garbage is collected, that each
+    object it made was created but never used."""
+    if hasattr(elaboratable, "_MustUse__used"):
+        elaboratable._MustUse__used = True
+
+
 def memory_inventory(top) -> list[MemoryUse]:
     """Every :class:`~amaranth.lib.memory.Memory` under ``top``, by hierarchical path."""
     from amaranth.hdl import Fragment, Module, Shape
@@ -87,6 +95,7 @@ def memory_inventory(top) -> list[MemoryUse]:
     def walk(elaboratable, path):
         if isinstance(elaboratable, tuple):            # (elaboratable, source location)
             elaboratable = elaboratable[0]
+        _inspected(elaboratable)
         if isinstance(elaboratable, Memory):
             found.append(MemoryUse(path, elaboratable.depth,
                                    Shape.cast(elaboratable.shape).width))
@@ -98,7 +107,9 @@ def memory_inventory(top) -> list[MemoryUse]:
         # A Module under a DomainRenamer (the accelerator's core) is walked as it stands.
         module = elaboratable if isinstance(elaboratable, Module) else elaboratable.elaborate(None)
         while not isinstance(module, (Module, Fragment)):
+            _inspected(module)
             module = module.elaborate(None)
+        _inspected(module)
         if isinstance(module, Fragment):
             return
         for name, sub in module._named_submodules.items():

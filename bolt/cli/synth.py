@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 
 import click
 
@@ -24,11 +23,6 @@ from .common import make_params, params_options, print_table
 def command(component, no_yosys, **options):
     """Resource estimate of the accelerator (memories vs the Alveo U55C, Yosys stat) or of one
     crypto core."""
-    from amaranth.hdl import UnusedElaboratable
-
-    # The memory inventory elaborates the design without building it; Amaranth would warn
-    # about every elaboratable it made there.
-    warnings.simplefilter("ignore", UnusedElaboratable)
     params = make_params(**options)
     if component != "accelerator":
         _component_report(component, params)
