@@ -13,38 +13,49 @@ Interfaces
     One response per command: ``status`` (:class:`~bolt.protocol.Status`), ``has_value``,
     ``vlen``/``value``, ``page`` (for INTEGRITY), and ``cycles``, the cycles from the command's
     acceptance to the response being offered (measurement only).
-``host`` (``Out(HostPortSignature)``)
-    The host-memory master port (:class:`bolt.hdl.pages.HostPortSignature`): whole-page read and
-    write bursts of 64-byte beats. It is the only path to the host.
+``host`` (``Out(AxiSignature)``)
+    The host-memory AXI4 master (:class:`bolt.hdl.pages.HostAxiBridge`): whole pages, split at
+    4 KB boundaries. It is the only path to the host.
+``hbm`` (``Out(AxiSignature)``)
+    The trusted HBM, laid out by :class:`bolt.hdl.hbm.HbmMap`: every structure sized by N.
+``overruns`` (``Out(16)``)
+    Steps whose HBM responses came later than their fixed budget (:class:`~bolt.hdl.hbm.HbmMaster`).
 
 Timing
 ------
-Every Access runs the same sequence of steps whatever its op, key, value, hit or miss and
-pending items; the only branches are on whether ``x`` and ``y`` are host bins (both visible in
-its trace) and on an integrity failure (which the trace also shows: the touch writes nothing).
-Each step takes a fixed number of cycles, given the host's response latency and the DRBG
-sample buffer (filled ahead from public randomness).
+Every Access runs the same steps whatever its op, key, value, hit or miss and pending items:
+draw, PRF, lookup, gather, then a touch of each of ``x``, ``y`` that is a host bin, then the
+re-placement. Each HBM step issues the same requests every time (a write the data would skip
+carries no byte strobes) and ends a fixed number of cycles after it began, given HBM answers
+within ``hbm_latency`` cycles. The only branches are on whether ``x`` and ``y`` are host bins
+(both visible in the trace) and on an integrity failure (which the trace also shows); the
+touches wait for the host, whose timing the host already knows.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Module,
+from dataclasses import dataclass
+
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, DomainRenamer, Module, Mux,
                           ResetSignal, Shape, Signal)
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bolt.params import Params
 from bolt.protocol import HBM, HOST, PENDING, Cmd, Op, Status
 
 from .aes import Aes128
-from .eviction import EvictionBuffer, EvictionOp
-from .frames import FramePool
-from .index import Index
-from .pages import HostPortSignature, PageEngine, bswap
+from .hbm import (AxiSignature, HbmMap, HbmMaster, MAX_BURST_BEATS, bin_record_layout,
+                  frame_record_layout)
+from .lookup import Lookup
+from .pages import ADDRESS_BITS, HostAxiBridge, PageEngine, bswap
 
-__all__ = ["RtlAccelerator", "Cmd", "command_layout", "response_layout", "HostPortSignature",
+__all__ = ["RtlAccelerator", "Cmd", "command_layout", "response_layout", "HBM_LATENCY",
            "pack_command", "unpack_response", "pack_fields", "unpack_fields"]
+
+#: Cycles an HBM read may take from its request to its first beat (about 100 ns at 300 MHz,
+#: the U55C's HBM under light load) before a step's fixed schedule is overrun.
+HBM_LATENCY = 32
 
 
 def command_layout(params: Params) -> data.StructLayout:
@@ -70,27 +81,49 @@ def response_layout(params: Params) -> data.StructLayout:
     })
 
 
+@dataclass(frozen=True)
+class _Read:
+    addr: object
+    beats: int
+
+
+@dataclass(frozen=True)
+class _Write:
+    addr: object
+    data: object
+    enable: object = 1
+    beats: int = 1
+    zero: bool = False
+
+
 class RtlAccelerator(wiring.Component):
     """The BOLT accelerator for one :class:`~bolt.params.Params`.
 
     Parameters
     ----------
     params : Params
-        The public parameters; every memory is sized from them.
+        The public parameters; the HBM map is generated from them.
     sampler_factory : callable
-        ``sampler_factory(params)`` returns the DRBG sample source (see :mod:`bolt.hdl.random`).
+        ``sampler_factory(params)`` returns the DRBG sample source (see :mod:`bolt.hdl.sampler`).
     gcm_factory : callable or None
         Passed to :class:`~bolt.hdl.pages.PageEngine`.
+    hbm_latency : int
+        The HBM latency each step's budget allows for (see :data:`HBM_LATENCY`).
     """
 
-    def __init__(self, params: Params, *, sampler_factory=None, gcm_factory=None):
+    def __init__(self, params: Params, *, sampler_factory=None, gcm_factory=None,
+                 hbm_latency: int = HBM_LATENCY):
         self._p = params
         self._sampler_factory = sampler_factory
         self._gcm_factory = gcm_factory
+        self._latency = hbm_latency
+        self.hbm_map = HbmMap(params)
         super().__init__({
             "cmd": In(stream.Signature(command_layout(params))),
             "resp": Out(stream.Signature(response_layout(params))),
-            "host": Out(HostPortSignature()),
+            "host": Out(AxiSignature(address_width=ADDRESS_BITS)),
+            "hbm": Out(AxiSignature(address_width=self.hbm_map.address_width)),
+            "overruns": Out(16),
         })
 
     @property
@@ -113,78 +146,90 @@ class RtlAccelerator(wiring.Component):
 
     def _elaborate_core(self):
         p = self._p
+        hm = self.hbm_map
         m = Module()
-        K, M, B = p.hbm_bins, p.bins, p.host_bins
-        ks, vs = p.key_size, p.value_size
+        K, S = p.hbm_bins, p.slots
+        ks = p.key_size
 
         # -- sub-components --------------------------------------------------------------------
-        m.submodules.index = index = Index(p)
-        m.submodules.frames = frames = FramePool(p)
-        m.submodules.evict = ev = EvictionBuffer(p, index.position_layout)
+        m.submodules.lookup = lookup = Lookup(p, hm)
         m.submodules.pages = pages = PageEngine(p, self._gcm_factory)
+        m.submodules.host_bridge = bridge = HostAxiBridge(p)
+        m.submodules.hbm = hbm = HbmMaster(hm)
         m.submodules.aes = aes = Aes128(pipelined=False)
         from .sampler import make_sampler
         m.submodules.sampler = sampler = make_sampler(p, self._sampler_factory)
-        wiring.connect(m, wiring.flipped(self.host), pages.host)
+        wiring.connect(m, pages.host, bridge.page)
+        wiring.connect(m, wiring.flipped(self.host), bridge.axi)
+        wiring.connect(m, wiring.flipped(self.hbm), hbm.axi)
+        m.d.comb += [self.overruns.eq(hbm.overruns), hbm.rdata.ready.eq(1),
+                     lookup.beat.valid.eq(hbm.rdata.valid),
+                     lookup.beat.payload.eq(hbm.rdata.payload)]
 
-        # -- trusted memories kept here: loads, write counters, Setup staging -----------------
-        lshape = range(p.slots + 2)
-        m.submodules.loads = loads = Memory(shape=lshape, depth=M, init=[])
-        load_a, load_b = loads.read_port(domain="comb"), loads.read_port(domain="comb")
-        load_w = loads.write_port()
-        m.submodules.counters = counters = Memory(shape=64, depth=B, init=[])
-        ctr_r, ctr_w = counters.read_port(domain="comb"), counters.write_port()
-        slot_layout = pages.slot_layout
-        m.submodules.staging = staging = Memory(
-            shape=data.ArrayLayout(slot_layout, p.slots), depth=B, init=[])
-        stage_r, stage_w = staging.read_port(domain="comb"), staging.write_port(granularity=1)
+        entry_l = lookup.entry_layout
+        frame_l, bin_l, slot_l = frame_record_layout(p), bin_record_layout(p), pages.slot_layout
+        lshape = range(p.slots + 1)
+        fb = p.frame_bits
+        element = hbm.element
+        as_frame = frame_l(element[:frame_l.size])
+        as_bin = bin_l(element[:bin_l.size])
+        as_load = element[:Shape.cast(lshape).width]
+        as_counter = element[:64]
+        as_frame_number = element[:fb]
 
         # -- registers ----------------------------------------------------------------------------
         cmd = Signal(command_layout(p))
         page_key, drbg_key, index_key = Signal(128), Signal(128), Signal(128)
-        r, y, c1, c2 = (Signal(range(M), name=n) for n in ("r", "y", "c1", "c2"))
+        r, y, c1, c2, x, nb = (Signal(range(p.bins), name=n)
+                               for n in ("r", "y", "c1", "c2", "x", "nb"))
         n_drawn = Signal(3)
         mac = Signal(128)
         mac_block = Signal(range(8))
         found = Signal()
-        entry = Signal(index.entry_layout)
-        pos = Signal(index.position_layout)
+        entry = Signal(entry_l)
+        pos, free_pos = Signal.like(lookup.pos), Signal.like(lookup.free_pos)
         free_ok = Signal()
-        free_pos = Signal(index.position_layout)
-        x = Signal(range(M))
-        l1, l2 = Signal(lshape), Signal(lshape)
-        fits, take, full, replace = Signal(), Signal(), Signal(), Signal()
-        taken = Signal()
-        taken_vlen, taken_value = Signal(16), Signal(8 * vs)
+        load_c1, load_c2, load_x, load_nb = (Signal(lshape, name=n)
+                                             for n in ("load_c1", "load_c2", "load_x", "load_nb"))
+        bin_x, bin_y, bin_cur, bin_nb = (Signal(bin_l, name=n)
+                                         for n in ("bin_x", "bin_y", "bin_cur", "bin_nb"))
+        key_frame = Signal(frame_l)
+        counter_x, counter_y, counter = Signal(64), Signal(64), Signal(64)
+        stack_top = Signal(fb)
+        top = Signal(range(p.frames + 1))      # frames on the free stack (in HBM)
+        fresh = Signal(range(p.frames + 1))    # frames never used since Setup: fresh, fresh+1...
+        fits, take, full, replace, taken = Signal(), Signal(), Signal(), Signal(), Signal()
+        taken_vlen, taken_value = Signal(16), Signal(8 * p.value_size)
         status = Signal(3)
         has_value = Signal()
-        out_vlen, out_value = Signal(16), Signal(8 * vs)
+        out_vlen, out_value = Signal(16), Signal(8 * p.value_size)
         err_page = Signal(32)
         items = Signal(range(p.capacity + 1))
         setup_bound = Signal()
         cycles = Signal(32)
-        step = Signal(range(max(M, B, p.slots, 4) + 1))
-        touching = Signal(range(M))     # the bin being touched
-        second = Signal()               # touching y
+        touching = Signal(range(p.bins))
+        second = Signal()
         derive = Signal(2)
+        page_number = Signal(range(p.host_bins + 1))
+        flushed_slot = Signal(S * p.slot_bits)
+        flushed_ipos = Signal(S * len(pos))
+        clear_bursts = hm.clear_end // 4096
+        k = Signal(range(max(clear_bursts, 4 * S + 8) + 1))   # the step's next request
 
-        is_host = lambda b: b >= K  # noqa: E731
-        host_page = lambda b: (b - K)[:32]  # noqa: E731
+        def is_host(b):
+            return b >= K
 
-        # Defaults of the sub-components' inputs.
-        m.d.comb += [
-            index.key.eq(cmd.key), index.klen.eq(cmd.klen),
-            index.bucket1.eq(mac[:len(index.bucket1)]),
-            index.bucket2.eq(mac[64:64 + len(index.bucket2)]),
-            pages.key.eq(page_key), pages.page.eq(host_page(touching)),
-            sampler.key.eq(drbg_key),
-            ctr_r.addr.eq(host_page(touching)),
-            pages.counter.eq(ctr_r.data),
-        ]
+        def host_page(b):
+            """The host page of bin ``b`` (page 0 for an HBM bin: a request that only keeps
+            the schedule)."""
+            return Mux(b >= K, b - K, 0)[:max(1, (p.host_bins - 1).bit_length())]
 
+        kind, loc = entry.kind, entry.loc
         m.d.sync += cycles.eq(cycles + 1)
-        kind = entry.kind
-        loc = entry.loc
+        m.d.comb += [lookup.key.eq(cmd.key), lookup.klen.eq(cmd.klen),
+                     lookup.bucket1.eq(mac[:len(lookup.bucket1)]),
+                     lookup.bucket2.eq(mac[64:64 + len(lookup.bucket2)]),
+                     pages.key.eq(page_key), sampler.key.eq(drbg_key)]
 
         # The PRF message: klen ‖ key, zero padded to whole blocks (CBC-MAC under the index key).
         nmsg = -(-(1 + ks) // 16)
@@ -196,16 +241,72 @@ class RtlAccelerator(wiring.Component):
                 with m.Case(j):
                     m.d.comb += msg_block.eq(bswap(message[128 * j:128 * (j + 1)]))
 
-        def encode_slot(klen, key, vlen, value):
-            s = Signal(slot_layout)
-            m.d.comb += [s.flag.eq(1), s.klen.eq(klen), s.key.eq(key),
-                         s.vlen_be.eq(Cat(vlen[8:16], vlen[0:8])), s.value.eq(value)]
-            return s
+        def new_value(layout, **fields):
+            v = Signal(layout)
+            m.d.comb += [getattr(v, name).eq(value) for name, value in fields.items()]
+            return v
+
+        def slot_record(klen, key, vlen, value):
+            return new_value(slot_l, flag=1, klen=klen, key=key,
+                             vlen_be=Cat(vlen[8:16], vlen[0:8]), value=value)
 
         slot_vlen = Cat(pages.slot_rd.vlen_be[8:16], pages.slot_rd.vlen_be[0:8])
 
-        def respond(m_):
-            m_.next = "RESP"
+        # -- the fixed-schedule HBM steps ----------------------------------------------------
+        def enter(state):
+            """Go to the HBM step ``state``: its requests from the first, its budget from now."""
+            m.next = state
+            m.d.sync += k.eq(0)
+            m.d.comb += hbm.begin.eq(1)
+
+        def issue(segments):
+            """Drive the step's requests, one after another: ``segments`` is a list of
+            ``(count, request(i))``. Returns the condition that the step is over."""
+            start, budget = 0, self._latency + 4
+            for count, make in segments:
+                index = (k - start)[:len(k)]
+                request = make(index)
+                cond = (k >= start) & (k < start + count)
+                with m.If(cond):
+                    if isinstance(request, _Read):
+                        m.d.comb += [hbm.rd.valid.eq(1), hbm.rd.payload.addr.eq(request.addr),
+                                     hbm.rd.payload.beats.eq(request.beats)]
+                        with m.If(hbm.rd.ready):
+                            m.d.sync += k.eq(k + 1)
+                    else:
+                        m.d.comb += [hbm.wr.valid.eq(1), hbm.wr.payload.addr.eq(request.addr),
+                                     hbm.wr.payload.beats.eq(request.beats),
+                                     hbm.wr.payload.data.eq(request.data),
+                                     hbm.wr.payload.enable.eq(request.enable),
+                                     hbm.wr.payload.zero.eq(request.zero)]
+                        with m.If(hbm.wr.ready):
+                            m.d.sync += k.eq(k + 1)
+                start += count
+                budget += count * (2 * request.beats + 2)
+            m.d.comb += hbm.budget.eq(min(budget, 0xFFFF))
+            return (k == start) & hbm.done
+
+        def arrived(i):
+            return hbm.element_valid & (hbm.element_index == i)
+
+        regions = hm.regions
+        index_r, loads_r, bins_r = regions["index"], regions["loads"], regions["bins"]
+        staging_r, frames_r = regions["staging"], regions["frames"]
+        stack_r, counters_r = regions["stack"], regions["counters"]
+
+        def read(region, i):
+            return _Read(region.address(i), region.element_beats)
+
+        def write(region, i, value, enable=1):
+            return _Write(region.address(i), value, enable, region.element_beats)
+
+        stack_below_top = Mux(top != 0, top - 1, 0)
+        free_count = (p.frames - fresh) + top
+        # The frame an allocation takes: the top of the free stack, else a fresh one.
+        alloc_frame = Mux(top != 0, stack_top, fresh[:fb])
+
+        def respond():
+            m.next = "RESP"
 
         with m.FSM():
             with m.State("IDLE"):
@@ -214,7 +315,7 @@ class RtlAccelerator(wiring.Component):
                     m.d.sync += [cmd.eq(self.cmd.payload), cycles.eq(1), has_value.eq(0),
                                  out_vlen.eq(0), out_value.eq(0), err_page.eq(0),
                                  status.eq(Status.ABSENT), mac.eq(0), mac_block.eq(0),
-                                 second.eq(0), taken.eq(0), step.eq(0), derive.eq(0)]
+                                 second.eq(0), taken.eq(0), derive.eq(0)]
                     with m.Switch(self.cmd.payload.op):
                         with m.Case(Cmd.GET, Cmd.PUT, Cmd.DELETE):
                             m.d.sync += n_drawn.eq(0)
@@ -225,7 +326,8 @@ class RtlAccelerator(wiring.Component):
                         with m.Case(Cmd.SETUP_BEGIN):
                             m.next = "SB_KEY"
                         with m.Case(Cmd.SETUP_END):
-                            m.next = "SE_LOAD"
+                            m.d.sync += page_number.eq(0)
+                            enter("SE_READ")
                         with m.Default():
                             m.next = "RESP"
 
@@ -256,80 +358,106 @@ class RtlAccelerator(wiring.Component):
                 with m.If(aes.o_stream.valid):
                     m.d.sync += [mac.eq(aes.o_stream.payload), mac_block.eq(mac_block + 1)]
                     with m.If(mac_block == nmsg - 1):
-                        m.next = "LOOKUP"
+                        m.d.comb += lookup.start.eq(1)
+                        enter("LOOKUP")
                     with m.Else():
                         m.next = "PRF_SEND"
 
-            # -- step 2: index lookup (fixed cycles) -------------------------------------------
+            # -- step 2: the index lookup --------------------------------------------------------
             with m.State("LOOKUP"):
-                m.d.comb += index.start.eq(1)
-                m.next = "LOOKUP_WAIT"
-            with m.State("LOOKUP_WAIT"):
-                with m.If(index.done):
-                    m.d.sync += [found.eq(index.found), entry.eq(index.entry), pos.eq(index.pos),
-                                 free_ok.eq(index.free_ok), free_pos.eq(index.free_pos)]
-                    with m.If(index.found):
-                        m.d.sync += x.eq(index.entry.bin)
-                    with m.Else():
-                        m.d.sync += x.eq(r)
+                m.d.comb += [hbm.rd.valid.eq(lookup.rd.valid),
+                             hbm.rd.payload.eq(lookup.rd.payload),
+                             lookup.rd.ready.eq(hbm.rd.ready),
+                             hbm.budget.eq(self._latency + 4 + 3 * 2 + 2 * lookup.beats)]
+                with m.If(lookup.done & hbm.done):
+                    m.d.sync += [found.eq(lookup.found), entry.eq(lookup.entry),
+                                 pos.eq(lookup.pos), free_ok.eq(lookup.free_ok),
+                                 free_pos.eq(lookup.free_pos),
+                                 x.eq(Mux(lookup.found, lookup.entry.bin, r))]
                     with m.If(cmd.op == Cmd.SETUP_ITEM):
-                        m.next = "SI_PLACE"
+                        enter("SI_READ")
                     with m.Else():
-                        m.next = "DECIDE"
+                        enter("GATHER")
+
+            # -- everything the decisions need, read at once ------------------------------------
+            with m.State("GATHER"):
+                own_frame = Mux(found & (kind != HOST), loc, 0)[:fb]
+                over = issue([
+                    (1, lambda i: read(loads_r, c1)),
+                    (1, lambda i: read(loads_r, c2)),
+                    (1, lambda i: read(loads_r, x)),
+                    (1, lambda i: read(bins_r, host_page(x))),
+                    (1, lambda i: read(bins_r, host_page(y))),
+                    (1, lambda i: read(frames_r, own_frame)),
+                    (1, lambda i: read(counters_r, host_page(x))),
+                    (1, lambda i: read(counters_r, host_page(y))),
+                ])
+                for i, reg, value in [(0, load_c1, as_load), (1, load_c2, as_load),
+                                      (2, load_x, as_load), (3, bin_x, as_bin),
+                                      (4, bin_y, as_bin), (5, key_frame, as_frame),
+                                      (6, counter_x, as_counter), (7, counter_y, as_counter)]:
+                    with m.If(arrived(i)):
+                        m.d.sync += reg.eq(value)
+                with m.If(over):
+                    m.next = "DECIDE"
 
             # -- decisions taken before the touches (reference model: _placement_fits) ---------
             with m.State("DECIDE"):
-                m.d.comb += [load_a.addr.eq(c1), load_b.addr.eq(c2),
-                             ev.bin.eq(host_page(x)), ev.bin2.eq(host_page(y))]
-                la = load_a.data - (found & (c1 == x))
-                lb = load_b.data - (found & (c2 == x))
+                la = load_c1 - (found & (c1 == x))
+                lb = load_c2 - (found & (c2 == x))
                 is_put = cmd.op == Cmd.PUT
                 rep = is_put | ((cmd.op == Cmd.GET) & found)
                 ful = is_put & ~found & (items >= p.capacity)
-                loads_ok = (la < p.slots) | (lb < p.slots)
-                freed = (Signal(range(2 * p.frames + 2), name="freed"))
+                loads_ok = (la < S) | (lb < S)
+                freed = Signal(range(2 * p.frames + 2))
                 m.d.comb += freed.eq(
                     (found & (kind != HOST))
-                    + Mux_(is_host(x), ev.count, 0)
-                    + Mux_(is_host(y) & (y != x), ev.count2, 0)
+                    + Mux(is_host(x), bin_x.count, 0)
+                    + Mux(is_host(y) & (y != x), bin_y.count, 0)
                     - (found & (kind == PENDING)))
-                frames_ok = (frames.free_count + freed) >= 1
+                frames_ok = (free_count + freed) >= 1
                 index_ok = found | free_ok
-                fit = rep & ~ful & loads_ok & frames_ok & index_ok
-                m.d.sync += [l1.eq(la), l2.eq(lb), replace.eq(rep), full.eq(ful), fits.eq(fit),
-                             take.eq(found & ((cmd.op == Cmd.DELETE) | fit)),
-                             touching.eq(x)]
+                fit = Signal()
+                m.d.comb += fit.eq(rep & ~ful & loads_ok & frames_ok & index_ok)
+                tk = Signal()
+                m.d.comb += tk.eq(found & ((cmd.op == Cmd.DELETE) | fit))
+                use_c1 = la <= lb
+                m.d.sync += [replace.eq(rep), full.eq(ful), fits.eq(fit), take.eq(tk),
+                             nb.eq(Mux(use_c1, c1, c2)),
+                             load_nb.eq(Mux(use_c1, load_c1, load_c2)),
+                             touching.eq(x), counter.eq(counter_x)]
+                # The key's own pending entry leaves the eviction list of x now (spec step 2).
+                unlinked = _unlink(m, bin_l, bin_x, loc[:fb], S)
+                with m.If(tk & (kind == PENDING)):
+                    m.d.sync += bin_cur.eq(unlinked)
+                with m.Else():
+                    m.d.sync += bin_cur.eq(bin_x)
                 with m.If(is_host(x)):
                     m.next = "T_LOAD"
                 with m.Elif(is_host(y)):
-                    m.d.sync += [touching.eq(y), second.eq(1)]
+                    m.d.sync += [touching.eq(y), second.eq(1), bin_cur.eq(bin_y),
+                                 counter.eq(counter_y)]
                     m.next = "T_LOAD"
                 with m.Else():
-                    m.next = "FIN1"
+                    m.next = "RESULT"
 
             # -- step 3: touch a host bin ---------------------------------------------------------
             with m.State("T_LOAD"):
-                m.d.comb += pages.load.eq(1)
+                m.d.comb += [pages.load.eq(1), pages.page.eq(host_page(touching)),
+                             pages.counter.eq(counter)]
                 m.next = "T_LOAD_WAIT"
             with m.State("T_LOAD_WAIT"):
                 with m.If(pages.done):
                     with m.If(~pages.ok):
                         m.d.sync += [status.eq(Status.INTEGRITY), err_page.eq(host_page(touching))]
                         with m.If(second):
-                            m.next = "RESTORE"
+                            enter("RESTORE_READ")
                         with m.Else():
                             m.next = "RESP"
                     with m.Elif(second):
-                        m.d.sync += step.eq(0)
-                        m.next = "T_FLUSH"
+                        enter("FLUSH_READ")
                     with m.Else():
-                        m.next = "T_UNLINK"
-            with m.State("T_UNLINK"):
-                # The key's own pending entry leaves the eviction buffer of x.
-                m.d.comb += [ev.bin.eq(host_page(x)), ev.frame.eq(loc)]
-                with m.If(take & (kind == PENDING)):
-                    m.d.comb += ev.op.eq(EvictionOp.UNLINK)
-                m.next = "T_TAKE"
+                        m.next = "T_TAKE"
             with m.State("T_TAKE"):
                 # The key's item leaves its slot of page x.
                 m.d.comb += pages.slot_rd_idx.eq(loc)
@@ -344,114 +472,154 @@ class RtlAccelerator(wiring.Component):
                                  taken.eq(0)]
                     m.next = "RESP"
                 with m.Else():
-                    m.d.sync += step.eq(0)
-                    m.next = "T_FLUSH"
-            with m.State("T_FLUSH"):
-                # One cycle per slot: an empty slot takes the oldest pending item, if any.
-                m.d.comb += [pages.slot_rd_idx.eq(step), ev.bin.eq(host_page(touching))]
-                fill = (pages.slot_rd.flag == 0) & ev.head_valid
-                m.d.comb += [frames.rd_frame.eq(ev.head_frame), index.rd_pos.eq(ev.head_ipos)]
-                item = index.rd_entry
-                value = frames.rd_value
-                new_slot = encode_slot(item.klen, item.key, value.vlen, value.value)
-                with m.If(fill):
-                    m.d.comb += [
-                        ev.op.eq(EvictionOp.POP),
-                        pages.slot_wr_en.eq(1), pages.slot_wr_idx.eq(step),
-                        pages.slot_wr.eq(new_slot),
-                        index.wr_en.eq(1), index.wr_pos.eq(ev.head_ipos),
-                        index.wr_entry.eq(item), index.wr_entry.kind.eq(HOST),
-                        index.wr_entry.bin.eq(touching), index.wr_entry.loc.eq(step),
-                        frames.free.eq(1), frames.free_frame.eq(ev.head_frame),
-                    ]
-                m.d.sync += step.eq(step + 1)
-                with m.If(step == p.slots - 1):
+                    enter("FLUSH_READ")
+
+            # -- the touch's flush: every pending item of the bin into the lowest free slots -----
+            with m.State("FLUSH_READ"):
+                over = issue([(S, lambda i: read(
+                    frames_r, Mux(i < bin_cur.count, bin_cur.frames[i], 0)))])
+                free_slot = Signal(range(S))
+                for s in reversed(range(S)):
+                    with m.If(~pages.slot_used[s]):
+                        m.d.comb += free_slot.eq(s)
+                record = as_frame
+                with m.If(hbm.element_valid & (hbm.element_index < bin_cur.count)):
+                    i = hbm.element_index
+                    m.d.comb += [pages.slot_wr_en.eq(1), pages.slot_wr_idx.eq(free_slot),
+                                 pages.slot_wr.eq(slot_record(record.klen, record.key,
+                                                              record.vlen, record.value))]
+                    m.d.sync += [flushed_slot.word_select(i, p.slot_bits).eq(free_slot),
+                                 flushed_ipos.word_select(i, len(pos)).eq(record.ipos)]
+                with m.If(over):
+                    enter("FLUSH_WRITE")
+            with m.State("FLUSH_WRITE"):
+                def index_update(i):
+                    slot_index = flushed_slot.word_select(i, p.slot_bits)
+                    m.d.comb += pages.slot_rd_idx.eq(slot_index)
+                    flushed = new_value(entry_l, valid=1, kind=HOST, klen=pages.slot_rd.klen,
+                                        key=pages.slot_rd.key, bin=touching, loc=slot_index)
+                    return write(index_r, flushed_ipos.word_select(i, len(pos)), flushed,
+                                 i < bin_cur.count)
+
+                over = issue([
+                    (S, index_update),
+                    (S, lambda i: write(stack_r, top + i, bin_cur.frames[i], i < bin_cur.count)),
+                    (1, lambda i: write(bins_r, host_page(touching), 0)),
+                    (1, lambda i: write(counters_r, host_page(touching), counter + 1)),
+                ])
+                with m.If(over):
+                    m.d.sync += [top.eq(top + bin_cur.count), bin_cur.count.eq(0)]
                     m.next = "T_STORE"
             with m.State("T_STORE"):
-                m.d.comb += [pages.store.eq(1), pages.counter.eq(ctr_r.data + 1),
-                             ctr_w.addr.eq(host_page(touching)),
-                             ctr_w.data.eq(ctr_r.data + 1), ctr_w.en.eq(1)]
+                m.d.comb += [pages.store.eq(1), pages.page.eq(host_page(touching)),
+                             pages.counter.eq(counter + 1)]
                 m.next = "T_STORE_WAIT"
             with m.State("T_STORE_WAIT"):
                 with m.If(pages.done):
+                    m.next = "T_STORE_RESPONSE"
+            with m.State("T_STORE_RESPONSE"):
+                # The page is written once the host has answered every burst of it.
+                with m.If(~bridge.writes_pending):
                     with m.If(~second & is_host(y)):
-                        m.d.sync += [touching.eq(y), second.eq(1)]
+                        m.d.sync += [touching.eq(y), second.eq(1),
+                                     counter.eq(Mux(y == x, counter + 1, counter_y))]
+                        with m.If(y != x):
+                            m.d.sync += bin_cur.eq(bin_y)
                         m.next = "T_LOAD"
                     with m.Else():
-                        m.next = "FIN1"
+                        m.next = "RESULT"
 
             # -- integrity failure at y after x was touched: the key's item stays pending in x -
-            with m.State("RESTORE"):
-                m.d.comb += [ev.bin.eq(host_page(x)), ev.ipos.eq(pos)]
-                with m.If(take & (kind == PENDING) & is_host(x)):
-                    m.d.comb += [ev.op.eq(EvictionOp.APPEND), ev.frame.eq(loc)]
-                with m.Elif(take & (kind == HOST) & taken & (frames.free_count != 0)):
-                    m.d.comb += [ev.op.eq(EvictionOp.APPEND), ev.frame.eq(frames.alloc_frame),
-                                 frames.alloc.eq(1), frames.wr_en.eq(1),
-                                 frames.wr_frame.eq(frames.alloc_frame),
-                                 frames.wr_value.vlen.eq(taken_vlen),
-                                 frames.wr_value.value.eq(taken_value),
-                                 index.wr_en.eq(1), index.wr_pos.eq(pos),
-                                 index.wr_entry.eq(entry), index.wr_entry.kind.eq(PENDING),
-                                 index.wr_entry.loc.eq(frames.alloc_frame)]
-                m.next = "RESP"
+            with m.State("RESTORE_READ"):
+                over = issue([(1, lambda i: read(stack_r, stack_below_top))])
+                with m.If(arrived(0)):
+                    m.d.sync += stack_top.eq(as_frame_number)
+                with m.If(over):
+                    enter("RESTORE_WRITE")
+            with m.State("RESTORE_WRITE"):
+                was_pending = take & (kind == PENDING) & is_host(x)
+                from_page = take & (kind == HOST) & taken & (free_count != 0)
+                frame = Mux(was_pending, loc[:fb], alloc_frame)
+                pending_list = new_value(bin_l, count=1)
+                m.d.comb += pending_list.frames[0].eq(frame)
+                record = new_value(frame_l, vlen=taken_vlen, value=taken_value, klen=cmd.klen,
+                                   key=cmd.key, ipos=pos)
+                pending_entry = Signal(entry_l)
+                m.d.comb += [pending_entry.eq(entry), pending_entry.kind.eq(PENDING),
+                             pending_entry.loc.eq(frame)]
+                over = issue([
+                    (1, lambda i: write(bins_r, host_page(x), pending_list,
+                                        was_pending | from_page)),
+                    (1, lambda i: write(frames_r, frame, record, from_page)),
+                    (1, lambda i: write(index_r, pos, pending_entry, from_page)),
+                ])
+                with m.If(over):
+                    with m.If(from_page):
+                        _allocate(m, top, fresh)
+                    m.next = "RESP"
 
-            # -- step 4: the key's value; free its frame; its bin's load ----------------------
-            with m.State("FIN1"):
-                m.d.comb += [frames.rd_frame.eq(loc), load_a.addr.eq(x)]
+            # -- step 4: the key's value ------------------------------------------------------
+            with m.State("RESULT"):
                 with m.If(found & ((kind != HOST) | ~take)):
-                    m.d.sync += [out_vlen.eq(frames.rd_value.vlen),
-                                 out_value.eq(frames.rd_value.value),
+                    m.d.sync += [out_vlen.eq(key_frame.vlen), out_value.eq(key_frame.value),
                                  has_value.eq(kind != HOST)]
                 with m.If(take & (kind == HOST)):
                     m.d.sync += [out_vlen.eq(taken_vlen), out_value.eq(taken_value),
                                  has_value.eq(1)]
-                with m.If(take):
-                    m.d.comb += [load_w.addr.eq(x), load_w.data.eq(load_a.data - 1),
-                                 load_w.en.eq(1)]
-                    with m.If(kind != HOST):
-                        m.d.comb += [frames.free.eq(1), frames.free_frame.eq(loc)]
-                m.next = "FIN2"
+                enter("REPLACE_READ")
 
             # -- steps 5 and 6: result and re-placement --------------------------------------------
-            with m.State("FIN2"):
-                nb = Signal(range(M))
-                m.d.comb += nb.eq(Mux_(l1 <= l2, c1, c2))
-                m.d.comb += [load_a.addr.eq(nb), ev.bin.eq(host_page(nb))]
-                target = Signal(index.position_layout)
-                m.d.comb += target.eq(Mux_(found, pos, free_pos))
-                f = frames.alloc_frame
-                new_vlen = Mux_(cmd.op == Cmd.PUT, cmd.vlen, out_vlen)
-                new_value = Mux_(cmd.op == Cmd.PUT, cmd.value, out_value)
-                with m.If(fits):
-                    m.d.comb += [
-                        load_w.addr.eq(nb), load_w.data.eq(load_a.data + 1), load_w.en.eq(1),
-                        frames.alloc.eq(1), frames.wr_en.eq(1), frames.wr_frame.eq(f),
-                        frames.wr_value.vlen.eq(new_vlen), frames.wr_value.value.eq(new_value),
-                        index.wr_en.eq(1), index.wr_pos.eq(target),
-                        index.wr_entry.valid.eq(1), index.wr_entry.klen.eq(cmd.klen),
-                        index.wr_entry.key.eq(cmd.key), index.wr_entry.bin.eq(nb),
-                        index.wr_entry.loc.eq(f),
-                    ]
-                    with m.If(is_host(nb)):
-                        m.d.comb += [index.wr_entry.kind.eq(PENDING), ev.op.eq(EvictionOp.APPEND),
-                                     ev.frame.eq(f), ev.ipos.eq(target)]
+            with m.State("REPLACE_READ"):
+                over = issue([(1, lambda i: read(bins_r, host_page(nb))),
+                              (1, lambda i: read(stack_r, stack_below_top))])
+                with m.If(arrived(0)):
+                    m.d.sync += bin_nb.eq(as_bin)
+                with m.If(arrived(1)):
+                    m.d.sync += stack_top.eq(as_frame_number)
+                with m.If(over):
+                    enter("REPLACE_WRITE")
+            with m.State("REPLACE_WRITE"):
+                own_freed = take & (kind != HOST)
+                frame = Mux(own_freed, loc[:fb], alloc_frame)
+                target = Mux(found, pos, free_pos)
+                is_put = cmd.op == Cmd.PUT
+                new_load_x = load_x - take + (fits & (nb == x))
+                record = new_value(frame_l, vlen=Mux(is_put, cmd.vlen, out_vlen),
+                                   value=Mux(is_put, cmd.value, out_value), klen=cmd.klen,
+                                   key=cmd.key, ipos=target)
+                placed = new_value(entry_l, valid=1, kind=Mux(is_host(nb), PENDING, HBM),
+                                   klen=cmd.klen, key=cmd.key, bin=nb, loc=frame)
+                appended = Signal(bin_l)
+                m.d.comb += [appended.eq(bin_nb), appended.count.eq(bin_nb.count + 1),
+                             appended.frames[bin_nb.count].eq(frame)]
+                over = issue([
+                    (1, lambda i: write(loads_r, x, new_load_x)),
+                    (1, lambda i: write(loads_r, nb, Mux(nb == x, new_load_x, load_nb + fits))),
+                    (1, lambda i: write(frames_r, frame, record, fits)),
+                    (1, lambda i: write(index_r, target, Mux(fits, placed.as_value(), 0),
+                                        fits | take)),
+                    (1, lambda i: write(bins_r, host_page(nb), appended, fits & is_host(nb))),
+                    (1, lambda i: write(stack_r, top, loc[:fb], own_freed & ~fits)),
+                ])
+                with m.If(over):
+                    with m.If(fits):
+                        with m.If(~own_freed):
+                            _allocate(m, top, fresh)
+                        with m.If(~found):
+                            m.d.sync += items.eq(items + 1)
+                    with m.Elif(take):   # DELETE of a present key
+                        m.d.sync += items.eq(items - 1)
+                        with m.If(own_freed):
+                            m.d.sync += top.eq(top + 1)
+                    with m.If(full):
+                        m.d.sync += [status.eq(Status.FULL), has_value.eq(0)]
+                    with m.Elif(replace & ~fits):
+                        m.d.sync += status.eq(Status.BOUND)
+                    with m.Elif(found):
+                        m.d.sync += status.eq(Status.FOUND)
                     with m.Else():
-                        m.d.comb += index.wr_entry.kind.eq(HBM)
-                    with m.If(~found):
-                        m.d.sync += items.eq(items + 1)
-                with m.Elif(take):   # DELETE of a present key
-                    m.d.comb += [index.wr_en.eq(1), index.wr_pos.eq(pos), index.wr_entry.eq(0)]
-                    m.d.sync += items.eq(items - 1)
-                with m.If(full):
-                    m.d.sync += [status.eq(Status.FULL), has_value.eq(0)]
-                with m.Elif(replace & ~fits):
-                    m.d.sync += status.eq(Status.BOUND)
-                with m.Elif(found):
-                    m.d.sync += status.eq(Status.FOUND)
-                with m.Else():
-                    m.d.sync += [status.eq(Status.ABSENT), has_value.eq(0)]
-                m.next = "RESP"
+                        m.d.sync += [status.eq(Status.ABSENT), has_value.eq(0)]
+                    m.next = "RESP"
 
             # -- Setup ------------------------------------------------------------------------------
             with m.State("SB_KEY"):
@@ -480,77 +648,87 @@ class RtlAccelerator(wiring.Component):
             with m.State("SB_INDEX_KEY"):
                 m.d.comb += [aes.key_stream.valid.eq(1), aes.key_stream.payload.eq(index_key)]
                 with m.If(aes.key_stream.ready):
-                    m.next = "SB_CLEAR"
+                    m.d.comb += sampler.restart.eq(1)
+                    m.d.sync += [items.eq(0), setup_bound.eq(0), top.eq(0), fresh.eq(0)]
+                    enter("SB_CLEAR")
             with m.State("SB_CLEAR"):
-                m.d.comb += [index.clear.eq(1), frames.clear.eq(1), ev.clear.eq(1),
-                             sampler.restart.eq(1)]
-                m.d.sync += [step.eq(0), items.eq(0), setup_bound.eq(0)]
-                m.next = "SB_CLEAR_WAIT"
-            with m.State("SB_CLEAR_WAIT"):
-                m.d.comb += [load_w.addr.eq(step), load_w.data.eq(0), load_w.en.eq(step < M),
-                             ctr_w.addr.eq(step), ctr_w.data.eq(0), ctr_w.en.eq(step < B),
-                             stage_w.addr.eq(step), stage_w.data.eq(0),
-                             stage_w.en.eq(Mux_(step < B, (1 << p.slots) - 1, 0))]
-                with m.If(step < max(M, B)):
-                    m.d.sync += step.eq(step + 1)
-                with m.Elif(~index.busy & ~frames.busy & ~ev.busy):
+                # The clear sequencer: zeros over the index, loads, eviction lists and staging.
+                over = issue([(clear_bursts, lambda i: _Write(
+                    i * 4096, 0, 1, MAX_BURST_BEATS, zero=True))])
+                with m.If(over):
                     m.next = "RESP"
 
-            with m.State("SI_PLACE"):
+            with m.State("SI_READ"):
+                over = issue([(1, lambda i: read(loads_r, c1)), (1, lambda i: read(loads_r, c2))])
+                with m.If(arrived(0)):
+                    m.d.sync += load_c1.eq(as_load)
+                with m.If(arrived(1)):
+                    m.d.sync += load_c2.eq(as_load)
+                with m.If(over):
+                    enter("SI_WRITE")
+            with m.State("SI_WRITE"):
                 # Setup: place one item by the two-choice rule (reference model: setup()).
-                m.d.comb += [load_a.addr.eq(c1), load_b.addr.eq(c2)]
-                use1 = load_a.data <= load_b.data
-                nb = Mux_(use1, c1, c2)
-                lnb = Mux_(use1, load_a.data, load_b.data)
-                f = frames.alloc_frame
-                ok = (lnb < p.slots) & free_ok & (is_host(nb) | (frames.free_count != 0))
-                with m.If(ok & ~setup_bound):
-                    m.d.comb += [load_w.addr.eq(nb), load_w.data.eq(lnb + 1), load_w.en.eq(1),
-                                 index.wr_en.eq(1), index.wr_pos.eq(free_pos),
-                                 index.wr_entry.valid.eq(1), index.wr_entry.klen.eq(cmd.klen),
-                                 index.wr_entry.key.eq(cmd.key), index.wr_entry.bin.eq(nb)]
-                    m.d.sync += items.eq(items + 1)
-                    with m.If(is_host(nb)):
-                        m.d.comb += [index.wr_entry.kind.eq(HOST), index.wr_entry.loc.eq(lnb),
-                                     stage_w.addr.eq(host_page(nb)),
-                                     stage_w.en.eq(1 << lnb[:len(Const(p.slots))])]
-                        record = encode_slot(cmd.klen, cmd.key, cmd.vlen, cmd.value)
-                        for s in range(p.slots):
-                            m.d.comb += stage_w.data[s].eq(record)
+                use_c1 = load_c1 <= load_c2
+                target_bin = Mux(use_c1, c1, c2)
+                target_load = Mux(use_c1, load_c1, load_c2)
+                host = is_host(target_bin)
+                ok = Signal()
+                m.d.comb += ok.eq((target_load < S) & free_ok & (host | (fresh < p.frames))
+                                  & ~setup_bound)
+                placed = new_value(entry_l, valid=1, kind=Mux(host, HOST, HBM), klen=cmd.klen,
+                                   key=cmd.key, bin=target_bin,
+                                   loc=Mux(host, target_load, fresh))
+                record = new_value(frame_l, vlen=cmd.vlen, value=cmd.value, klen=cmd.klen,
+                                   key=cmd.key, ipos=free_pos)
+                over = issue([
+                    (1, lambda i: write(loads_r, target_bin, target_load + 1, ok)),
+                    (1, lambda i: write(index_r, free_pos, placed, ok)),
+                    (1, lambda i: write(staging_r, host_page(target_bin) * S + target_load,
+                                        slot_record(cmd.klen, cmd.key, cmd.vlen, cmd.value),
+                                        ok & host)),
+                    (1, lambda i: write(frames_r, fresh, record, ok & ~host)),
+                ])
+                with m.If(over):
+                    with m.If(ok):
+                        m.d.sync += items.eq(items + 1)
+                        with m.If(~host):
+                            m.d.sync += fresh.eq(fresh + 1)
                     with m.Else():
-                        m.d.comb += [index.wr_entry.kind.eq(HBM), index.wr_entry.loc.eq(f),
-                                     frames.alloc.eq(1), frames.wr_en.eq(1),
-                                     frames.wr_frame.eq(f), frames.wr_value.vlen.eq(cmd.vlen),
-                                     frames.wr_value.value.eq(cmd.value)]
-                with m.Else():
-                    m.d.sync += setup_bound.eq(1)
-                m.next = "RESP"
+                        m.d.sync += setup_bound.eq(1)
+                    m.next = "RESP"
 
-            with m.State("SE_LOAD"):
-                # Setup end: page `step` from the staging area, under counter 1.
-                m.d.comb += [stage_r.addr.eq(step), pages.page_wr_en.eq(1),
-                             pages.page_wr.eq(stage_r.data),
-                             ctr_w.addr.eq(step), ctr_w.data.eq(1), ctr_w.en.eq(1)]
-                m.d.sync += touching.eq(step + K)
-                m.next = "SE_STORE"
+            with m.State("SE_READ"):
+                # Setup end: page `page_number` from the staging area, under counter 1.
+                over = issue([
+                    (S, lambda i: read(staging_r, page_number * S + i)),
+                    (1, lambda i: write(counters_r, page_number, 1)),
+                ])
+                with m.If(hbm.element_valid):
+                    m.d.comb += [pages.slot_wr_en.eq(1), pages.slot_wr_idx.eq(hbm.element_index),
+                                 pages.slot_wr.eq(element[:slot_l.size])]
+                with m.If(over):
+                    m.next = "SE_STORE"
             with m.State("SE_STORE"):
-                m.d.comb += [pages.store.eq(1), pages.counter.eq(1)]
+                m.d.comb += [pages.store.eq(1), pages.counter.eq(1), pages.page.eq(page_number)]
                 m.next = "SE_WAIT"
             with m.State("SE_WAIT"):
                 with m.If(pages.done):
-                    m.d.sync += step.eq(step + 1)
-                    with m.If(step == B - 1):
-                        m.d.sync += status.eq(Mux_(setup_bound, Status.BOUND, Status.ABSENT))
+                    m.next = "SE_RESPONSE"
+            with m.State("SE_RESPONSE"):
+                with m.If(~bridge.writes_pending):
+                    m.d.sync += page_number.eq(page_number + 1)
+                    with m.If(page_number == p.host_bins - 1):
+                        m.d.sync += status.eq(Mux(setup_bound, Status.BOUND, Status.ABSENT))
                         m.next = "RESP"
                     with m.Else():
-                        m.next = "SE_LOAD"
+                        enter("SE_READ")
 
             with m.State("RESP"):
                 m.d.comb += [self.resp.valid.eq(1),
                              self.resp.payload.status.eq(status),
                              self.resp.payload.has_value.eq(has_value),
-                             self.resp.payload.vlen.eq(Mux_(has_value, out_vlen, 0)),
-                             self.resp.payload.value.eq(Mux_(has_value, out_value, 0)),
+                             self.resp.payload.vlen.eq(Mux(has_value, out_vlen, 0)),
+                             self.resp.payload.value.eq(Mux(has_value, out_value, 0)),
                              self.resp.payload.page.eq(err_page),
                              self.resp.payload.cycles.eq(cycles)]
                 with m.If(self.resp.ready):
@@ -558,9 +736,24 @@ class RtlAccelerator(wiring.Component):
         return m
 
 
-def Mux_(sel, a, b):
-    from amaranth.hdl import Mux
-    return Mux(sel, a, b)
+def _allocate(m, top, fresh):
+    """Take a frame: the top of the free stack, else a fresh one."""
+    with m.If(top != 0):
+        m.d.sync += top.eq(top - 1)
+    with m.Else():
+        m.d.sync += fresh.eq(fresh + 1)
+
+
+def _unlink(m, layout, pending, frame, slots):
+    """``pending`` (a bin's list) without ``frame``, the later entries moved up one."""
+    result = Signal(layout)
+    seen = Signal(slots + 1)
+    m.d.comb += [seen[0].eq(0), result.count.eq(pending.count - 1)]
+    for i in range(slots):
+        m.d.comb += seen[i + 1].eq(seen[i] | ((i < pending.count) & (pending.frames[i] == frame)))
+        later = pending.frames[i + 1] if i + 1 < slots else 0
+        m.d.comb += result.frames[i].eq(Mux(seen[i + 1], later, pending.frames[i]))
+    return result
 
 
 # -- packing of commands and responses, for testbenches and the host driver ------------------------

@@ -16,13 +16,13 @@ direction, not a pass plus a burst.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bolt.params import BEAT_BYTES, TAG_BYTES, Params
 
-__all__ = ["HostPortSignature", "PageEngine", "slot_layout", "bswap", "page_blocks",
+__all__ = ["HostPortSignature", "HostAxiBridge", "PageEngine", "slot_layout", "bswap", "page_blocks",
            "ADDRESS_BITS", "BLOCKS_PER_BEAT"]
 
 #: Width of a host byte address on the master port.
@@ -89,6 +89,7 @@ class PageEngine(wiring.Component):
         ``key`` the page key. ``done`` pulses when finished; after a load, ``ok`` says whether
         the tag verified.
     slot_rd_idx, slot_rd : asynchronous read of a slot of the plaintext buffer.
+    slot_used : which slots hold an item (their flag is set).
     slot_wr_en, slot_wr_idx, slot_wr : synchronous write of one slot.
     page_wr_en, page_wr : synchronous write of the whole plaintext buffer.
     """
@@ -109,6 +110,7 @@ class PageEngine(wiring.Component):
             "ok": Out(1),
             "slot_rd_idx": In(range(params.slots)),
             "slot_rd": Out(self.slot_layout),
+            "slot_used": Out(params.slots),
             "slot_wr_en": In(1),
             "slot_wr_idx": In(range(params.slots)),
             "slot_wr": In(self.slot_layout),
@@ -133,6 +135,8 @@ class PageEngine(wiring.Component):
         m.d.comb += self.ok.eq(ok)
 
         m.d.comb += self.slot_rd.eq(buf[:slots_bits(p)].word_select(self.slot_rd_idx, slot_bits))
+        for s in range(p.slots):     # a slot is used when its flag byte is not zero
+            m.d.comb += self.slot_used[s].eq(buf[s * slot_bits:s * slot_bits + 8].any())
         with m.If(self.slot_wr_en):
             m.d.sync += buf[:slots_bits(p)].word_select(self.slot_wr_idx, slot_bits).eq(
                 self.slot_wr)
@@ -325,4 +329,85 @@ class _GcmPass(wiring.Component):
                                  self.tag_ok.eq(~gcm.result_stream.payload.mismatch),
                                  self.finished.eq(1), self.done.eq(1)]
                     m.next = "IDLE"
+        return m
+
+
+class HostAxiBridge(wiring.Component):
+    """The page engine's host streams as an AXI4 master, as the card's host-memory bridge
+    presents host memory.
+
+    A page moves as INCR bursts of 64-byte beats, one per piece of the page that lies in one
+    4 KB page of the address space (AXI bursts never cross 4 KB), ID 0 for reads and for
+    writes, so responses come back in order. ``writes_pending`` is high until every burst of
+    the page write has its write response: the control issues no read before that, so a read
+    of the page just written sees the new bytes.
+    """
+
+    def __init__(self, params: Params):
+        self._p = params
+        from .hbm import AxiSignature
+        super().__init__({
+            "page": In(HostPortSignature()),
+            "axi": Out(AxiSignature(address_width=ADDRESS_BITS)),
+            "writes_pending": Out(1),
+        })
+
+    def elaborate(self, platform):
+        from .hbm import AXI_BURST_INCR, BEAT_SIZE_CODE
+        p = self._p
+        m = Module()
+        axi, page = self.axi, self.page
+
+        def piece_beats(address, left):
+            """Beats of the next piece: up to the next 4 KB boundary."""
+            to_boundary = (4096 - address[:12]) >> 6
+            return Mux(left < to_boundary, left, to_boundary)
+
+        # Read requests: split into pieces; data goes straight through.
+        ar_addr, ar_left = Signal(ADDRESS_BITS), Signal(range(p.page_beats + 1))
+        ar_beats = Signal(range(p.page_beats + 1))
+        m.d.comb += [ar_beats.eq(piece_beats(ar_addr, ar_left)),
+                     page.rd_req.ready.eq(ar_left == 0),
+                     axi.arid.eq(0), axi.araddr.eq(ar_addr), axi.arlen.eq(ar_beats - 1),
+                     axi.arsize.eq(BEAT_SIZE_CODE), axi.arburst.eq(AXI_BURST_INCR),
+                     axi.arvalid.eq(ar_left != 0),
+                     page.rd_data.valid.eq(axi.rvalid), page.rd_data.payload.eq(axi.rdata),
+                     axi.rready.eq(page.rd_data.ready)]
+        with m.If(page.rd_req.valid & page.rd_req.ready):
+            m.d.sync += [ar_addr.eq(page.rd_req.payload), ar_left.eq(p.page_beats)]
+        with m.If(axi.arvalid & axi.arready):
+            m.d.sync += [ar_addr.eq(ar_addr + (ar_beats << 6)), ar_left.eq(ar_left - ar_beats)]
+
+        # Write requests: the same pieces on AW; W beats end each piece with ``wlast``.
+        aw_addr, aw_left = Signal(ADDRESS_BITS), Signal(range(p.page_beats + 1))
+        aw_beats = Signal(range(p.page_beats + 1))
+        w_addr, w_left = Signal(ADDRESS_BITS), Signal(range(p.page_beats + 1))
+        w_beats, w_count = Signal(range(p.page_beats + 1)), Signal(range(p.page_beats + 1))
+        m.d.comb += [aw_beats.eq(piece_beats(aw_addr, aw_left)),
+                     w_beats.eq(piece_beats(w_addr, w_left)),
+                     page.wr_req.ready.eq((aw_left == 0) & (w_left == 0)),
+                     axi.awid.eq(0), axi.awaddr.eq(aw_addr), axi.awlen.eq(aw_beats - 1),
+                     axi.awsize.eq(BEAT_SIZE_CODE), axi.awburst.eq(AXI_BURST_INCR),
+                     axi.awvalid.eq(aw_left != 0),
+                     axi.wvalid.eq(page.wr_data.valid & (w_left != 0)),
+                     axi.wdata.eq(page.wr_data.payload),
+                     axi.wstrb.eq((1 << len(axi.wstrb)) - 1),
+                     axi.wlast.eq(w_count == w_beats - 1),
+                     page.wr_data.ready.eq(axi.wready & (w_left != 0)),
+                     axi.bready.eq(1)]
+        with m.If(page.wr_req.valid & page.wr_req.ready):
+            m.d.sync += [aw_addr.eq(page.wr_req.payload), aw_left.eq(p.page_beats),
+                         w_addr.eq(page.wr_req.payload), w_left.eq(p.page_beats),
+                         w_count.eq(0)]
+        with m.If(axi.awvalid & axi.awready):
+            m.d.sync += [aw_addr.eq(aw_addr + (aw_beats << 6)), aw_left.eq(aw_left - aw_beats)]
+        with m.If(axi.wvalid & axi.wready):
+            m.d.sync += w_count.eq(w_count + 1)
+            with m.If(axi.wlast):
+                m.d.sync += [w_count.eq(0), w_addr.eq(w_addr + (w_beats << 6)),
+                             w_left.eq(w_left - w_beats)]
+        responses_due = Signal(range(2 * p.page_beats + 1))
+        m.d.sync += responses_due.eq(responses_due + (axi.awvalid & axi.awready)
+                                     - (axi.bvalid & axi.bready))
+        m.d.comb += self.writes_pending.eq((aw_left != 0) | (w_left != 0) | (responses_due != 0))
         return m

@@ -1,144 +1,117 @@
-"""A cocotb driver that serves the accelerator's host-memory master port from a
-:class:`bolt.trace.HostMemory`, so the memory records exactly the trace the model records.
+"""cocotb models of the accelerator's two memory ports, both AXI4 slaves from cocotbext-axi.
 
-The port (see :class:`bolt.hdl.accelerator.HostPortSignature`) has four valid/ready streams,
-named from the accelerator's side:
+``host`` (untrusted host memory): :class:`HostPort` serves it with an ``AxiSlave`` whose target,
+:class:`HostPageTarget`, reads and writes a :class:`bolt.trace.HostMemory` (or the RTL backend's
+remote one) a page at a time, so the memory records exactly the trace the reference model
+records: one read event of ``page_stride`` bytes at the first beat of a page read, one write
+event at the last beat of a page write (a page may arrive as several bursts: AXI bursts never
+cross 4 KB). Bytes are read and written live, so a test that tampers with the memory between
+accesses is seen by the next read.
 
-``rd_req``  (accelerator → host)
-    payload: byte address of a page (``page · page_stride``). One request reads one whole page:
-    ``page_stride`` bytes.
-``rd_data`` (host → accelerator)
-    payload: one 64-byte beat, a 512-bit value equal to ``int.from_bytes(beat, "little")``;
-    ``page_beats`` beats answer each read request, in address order.
-``wr_req``  (accelerator → host)
-    payload: byte address of a page. One request writes one whole page.
-``wr_data`` (accelerator → host)
-    ``page_beats`` beats follow each write request, in address order, same encoding as
-    ``rd_data``.
+``hbm`` (trusted HBM): :class:`Hbm` is an ``AxiRam`` of the design's HBM map size, zero at
+start (the accelerator clears what it needs at Setup).
 
-Requests are served in order; a write is applied to the memory when its last beat arrives, so
-a read requested after a write's last beat sees the written bytes. The driver records a read
-(``memory.read``) when its request is accepted and a write (``memory.write``) when its last beat
-arrives: one ``TraceEvent`` of ``page_stride`` bytes per page moved, as the reference model
-records.
-
-The driver is independent of any test: give it the DUT handle, the memory, the page stride and
-the port's signal name prefix.
+Both take :func:`random_pauses` generators for back-pressure and latency on every channel.
 """
 
 from __future__ import annotations
 
-import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge
+import itertools
+import logging
+import random
 
-from bolt.params import BEAT_BYTES
-from bolt.trace import HostMemory
+from cocotbext.axi import AxiBus, AxiRam, AxiSlave
 
-__all__ = ["HostPortDriver"]
+__all__ = ["HostPageTarget", "HostPort", "Hbm", "random_pauses"]
 
 
-class HostPortDriver:
-    """Serve a host-memory master port from ``memory``.
+def random_pauses(rng: random.Random, probability: float, longest: int = 8):
+    """A pause generator for cocotbext-axi: runs of paused cycles (each run up to ``longest``
+    cycles) start with ``probability`` per cycle."""
+    while True:
+        if rng.random() < probability:
+            yield from itertools.repeat(True, rng.randint(1, longest))
+        yield False
+
+
+def _quiet(*logs) -> None:
+    # cocotbext-axi logs every burst at INFO: thousands of lines per second of simulation.
+    for log in logs:
+        log.setLevel(logging.WARNING)
+
+
+class HostPageTarget:
+    """The ``AxiSlave`` target over a page-granular host memory (``read``/``write`` of whole
+    pages), with one trace event per page moved."""
+
+    def __init__(self, memory, page_stride: int):
+        self.memory = memory
+        self.page_stride = page_stride
+        self._reading: tuple[int, bytes] | None = None
+        self._writing: dict[int, bytearray] = {}
+
+    def _page_of(self, address: int) -> int:
+        return address - address % self.page_stride
+
+    async def read(self, address: int, length: int) -> bytes:
+        page = self._page_of(address)
+        if address == page:         # the first beat of a page read
+            self._reading = (page, self.memory.read(page, self.page_stride))
+        if self._reading is None or self._reading[0] != page:
+            raise ValueError(f"read at {address:#x} is not part of a whole-page read")
+        offset = address - page
+        return self._reading[1][offset:offset + length]
+
+    async def write(self, address: int, data: bytes) -> None:
+        page = self._page_of(address)
+        received = self._writing.setdefault(page, bytearray())
+        if address != page + len(received):
+            raise ValueError(f"write at {address:#x} is not the next beat of page {page:#x}")
+        received += data
+        if len(received) == self.page_stride:
+            del self._writing[page]
+            self.memory.write(page, bytes(received))
+
+
+def _channels(slave):
+    return (slave.write_if.aw_channel, slave.write_if.w_channel, slave.write_if.b_channel,
+            slave.read_if.ar_channel, slave.read_if.r_channel)
+
+
+def _set_pauses(slave, rng: random.Random | None, probability: float) -> None:
+    for channel in _channels(slave):
+        channel.set_pause_generator(
+            random_pauses(rng, probability) if rng is not None and probability else None)
+
+
+class HostPort:
+    """Serve the ``host`` AXI4 port of ``dut`` from ``memory``.
 
     Parameters
     ----------
-    dut :
-        The cocotb handle of the design.
-    memory : HostMemory
-        The untrusted host memory; its ``trace`` records every page moved.
+    memory :
+        Has ``read(address, length)`` and ``write(address, data)`` of whole pages
+        (:class:`bolt.trace.HostMemory`, or the RTL backend's remote memory).
     page_stride : int
-        Bytes of one page transfer (a multiple of 64).
-    clock :
-        The clock handle; all handshakes are sampled on its rising edge.
-    prefix : str
-        Name prefix of the port's signals (``"host__"`` gives ``host__rd_req__valid``, ...).
-    read_latency : int
-        Cycles between an accepted read request and its first data beat (host-controlled).
+        Bytes of one page.
     """
 
-    def __init__(self, dut, memory: HostMemory, *, page_stride: int, clock, prefix: str = "host__",
-                 read_latency: int = 2):
-        if page_stride % BEAT_BYTES:
-            raise ValueError(f"page_stride {page_stride} is not a multiple of {BEAT_BYTES}")
-        self.memory = memory
-        self.page_stride = page_stride
-        self.beats = page_stride // BEAT_BYTES
-        self.clock = clock
-        self.read_latency = read_latency
-        sig = lambda name: getattr(dut, prefix + name)  # noqa: E731
-        self._rd_req = (sig("rd_req__valid"), sig("rd_req__ready"), sig("rd_req__payload"))
-        self._rd_data = (sig("rd_data__valid"), sig("rd_data__ready"), sig("rd_data__payload"))
-        self._wr_req = (sig("wr_req__valid"), sig("wr_req__ready"), sig("wr_req__payload"))
-        self._wr_data = (sig("wr_data__valid"), sig("wr_data__ready"), sig("wr_data__payload"))
-        self._tasks = []
-        #: Times a write burst paused (``wr_data.valid`` low between two of its beats).
-        self.write_stalls = 0
+    def __init__(self, dut, memory, *, page_stride: int, prefix: str = "host"):
+        self.target = HostPageTarget(memory, page_stride)
+        self.slave = AxiSlave(AxiBus.from_prefix(dut, prefix + "_"), dut.clk, target=self.target)
+        _quiet(self.slave.write_if.log, self.slave.read_if.log)
 
-    def start(self) -> None:
-        """Drive the host side's idle values and start serving both directions."""
-        self._rd_req[1].value = 1
-        self._rd_data[0].value = 0
-        self._rd_data[2].value = 0
-        self._wr_req[1].value = 1
-        self._wr_data[1].value = 1
-        self._tasks = [cocotb.start_soon(self._serve_reads()),
-                       cocotb.start_soon(self._serve_writes())]
-
-    def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        self._tasks = []
-
-    async def _wait_request(self, valid) -> None:
-        """Return in the ReadOnly phase of a cycle whose coming rising edge accepts a request."""
-        while True:
-            await ReadOnly()
-            if int(valid.value):
-                return
-            await RisingEdge(valid)
-
-    async def _serve_reads(self) -> None:
-        req_valid, _, req_payload = self._rd_req
-        data_valid, data_ready, data_payload = self._rd_data
-        while True:
-            await self._wait_request(req_valid)
-            address = int(req_payload.value)
-            await RisingEdge(self.clock)            # the request is accepted at this edge
-            data = self.memory.read(address, self.page_stride)
-            for _ in range(self.read_latency):
-                await RisingEdge(self.clock)
-            for beat in range(self.beats):
-                data_payload.value = int.from_bytes(
-                    data[beat * BEAT_BYTES:(beat + 1) * BEAT_BYTES], "little")
-                data_valid.value = 1
-                while True:
-                    await ReadOnly()
-                    accepted = int(data_ready.value)
-                    await RisingEdge(self.clock)
-                    if accepted:
-                        break
-            data_valid.value = 0
-
-    async def _serve_writes(self) -> None:
-        req_valid, _, req_payload = self._wr_req
-        data_valid, _, data_payload = self._wr_data
-        while True:
-            await self._wait_request(req_valid)
-            address = int(req_payload.value)
-            await RisingEdge(self.clock)
-            data = bytearray()
-            while len(data) < self.page_stride:
-                await ReadOnly()
-                if int(data_valid.value):
-                    data += int(data_payload.value).to_bytes(BEAT_BYTES, "little")
-                    await RisingEdge(self.clock)    # the edge that takes this beat
-                else:
-                    # Sleep until the page is encrypted rather than waking every cycle.
-                    self.write_stalls += bool(data)
-                    await RisingEdge(data_valid)
-            self.memory.write(address, bytes(data))
+    def set_pauses(self, rng: random.Random | None, probability: float) -> None:
+        """Back-pressure and random latency on every channel (``probability`` 0: none)."""
+        _set_pauses(self.slave, rng, probability)
 
 
-def new_host_memory(params) -> HostMemory:
-    """A zeroed host memory of ``params.host_bytes`` bytes (all B pages)."""
-    return HostMemory(params.host_bytes)
+class Hbm:
+    """An ``AxiRam`` on the ``hbm`` port of ``dut``, ``size`` bytes (the HBM map's size)."""
+
+    def __init__(self, dut, size: int, *, prefix: str = "hbm"):
+        self.ram = AxiRam(AxiBus.from_prefix(dut, prefix + "_"), dut.clk, size=size)
+        _quiet(self.ram.write_if.log, self.ram.read_if.log)
+
+    def set_pauses(self, rng: random.Random | None, probability: float) -> None:
+        _set_pauses(self.ram, rng, probability)

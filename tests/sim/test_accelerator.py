@@ -58,16 +58,3 @@ def test_cosim_and_timing(name, tmp_path):
     for workload, r in timing.items():
         print(f"  {workload:<13} {r['raw']}\n  {'':<13} {r['adjusted by x/y host']}")
     assert set(timing) == {"hot key", "uniform hits", "misses"}
-    # The page engine starts each write burst late enough to send it without a pause.
-    assert result["write burst stalls"] == 0
-
-
-def test_index_unit():
-    """The two-choice index alone: lookups, inserts, updates, deletes, overflow area; every
-    lookup takes the same number of cycles."""
-    from bolt.hdl.index import Index
-    from bolt.sim.verilator import build, run
-
-    args = {"capacity": 256}
-    handle = build(Index(Params(**args)), name="bolt_index_n256")
-    run(handle, "bolt.sim.tb_index", env={"BOLT_PARAMS": json.dumps(args), "BOLT_OPS": 600})

@@ -1,0 +1,286 @@
+"""The accelerator's trusted memory behind an AXI4 master port (spec section 11).
+
+Every structure whose size grows with N lives in HBM, reached through one AXI4 memory-mapped
+master port with 512-bit data (an HBM pseudo-channel of the Alveo U55C). :class:`HbmMap` lays
+the structures out from :class:`~bolt.params.Params`; :class:`HbmMaster` turns the control's
+element reads and writes into AXI4 bursts and closes each step of an access on a fixed
+schedule: a step ends when its responses are in *and* its cycle budget has passed, so the
+cycles of a step never depend on what it read, provided HBM answers within the budget
+(``overruns`` counts the steps where it did not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from bolt.params import BEAT_BYTES, Params
+
+__all__ = ["AxiSignature", "Region", "HbmMap", "HbmMaster", "BEAT_BITS", "AXI_BURST_INCR",
+           "MAX_BURST_BEATS", "hbm_map", "frame_record_layout", "bin_record_layout",
+           "index_entry_layout"]
+
+BEAT_BITS = 8 * BEAT_BYTES
+AXI_BURST_INCR = 1
+#: Beats of one burst that fills a 4 KB page of the AXI address space (bursts never cross one).
+MAX_BURST_BEATS = 4096 // BEAT_BYTES
+#: ``AxSIZE`` of a full 64-byte beat.
+BEAT_SIZE_CODE = (BEAT_BYTES - 1).bit_length()
+
+
+class AxiSignature(wiring.Signature):
+    """An AXI4 memory-mapped master port (``Out`` on the master), INCR bursts of full beats.
+
+    Every member is a plain signal named as in the AXI specification (``awaddr``, ``wdata``,
+    ``rvalid``...), so a Verilog top level shows ``<port>__awaddr`` and cocotb bus models bind
+    to it by prefix.
+    """
+
+    def __init__(self, *, address_width: int, data_width: int = BEAT_BITS, id_width: int = 1):
+        super().__init__({
+            "awid": Out(id_width), "awaddr": Out(address_width), "awlen": Out(8),
+            "awsize": Out(3), "awburst": Out(2), "awvalid": Out(1), "awready": In(1),
+            "wdata": Out(data_width), "wstrb": Out(data_width // 8), "wlast": Out(1),
+            "wvalid": Out(1), "wready": In(1),
+            "bid": In(id_width), "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+            "arid": Out(id_width), "araddr": Out(address_width), "arlen": Out(8),
+            "arsize": Out(3), "arburst": Out(2), "arvalid": Out(1), "arready": In(1),
+            "rid": In(id_width), "rdata": In(data_width), "rresp": In(2), "rlast": In(1),
+            "rvalid": In(1), "rready": Out(1),
+        })
+
+
+# -- the element layouts of the HBM structures -----------------------------------------------------
+
+def index_entry_layout(params: Params) -> data.StructLayout:
+    """One index entry: valid, kind (HBM/PENDING/HOST), key length, key (little-endian bytes),
+    bin, frame or slot. Its width is ``params.index_entry_bits``."""
+    layout = data.StructLayout({
+        "valid": 1, "kind": 2, "klen": 8, "key": 8 * params.key_size,
+        "bin": params.bin_bits, "loc": max(params.frame_bits, params.slot_bits),
+    })
+    assert layout.size == params.index_entry_bits
+    return layout
+
+
+def index_position_bits(params: Params) -> int:
+    """An index position: the entry's number in the index region (buckets, then overflow)."""
+    return max(1, (params.index_entries - 1).bit_length())
+
+
+def frame_record_layout(params: Params) -> data.StructLayout:
+    """A value frame with the item's key and index position beside the value, so that a
+    pending item (an eviction-buffer entry) is flushed from one read."""
+    return data.StructLayout({
+        "vlen": 16, "value": 8 * params.value_size, "klen": 8, "key": 8 * params.key_size,
+        "ipos": index_position_bits(params),
+    })
+
+
+def bin_record_layout(params: Params) -> data.StructLayout:
+    """A host bin's eviction-buffer list: its pending frames in FIFO order. A bin never holds
+    more than ``slots`` items (pending ones included), so the list is an array of that size."""
+    return data.StructLayout({
+        "count": range(params.slots + 1),
+        "frames": data.ArrayLayout(params.frame_bits, params.slots),
+    })
+
+
+@dataclass(frozen=True)
+class Region:
+    """``count`` elements of ``element_bits`` bits, each in ``element_beats`` whole beats,
+    from byte address ``base`` (a multiple of 4 KB)."""
+
+    name: str
+    base: int
+    count: int
+    element_bits: int
+
+    @property
+    def element_beats(self) -> int:
+        return -(-self.element_bits // BEAT_BITS)
+
+    @property
+    def stride(self) -> int:
+        return self.element_beats * BEAT_BYTES
+
+    @property
+    def size(self) -> int:
+        """Bytes, rounded up to whole 4 KB pages."""
+        return -(-self.count * self.stride // 4096) * 4096
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+    def address(self, index):
+        """The byte address of element ``index`` (an int or an Amaranth value)."""
+        return self.base + index * self.stride
+
+
+class HbmMap:
+    """The HBM address map of one parameter set, in the order of :attr:`regions`.
+
+    The regions that Setup zeroes (index, loads, eviction lists, staging area) come first and
+    are contiguous: ``clear_end`` bytes from address 0.
+    """
+
+    def __init__(self, params: Params):
+        from .pages import slot_layout
+        p = params
+        layouts = [
+            ("index", p.index_entries, p.index_entry_bits),
+            ("loads", p.bins, p.load_bits),
+            ("bins", p.host_bins, bin_record_layout(p).size),
+            ("staging", p.host_bins * p.slots, slot_layout(p).size),
+            ("frames", p.frames, frame_record_layout(p).size),
+            ("stack", p.frames, p.frame_bits),
+            ("counters", p.host_bins, 64),
+        ]
+        base = 0
+        self.regions: dict[str, Region] = {}
+        for name, count, bits in layouts:
+            region = Region(name, base, count, bits)
+            self.regions[name] = region
+            base = region.end
+        self.size = base
+        self.clear_end = self.regions["staging"].end
+        self.address_width = max(12, (self.size - 1).bit_length())
+        #: Widest element in beats: the width of a write request's data.
+        self.max_element_beats = max(r.element_beats for r in self.regions.values())
+        bucket_beats = p.index_bucket_depth
+        assert bucket_beats <= MAX_BURST_BEATS
+        assert p.index_overflow_entries <= MAX_BURST_BEATS
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["regions"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def table(self) -> list[tuple[str, int, int, int, int]]:
+        """(name, base, elements, beats per element, bytes) of every region."""
+        return [(r.name, r.base, r.count, r.element_beats, r.size) for r in self.regions.values()]
+
+
+def hbm_map(params: Params) -> HbmMap:
+    return HbmMap(params)
+
+
+class HbmMaster(wiring.Component):
+    """Element reads and writes of the control, as AXI4 bursts on ``axi``, and the fixed-time
+    end of each step.
+
+    Members
+    -------
+    rd : ``In(stream)``: ``addr`` (bytes), ``beats``
+        A read burst; its beats come back on ``rdata`` in request order (one ID).
+    rdata : ``Out(stream)``: ``data``, ``last``
+        Read beats; ``last`` ends a request's burst. Also assembled: ``element`` holds the
+        beats of the current burst (up to ``max_element_beats``), valid for one cycle with
+        ``element_valid`` at its last beat, which is the ``element_index``-th burst completed
+        since ``begin``.
+    wr : ``In(stream)``: ``addr``, ``beats``, ``data``, ``enable``, ``zero``
+        A write burst: ``data`` (``max_element_beats`` beats, lowest first), or zeros if
+        ``zero``; with ``enable`` low the burst carries no byte strobes (same timing, writes
+        nothing). Accepted when the previous write's beats are out.
+    begin : ``In(1)``, ``budget`` : ``In``
+        ``begin`` starts a step; ``done`` is high once every request of the step has its
+        response and ``budget`` cycles have passed since ``begin``.
+    overruns : ``Out(16)``
+        Steps whose responses came after their budget (the schedule was not met).
+    """
+
+    def __init__(self, hbm: HbmMap):
+        self._map = hbm
+        aw = hbm.address_width
+        wide = BEAT_BITS * hbm.max_element_beats
+        super().__init__({
+            "axi": Out(AxiSignature(address_width=aw)),
+            "rd": In(stream.Signature(data.StructLayout({"addr": aw, "beats": range(1, 65)}))),
+            "rdata": Out(stream.Signature(data.StructLayout({"data": BEAT_BITS, "last": 1}))),
+            "element": Out(wide),
+            "element_valid": Out(1),
+            "element_index": Out(8),
+            "wr": In(stream.Signature(data.StructLayout({
+                "addr": aw, "beats": range(1, 65), "data": wide, "enable": 1, "zero": 1}))),
+            "begin": In(1),
+            "budget": In(16),
+            "done": Out(1),
+            "overruns": Out(16),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        axi = self.axi
+        wide_beats = self._map.max_element_beats
+
+        # Reads: the request is the AR beat; R goes straight to the client.
+        m.d.comb += [axi.arid.eq(0), axi.araddr.eq(self.rd.payload.addr),
+                     axi.arlen.eq(self.rd.payload.beats - 1), axi.arsize.eq(BEAT_SIZE_CODE),
+                     axi.arburst.eq(AXI_BURST_INCR), axi.arvalid.eq(self.rd.valid),
+                     self.rd.ready.eq(axi.arready),
+                     self.rdata.valid.eq(axi.rvalid), self.rdata.payload.data.eq(axi.rdata),
+                     self.rdata.payload.last.eq(axi.rlast), axi.rready.eq(self.rdata.ready)]
+        reads_out = Signal(8)
+        read_in = self.rdata.valid & self.rdata.ready
+        read_done = read_in & self.rdata.payload.last
+        m.d.sync += reads_out.eq(reads_out + (self.rd.valid & self.rd.ready) - read_done)
+
+        beat = Signal(range(MAX_BURST_BEATS + 1))
+        element = Signal.like(self.element)
+        m.d.comb += self.element.eq(element)
+        with m.If(read_in):
+            m.d.sync += beat.eq(beat + 1)
+            for i in range(wide_beats):
+                with m.If(beat == i):
+                    m.d.sync += element.word_select(i, BEAT_BITS).eq(self.rdata.payload.data)
+            with m.If(self.rdata.payload.last):
+                m.d.sync += [beat.eq(0), self.element_valid.eq(1)]
+        with m.If(~(read_in & self.rdata.payload.last)):
+            m.d.sync += self.element_valid.eq(0)
+        with m.If(self.element_valid):
+            m.d.sync += self.element_index.eq(self.element_index + 1)
+
+        # Writes: AW and the W beats of one request at a time; B counted.
+        w_busy, aw_pending = Signal(), Signal()
+        w_beat = Signal(range(MAX_BURST_BEATS + 1))
+        w = Signal.like(self.wr.payload)
+        m.d.comb += [self.wr.ready.eq(~w_busy & ~aw_pending),
+                     axi.awid.eq(0), axi.awaddr.eq(w.addr), axi.awlen.eq(w.beats - 1),
+                     axi.awsize.eq(BEAT_SIZE_CODE), axi.awburst.eq(AXI_BURST_INCR),
+                     axi.awvalid.eq(aw_pending),
+                     axi.wvalid.eq(w_busy), axi.wlast.eq(w_beat == w.beats - 1),
+                     axi.wstrb.eq(Mux(w.enable, (1 << len(axi.wstrb)) - 1, 0)),
+                     axi.bready.eq(1)]
+        with m.If(~w.zero):
+            with m.Switch(w_beat):
+                for i in range(wide_beats):
+                    with m.Case(i):
+                        m.d.comb += axi.wdata.eq(w.data.word_select(i, BEAT_BITS))
+        writes_out = Signal(8)
+        accepted = self.wr.valid & self.wr.ready
+        with m.If(accepted):
+            m.d.sync += [w.eq(self.wr.payload), w_busy.eq(1), aw_pending.eq(1), w_beat.eq(0)]
+        with m.If(axi.awvalid & axi.awready):
+            m.d.sync += aw_pending.eq(0)
+        with m.If(axi.wvalid & axi.wready):
+            m.d.sync += w_beat.eq(w_beat + 1)
+            with m.If(axi.wlast):
+                m.d.sync += w_busy.eq(0)
+        m.d.sync += writes_out.eq(writes_out + accepted - (axi.bvalid & axi.bready))
+
+        # The step's fixed end.
+        timer = Signal(16)
+        idle = (reads_out == 0) & (writes_out == 0) & ~w_busy & ~aw_pending & ~self.rd.valid
+        with m.If(self.begin):
+            m.d.sync += [timer.eq(0), self.element_index.eq(0)]
+        with m.Elif(timer != 0xFFFF):
+            m.d.sync += timer.eq(timer + 1)
+        m.d.comb += self.done.eq(idle & (timer >= self.budget))
+        with m.If(~self.begin & (timer == self.budget) & ~idle):
+            m.d.sync += self.overruns.eq(self.overruns + 1)
+        return m
