@@ -275,7 +275,8 @@ class HbmMaster(wiring.Component):
 
         # The step's fixed end.
         timer = Signal(16)
-        idle = (reads_out == 0) & (writes_out == 0) & ~w_busy & ~aw_pending & ~self.rd.valid
+        idle = ((reads_out == 0) & (writes_out == 0) & ~w_busy & ~aw_pending & ~self.rd.valid
+                & ~self.wr.valid)
         with m.If(self.begin):
             m.d.sync += [timer.eq(0), self.element_index.eq(0)]
         with m.Elif(timer != 0xFFFF):

@@ -79,9 +79,10 @@ def _channels(slave):
 
 
 def _set_pauses(slave, rng: random.Random | None, probability: float) -> None:
-    for channel in _channels(slave):
+    for channel in _channels(slave):      # each channel its own stream, drawn from ``rng``
         channel.set_pause_generator(
-            random_pauses(rng, probability) if rng is not None and probability else None)
+            random_pauses(random.Random(rng.getrandbits(64)), probability)
+            if rng is not None and probability else None)
 
 
 class HostPort:

@@ -23,7 +23,8 @@ from multiprocessing.connection import Connection
 import cocotb
 
 from bolt.sim.driver import AcceleratorDriver, SetupFailed
-from bolt.sim.host_port import HostPortDriver
+from bolt.hdl.hbm import HbmMap
+from bolt.sim.host_port import Hbm, HostPort
 from bolt.params import Params
 from bolt.protocol import Op
 
@@ -54,8 +55,8 @@ async def serve(dut):
     params = Params(**json.loads(os.environ["BOLT_PARAMS"]))
     connection = connect(os.environ["BOLT_BRIDGE_ADDRESS"])
     driver = AcceleratorDriver(dut, params)
-    HostPortDriver(dut, RemoteHostMemory(connection), page_stride=params.page_stride,
-                   clock=dut.clk, read_latency=int(os.environ.get("BOLT_READ_LATENCY", 2))).start()
+    HostPort(dut, RemoteHostMemory(connection), page_stride=params.page_stride)
+    Hbm(dut, HbmMap(params).size)
     dut._log.info("bridge connected; resetting the accelerator")
     await driver.start()
     dut._log.info("accelerator out of reset; serving")

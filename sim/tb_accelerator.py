@@ -21,6 +21,7 @@ import random
 from collections import Counter
 
 import cocotb
+from cocotb.triggers import ReadOnly, RisingEdge
 
 from bolt.hdl.hbm import HbmMap
 from bolt.sim.driver import AcceleratorDriver
@@ -198,18 +199,66 @@ def _role_name(roles) -> str:
     return "x " + ("host" if roles[0] else "HBM") + ", y " + ("host" if roles[1] else "HBM")
 
 
+class RequestMonitor:
+    """The cycle of every page request the accelerator sends to the host (the first beat of
+    each AXI read and write request, ``AR`` and ``AW``) and of its response, counted from the
+    command's acceptance."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.events: list[tuple[str, int]] = []
+        self._start = None
+        self._cycle = 0
+        cocotb.start_soon(self._run())
+
+    def begin(self) -> None:
+        self.events = []
+        self._start = None
+
+    async def _run(self) -> None:
+        dut = self.dut
+        while True:
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            self._cycle += 1
+            if int(dut.cmd__valid.value) and int(dut.cmd__ready.value):
+                self._start = self._cycle
+            if self._start is None:
+                continue
+            offset = self._cycle - self._start
+            if int(dut.host__arvalid.value) and int(dut.host__arready.value):
+                self.events.append(("read", offset))
+            if int(dut.host__awvalid.value) and int(dut.host__awready.value):
+                self.events.append(("write", offset))
+            if int(dut.host__rvalid.value) and int(dut.host__rready.value) \
+                    and int(dut.host__rlast.value):
+                self.events.append(("read data", offset))
+            if int(dut.host__wvalid.value) and int(dut.host__wready.value) \
+                    and int(dut.host__wlast.value):
+                self.events.append(("write data", offset))
+            if int(dut.host__bvalid.value) and int(dut.host__bready.value):
+                self.events.append(("write response", offset))
+            if int(dut.resp__valid.value) and int(dut.resp__ready.value):
+                self.events.append(("response", offset))
+
+
 @cocotb.test()
 async def test_timing(dut):
-    """Cycle counts of Access under hot-key, uniform-hit and miss workloads with mixed ops.
+    """Page requests leave on a fixed schedule, under hot-key, uniform-hit and miss workloads
+    with mixed ops, while HBM answers with random latency and back-pressure.
 
-    Grouped by which of x, y are host bins (all the trace shows), and once the extra DRBG
-    words of the access are accounted (rejections and c2 redraws: randomness independent of
-    the operations, one cycle each), every access of a group takes the same number of cycles
-    under every workload, so the distribution per number of touches is the same too.
+    The host's behaviour is public (it is the host), so every access replays the same host
+    back-pressure from its command on; HBM keeps random pauses on every channel. Grouped by
+    what is public (which of x, y are host bins, the extra DRBG words of the access:
+    rejections and c2 redraws, randomness independent of the operations; how its pages split
+    into bursts), every host event of every access of a group (each request, last data beat,
+    write response, and the response) falls on the same cycle under every workload.
     """
     p = _params()
     rng, master_key, salt0, salt1 = _secrets(_env_int("BOLT_SEED", 1) + 13)
-    bench = Bench(dut, p, master_key, salt0)
+    pauses = _env_float("BOLT_PAUSES", 0.1)
+    bench = Bench(dut, p, master_key, salt0, pauses=pauses, seed=5)
+    monitor = RequestMonitor(dut)
     await bench.start(salt0)
     items = [(_key(rng, p), _value(rng, p)) for _ in range(p.capacity // 4)]
     await bench.setup(items, salt1)
@@ -220,26 +269,37 @@ async def test_timing(dut):
         "uniform hits": lambda: (rng.choice([Op.GET, Op.PUT, Op.DELETE]), rng.choice(keys)),
         "misses": lambda: (rng.choice([Op.GET, Op.PUT, Op.DELETE]), _key(rng, p)),
     }
-    report, cycles_by_roles = {}, {}
+    report, schedules = {}, {}
     for name, draw in workloads.items():
         bench.cycles.clear()
-        extra_words = []
+        by_roles = {}
         for n in range(n_ops):
             op, key = draw()
             before = bench.model._drbg.words_drawn
+            bench.host.set_pauses(random.Random(_env_int("BOLT_SEED", 1)), pauses)
+            monitor.begin()
             await bench.access(op, key, _value(rng, p) if op == Op.PUT else None, n)
-            extra_words.append(bench.model._drbg.words_drawn - before - 4)
-        adjusted, by_touches = {}, {}
-        for (roles, cycles), extra in zip(bench.cycles, extra_words):
-            adjusted.setdefault(_role_name(roles), Counter())[cycles - extra] += 1
-            by_touches.setdefault(sum(roles), Counter())[cycles] += 1
-            cycles_by_roles.setdefault(roles, {}).setdefault(cycles - extra, set()).add(name)
-        report[name] = {"adjusted by x/y host": {k: dict(c) for k, c in sorted(adjusted.items())},
-                        "raw": {t: dict(c) for t, c in sorted(by_touches.items())}}
-        dut._log.info("timing %s: %s", name, report[name])
-    for roles, seen in cycles_by_roles.items():
-        assert len(seen) == 1, f"{_role_name(roles)}: cycle counts {seen} differ"
-    report = {"timing": report}
+            extra = bench.model._drbg.words_drawn - before - 4
+            roles, cycles = bench.cycles[-1]
+            kinds = tuple(kind for kind, _ in monitor.events)
+            assert kinds and kinds[-1] == "response", monitor.events
+            # The public part: which of x, y are host bins, the extra DRBG words, and how the
+            # pages split into bursts (their addresses are in the trace).
+            group = (_role_name(roles), extra, kinds)
+            schedules.setdefault(group, {}).setdefault(tuple(monitor.events), set()).add(
+                (name, n))
+            by_roles.setdefault(_role_name(roles), Counter())[cycles - extra] += 1
+        report[name] = {role: dict(counts) for role, counts in sorted(by_roles.items())}
+        dut._log.info("timing %s (cycles by x/y host bins, less the extra DRBG words): %s",
+                      name, report[name])
+    for group, seen in schedules.items():
+        assert len(seen) == 1, f"{group[:2]}: page requests leave at " + "; ".join(
+            f"{schedule} in {sorted(runs)[:4]}" for schedule, runs in seen.items())
+    shared = sum(len({name for name, _ in next(iter(seen.values()))}) > 1
+                 for seen in schedules.values())
+    assert shared, "no schedule was seen under two workloads"
+    report = {"timing": report,
+              "schedules": [[*group[:2], *seen] for group, seen in schedules.items()]}
     path = os.environ.get("BOLT_REPORT")
     if path:
         with open(path, "w") as f:
