@@ -42,8 +42,10 @@ SEALED_TOP_NAME = "bolt_sealed_accelerator"
 
 def build_accelerator(params: Params, *, waveform: bool = False, sealed: bool = False):
     """The cached Verilator build of the accelerator for ``params`` (``sealed``: behind its
-    channel, :class:`bolt.hdl.channel.SealedAccelerator`)."""
+    channel, :class:`bolt.hdl.channel.SealedAccelerator`), with the simulated HBM on its HBM
+    port (:class:`bolt.sim.card.SimulatedCard`)."""
     from ..hdl.accelerator import RtlAccelerator
+    from ..sim.card import HBM_MODEL_VERILOG, SimulatedCard
     from ..sim.verilator import DEFAULT_BUILD_ARGS, build
 
     if params.pooled:
@@ -54,10 +56,12 @@ def build_accelerator(params: Params, *, waveform: bool = False, sealed: bool = 
     try:
         if sealed:
             from ..hdl.channel import SealedAccelerator
-            return build(lambda: SealedAccelerator(params), name=SEALED_TOP_NAME,
-                         build_args=args, source_key=repr(params.arguments()))
-        return build(lambda: RtlAccelerator(params), name=TOP_NAME, build_args=args,
-                     source_key=repr(params.arguments()))
+            design, name = SealedAccelerator, SEALED_TOP_NAME
+        else:
+            design, name = RtlAccelerator, TOP_NAME
+        return build(lambda: SimulatedCard(design(params)), name=name, build_args=args,
+                     source_key=repr(params.arguments()),
+                     extra_verilog=HBM_MODEL_VERILOG.read_text())
     except Exception as error:
         raise BackendError(f"could not build the accelerator for {params}: {error}") from error
 

@@ -1,6 +1,6 @@
-"""cocotb models of the accelerator's two memory ports, both AXI4 slaves from cocotbext-axi.
+"""The cocotb model of the accelerator's host-memory port, an AXI4 slave from cocotbext-axi.
 
-``host`` (untrusted host memory): :class:`HostPort` serves it with an ``AxiSlave`` whose target,
+:class:`HostPort` serves it with an ``AxiSlave`` whose target,
 :class:`HostPageTarget`, reads and writes a :class:`bolt.trace.HostMemory` (or the RTL backend's
 remote one) a page at a time, so the memory records exactly the trace the reference model
 records: one read event of ``page_stride`` bytes at the first beat of a page read, one write
@@ -8,10 +8,8 @@ event at the last beat of a page write (a page may arrive as several bursts: AXI
 cross 4 KB). Bytes are read and written live, so a test that tampers with the memory between
 accesses is seen by the next read.
 
-``hbm`` (trusted HBM): :class:`Hbm` is an ``AxiRam`` of the design's HBM map size, zero at
-start (the accelerator clears what it needs at Setup).
-
-Both take :func:`random_pauses` generators for back-pressure and latency on every channel.
+:func:`random_pauses` generators give it back-pressure and latency on every channel. (The HBM
+port is served inside the simulated design: :mod:`bolt.sim.card`.)
 """
 
 from __future__ import annotations
@@ -20,9 +18,9 @@ import itertools
 import logging
 import random
 
-from cocotbext.axi import AxiBus, AxiRam, AxiSlave
+from cocotbext.axi import AxiBus, AxiSlave
 
-__all__ = ["HostPageTarget", "HostPort", "Hbm", "random_pauses"]
+__all__ = ["HostPageTarget", "HostPort", "random_pauses"]
 
 
 def random_pauses(rng: random.Random, probability: float, longest: int = 8):
@@ -105,14 +103,3 @@ class HostPort:
     def set_pauses(self, rng: random.Random | None, probability: float) -> None:
         """Back-pressure and random latency on every channel (``probability`` 0: none)."""
         _set_pauses(self.slave, rng, probability)
-
-
-class Hbm:
-    """An ``AxiRam`` on the ``hbm`` port of ``dut``, ``size`` bytes (the HBM map's size)."""
-
-    def __init__(self, dut, size: int, *, prefix: str = "hbm"):
-        self.ram = AxiRam(AxiBus.from_prefix(dut, prefix + "_"), dut.clk, size=size)
-        _quiet(self.ram.write_if.log, self.ram.read_if.log)
-
-    def set_pauses(self, rng: random.Random | None, probability: float) -> None:
-        _set_pauses(self.ram, rng, probability)

@@ -22,9 +22,8 @@ from multiprocessing.connection import Connection
 
 import cocotb
 
-from bolt.sim.driver import AcceleratorDriver, SetupFailed
-from bolt.hdl.hbm import HbmMap
-from bolt.sim.host_port import Hbm, HostPort
+from bolt.sim.driver import HBM_LATENCY_SIMULATED, AcceleratorDriver, SetupFailed
+from bolt.sim.host_port import HostPort
 from bolt.params import Params
 from bolt.protocol import Op
 
@@ -56,7 +55,7 @@ async def serve(dut):
     connection = connect(os.environ["BOLT_BRIDGE_ADDRESS"])
     driver = AcceleratorDriver(dut, params)
     HostPort(dut, RemoteHostMemory(connection), page_stride=params.page_stride)
-    Hbm(dut, HbmMap(params).size)
+    driver.set_hbm(latency=int(os.environ.get("BOLT_HBM_LATENCY", HBM_LATENCY_SIMULATED)))
     dut._log.info("bridge connected; resetting the accelerator")
     await driver.start()
     dut._log.info("accelerator out of reset; serving")

@@ -3,8 +3,10 @@ reference model :class:`bolt.model.ReferenceAccelerator`.
 
 The same master key, salts, parameters and operations go to the RTL and to the model; the
 RTL's host-memory port is served by :class:`bolt.sim.host_port.HostPort` (cocotbext-axi) from a
-:class:`bolt.trace.HostMemory` that records the trace, its HBM port by an ``AxiRam``; both with
-random back-pressure on every channel (``BOLT_PAUSES``, the chance a pause starts in a cycle). The tests compare responses, traces
+:class:`bolt.trace.HostMemory` that records the trace, its HBM port by the simulated HBM of
+:class:`bolt.sim.card.SimulatedCard`; both with random back-pressure on every channel
+(``BOLT_PAUSES``: the chance a pause starts in a cycle on the host, the chance a handshake is
+held in a cycle in HBM). The tests compare responses, traces
 (kind, address, length, in order, split per operation) and host bytes.
 
 Parameters (environment): ``BOLT_PARAMS`` (JSON of :class:`~bolt.params.Params` arguments),
@@ -23,9 +25,8 @@ from collections import Counter
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from bolt.hdl.hbm import HbmMap
-from bolt.sim.driver import AcceleratorDriver
-from bolt.sim.host_port import Hbm, HostPort
+from bolt.sim.driver import HBM_LATENCY_SIMULATED, AcceleratorDriver
+from bolt.sim.host_port import HostPort
 from bolt.model import ReferenceAccelerator
 from bolt.protocol import HOST
 from bolt.params import Params
@@ -56,11 +57,9 @@ class Bench:
         self.memory = HostMemory(params.host_bytes)
         self.driver = AcceleratorDriver(dut, params)
         self.host = HostPort(dut, self.memory, page_stride=params.page_stride)
-        self.hbm = Hbm(dut, HbmMap(params).size)
         pauses = _env_float("BOLT_PAUSES", 0.1) if pauses is None else pauses
-        rng = random.Random(seed)
-        self.host.set_pauses(rng, pauses)
-        self.hbm.set_pauses(rng, pauses)
+        self.host.set_pauses(random.Random(seed), pauses)
+        self.driver.set_hbm(latency=HBM_LATENCY_SIMULATED, stall=pauses, seed=seed + 1)
         self.model = ReferenceAccelerator(params, master_key=master_key, salt=salt)
         self.crypto = bool(_env_int("BOLT_CRYPTO", 1))
         #: Per access: ((x is a host bin, y is a host bin), cycles). Which of x, y are host
@@ -277,6 +276,7 @@ async def test_timing(dut):
             op, key = draw()
             before = bench.model._drbg.words_drawn
             bench.host.set_pauses(random.Random(_env_int("BOLT_SEED", 1)), pauses)
+            dut.hbm_latency.value = rng.randint(1, HBM_LATENCY_SIMULATED)
             monitor.begin()
             await bench.access(op, key, _value(rng, p) if op == Op.PUT else None, n)
             extra = bench.model._drbg.words_drawn - before - 4

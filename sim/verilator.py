@@ -145,7 +145,7 @@ def _versions() -> str:
 
 
 #: Sources whose text fixes the generated Verilog of every design (for ``source_key``).
-_DESIGN_SOURCES = ("bolt.hdl", "bolt.params", "bolt.protocol", "bolt.crypto")
+_DESIGN_SOURCES = ("bolt.hdl", "bolt.params", "bolt.protocol", "bolt.crypto", "bolt.sim.card")
 
 
 def _design_sources_digest() -> str:
@@ -158,6 +158,8 @@ def _design_sources_digest() -> str:
         module = importlib.import_module(module_name)
         paths = (sorted(Path(module.__file__).parent.glob("*.py"))
                  if module.__file__.endswith("__init__.py") else [Path(module.__file__)])
+        if module_name == "bolt.sim.card":
+            paths.append(module.HBM_MODEL_VERILOG)
         for path in paths:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -165,7 +167,7 @@ def _design_sources_digest() -> str:
 
 def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_ARGS,
           cache_dir: Path | str | None = None, verbose: bool = False,
-          source_key: str | None = None) -> VerilatorBuild:
+          source_key: str | None = None, extra_verilog: str = "") -> VerilatorBuild:
     """Convert ``component`` to Verilog and compile it with Verilator for cocotb, or reuse the
     cached build of identical Verilog.
 
@@ -185,6 +187,8 @@ def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_A
         Everything besides the ``bolt.hdl`` sources that determines the design (for example
         its parameters). When given, a build already made from the same sources and key is
         found without converting the design to Verilog (seconds to minutes for large designs).
+    extra_verilog : str
+        Verilog modules the design instantiates (simulation models), compiled with it.
     """
     from amaranth.back import verilog as amaranth_verilog
 
@@ -202,7 +206,7 @@ def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_A
                                       verilog=directory / f"{name}.v")
     if not hasattr(component, "elaborate"):      # a factory: only called when converting
         component = component()
-    text = amaranth_verilog.convert(component, name=name, emit_src=False)
+    text = amaranth_verilog.convert(component, name=name, emit_src=False) + extra_verilog
     digest = hashlib.sha256("\0".join([text, *build_args, _versions()]).encode()).hexdigest()[:16]
     directory = root / f"{name}-{digest}"
     result = VerilatorBuild(name=name, directory=directory, verilog=directory / f"{name}.v")

@@ -1,0 +1,102 @@
+// Simulation-only HBM: an AXI4 slave (INCR bursts of full 64-byte beats) over a dense memory
+// of WORDS beats, zero at start (the accelerator clears what it uses at Setup).
+//
+// Reads are queued (up to 16 in flight) and each returns its first beat `latency` cycles after
+// its request at the earliest; writes are answered once their last beat is in. Every handshake
+// of the slave (arready, rvalid, awready, wready, bvalid) is held low in a cycle with chance
+// `stall`/256, from a 32-bit LFSR seeded with `seed` at reset. `latency`, `stall` and `seed`
+// are ports so that one build serves every test.
+module bolt_hbm_model #(
+    parameter ADDR_WIDTH = 32,
+    parameter WORDS = 1024
+) (
+    input clk,
+    input rst,
+    input [15:0] latency,
+    input [7:0] stall,
+    input [31:0] seed,
+    input awid, input [ADDR_WIDTH-1:0] awaddr, input [7:0] awlen, input [2:0] awsize,
+    input [1:0] awburst, input awvalid, output awready,
+    input [511:0] wdata, input [63:0] wstrb, input wlast, input wvalid, output wready,
+    output bid, output [1:0] bresp, output bvalid, input bready,
+    input arid, input [ADDR_WIDTH-1:0] araddr, input [7:0] arlen, input [2:0] arsize,
+    input [1:0] arburst, input arvalid, output arready,
+    output rid, output [511:0] rdata, output [1:0] rresp, output rlast, output rvalid,
+    input rready
+);
+    reg [511:0] mem [0:WORDS-1];
+    reg [31:0] now;
+    reg [31:0] lfsr;
+    wire hold_ar = lfsr[7:0] < stall;
+    wire hold_r = lfsr[15:8] < stall;
+    wire hold_aw = lfsr[23:16] < stall;
+    wire hold_w = lfsr[31:24] < stall;
+    wire hold_b = (lfsr[11:4] ^ lfsr[27:20]) < stall;
+
+    // Reads: a queue of (first beat, last beat index, due cycle).
+    reg [31:0] rq_word [0:15];
+    reg [7:0] rq_len [0:15];
+    reg [31:0] rq_due [0:15];
+    reg [4:0] rq_head, rq_tail;
+    reg [7:0] r_beat;
+    wire [3:0] rh = rq_head[3:0];
+    wire rq_empty = rq_head == rq_tail;
+    assign arready = (rq_tail - rq_head) != 5'd16 && !hold_ar;
+    assign rvalid = !rq_empty && now >= rq_due[rh] && !hold_r;
+    assign rdata = mem[rq_word[rh] + {24'd0, r_beat}];
+    assign rlast = r_beat == rq_len[rh];
+    assign rid = 1'b0;
+    assign rresp = 2'b00;
+
+    // Writes: a queue of (first beat, beats); W beats go to the oldest; one B per burst.
+    reg [31:0] wq_word [0:15];
+    reg [4:0] wq_head, wq_tail;
+    reg [7:0] w_beat;
+    reg [7:0] b_due;
+    wire [3:0] wh = wq_head[3:0];
+    assign awready = (wq_tail - wq_head) != 5'd16 && !hold_aw;
+    assign wready = wq_head != wq_tail && !hold_w;
+    assign bvalid = b_due != 0 && !hold_b;
+    assign bid = 1'b0;
+    assign bresp = 2'b00;
+    wire [31:0] w_word = wq_word[wh] + {24'd0, w_beat};
+
+    integer i;
+    always @(posedge clk) begin
+        now <= now + 1;
+        lfsr <= {lfsr[30:0], lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0]};
+        if (rst) begin
+            lfsr <= seed | 32'd1;
+            rq_head <= 0; rq_tail <= 0; r_beat <= 0;
+            wq_head <= 0; wq_tail <= 0; w_beat <= 0; b_due <= 0;
+        end else begin
+            if (arvalid && arready) begin
+                rq_word[rq_tail[3:0]] <= araddr[ADDR_WIDTH-1:6];
+                rq_len[rq_tail[3:0]] <= arlen;
+                rq_due[rq_tail[3:0]] <= now + {16'd0, latency};
+                rq_tail <= rq_tail + 1;
+            end
+            if (rvalid && rready) begin
+                if (rlast) begin
+                    r_beat <= 0;
+                    rq_head <= rq_head + 1;
+                end else
+                    r_beat <= r_beat + 1;
+            end
+            if (awvalid && awready) begin
+                wq_word[wq_tail[3:0]] <= awaddr[ADDR_WIDTH-1:6];
+                wq_tail <= wq_tail + 1;
+            end
+            if (wvalid && wready) begin
+                for (i = 0; i < 64; i = i + 1)
+                    if (wstrb[i]) mem[w_word][i * 8 +: 8] <= wdata[i * 8 +: 8];
+                if (wlast) begin
+                    w_beat <= 0;
+                    wq_head <= wq_head + 1;
+                end else
+                    w_beat <= w_beat + 1;
+            end
+            b_due <= b_due + {7'd0, wvalid && wready && wlast} - {7'd0, bvalid && bready};
+        end
+    end
+endmodule
