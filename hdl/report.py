@@ -44,12 +44,6 @@ U55C = {
     "HBM (16 GiB)": HBM_BYTES * 8,
 }
 
-#: Where each memory of the design would live, by the last part of its path.
-PLACEMENT = {
-    "buckets": "HBM", "overflow": "URAM", "values": "HBM", "stack": "HBM",
-    "heads": "HBM", "tails": "HBM", "counts": "HBM", "nexts": "HBM", "prevs": "HBM",
-    "iposs": "HBM", "loads": "HBM", "counters": "HBM", "staging": "HBM (Setup only)",
-}
 
 
 class YosysError(RuntimeError):
@@ -71,8 +65,6 @@ class MemoryUse:
         leaf = self.path.rsplit(".", 1)[-1]
         if "sbox" in leaf:
             return "LUT ROM"
-        if leaf in PLACEMENT:
-            return PLACEMENT[leaf]
         return "BRAM" if self.bits > 4096 else "LUTRAM"
 
 

@@ -30,25 +30,20 @@ def command(component, no_yosys, **options):
     from bolt.hdl.accelerator import RtlAccelerator
 
     click.echo(f"BOLT accelerator for {params!r}")
-    memories = memory_inventory(RtlAccelerator(params))
-    rows = [(m.path.removeprefix("top."), m.depth, m.width, m.bits, m.placement)
-            for m in sorted(memories, key=lambda m: -m.bits) if m.bits > 4096]
-    small = [m for m in memories if m.bits <= 4096]
-    rows.append((f"({len(small)} small memories: S-box ROMs, FIFOs)", "", "",
-                 sum(m.bits for m in small), "LUT"))
-    print_table(rows, headers=("memory", "depth", "width", "bits", "placement"))
-    totals: dict[str, int] = {}
-    for m in memories:
-        totals[m.placement] = totals.get(m.placement, 0) + m.bits
+    top = RtlAccelerator(params)
+    click.echo("HBM address map (behind the hbm AXI4 port):")
+    print_table([(name, f"{base:#x}", count, beats, f"{size / 2**20:.2f}")
+                 for name, base, count, beats, size in top.hbm_map.table()],
+                headers=("region", "base", "elements", "beats each", "MiB"))
     click.echo("")
-    click.echo("memory bits by placement:")
-    for placement, bits in sorted(totals.items(), key=lambda item: -item[1]):
-        click.echo(f"  {placement:<18} {_mbit(bits)}")
+    memories = memory_inventory(top)
+    click.echo(f"on-chip memories: {len(memories)} (S-box ROMs, FIFOs), "
+               f"{_mbit(sum(m.bits for m in memories))}")
+    hbm = 8 * top.hbm_map.size
+    on_chip = sum(m.bits for m in memories)
     click.echo("U55C budget:")
     for name, bits in U55C.items():
         click.echo(f"  {name:<22} {_mbit(bits)}")
-    hbm = sum(bits for placement, bits in totals.items() if placement.startswith("HBM"))
-    on_chip = sum(bits for placement, bits in totals.items() if not placement.startswith("HBM"))
     click.echo(f"HBM structures: {_mbit(hbm)} = {100 * hbm / U55C['HBM (16 GiB)']:.4f}% of HBM; "
                f"on-chip memories: {_mbit(on_chip)} = "
                f"{100 * on_chip / (U55C['BRAM (2016 x 36 Kbit)'] + U55C['URAM (960 x 288 Kbit)']):.3f}%"

@@ -1,0 +1,108 @@
+"""The HBM address map and :class:`bolt.hdl.hbm.HbmMaster` in Amaranth's simulator."""
+
+from __future__ import annotations
+
+import pytest
+from amaranth.sim import Simulator
+
+from bolt.hdl.hbm import HbmMap, HbmMaster, MAX_BURST_BEATS
+from bolt.params import Params
+
+from .axi_model import AxiMemory
+
+
+@pytest.mark.parametrize("capacity", [1 << 10, 1 << 16, 1 << 20])
+def test_map_regions_are_disjoint_4k_aligned_and_hold_every_element(capacity):
+    p = Params(capacity=capacity)
+    hbm = HbmMap(p)
+    regions = list(hbm.regions.values())
+    for before, after in zip(regions, regions[1:]):
+        assert before.end == after.base
+    for region in regions:
+        assert region.base % 4096 == 0
+        assert region.count * region.stride <= region.size
+    assert hbm.regions["index"].count == p.index_entries
+    assert hbm.regions["frames"].count == p.frames
+    assert hbm.regions["loads"].count == p.bins
+    assert hbm.clear_end == hbm.regions["staging"].end
+    assert hbm.size < 2 ** hbm.address_width
+
+
+def _run(dut, bench, memory):
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(memory.serve, background=True)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_writes_reads_strobes_zero_bursts_and_fixed_step_end():
+    hbm = HbmMap(Params(capacity=1024))
+    dut = HbmMaster(hbm)
+    memory = AxiMemory(dut.axi, latency=5, stall=0.3, seed=1)
+    memory.beats.update({300: 7, 301: 8})
+    wide = 512 * hbm.max_element_beats
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(dut.rdata.ready, 1)
+
+        async def step(requests, budget):
+            ctx.set(dut.begin, 1)
+            ctx.set(dut.budget, budget)
+            await ctx.tick()
+            ctx.set(dut.begin, 0)
+            cycles, elements = 0, []
+            for kind, fields in requests:
+                port = dut.rd if kind == "r" else dut.wr
+                ctx.set(port.payload, fields)
+                ctx.set(port.valid, 1)
+                while True:
+                    _, _, ready, valid, index, element = await ctx.tick().sample(
+                        port.ready, dut.element_valid, dut.element_index, dut.element)
+                    if valid:
+                        elements.append((index, element))
+                    cycles += 1
+                    assert cycles < 2000, f"request {fields} never accepted"
+                    if ready:
+                        break
+                ctx.set(port.valid, 0)
+            while True:
+                _, _, done, valid, index, element = await ctx.tick().sample(
+                    dut.done, dut.element_valid, dut.element_index, dut.element)
+                if valid:
+                    elements.append((index, element))
+                cycles += 1
+                assert cycles < 2000, "the step never ended"
+                if done:
+                    break
+            return cycles, elements
+
+        cycles, _ = await step([
+            ("w", {"addr": 200 * 64, "beats": 2, "data": 5 | 6 << 512, "enable": 1, "zero": 0}),
+            ("w", {"addr": 300 * 64, "beats": 2, "data": (1 << wide) - 1, "enable": 0,
+                   "zero": 0}),
+            ("w", {"addr": 4096, "beats": MAX_BURST_BEATS, "data": 0, "enable": 1, "zero": 1}),
+        ], budget=300)
+        seen["write step"] = cycles
+        cycles, elements = await step([("r", {"addr": 300 * 64, "beats": 2}),
+                                       ("r", {"addr": 200 * 64, "beats": 2})], budget=120)
+        seen["read step"] = cycles
+        seen["elements"] = elements
+        seen["overruns before"] = ctx.get(dut.overruns)
+        await step([("r", {"addr": 0, "beats": 64})], budget=10)
+        seen["overruns after"] = ctx.get(dut.overruns)
+
+    memory.beats.update({64 + i: 99 for i in range(MAX_BURST_BEATS)})
+    _run(dut, bench, memory)
+    assert memory.beats[200] == 5 and memory.beats[201] == 6
+    assert memory.beats[300] == 7 and memory.beats[301] == 8      # no strobes, no change
+    assert all(memory.beats[64 + i] == 0 for i in range(MAX_BURST_BEATS))
+    assert memory.writes == [(200 * 64, 2), (300 * 64, 2), (4096, MAX_BURST_BEATS)]
+    # A step ends at its budget (counted from the cycle after ``begin``) whatever the memory's
+    # stalls, as long as they fit in it.
+    assert seen["write step"] == 300 + 1 and seen["read step"] == 120 + 1
+    assert [index for index, _ in seen["elements"]] == [0, 1]
+    assert seen["elements"][0][1] & ((1 << 1024) - 1) == 7 | 8 << 512
+    assert seen["elements"][1][1] & ((1 << 1024) - 1) == 5 | 6 << 512
+    assert seen["overruns before"] == 0 and seen["overruns after"] == 1
