@@ -1,4 +1,4 @@
-"""The accelerator's trusted memory behind an AXI4 master port (spec section 11).
+"""The accelerator's trusted memory behind an AXI4 master port (algorithm §11).
 
 Every structure whose size grows with N lives in HBM, reached through one AXI4 memory-mapped
 master port with 512-bit data (an HBM pseudo-channel of the Alveo U55C). :class:`HbmMap` lays

@@ -20,10 +20,23 @@ from amaranth.lib.wiring import In, Out
 from bolt.hdl.hbm import HbmMap
 from bolt.params import BEAT_BYTES
 
-__all__ = ["SimulatedCard", "HBM_MODEL_VERILOG"]
+__all__ = ["SimulatedCard", "HBM_MODEL_VERILOG", "HBM_LATENCY_SIMULATED", "set_hbm"]
+
+#: The simulated HBM's read latency unless a test sets another: about 80 ns at 300 MHz, below
+#: the accelerator's budget (:data:`bolt.hdl.accelerator.HBM_LATENCY`).
+HBM_LATENCY_SIMULATED = 24
 
 #: The Verilog of the HBM model (module ``bolt_hbm_model``).
 HBM_MODEL_VERILOG = Path(__file__).with_name("hbm_model.v")
+
+
+def set_hbm(dut, *, latency: int = HBM_LATENCY_SIMULATED, stall: float = 0.0,
+            seed: int = 1) -> None:
+    """Set a running :class:`SimulatedCard`'s HBM model (cocotb): its read latency in cycles,
+    the chance it holds a handshake in a cycle, and its seed (taken at the next reset)."""
+    dut.hbm_latency.value = latency
+    dut.hbm_stall.value = min(255, round(256 * stall))
+    dut.hbm_seed.value = seed
 
 
 class SimulatedCard(wiring.Component):

@@ -37,7 +37,8 @@ from bolt.errors import ChannelError
 from bolt.params import Params
 from bolt.sim import server
 from bolt.sim.channel_driver import ChannelDriver
-from bolt.sim.host_port import HostPortDriver
+from bolt.sim.card import HBM_LATENCY_SIMULATED, set_hbm
+from bolt.sim.host_port import HostPort
 
 
 @cocotb.test()
@@ -46,9 +47,8 @@ async def serve_sealed(dut):
     params = Params(**json.loads(os.environ["BOLT_PARAMS"]))
     connection = server.connect(os.environ["BOLT_BRIDGE_ADDRESS"])
     driver = ChannelDriver(dut, params)
-    HostPortDriver(dut, server.RemoteHostMemory(connection), page_stride=params.page_stride,
-                   clock=dut.clk,
-                   read_latency=int(os.environ.get("BOLT_READ_LATENCY", 2))).start()
+    HostPort(dut, server.RemoteHostMemory(connection), page_stride=params.page_stride)
+    set_hbm(dut, latency=int(os.environ.get("BOLT_HBM_LATENCY", HBM_LATENCY_SIMULATED)))
     await driver.start()
     keys = []
     verilog = Path(os.environ["BOLT_VERILOG"]).read_bytes()

@@ -15,11 +15,7 @@ from bolt.hdl.accelerator import Cmd, pack_command, unpack_response
 from bolt.params import Params
 from bolt.protocol import Response, Status
 
-__all__ = ["AcceleratorDriver", "SetupFailed", "HBM_LATENCY_SIMULATED"]
-
-#: The simulated HBM's read latency unless a test sets another: about 80 ns at 300 MHz, below
-#: the accelerator's budget (:data:`bolt.hdl.accelerator.HBM_LATENCY`).
-HBM_LATENCY_SIMULATED = 24
+__all__ = ["AcceleratorDriver", "SetupFailed"]
 
 
 class SetupFailed(RuntimeError):
@@ -47,13 +43,6 @@ class AcceleratorDriver:
         self.dut = dut
         self.params = params
         self.clock_period_ns = clock_period_ns
-
-    def set_hbm(self, *, latency: int, stall: float = 0.0, seed: int = 1) -> None:
-        """The simulated HBM's read latency (cycles) and the chance it holds a handshake in a
-        cycle (:class:`bolt.sim.card.SimulatedCard`; the seed is taken at reset)."""
-        self.dut.hbm_latency.value = latency
-        self.dut.hbm_stall.value = min(255, round(256 * stall))
-        self.dut.hbm_seed.value = seed
 
     async def start(self) -> None:
         """Start the clock and hold reset for three cycles."""

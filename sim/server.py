@@ -22,7 +22,8 @@ from multiprocessing.connection import Connection
 
 import cocotb
 
-from bolt.sim.driver import HBM_LATENCY_SIMULATED, AcceleratorDriver, SetupFailed
+from bolt.sim.card import HBM_LATENCY_SIMULATED, set_hbm
+from bolt.sim.driver import AcceleratorDriver, SetupFailed
 from bolt.sim.host_port import HostPort
 from bolt.params import Params
 from bolt.protocol import Op
@@ -55,7 +56,7 @@ async def serve(dut):
     connection = connect(os.environ["BOLT_BRIDGE_ADDRESS"])
     driver = AcceleratorDriver(dut, params)
     HostPort(dut, RemoteHostMemory(connection), page_stride=params.page_stride)
-    driver.set_hbm(latency=int(os.environ.get("BOLT_HBM_LATENCY", HBM_LATENCY_SIMULATED)))
+    set_hbm(dut, latency=int(os.environ.get("BOLT_HBM_LATENCY", HBM_LATENCY_SIMULATED)))
     dut._log.info("bridge connected; resetting the accelerator")
     await driver.start()
     dut._log.info("accelerator out of reset; serving")

@@ -25,7 +25,8 @@ from collections import Counter
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from bolt.sim.driver import HBM_LATENCY_SIMULATED, AcceleratorDriver
+from bolt.sim.card import HBM_LATENCY_SIMULATED, set_hbm
+from bolt.sim.driver import AcceleratorDriver
 from bolt.sim.host_port import HostPort
 from bolt.model import ReferenceAccelerator
 from bolt.protocol import HOST
@@ -59,7 +60,7 @@ class Bench:
         self.host = HostPort(dut, self.memory, page_stride=params.page_stride)
         pauses = _env_float("BOLT_PAUSES", 0.1) if pauses is None else pauses
         self.host.set_pauses(random.Random(seed), pauses)
-        self.driver.set_hbm(latency=HBM_LATENCY_SIMULATED, stall=pauses, seed=seed + 1)
+        set_hbm(dut, stall=pauses, seed=seed + 1)
         self.model = ReferenceAccelerator(params, master_key=master_key, salt=salt)
         self.crypto = bool(_env_int("BOLT_CRYPTO", 1))
         #: Per access: ((x is a host bin, y is a host bin), cycles). Which of x, y are host
@@ -199,9 +200,9 @@ def _role_name(roles) -> str:
 
 
 class RequestMonitor:
-    """The cycle of every page request the accelerator sends to the host (the first beat of
-    each AXI read and write request, ``AR`` and ``AW``) and of its response, counted from the
-    command's acceptance."""
+    """The cycle of every host event of an access, counted from the command's acceptance: each
+    AXI read and write request (``AR``, ``AW``, with its burst length), the last beat of each
+    burst, each write response, and the accelerator's response."""
 
     def __init__(self, dut):
         self.dut = dut
@@ -225,10 +226,12 @@ class RequestMonitor:
             if self._start is None:
                 continue
             offset = self._cycle - self._start
+            # A request with its burst length: where a page splits at 4 KB is public (its
+            # address is in the trace) and moves the host's own timing.
             if int(dut.host__arvalid.value) and int(dut.host__arready.value):
-                self.events.append(("read", offset))
+                self.events.append((f"read {int(dut.host__arlen.value) + 1}", offset))
             if int(dut.host__awvalid.value) and int(dut.host__awready.value):
-                self.events.append(("write", offset))
+                self.events.append((f"write {int(dut.host__awlen.value) + 1}", offset))
             if int(dut.host__rvalid.value) and int(dut.host__rready.value) \
                     and int(dut.host__rlast.value):
                 self.events.append(("read data", offset))
@@ -284,7 +287,7 @@ async def test_timing(dut):
             kinds = tuple(kind for kind, _ in monitor.events)
             assert kinds and kinds[-1] == "response", monitor.events
             # The public part: which of x, y are host bins, the extra DRBG words, and how the
-            # pages split into bursts (their addresses are in the trace).
+            # pages split into bursts (the burst lengths of the requests).
             group = (_role_name(roles), extra, kinds)
             schedules.setdefault(group, {}).setdefault(tuple(monitor.events), set()).add(
                 (name, n))
