@@ -289,6 +289,17 @@ class RtlAccelerator(wiring.Component):
         def arrived(i):
             return hbm.element_valid & (hbm.element_index == i)
 
+        def read_into(reads):
+            """Issue one read per ``(region, index, register, view)`` and keep each element,
+            seen through ``view``, in its register. Returns the condition that the step is
+            over."""
+            over = issue([(1, lambda i, region=region, index=index: read(region, index))
+                          for region, index, _, _ in reads])
+            for n, (_, _, register, view) in enumerate(reads):
+                with m.If(arrived(n)):
+                    m.d.sync += register.eq(view)
+            return over
+
         regions = hm.regions
         index_r, loads_r, bins_r = regions["index"], regions["loads"], regions["bins"]
         staging_r, frames_r = regions["staging"], regions["frames"]
@@ -382,22 +393,16 @@ class RtlAccelerator(wiring.Component):
             # -- everything the decisions need, read at once ------------------------------------
             with m.State("GATHER"):
                 own_frame = Mux(found & (kind != HOST), loc, 0)[:fb]
-                over = issue([
-                    (1, lambda i: read(loads_r, c1)),
-                    (1, lambda i: read(loads_r, c2)),
-                    (1, lambda i: read(loads_r, x)),
-                    (1, lambda i: read(bins_r, host_page(x))),
-                    (1, lambda i: read(bins_r, host_page(y))),
-                    (1, lambda i: read(frames_r, own_frame)),
-                    (1, lambda i: read(counters_r, host_page(x))),
-                    (1, lambda i: read(counters_r, host_page(y))),
+                over = read_into([
+                    (loads_r, c1, load_c1, as_load),
+                    (loads_r, c2, load_c2, as_load),
+                    (loads_r, x, load_x, as_load),
+                    (bins_r, host_page(x), bin_x, as_bin),
+                    (bins_r, host_page(y), bin_y, as_bin),
+                    (frames_r, own_frame, key_frame, as_frame),
+                    (counters_r, host_page(x), counter_x, as_counter),
+                    (counters_r, host_page(y), counter_y, as_counter),
                 ])
-                for i, reg, value in [(0, load_c1, as_load), (1, load_c2, as_load),
-                                      (2, load_x, as_load), (3, bin_x, as_bin),
-                                      (4, bin_y, as_bin), (5, key_frame, as_frame),
-                                      (6, counter_x, as_counter), (7, counter_y, as_counter)]:
-                    with m.If(arrived(i)):
-                        m.d.sync += reg.eq(value)
                 with m.If(over):
                     m.next = "DECIDE"
 
@@ -531,9 +536,7 @@ class RtlAccelerator(wiring.Component):
 
             # -- integrity failure at y after x was touched: the key's item stays pending in x -
             with m.State("RESTORE_READ"):
-                over = issue([(1, lambda i: read(stack_r, stack_below_top))])
-                with m.If(arrived(0)):
-                    m.d.sync += stack_top.eq(as_frame_number)
+                over = read_into([(stack_r, stack_below_top, stack_top, as_frame_number)])
                 with m.If(over):
                     enter("RESTORE_WRITE")
             with m.State("RESTORE_WRITE"):
@@ -570,12 +573,8 @@ class RtlAccelerator(wiring.Component):
 
             # -- steps 5 and 6: result and re-placement --------------------------------------------
             with m.State("REPLACE_READ"):
-                over = issue([(1, lambda i: read(bins_r, host_page(nb))),
-                              (1, lambda i: read(stack_r, stack_below_top))])
-                with m.If(arrived(0)):
-                    m.d.sync += bin_nb.eq(as_bin)
-                with m.If(arrived(1)):
-                    m.d.sync += stack_top.eq(as_frame_number)
+                over = read_into([(bins_r, host_page(nb), bin_nb, as_bin),
+                                  (stack_r, stack_below_top, stack_top, as_frame_number)])
                 with m.If(over):
                     enter("REPLACE_WRITE")
             with m.State("REPLACE_WRITE"):
@@ -659,11 +658,8 @@ class RtlAccelerator(wiring.Component):
                     m.next = "RESP"
 
             with m.State("SI_READ"):
-                over = issue([(1, lambda i: read(loads_r, c1)), (1, lambda i: read(loads_r, c2))])
-                with m.If(arrived(0)):
-                    m.d.sync += load_c1.eq(as_load)
-                with m.If(arrived(1)):
-                    m.d.sync += load_c2.eq(as_load)
+                over = read_into([(loads_r, c1, load_c1, as_load),
+                                  (loads_r, c2, load_c2, as_load)])
                 with m.If(over):
                     enter("SI_WRITE")
             with m.State("SI_WRITE"):

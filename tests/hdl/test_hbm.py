@@ -53,29 +53,27 @@ def test_writes_reads_strobes_zero_bursts_and_fixed_step_end():
             await ctx.tick()
             ctx.set(dut.begin, 0)
             cycles, elements = 0, []
+
+            async def cycle_until(signal):
+                """One cycle at a time, keeping the elements that arrive, until ``signal``."""
+                nonlocal cycles
+                while True:
+                    _, _, flag, valid, index, element = await ctx.tick().sample(
+                        signal, dut.element_valid, dut.element_index, dut.element)
+                    if valid:
+                        elements.append((index, element))
+                    cycles += 1
+                    assert cycles < 2000, f"{signal} never rose"
+                    if flag:
+                        return
+
             for kind, fields in requests:
                 port = dut.rd if kind == "r" else dut.wr
                 ctx.set(port.payload, fields)
                 ctx.set(port.valid, 1)
-                while True:
-                    _, _, ready, valid, index, element = await ctx.tick().sample(
-                        port.ready, dut.element_valid, dut.element_index, dut.element)
-                    if valid:
-                        elements.append((index, element))
-                    cycles += 1
-                    assert cycles < 2000, f"request {fields} never accepted"
-                    if ready:
-                        break
+                await cycle_until(port.ready)
                 ctx.set(port.valid, 0)
-            while True:
-                _, _, done, valid, index, element = await ctx.tick().sample(
-                    dut.done, dut.element_valid, dut.element_index, dut.element)
-                if valid:
-                    elements.append((index, element))
-                cycles += 1
-                assert cycles < 2000, "the step never ended"
-                if done:
-                    break
+            await cycle_until(dut.done)
             return cycles, elements
 
         cycles, _ = await step([
