@@ -35,8 +35,7 @@ from bolt.params import HBM_BYTES
 
 
 __all__ = ["YosysError", "memory_inventory", "MemoryUse", "U55C", "COMPONENTS", "make_component",
-           "yosys_stat", "synth_stat", "stat_summary", "xilinx_stat", "xilinx_summary",
-           "U55C_LOGIC"]
+           "yosys_stat", "synth_stat", "stat_summary"]
 
 #: Alveo U55C on-chip and HBM budgets, in bits.
 U55C = {
@@ -161,50 +160,6 @@ def synth_stat(top, name: str) -> str:
     """Yosys ``synth -flatten; stat`` of ``top``: generic gates and flip-flops."""
     return _run_yosys(top, name, [f"synth -flatten -top {name}",
                                   "tee -q -o stat.txt stat"])
-
-
-#: The Alveo U55C's logic resources (XCU55C: UltraScale+, speed grade -2).
-U55C_LOGIC = {"LUT": 1_303_680, "FF": 2_607_360, "BRAM36": 2_016, "URAM": 960, "DSP": 9_024}
-
-
-def xilinx_stat(top, name: str = "bolt_accelerator") -> str:
-    """Yosys ``synth_xilinx`` for UltraScale+ of ``top``, then ``stat`` and ``ltp -noff`` (the
-    longest path between flip-flops in cells, a LUT-level count after mapping)."""
-    return _run_yosys(top, name, [f"synth_xilinx -family xcup -flatten -top {name}",
-                                  "tee -q -o stat.txt stat",
-                                  "tee -q -a stat.txt ltp -noff"])
-
-
-def xilinx_summary(stat: str) -> tuple[dict[str, int], int | None]:
-    """The U55C resources used (LUT, FF, BRAM36, URAM, DSP) and the longest path in cells
-    from :func:`xilinx_stat`'s output."""
-    used = dict.fromkeys(U55C_LOGIC, 0)
-    for line in stat.splitlines():
-        parts = line.split()
-        if len(parts) < 2:
-            continue
-        if parts[0].isdigit():
-            count, cell = int(parts[0]), parts[-1]
-        elif parts[-1].isdigit():
-            count, cell = int(parts[-1]), parts[0]
-        else:
-            continue
-        if re.fullmatch(r"LUT[1-6]", cell):
-            used["LUT"] += count
-        elif re.fullmatch(r"FD[CPRSE]E?", cell):
-            used["FF"] += count
-        elif cell in ("RAMB36E2",):
-            used["BRAM36"] += count
-        elif cell == "RAMB18E2":
-            used["BRAM36"] += count / 2
-        elif cell == "URAM288":
-            used["URAM"] += count
-        elif cell.startswith("DSP48E2"):
-            used["DSP"] += count
-        elif cell in ("RAM64X1D", "RAM32M", "RAM64M", "RAM32X1D", "RAM128X1D", "RAM256X1S"):
-            used["LUT"] += count * (4 if cell.endswith("M") else 2)
-    longest = re.findall(r"Longest topological path in \S+ \(length=(\d+)\)", stat)
-    return used, (int(longest[-1]) if longest else None)
 
 
 def stat_summary(stat: str) -> tuple[int, int]:

@@ -6,8 +6,7 @@ import time
 
 import click
 
-from bolt.hdl.report import (COMPONENTS, U55C, U55C_LOGIC, YosysError, _mbit, make_component,
-                             xilinx_stat, xilinx_summary,
+from bolt.hdl.report import (COMPONENTS, U55C, YosysError, _mbit, make_component,
                              memory_inventory, stat_summary, synth_stat, yosys_stat)
 
 from .common import make_params, params_options, print_table
@@ -21,10 +20,7 @@ from .common import make_params, params_options, print_table
                    "synth; stat: pipelined or iterative AES-128, the page GCM, the U(bins) "
                    "sampler).")
 @click.option("--no-yosys", is_flag=True, help="List the memories only; skip Yosys.")
-@click.option("--xilinx", is_flag=True,
-              help="Yosys synth_xilinx for UltraScale+ instead of the quick generic stat: LUT, "
-                   "FF, BRAM, URAM and DSP against the U55C, and the longest path in cells.")
-def command(component, no_yosys, xilinx, **options):
+def command(component, no_yosys, **options):
     """Resource estimate of the accelerator (memories vs the Alveo U55C, Yosys stat) or of one
     crypto core."""
     params = make_params(**options)
@@ -55,26 +51,8 @@ def command(component, no_yosys, xilinx, **options):
     if no_yosys:
         return
     click.echo("")
-    if xilinx:
-        _xilinx_report(RtlAccelerator(params))
-        return
     _echo_stat("Yosys (proc; flatten; opt -fast; memory -nomap; stat -width):",
                lambda: yosys_stat(RtlAccelerator(params)))
-
-
-def _xilinx_report(top) -> None:
-    click.echo("Yosys (synth_xilinx -family xcup -flatten; stat; ltp -noff):")
-    start = time.time()
-    try:
-        stat = xilinx_stat(top)
-    except YosysError as error:
-        raise click.ClickException(str(error)) from error
-    used, longest = xilinx_summary(stat)
-    print_table([(name, f"{count:,.0f}", f"{available:,}", f"{100 * count / available:.2f}%")
-                 for (name, available), count in zip(U55C_LOGIC.items(), used.values())],
-                headers=("resource", "used", "U55C", "share"))
-    click.echo(f"longest path between flip-flops: {longest} cells "
-               f"(Yosys took {time.time() - start:.0f} s)")
 
 
 def _component_report(component: str, params) -> None:
