@@ -51,6 +51,7 @@ from .lookup import Lookup
 from .pages import ADDRESS_BITS, HostAxiBridge, PageEngine, bswap
 
 __all__ = ["RtlAccelerator", "Cmd", "command_layout", "response_layout", "HBM_LATENCY",
+           "pass_through",
            "pack_command", "unpack_response", "pack_fields", "unpack_fields"]
 
 #: Cycles an HBM read may take from its request to its first beat (about 100 ns at 300 MHz,
@@ -730,6 +731,19 @@ class RtlAccelerator(wiring.Component):
                 with m.If(self.resp.ready):
                     m.next = "IDLE"
         return m
+
+
+def pass_through(m, outer, inner, name: str) -> None:
+    """Connect member ``name`` of a wrapper ``outer`` to the same member of the design
+    ``inner`` it wraps (a plain port or an interface such as a stream or an AXI4 port)."""
+    member = outer.signature.members[name]
+    if member.is_port:
+        if member.flow == Out:
+            m.d.comb += getattr(outer, name).eq(getattr(inner, name))
+        else:
+            m.d.comb += getattr(inner, name).eq(getattr(outer, name))
+    else:
+        wiring.connect(m, wiring.flipped(getattr(outer, name)), getattr(inner, name))
 
 
 def _allocate(m, top, fresh):

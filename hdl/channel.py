@@ -44,7 +44,7 @@ from amaranth.lib.wiring import In, Out
 from bolt.params import FRAME_OP_BYTES, TAG_BYTES, Params
 from bolt.protocol import Cmd, Status
 
-from .accelerator import RtlAccelerator, command_layout, response_layout
+from .accelerator import RtlAccelerator, command_layout, pass_through, response_layout
 from .gcm import BLOCK_BYTES, Gcm
 from .pages import bswap
 
@@ -393,5 +393,5 @@ class SealedAccelerator(wiring.Component):
         m.d.comb += self.session_state.eq(channel.session_state)
         for name in self.signature.members:
             if name not in _CHANNEL_PORTS:
-                wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(core, name))
+                pass_through(m, self, core, name)
         return m

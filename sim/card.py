@@ -17,6 +17,7 @@ from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from bolt.hdl.accelerator import pass_through
 from bolt.hdl.hbm import HbmMap
 from bolt.params import BEAT_BYTES
 
@@ -61,16 +62,9 @@ class SimulatedCard(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.design = design = self.design
-        for name, member in design.signature.members.items():
-            if name == "hbm":
-                continue
-            if member.is_port:
-                if member.flow == Out:
-                    m.d.comb += getattr(self, name).eq(getattr(design, name))
-                else:
-                    m.d.comb += getattr(design, name).eq(getattr(self, name))
-            else:
-                wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(design, name))
+        for name in self.signature.members:
+            if not name.startswith("hbm_"):
+                pass_through(m, self, design, name)
         ports = {}
         for name, member in design.hbm.signature.members.items():
             prefix = "i" if member.flow == Out else "o"
