@@ -136,7 +136,7 @@ class ChannelClient:
         seal = self._sender().seal
         frames = [seal(plaintext) for plaintext in
                   setup_key_commands(self.params, master_key, salt)]
-        frames += self._send.seal_run(self.format.pack_items(items))
+        frames += self._send.seal_run(self.format.pack_items(items), len(items))
         frames.append(seal(self._end))
         return self._exchange(frames)
 

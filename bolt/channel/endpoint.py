@@ -21,6 +21,7 @@ responses; it is the byte-exact oracle of the RTL's ``hdl/channel.py``. Its rule
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 from ..errors import BoundExceededError, CapacityError, ChannelError
 from ..model import ReferenceAccelerator
@@ -34,6 +35,7 @@ from .monitor import MAX_SESSIONS, SecurityMonitor
 __all__ = ["ChannelEndpoint", "ReferenceDevice", "MAX_SESSIONS"]
 
 _PUT, _DELETE = int(Op.PUT), int(Op.DELETE)
+_SETUP_ITEM = bytes((Cmd.SETUP_ITEM,))
 
 
 class ChannelEndpoint:
@@ -105,10 +107,7 @@ class ChannelEndpoint:
                 responses += [bytes(self._response_bytes)] * (count - start)
                 break
             plaintexts = receive.open_run(frames, start, self._command_bytes)
-            for plaintext in plaintexts:
-                response = self._dispatch(plaintext)
-                if response is not None:
-                    responses.append(response)
+            self._dispatch_run(plaintexts, responses)
             start += len(plaintexts)
             if start < count:         # frames[start] did not open
                 responses.append(self._close())
@@ -123,6 +122,22 @@ class ChannelEndpoint:
         if plaintext is None:
             return self._close()
         return self._dispatch(plaintext)
+
+    def _dispatch_run(self, plaintexts: list[bytes], responses: list[bytes]) -> None:
+        """Act on opened commands in order, appending their response frames to
+        ``responses``. A Setup's items are taken a whole run at a time (no call per item)."""
+        ops = bytes(map(itemgetter(0), plaintexts))
+        position, count = 0, len(plaintexts)
+        while position < count:
+            if self._setup is not None and ops[position] == Cmd.SETUP_ITEM:
+                end = count - len(ops[position:].lstrip(_SETUP_ITEM))
+                self._setup[2].extend(plaintexts[position:end])   # decoded at SETUP_END
+                position = end
+                continue
+            response = self._dispatch(plaintexts[position])
+            if response is not None:
+                responses.append(response)
+            position += 1
 
     def _dispatch(self, plaintext: bytes) -> bytes | None:
         """Act on an opened command; its response frame, if it has one."""
