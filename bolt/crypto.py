@@ -102,19 +102,20 @@ def page_nonce(page: int, counter: int) -> bytes:
 
 
 class PageCipher:
-    """AES-128-GCM of whole page plaintexts under the page key, no associated data."""
+    """AES-128-GCM of whole page plaintexts under the page key, no associated data; nonces as
+    :func:`page_nonce` (packed in place: every access seals and opens up to four pages)."""
 
     def __init__(self, page_key: bytes):
         self._aead = AESGCM(page_key)
 
     def seal(self, page: int, counter: int, plaintext: bytes) -> bytes:
         """Ciphertext ‖ 16-byte tag."""
-        return self._aead.encrypt(page_nonce(page, counter), plaintext, None)
+        return self._aead.encrypt(_NONCE.pack(page, counter), plaintext, None)
 
     def open(self, page: int, counter: int, sealed: bytes) -> bytes | None:
         """The plaintext, or ``None`` if the tag does not verify."""
         try:
-            return self._aead.decrypt(page_nonce(page, counter), sealed, None)
+            return self._aead.decrypt(_NONCE.pack(page, counter), sealed, None)
         except InvalidTag:
             return None
 

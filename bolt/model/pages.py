@@ -75,12 +75,14 @@ def slot_rows(params: Params, keys: list[bytes], values: list[bytes]) -> np.ndar
 
 
 def _padded(fields: list[bytes], lengths: np.ndarray, size: int) -> np.ndarray:
-    """The byte strings as rows of ``size`` bytes, zero padded (one join when all are full)."""
+    """The byte strings as rows of ``size`` bytes, zero padded: one join, then one masked
+    store (a row-major boolean mask takes the joined bytes in field order)."""
+    joined = np.frombuffer(b"".join(fields), dtype=np.uint8)
     if (lengths == size).all():
-        joined = b"".join(fields)
-    else:
-        joined = b"".join(field.ljust(size, b"\0") for field in fields)
-    return np.frombuffer(joined, dtype=np.uint8).reshape(len(fields), size)
+        return joined.reshape(len(fields), size)
+    rows = np.zeros((len(fields), size), dtype=np.uint8)
+    rows[np.arange(size) < lengths[:, None]] = joined
+    return rows
 
 
 class SealedPages:
