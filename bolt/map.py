@@ -9,8 +9,10 @@ existed (for comparisons and tools that reach into the model).
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from operator import itemgetter
 
 from .crypto import claim_test_salt, master_key_or_new, new_salt
@@ -62,6 +64,20 @@ def _rtl_measurement(params: Params, device) -> bytes:
 #: giving the measurement a client expects of it).
 DEVICES = {"reference": (_reference_device, _reference_measurement),
            "rtl": (_rtl_device, _rtl_measurement)}
+
+
+@contextmanager
+def _collector_paused():
+    """Pause Python's cyclic garbage collector for a bulk load: a Setup of 2^20 items allocates
+    millions of tuples, which the collector would traverse again and again to free nothing
+    (about a fifth of the Setup's time). Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Map(MutableMapping):
@@ -172,11 +188,12 @@ class Map(MutableMapping):
                    vendor_key=None, **backend_options) -> "Map":
         """A map bulk-loaded with ``items`` by one Setup (linear time, B page writes)."""
         new = cls.__new__(cls)
-        new._open(capacity, key_size=key_size, value_size=value_size, load=load,
-                  hbm_fraction=hbm_fraction, placement=placement, pool_size=pool_size,
-                  master_key=master_key, backend=backend,
-                  unsafe_test_salt=unsafe_test_salt, items=items, channel=channel,
-                  measurement=measurement, vendor_key=vendor_key, **backend_options)
+        with _collector_paused():
+            new._open(capacity, key_size=key_size, value_size=value_size, load=load,
+                      hbm_fraction=hbm_fraction, placement=placement, pool_size=pool_size,
+                      master_key=master_key, backend=backend,
+                      unsafe_test_salt=unsafe_test_salt, items=items, channel=channel,
+                      measurement=measurement, vendor_key=vendor_key, **backend_options)
         return new
 
     def _checked_items(self, items: Mapping | Iterable[tuple]) -> list[tuple[bytes, bytes]]:
@@ -209,8 +226,8 @@ class Map(MutableMapping):
 
         Every key and value is checked before anything changes.
         """
-        checked = self._checked_items(items)
-        with self._lock:
+        with self._lock, _collector_paused():
+            checked = self._checked_items(items)
             if self._closed:
                 raise BackendError("this map is closed")
             salt = self._test_salt(unsafe_test_salt)
