@@ -170,7 +170,7 @@ class ChannelEndpoint:
     def _run_setup(self) -> Response:
         master_key, salt, plaintexts = self._setup
         self._setup = None
-        items = self.format.unpack_commands(b"".join(plaintexts))
+        items = self.format.unpack_items(b"".join(plaintexts))
         if items is None:
             return Response(Status.REFUSED)
         try:

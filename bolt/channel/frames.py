@@ -23,6 +23,7 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice, repeat
 
+import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -148,16 +149,19 @@ class FrameFormat:
         return map(self._command.pack, repeat(Cmd.SETUP_ITEM, len(items)), map(len, keys), keys,
                    map(len, values), values)
 
-    def unpack_commands(self, plaintexts: bytes) -> list[tuple[bytes, bytes]] | None:
-        """``(key, value)`` of every command plaintext in ``plaintexts`` (concatenated: a
-        Setup's items), or None if any has a length field exceeding its field."""
+    def unpack_items(self, plaintexts: bytes) -> dict[bytes, bytes] | None:
+        """The items of the ``SETUP_ITEM`` plaintexts in ``plaintexts`` (concatenated; a
+        repeated key keeps its first place and its last value), or None if any has a length
+        field exceeding its field."""
         ks, vs = self._key_size, self._value_size
-        commands = list(self._command.iter_unpack(plaintexts))
-        if any(key_length > ks or value_length > vs
-               for _, key_length, _, value_length, _ in commands):
+        # The length fields as columns, checked whole (no Python frame per item).
+        rows = np.frombuffer(plaintexts, dtype=np.uint8).reshape(-1, self._command.size)
+        value_lengths = rows[:, 2 + ks].astype(np.uint16) << 8 | rows[:, 3 + ks]
+        if len(rows) and (rows[:, 1].max() > ks or value_lengths.max() > vs):
             return None
-        return [(key[:key_length], value[:value_length])
-                for _, key_length, key, value_length, value in commands]
+        commands = self._command.iter_unpack(plaintexts)
+        return {key[:key_length]: value[:value_length]
+                for _, key_length, key, value_length, value in commands}
 
     def pack_response(self, response: Response) -> bytes:
         value = response.value
