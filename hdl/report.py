@@ -94,6 +94,7 @@ def memory_inventory(top) -> list[MemoryUse]:
             return
         if isinstance(elaboratable, TransformedElaboratable):
             elaboratable = elaboratable._elaboratable_
+            _inspected(elaboratable)
         if isinstance(elaboratable, Fragment):
             return
         # A Module under a DomainRenamer (the accelerator's core) is walked as it stands.

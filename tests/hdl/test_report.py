@@ -31,6 +31,7 @@ def test_memory_inventory_leaves_no_unused_elaboratable_behind():
     from bolt.hdl.accelerator import RtlAccelerator
     from bolt.hdl.report import memory_inventory
 
+    gc.collect()     # earlier tests' garbage is theirs to answer for
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnusedElaboratable)
         assert memory_inventory(RtlAccelerator(Params(capacity=1024, value_size=8)))
