@@ -11,7 +11,7 @@ from bolt.params import Params
 
 FIELDS = {"system", "mode", "capacity", "value_size", "items", "setup_seconds", "ops",
           "op_seconds", "bytes_per_op", "bytes_per_op_min", "bytes_per_op_max",
-          "touches_per_op", "events_per_op", "expected_bytes_per_op", "rtl_latency_ns",
+          "touches_per_op", "events_per_op", "expected_bytes_per_op", "rtl",
           "ops_per_second", "bytes_per_op_per_value_byte"}
 
 
@@ -30,7 +30,7 @@ def test_cli_writes_json_table_and_plot(tmp_path):
     assert {(r["capacity"], r["value_size"], r["system"]) for r in rows} == {
         (n, v, s) for n in (64, 128) for v in (8, 32) for s in ("BOLT", "PathORAM-AVL")}
     for r in rows:
-        assert r["rtl_latency_ns"] is None
+        assert r["rtl"] is None
         p = Params(capacity=r["capacity"], value_size=r["value_size"])
         if r["system"] == "BOLT":
             assert r["ops"] == 40 and r["mode"] == "reference"
