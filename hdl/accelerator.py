@@ -494,7 +494,8 @@ class RtlAccelerator(wiring.Component):
                 with m.Else():
                     m.next = "RESULT"
 
-            # -- step 3: both pages in and verified, then touched one after the other -----------
+            # -- step 3: both pages in and verified; the key's item out of page x; the answer
+            # leaves; then the flushes of x and y, the page writes and the re-placement ---------
             with m.State("T_LOAD_WAIT"):
                 with m.If(pages_a.done):
                     m.d.sync += a_in.eq(1)
@@ -511,7 +512,7 @@ class RtlAccelerator(wiring.Component):
                     with m.Elif(is_host(x)):
                         m.next = "T_TAKE"
                     with m.Else():
-                        enter("FLUSH_READ")
+                        m.next = "RESULT"
             with m.State("T_TAKE"):
                 # The key's item leaves its slot of page x.
                 m.d.comb += pages.slot_rd_idx.eq(loc)
@@ -526,7 +527,7 @@ class RtlAccelerator(wiring.Component):
                                  taken.eq(0)]
                     m.next = "RESP"
                 with m.Else():
-                    enter("FLUSH_READ")
+                    m.next = "RESULT"
 
             # -- the touch's flush: every pending item of the bin into the lowest free slots -----
             with m.State("FLUSH_READ"):
@@ -574,7 +575,7 @@ class RtlAccelerator(wiring.Component):
                     with m.Else():
                         with m.If(~second):
                             m.d.sync += counter_a.eq(counter + 1)
-                        m.next = "RESULT"
+                        m.next = "T_STORE"
             with m.State("T_FORWARD"):
                 # y == x: engine b read the page before a's write; it takes a's result instead.
                 m.d.comb += [pages_b.page_wr.eq(pages_a.page_rd), pages_b.page_wr_en.eq(y == x)]
@@ -616,8 +617,8 @@ class RtlAccelerator(wiring.Component):
                     m.d.sync += status.eq(Status.FOUND)
                 with m.Else():
                     m.d.sync += [status.eq(Status.ABSENT), has_value.eq(0)]
-                # The answer is known: it leaves now; the page writes (posted) and the
-                # re-placement follow before the next command is taken.
+                # The answer is known: it leaves now; the flushes, the page writes (posted) and
+                # the re-placement follow before the next command is taken.
                 m.d.sync += resume.eq(1)
                 m.next = "RESP"
 
@@ -776,7 +777,7 @@ class RtlAccelerator(wiring.Component):
                     with m.If(~resume):
                         m.next = "IDLE"
                     with m.Elif(is_host(x) | is_host(y)):
-                        m.next = "T_STORE"
+                        enter("FLUSH_READ")
                     with m.Else():
                         enter("REPLACE_READ")
         return m
