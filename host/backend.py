@@ -98,8 +98,11 @@ class RtlStats:
 
     def record(self, cycles, reads: int, bytes_moved: int) -> None:
         """``cycles``: the access's ``(total, reads_at, data_at, idle_at)`` stamps
-        (:class:`bolt.hdl.accelerator.Cycles`)."""
-        total, reads_at, data_at, idle_at = cycles
+        (:class:`bolt.hdl.accelerator.Cycles`), or its total alone (through the sealed channel,
+        which does not carry the stamps: the projection then counts the simulated host link's
+        cycles as on-chip work, a pessimistic figure)."""
+        total, reads_at, data_at, idle_at = (cycles, 0, 0, cycles) if isinstance(cycles, int) \
+            else cycles
         self.cycles.append(total)
         self.reads.append(reads)
         self.bytes_moved.append(bytes_moved)
