@@ -193,7 +193,7 @@ def table_rows(rows: list[BenchRow]):
             f"{r.setup_seconds:.2f}", f"{r.bytes_per_op:,.0f}",
             f"{r.bytes_per_op_per_value_byte:,.1f}", f"{r.touches_per_op:.2f}",
             f"{r.ops_per_second:,.0f}",
-            *_rtl_columns(r.rtl) if r.system == "BOLT" else ("", "", ""),
+            *(_rtl_columns(r.rtl) if r.system == "BOLT" else ("", "", "")),
             f"{ratio:,.1f}x"))
     return out
 

@@ -104,3 +104,20 @@ def test_speed_counts_the_pools_extra_draw():
     assert 4 <= two_choice < 4.2
     # U(24) takes 4/3 words on average; 400 accesses put the mean within about 0.05 of it.
     assert 1.2 < pool - two_choice < 1.5
+
+
+def test_the_table_shows_the_rtl_projection_beside_the_paper():
+    from bolt.host.backend import RtlStats
+
+    stats = RtlStats(page_bytes=1152, value_size=64)
+    for total, reads_at, data_at, idle_at, reads in [(300, 0, 0, 400, 0),
+                                                     (330, 200, 220, 900, 2)] * 10:
+        stats.record((total, reads_at, data_at, idle_at), reads, reads * 2 * 1152)
+    (bolt_row, base_row) = run_bench([64], [64], ops=20, baseline_ops=2, rtl=False,
+                                     progress=False)
+    bolt_row.rtl = stats.summary()
+    one, best, paper, _ = table_rows([bolt_row, base_row])[0][-4:]
+    summary = stats.summary()
+    assert f"{summary['1 in flight: mean latency (us)']:.2f} / " in one
+    assert best.startswith(f"{summary['best in flight: depth']}: ")
+    assert paper == "6.99 us, 0.14 M/s"
