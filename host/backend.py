@@ -160,6 +160,8 @@ class RtlStats:
             "back cycles by touches (data in to response)": dict(enumerate(phases.back)),
             "tail cycles by touches (writes, re-placement)": dict(enumerate(phases.tail)),
         }
+        report["idle accelerator: mean latency (us)"] = \
+            self.projection(1)["idle accelerator: mean latency (us)"]
         for name, depth in (("1 in flight", 1), ("best in flight", None)):
             run = self.projection(depth)
             report[f"{name}: depth"] = run["depth"]

@@ -134,7 +134,8 @@ def project(touches, phases: AccessPhases, link: HostLink, page_bytes: int,
             depth: int = 1) -> dict:
     """Latency (mean, p99, in µs) and throughput (accesses per second) of ``touches`` run by a
     host that keeps ``depth`` commands outstanding (a closed loop: a new command as soon as
-    one is answered)."""
+    one is answered, so a latency includes the wait for the accesses before it); and the mean
+    latency of the same accesses each sent to an idle accelerator."""
     n = len(touches)
     if n == 0:
         return {"depth": depth, "accesses": 0}
@@ -143,9 +144,14 @@ def project(touches, phases: AccessPhases, link: HostLink, page_bytes: int,
     arrivals = [0.0 if i < depth else timed.response[i - depth] for i in range(n)]
     latencies = sorted((r - a) / link.clock_hz for r, a in zip(timed.response, arrivals))
     span = max(timed.idle) / link.clock_hz
+    rtt = link.cycles(link.round_trip_s)
+    page_time = link.cycles(page_bytes / link.bandwidth)
+    idle = sum(phases.front + (rtt + t * page_time if t else 0) + phases.back[t]
+               for t in touches) / n / link.clock_hz
     return {
         "depth": depth,
         "accesses": n,
+        "idle accelerator: mean latency (us)": 1e6 * idle,
         "mean latency (us)": 1e6 * sum(latencies) / n,
         "p99 latency (us)": 1e6 * latencies[min(n - 1, math.ceil(0.99 * n) - 1)],
         "throughput (accesses/s)": n / span,

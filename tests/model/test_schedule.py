@@ -54,6 +54,7 @@ def test_one_in_flight_is_the_sum_of_the_phases_and_the_link():
         # of the one before (the command arrives at the response, is taken when idle).
         assert run["mean latency (us)"] == pytest.approx(
             (latency + 9 * (latency + PHASES.tail[t])) / 10 / 300)
+        assert run["idle accelerator: mean latency (us)"] == pytest.approx(latency / 300)
         assert run["throughput (accesses/s)"] == pytest.approx(
             10 * 300e6 / (10 * (latency + PHASES.tail[t])))
 

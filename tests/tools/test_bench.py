@@ -118,6 +118,7 @@ def test_the_table_shows_the_rtl_projection_beside_the_paper():
     bolt_row.rtl = stats.summary()
     one, best, paper, _ = table_rows([bolt_row, base_row])[0][-4:]
     summary = stats.summary()
+    assert one.startswith(f"idle {summary['idle accelerator: mean latency (us)']:.2f} us; ")
     assert f"{summary['1 in flight: mean latency (us)']:.2f} / " in one
     assert best.startswith(f"{summary['best in flight: depth']}: ")
     assert paper == "6.99 us, 0.14 M/s"
