@@ -11,8 +11,9 @@ Interfaces
     ``8i+7..8i``), zero padded, with their lengths in ``klen`` and ``vlen``.
 ``resp`` (``Out(stream)``, :func:`response_layout`)
     One response per command: ``status`` (:class:`~bolt.protocol.Status`), ``has_value``,
-    ``vlen``/``value``, ``page`` (for INTEGRITY), and ``cycles``, the cycles from the command's
-    acceptance to the response being offered (measurement only).
+    ``vlen``/``value``, ``page`` (for INTEGRITY), and, counted from the command's acceptance
+    (measurement only), ``cycles`` to the response being offered, ``reads_at`` to the first page
+    read request and ``data_at`` to the last page beat in (:class:`Cycles`).
 ``host`` (``Out(AxiSignature)``)
     The host-memory AXI4 master (:class:`bolt.hdl.pages.HostAxiBridge`): whole pages, split at
     4 KB boundaries. It is the only path to the host.
@@ -24,8 +25,10 @@ Interfaces
 Timing
 ------
 Every Access runs the same steps whatever its op, key, value, hit or miss and pending items:
-draw, PRF, lookup, gather, then a touch of each of ``x``, ``y`` that is a host bin, then the
-re-placement. Each HBM step issues the same requests every time (a write the data would skip
+draw, PRF, lookup; the page reads of ``x`` and ``y`` that are host bins, both at once (reads
+first, algorithm §12) on two page engines; gather and decisions while they travel; the key's
+item out of page ``x``; the response; then, before the next command, the flushes, both page
+writes and the re-placement. Each HBM step issues the same requests every time (a write the data would skip
 carries no byte strobes) and ends a fixed number of cycles after it began, given HBM answers
 within ``hbm_latency`` cycles. The only branches are on whether ``x`` and ``y`` are host bins
 (both visible in the trace) and on an integrity failure (which the trace also shows); the
