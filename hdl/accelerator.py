@@ -161,7 +161,7 @@ class RtlAccelerator(wiring.Component):
         # -- sub-components --------------------------------------------------------------------
         m.submodules.lookup = lookup = Lookup(p, hm)
         # Two page engines: an access reads both of its pages before it writes either
-        # (spec section 12), and decrypts and encrypts them side by side.
+        # (algorithm §12), and decrypts and encrypts them side by side.
         m.submodules.pages_a = pages_a = PageEngine(p, self._gcm_factory)
         m.submodules.pages_b = pages_b = PageEngine(p, self._gcm_factory)
         m.submodules.page_port = page_port = PagePortArbiter(p)
@@ -428,7 +428,7 @@ class RtlAccelerator(wiring.Component):
                     with m.Else():
                         m.next = "T_LOAD"
 
-            # -- step 3 begins: both page reads leave now (spec section 12), x's first ----------
+            # -- step 3 begins: both page reads leave now (algorithm §12), x's first ----------
             with m.State("T_LOAD"):
                 # Engine a reads the first host page, b (if both are host bins) y. They decrypt
                 # once the gather has their counters: the host round trip hides the gather.
@@ -484,7 +484,7 @@ class RtlAccelerator(wiring.Component):
                 m.d.comb += [pages_a.decrypt.eq(is_host(x) | is_host(y)),
                              pages_a.counter.eq(Mux(is_host(x), counter_x, counter_y)),
                              pages_b.decrypt.eq(two), pages_b.counter.eq(counter_y)]
-                # The key's own pending entry leaves the eviction list of x now (spec step 2).
+                # The key's own pending entry leaves the eviction list of x now (algorithm §3, step 2).
                 unlinked = _unlink(m, bin_l, bin_x, loc[:fb], S)
                 with m.If(~is_host(x)):
                     m.d.sync += bin_cur.eq(bin_y)
