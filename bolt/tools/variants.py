@@ -79,11 +79,11 @@ class _Variant(ReferenceAccelerator):
             return None
         self._drbg.substitute = substitute
 
-    def _touches(self, bin_):
+    def _touch(self, bin_, take):
         if bin_ == self._skip:
             self._skip = None
-            return False
-        return True
+            return None
+        return super()._touch(bin_, take)
 
 
 class _MissSkipsX(_Variant):
