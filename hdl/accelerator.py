@@ -432,7 +432,7 @@ class RtlAccelerator(wiring.Component):
                              nb.eq(Mux(use_c1, c1, c2)),
                              load_nb.eq(Mux(use_c1, load_c1, load_c2)),
                              touching.eq(x), counter.eq(counter_x)]
-                # The key's own pending entry leaves the eviction list of x now (spec step 2).
+                # The key's own pending entry leaves the eviction list of x now (algorithm §3, step 2).
                 unlinked = _unlink(m, bin_l, bin_x, loc[:fb], S)
                 with m.If(tk & (kind == PENDING)):
                     m.d.sync += bin_cur.eq(unlinked)
