@@ -68,7 +68,7 @@ COMMAND_KEY, RESPONSE_KEY = os.urandom(16), os.urandom(16)
 def reference(frames_by_session):
     log = []
     endpoint = ChannelEndpoint(P, lambda master_key, salt, items: log.append(
-        ("setup", master_key, salt, list(items))) or StubAccelerator(log))
+        ("setup", master_key, salt, list(dict(items).items()))) or StubAccelerator(log))
     answers = []
     for frames in frames_by_session:
         endpoint.install_keys(COMMAND_KEY, RESPONSE_KEY)
