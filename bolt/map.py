@@ -24,6 +24,12 @@ from .protocol import Op, Response, Status
 
 __all__ = ["Map", "BACKENDS"]
 
+# Enum members as module constants: an enum's attribute lookup costs more than the comparison.
+_GET, _PUT, _DELETE = Op.GET, Op.PUT, Op.DELETE
+_ABSENT, _FOUND = Status.ABSENT, Status.FOUND
+_TUPLE, _PAIR, _BYTES = {tuple}, {2}, {bytes}
+_STORED = _ANSWERED = (Status.ABSENT, Status.FOUND)   # the outcomes that are answers
+
 
 def _reference_backend(params: Params, **options):
     from .model import ReferenceAccelerator
@@ -204,12 +210,11 @@ class Map(MutableMapping):
             raise TypeError("items must be a mapping or an iterable of (key, value) pairs, "
                             f"not {type(items).__name__}")
         items = items if isinstance(items, list) else list(items)
-        if items and all(type(item) is tuple and len(item) == 2 for item in items):
-            # The common case, checked with whole-list builtins: plain bytes within size.
-            keys, values = map(itemgetter(0), items), map(itemgetter(1), items)
-            keys, values = list(keys), list(values)
-            if (all(type(key) is bytes for key in keys)
-                    and all(type(value) is bytes for value in values)
+        if items and set(map(type, items)) == _TUPLE and set(map(len, items)) == _PAIR:
+            # The common case, checked by builtins over whole lists (no Python frame per item):
+            # plain bytes within size.
+            keys, values = list(map(itemgetter(0), items)), list(map(itemgetter(1), items))
+            if (set(map(type, keys)) == _BYTES and set(map(type, values)) == _BYTES
                     and max(map(len, keys)) <= self.params.key_size
                     and max(map(len, values)) <= self.params.value_size):
                 return items
@@ -302,6 +307,8 @@ class Map(MutableMapping):
     @staticmethod
     def _outcome(response: Response, key) -> Response:
         status = response.status
+        if status in _ANSWERED:
+            return response
         if status == Status.INTEGRITY:
             raise IntegrityError(response.page)
         if status == Status.FULL:
@@ -330,43 +337,43 @@ class Map(MutableMapping):
 
     def _record(self, op: Op, key: bytes, response: Response) -> None:
         """Keep the client's key set (len, iteration): nothing of it is on the host."""
-        if op == Op.PUT:
-            if response.status in (Status.FOUND, Status.ABSENT):
+        if op == _PUT:
+            if response.status in _STORED:
                 self._keys[key] = None
-        elif op == Op.DELETE and response.status == Status.FOUND:
+        elif op == _DELETE and response.status == _FOUND:
             del self._keys[key]
 
     # -- MutableMapping ---------------------------------------------------------------------------
 
     def __getitem__(self, key) -> bytes:
         key = self._key(key)
-        response = self._access(Op.GET, key)
-        if response.status == Status.ABSENT:
+        response = self._access(_GET, key)
+        if response.status == _ABSENT:
             raise KeyError(key)
         return response.value
 
     def get(self, key, default=None):
         """The value of ``key``, or ``default`` if absent (one GET access, no exception)."""
-        response = self._access(Op.GET, self._key(key))
-        return response.value if response.status == Status.FOUND else default
+        response = self._access(_GET, self._key(key))
+        return response.value if response.status == _FOUND else default
 
     def __contains__(self, key) -> bool:
         """A GET access (the same trace as any other op)."""
-        return self._access(Op.GET, self._key(key)).status == Status.FOUND
+        return self._access(_GET, self._key(key)).status == _FOUND
 
     def __setitem__(self, key, value) -> None:
         key, value = self._key(key), self._value(value)
-        self._access(Op.PUT, key, value)
+        self._access(_PUT, key, value)
 
     def __delitem__(self, key) -> None:
         key = self._key(key)
-        if self._access(Op.DELETE, key).status == Status.ABSENT:
+        if self._access(_DELETE, key).status == _ABSENT:
             raise KeyError(key)
 
     def put(self, key, value) -> bytes | None:
         """Store ``value``; return the old value or None (one access)."""
         key, value = self._key(key), self._value(value)
-        return self._access(Op.PUT, key, value).value
+        return self._access(_PUT, key, value).value
 
     def __iter__(self) -> Iterator[bytes]:
         with self._lock:   # a copy of the keys held now

@@ -34,6 +34,9 @@ class Trace(Sequence):
     def __init__(self):
         self._events: list[TraceEvent] = []
         self._op_starts: list[int] = []
+        #: ``event_count()``: the number of events recorded so far (``len(trace)`` without a
+        #: Python frame, for the channel's record of where each frame falls among the events).
+        self.event_count = self._events.__len__
 
     def record(self, kind: str, address: int, length: int) -> None:
         # tuple.__new__ skips the namedtuple's Python-level __new__: this is on every host access.

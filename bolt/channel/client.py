@@ -20,6 +20,7 @@ from .session import SUITE, session_info, session_keys
 __all__ = ["ChannelClient"]
 
 _SETUP_END = bytes((Cmd.SETUP_END,))
+_CHANNEL = Status.CHANNEL
 
 
 class ChannelClient:
@@ -47,6 +48,8 @@ class ChannelClient:
         self._send = self._receive = None
         self.format = FrameFormat(params)
         self._pack_command = self.format.pack_command
+        self._unpack_response = self.format.unpack_response
+        self._response_bytes = params.response_frame_bytes
         self._end = self._pack_command(Cmd.SETUP_END)
         self.open_session()
 
@@ -83,14 +86,13 @@ class ChannelClient:
         receive = self._receive
         if receive is None:
             raise ChannelError("no session is open; open a new one")
-        plaintext = (receive.open(frame) if len(frame) == self.params.response_frame_bytes
-                     else None)
+        plaintext = receive.open(frame) if len(frame) == self._response_bytes else None
         if plaintext is None:
             self._send = self._receive = None
             raise ChannelError("a response frame failed verification (altered, replayed, "
                                "reordered or truncated by the host); the session is closed")
-        response = self.format.unpack_response(plaintext)
-        if response.status == Status.CHANNEL:
+        response = self._unpack_response(plaintext)
+        if response.status == _CHANNEL:
             self._send = self._receive = None
             raise ChannelError("the accelerator rejected a command frame (altered, replayed, "
                                "reordered, dropped or truncated by the host) and closed the "

@@ -95,9 +95,18 @@ class ChannelEndpoint:
     def exchange(self, frames: Sequence[bytes], session: int = 0) -> list[bytes]:
         """Take command frames of ``session`` in order; return the response frames they
         produced."""
-        self._switch(session)
-        if len(frames) == 1:
-            response = self._frame(frames[0])
+        if session != self._session:
+            self._switch(session)
+        if len(frames) == 1:     # one access (the common exchange) written out
+            receive, frame = self._receive, frames[0]
+            if receive is None:
+                return [bytes(self._response_bytes)]
+            plaintext = receive.open(frame) if len(frame) == self._command_bytes else None
+            if plaintext is None:
+                return [self._close()]
+            if plaintext[0] <= _DELETE:
+                return [self._send.seal(self._pack_response(self._access(plaintext)))]
+            response = self._dispatch(plaintext)
             return [] if response is None else [response]
         # A batch (a Setup): open the frames in runs, then act on each in order.
         responses, start, count = [], 0, len(frames)
@@ -113,15 +122,6 @@ class ChannelEndpoint:
                 responses.append(self._close())
                 start += 1
         return responses
-
-    def _frame(self, frame: bytes) -> bytes | None:
-        receive = self._receive
-        if receive is None:
-            return bytes(self._response_bytes)
-        plaintext = receive.open(frame) if len(frame) == self._command_bytes else None
-        if plaintext is None:
-            return self._close()
-        return self._dispatch(plaintext)
 
     def _dispatch_run(self, plaintexts: list[bytes], responses: list[bytes]) -> None:
         """Act on opened commands in order, appending their response frames to

@@ -73,13 +73,12 @@ class HostRelay:
     def exchange(self, frames: Sequence[bytes]) -> list[bytes]:
         if self.interpose is not None:
             frames = self.interpose(list(frames))
-        trace = self.device.trace
         if len(frames) == 1:     # one access: record without the batch machinery
-            position = len(trace)
-            self._record_one(_COMMAND, frames[0], position)
+            event_count = self.device.trace.event_count
+            self._record_one(_COMMAND, frames[0], event_count())
             responses = self._exchange(frames)
             if len(responses) == 1:
-                self._record_one(_RESPONSE, responses[0], len(trace))
+                self._record_one(_RESPONSE, responses[0], event_count())
                 return responses
         else:
             self._record(_COMMAND, frames)
@@ -90,7 +89,8 @@ class HostRelay:
     def _record_one(self, kind: int, data: bytes, position: int | None = None) -> None:
         self._kinds.append(kind)
         self._lengths.append(len(data))
-        self._positions.append(len(self.device.trace) if position is None else position)
+        self._positions.append(self.device.trace.event_count() if position is None
+                               else position)
         self._data += data
 
     def _record(self, kind: int, messages: Sequence[bytes]) -> None:

@@ -25,6 +25,10 @@ __all__ = ["ReferenceAccelerator", "MODEL_VERSION"]
 
 #: Below this a page's counter has room for an access's two writes of it (the quick check).
 _TWO_WRITES_LEFT = COUNTER_LIMIT - 2
+# Enum members as module constants: an enum's attribute lookup costs more than the comparison.
+_GET, _PUT, _DELETE = Op.GET, Op.PUT, Op.DELETE
+_ABSENT, _FOUND, _FULL, _BOUND, _INTEGRITY = (Status.ABSENT, Status.FOUND, Status.FULL,
+                                              Status.BOUND, Status.INTEGRITY)
 
 #: What the reference backend's attestation measures besides the parameters: change it with any
 #: change of the model's behaviour (traces, host bytes or answers).
@@ -218,8 +222,8 @@ class ReferenceAccelerator:
             x = r
         in_bin = found and kind != POOL
         # replace: the key is stored again (re-placed by two-choice, or put in the pool).
-        replace = op == Op.PUT or (op == Op.GET and found)
-        full = op == Op.PUT and not found and len(state.index) >= p.capacity
+        replace = op == _PUT or (op == _GET and found)
+        full = op == _PUT and not found and len(state.index) >= p.capacity
         # places: an item goes to a bin by two-choice: the key itself, or with the pool the
         # holder it displaces from slot s (none when s is empty or the key swaps within the
         # pool).
@@ -233,7 +237,7 @@ class ReferenceAccelerator:
             bound = BOUND_VALUE_FRAMES
         # The key's item is taken out only if it will be stored again or is deleted; otherwise
         # (a re-placement that would cross a bound) it stays where it is, and nothing is lost.
-        take = found and bound is None and (replace or op == Op.DELETE)
+        take = found and bound is None and (replace or op == _DELETE)
         counters = state.pages.counters
         if x >= k and counters[x - k] > _TWO_WRITES_LEFT or \
                 y >= k and counters[y - k] > _TWO_WRITES_LEFT:
@@ -256,7 +260,7 @@ class ReferenceAccelerator:
         except BaseException as error:
             self._restore(key, kind, x, where, pending_position, taken_value)
             if isinstance(error, IntegrityError):
-                return Response(Status.INTEGRITY, page=error.page)
+                return Response(_INTEGRITY, page=error.page)
             raise
         # Step 4: the key's value, from its frame or from its slot.
         old_value = None
@@ -277,16 +281,16 @@ class ReferenceAccelerator:
             old_value = self._peek(kind, where)
         # Steps 5 and 6.
         if full:
-            return Response(Status.FULL)
+            return Response(_FULL)
         if bound is not None:
-            return Response(Status.BOUND, old_value, bound=bound)
+            return Response(_BOUND, old_value, bound=bound)
         if replace:
-            new_value = value if op == Op.PUT else old_value
+            new_value = value if op == _PUT else old_value
             if p.pooled:
                 self._pool(key, new_value, s, c1, c2, where if kind == POOL else None)
             else:
                 self._place(key, new_value, self._choose(c1, c2))
-        return Response(Status.FOUND if found else Status.ABSENT, old_value)
+        return Response(_FOUND if found else _ABSENT, old_value)
 
     # -- the pieces of Access ----------------------------------------------------------------------
 
