@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["TraceEvent", "Trace", "HostMemory", "READ", "WRITE"]
+__all__ = ["TraceEvent", "Trace", "HostMemory", "READ", "WRITE", "access_pages"]
 
 READ, WRITE = "read", "write"
 
@@ -82,6 +82,23 @@ class Trace(Sequence):
 
     def bytes_moved(self) -> int:
         return sum(e.length for e in self._events)
+
+
+def access_pages(events: Sequence[TraceEvent], page_stride: int) -> list[int] | None:
+    """The pages one access touched, in order, if its events have an access's shape: reads of
+    whole pages, then writes of the same pages in the same order (the reads-first order of
+    algorithm §12); None otherwise."""
+    n = len(events) // 2
+    if len(events) % 2 or n > 2:
+        return None
+    pages = []
+    for read, write in zip(events[:n], events[n:]):
+        if not (read.kind == READ and write.kind == WRITE and read.address == write.address
+                and read.length == write.length == page_stride
+                and read.address % page_stride == 0):
+            return None
+        pages.append(read.address // page_stride)
+    return pages
 
 
 class HostMemory:

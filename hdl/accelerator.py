@@ -11,8 +11,9 @@ Interfaces
     ``8i+7..8i``), zero padded, with their lengths in ``klen`` and ``vlen``.
 ``resp`` (``Out(stream)``, :func:`response_layout`)
     One response per command: ``status`` (:class:`~bolt.protocol.Status`), ``has_value``,
-    ``vlen``/``value``, ``page`` (for INTEGRITY), and ``cycles``, the cycles from the command's
-    acceptance to the response being offered (measurement only).
+    ``vlen``/``value``, ``page`` (for INTEGRITY), and, counted from the command's acceptance
+    (measurement only), ``cycles`` to the response being offered, ``reads_at`` to the first page
+    read request and ``data_at`` to the last page beat in (:class:`Cycles`).
 ``host`` (``Out(AxiSignature)``)
     The host-memory AXI4 master (:class:`bolt.hdl.pages.HostAxiBridge`): whole pages, split at
     4 KB boundaries. It is the only path to the host.
@@ -24,8 +25,10 @@ Interfaces
 Timing
 ------
 Every Access runs the same steps whatever its op, key, value, hit or miss and pending items:
-draw, PRF, lookup, gather, then a touch of each of ``x``, ``y`` that is a host bin, then the
-re-placement. Each HBM step issues the same requests every time (a write the data would skip
+draw, PRF, lookup; the page reads of ``x`` and ``y`` that are host bins, both at once (reads
+first, algorithm §12) on two page engines; gather and decisions while they travel; the key's
+item out of page ``x``; the response; then, before the next command, the flushes, both page
+writes and the re-placement. Each HBM step issues the same requests every time (a write the data would skip
 carries no byte strobes) and ends a fixed number of cycles after it began, given HBM answers
 within ``hbm_latency`` cycles. The only branches are on whether ``x`` and ``y`` are host bins
 (both visible in the trace) and on an integrity failure (which the trace also shows); the
@@ -35,6 +38,7 @@ touches wait for the host, whose timing the host already knows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from amaranth.hdl import (Cat, ClockDomain, ClockSignal, DomainRenamer, Module, Mux,
                           ResetSignal, Shape, Signal)
@@ -48,9 +52,9 @@ from .aes import Aes128
 from .hbm import (AxiSignature, HbmMap, HbmMaster, MAX_BURST_BEATS, bin_record_layout,
                   frame_record_layout)
 from .lookup import Lookup
-from .pages import ADDRESS_BITS, HostAxiBridge, PageEngine, bswap
+from .pages import ADDRESS_BITS, HostAxiBridge, PageEngine, PagePortArbiter, bswap
 
-__all__ = ["RtlAccelerator", "Cmd", "command_layout", "response_layout", "HBM_LATENCY",
+__all__ = ["RtlAccelerator", "Cmd", "Cycles", "command_layout", "response_layout", "HBM_LATENCY",
            "pass_through",
            "pack_command", "unpack_response", "pack_fields", "unpack_fields"]
 
@@ -79,6 +83,8 @@ def response_layout(params: Params) -> data.StructLayout:
         "value": 8 * params.value_size,
         "page": 32,
         "cycles": 32,
+        "reads_at": 32,      # cycle of the first page read request (0: none)
+        "data_at": 32,       # cycle of the last page beat in
     })
 
 
@@ -154,13 +160,19 @@ class RtlAccelerator(wiring.Component):
 
         # -- sub-components --------------------------------------------------------------------
         m.submodules.lookup = lookup = Lookup(p, hm)
-        m.submodules.pages = pages = PageEngine(p, self._gcm_factory)
+        # Two page engines: an access reads both of its pages before it writes either
+        # (algorithm §12), and decrypts and encrypts them side by side.
+        m.submodules.pages_a = pages_a = PageEngine(p, self._gcm_factory)
+        m.submodules.pages_b = pages_b = PageEngine(p, self._gcm_factory)
+        m.submodules.page_port = page_port = PagePortArbiter(p)
         m.submodules.host_bridge = bridge = HostAxiBridge(p)
         m.submodules.hbm = hbm = HbmMaster(hm)
         m.submodules.aes = aes = Aes128(pipelined=False)
         from .sampler import make_sampler
         m.submodules.sampler = sampler = make_sampler(p, self._sampler_factory)
-        wiring.connect(m, pages.host, bridge.page)
+        wiring.connect(m, pages_a.host, page_port.a)
+        wiring.connect(m, pages_b.host, page_port.b)
+        wiring.connect(m, page_port.host, bridge.page)
         wiring.connect(m, wiring.flipped(self.host), bridge.axi)
         wiring.connect(m, wiring.flipped(self.hbm), hbm.axi)
         m.d.comb += [self.overruns.eq(hbm.overruns), hbm.rdata.ready.eq(1),
@@ -168,7 +180,7 @@ class RtlAccelerator(wiring.Component):
                      lookup.beat.payload.eq(hbm.rdata.payload)]
 
         entry_l = lookup.entry_layout
-        frame_l, bin_l, slot_l = frame_record_layout(p), bin_record_layout(p), pages.slot_layout
+        frame_l, bin_l, slot_l = frame_record_layout(p), bin_record_layout(p), pages_a.slot_layout
         lshape = range(p.slots + 1)
         fb = p.frame_bits
         element = hbm.element
@@ -196,6 +208,7 @@ class RtlAccelerator(wiring.Component):
                                          for n in ("bin_x", "bin_y", "bin_cur", "bin_nb"))
         key_frame = Signal(frame_l)
         counter_x, counter_y, counter = Signal(64), Signal(64), Signal(64)
+        counter_a = Signal(64)       # the counter page a's write goes out under
         stack_top = Signal(fb)
         top = Signal(range(p.frames + 1))      # frames on the free stack (in HBM)
         fresh = Signal(range(p.frames + 1))    # frames never used since Setup: fresh, fresh+1...
@@ -209,7 +222,12 @@ class RtlAccelerator(wiring.Component):
         setup_bound = Signal()
         cycles = Signal(32)
         touching = Signal(range(p.bins))
-        second = Signal()
+        second = Signal()            # the touch on engine b (an access's second page)
+        first = Signal(range(p.bins))   # the bin of the access's first page (on engine a)
+        two = Signal()               # both x and y are host bins
+        a_in, b_in = Signal(), Signal()  # the engine's load or store is finished
+        reads_at, data_at = Signal(32), Signal(32)
+        resume = Signal()            # after the response: the page writes and re-placement
         derive = Signal(2)
         page_number = Signal(range(p.host_bins + 1))
         flushed_slot = Signal(S * p.slot_bits)
@@ -230,7 +248,25 @@ class RtlAccelerator(wiring.Component):
         m.d.comb += [lookup.key.eq(cmd.key), lookup.klen.eq(cmd.klen),
                      lookup.bucket1.eq(mac[:len(lookup.bucket1)]),
                      lookup.bucket2.eq(mac[64:64 + len(lookup.bucket2)]),
-                     pages.key.eq(page_key), sampler.key.eq(drbg_key)]
+                     pages_a.key.eq(page_key), pages_b.key.eq(page_key),
+                     sampler.key.eq(drbg_key)]
+
+        # The slot ports of the engine being touched (a, or b for the second page).
+        pages = _SlotPorts(slot_l, p.slots)
+        m.d.comb += [pages.slot_rd.eq(Mux(second, pages_b.slot_rd, pages_a.slot_rd)),
+                     pages.slot_used.eq(Mux(second, pages_b.slot_used, pages_a.slot_used))]
+        for engine, selected in ((pages_a, ~second), (pages_b, second)):
+            m.d.comb += [engine.slot_rd_idx.eq(pages.slot_rd_idx),
+                         engine.slot_wr_idx.eq(pages.slot_wr_idx),
+                         engine.slot_wr.eq(pages.slot_wr),
+                         engine.slot_wr_en.eq(pages.slot_wr_en & selected)]
+        # Measurement only: when the access's first page read left and its last page beat
+        # came in (the latency projection replaces the simulated host link by a real one).
+        host_page_port = bridge.page
+        with m.If(host_page_port.rd_req.valid & host_page_port.rd_req.ready & (reads_at == 0)):
+            m.d.sync += reads_at.eq(cycles)
+        with m.If(host_page_port.rd_data.valid & host_page_port.rd_data.ready):
+            m.d.sync += data_at.eq(cycles)
 
         # The PRF message: klen ‖ key, zero padded to whole blocks (CBC-MAC under the index key).
         nmsg = -(-(1 + ks) // 16)
@@ -327,7 +363,8 @@ class RtlAccelerator(wiring.Component):
                     m.d.sync += [cmd.eq(self.cmd.payload), cycles.eq(1), has_value.eq(0),
                                  out_vlen.eq(0), out_value.eq(0), err_page.eq(0),
                                  status.eq(Status.ABSENT), mac.eq(0), mac_block.eq(0),
-                                 second.eq(0), taken.eq(0), derive.eq(0)]
+                                 second.eq(0), taken.eq(0), derive.eq(0),
+                                 reads_at.eq(0), data_at.eq(0), resume.eq(0)]
                     with m.Switch(self.cmd.payload.op):
                         with m.Case(Cmd.GET, Cmd.PUT, Cmd.DELETE):
                             m.d.sync += n_drawn.eq(0)
@@ -389,7 +426,18 @@ class RtlAccelerator(wiring.Component):
                     with m.If(cmd.op == Cmd.SETUP_ITEM):
                         enter("SI_READ")
                     with m.Else():
-                        enter("GATHER")
+                        m.next = "T_LOAD"
+
+            # -- step 3 begins: both page reads leave now (algorithm §12), x's first ----------
+            with m.State("T_LOAD"):
+                # Engine a reads the first host page, b (if both are host bins) y. They decrypt
+                # once the gather has their counters: the host round trip hides the gather.
+                host_x, host_y = is_host(x), is_host(y)
+                m.d.comb += [pages_a.load.eq(host_x | host_y),
+                             pages_a.page.eq(host_page(Mux(host_x, x, y))),
+                             pages_b.load.eq(host_x & host_y), pages_b.page.eq(host_page(y))]
+                m.d.sync += [first.eq(Mux(host_x, x, y)), two.eq(host_x & host_y)]
+                enter("GATHER")
 
             # -- everything the decisions need, read at once ------------------------------------
             with m.State("GATHER"):
@@ -431,39 +479,43 @@ class RtlAccelerator(wiring.Component):
                 m.d.sync += [replace.eq(rep), full.eq(ful), fits.eq(fit), take.eq(tk),
                              nb.eq(Mux(use_c1, c1, c2)),
                              load_nb.eq(Mux(use_c1, load_c1, load_c2)),
-                             touching.eq(x), counter.eq(counter_x)]
+                             touching.eq(first), counter.eq(Mux(is_host(x), counter_x, counter_y)),
+                             a_in.eq(0), b_in.eq(~two)]
+                m.d.comb += [pages_a.decrypt.eq(is_host(x) | is_host(y)),
+                             pages_a.counter.eq(Mux(is_host(x), counter_x, counter_y)),
+                             pages_b.decrypt.eq(two), pages_b.counter.eq(counter_y)]
                 # The key's own pending entry leaves the eviction list of x now (algorithm §3, step 2).
                 unlinked = _unlink(m, bin_l, bin_x, loc[:fb], S)
-                with m.If(tk & (kind == PENDING)):
+                with m.If(~is_host(x)):
+                    m.d.sync += bin_cur.eq(bin_y)
+                with m.Elif(tk & (kind == PENDING)):
                     m.d.sync += bin_cur.eq(unlinked)
                 with m.Else():
                     m.d.sync += bin_cur.eq(bin_x)
-                with m.If(is_host(x)):
-                    m.next = "T_LOAD"
-                with m.Elif(is_host(y)):
-                    m.d.sync += [touching.eq(y), second.eq(1), bin_cur.eq(bin_y),
-                                 counter.eq(counter_y)]
-                    m.next = "T_LOAD"
+                with m.If(is_host(x) | is_host(y)):
+                    m.next = "T_LOAD_WAIT"
                 with m.Else():
                     m.next = "RESULT"
 
-            # -- step 3: touch a host bin ---------------------------------------------------------
-            with m.State("T_LOAD"):
-                m.d.comb += [pages.load.eq(1), pages.page.eq(host_page(touching)),
-                             pages.counter.eq(counter)]
-                m.next = "T_LOAD_WAIT"
+            # -- step 3: both pages in and verified; the key's item out of page x; the answer
+            # leaves; then the flushes of x and y, the page writes and the re-placement ---------
             with m.State("T_LOAD_WAIT"):
-                with m.If(pages.done):
-                    with m.If(~pages.ok):
-                        m.d.sync += [status.eq(Status.INTEGRITY), err_page.eq(host_page(touching))]
-                        with m.If(second):
-                            enter("RESTORE_READ")
-                        with m.Else():
-                            m.next = "RESP"
-                    with m.Elif(second):
-                        enter("FLUSH_READ")
-                    with m.Else():
+                with m.If(pages_a.done):
+                    m.d.sync += a_in.eq(1)
+                with m.If(pages_b.done):
+                    m.d.sync += b_in.eq(1)
+                # Nothing is written unless both pages verify: a failure changes nothing.
+                with m.If(a_in & b_in):
+                    with m.If(~pages_a.ok):
+                        m.d.sync += [status.eq(Status.INTEGRITY), err_page.eq(host_page(first))]
+                        m.next = "RESP"
+                    with m.Elif(two & ~pages_b.ok):
+                        m.d.sync += [status.eq(Status.INTEGRITY), err_page.eq(host_page(y))]
+                        m.next = "RESP"
+                    with m.Elif(is_host(x)):
                         m.next = "T_TAKE"
+                    with m.Else():
+                        m.next = "RESULT"
             with m.State("T_TAKE"):
                 # The key's item leaves its slot of page x.
                 m.d.comb += pages.slot_rd_idx.eq(loc)
@@ -478,7 +530,7 @@ class RtlAccelerator(wiring.Component):
                                  taken.eq(0)]
                     m.next = "RESP"
                 with m.Else():
-                    enter("FLUSH_READ")
+                    m.next = "RESULT"
 
             # -- the touch's flush: every pending item of the bin into the lowest free slots -----
             with m.State("FLUSH_READ"):
@@ -515,52 +567,42 @@ class RtlAccelerator(wiring.Component):
                 ])
                 with m.If(over):
                     m.d.sync += [top.eq(top + bin_cur.count), bin_cur.count.eq(0)]
-                    m.next = "T_STORE"
-            with m.State("T_STORE"):
-                m.d.comb += [pages.store.eq(1), pages.page.eq(host_page(touching)),
-                             pages.counter.eq(counter + 1)]
-                m.next = "T_STORE_WAIT"
-            with m.State("T_STORE_WAIT"):
-                with m.If(pages.done):
-                    m.next = "T_STORE_RESPONSE"
-            with m.State("T_STORE_RESPONSE"):
-                # The page is written once the host has answered every burst of it.
-                with m.If(~bridge.writes_pending):
-                    with m.If(~second & is_host(y)):
-                        m.d.sync += [touching.eq(y), second.eq(1),
+                    with m.If(two & ~second):
+                        # On to y, on engine b: under x's next counter when y == x, whose
+                        # second touch works on the first's result.
+                        m.d.sync += [counter_a.eq(counter + 1), touching.eq(y), second.eq(1),
                                      counter.eq(Mux(y == x, counter + 1, counter_y))]
                         with m.If(y != x):
                             m.d.sync += bin_cur.eq(bin_y)
-                        m.next = "T_LOAD"
+                        m.next = "T_FORWARD"
                     with m.Else():
-                        m.next = "RESULT"
-
-            # -- integrity failure at y after x was touched: the key's item stays pending in x -
-            with m.State("RESTORE_READ"):
-                over = read_into([(stack_r, stack_below_top, stack_top, as_frame_number)])
-                with m.If(over):
-                    enter("RESTORE_WRITE")
-            with m.State("RESTORE_WRITE"):
-                was_pending = take & (kind == PENDING) & is_host(x)
-                from_page = take & (kind == HOST) & taken & (free_count != 0)
-                frame = Mux(was_pending, loc[:fb], alloc_frame)
-                pending_list = new_value(bin_l, count=1)
-                m.d.comb += pending_list.frames[0].eq(frame)
-                record = new_value(frame_l, vlen=taken_vlen, value=taken_value, klen=cmd.klen,
-                                   key=cmd.key, ipos=pos)
-                pending_entry = Signal(entry_l)
-                m.d.comb += [pending_entry.eq(entry), pending_entry.kind.eq(PENDING),
-                             pending_entry.loc.eq(frame)]
-                over = issue([
-                    (1, lambda i: write(bins_r, host_page(x), pending_list,
-                                        was_pending | from_page)),
-                    (1, lambda i: write(frames_r, frame, record, from_page)),
-                    (1, lambda i: write(index_r, pos, pending_entry, from_page)),
-                ])
-                with m.If(over):
-                    with m.If(from_page):
-                        _allocate(m, top, fresh)
-                    m.next = "RESP"
+                        with m.If(~second):
+                            m.d.sync += counter_a.eq(counter + 1)
+                        m.next = "T_STORE"
+            with m.State("T_FORWARD"):
+                # y == x: engine b read the page before a's write; it takes a's result instead.
+                m.d.comb += [pages_b.page_wr.eq(pages_a.page_rd), pages_b.page_wr_en.eq(y == x)]
+                enter("FLUSH_READ")
+            with m.State("T_STORE"):
+                # Both writes start together: a's page goes out first (the port's order), b's
+                # is encrypted beside it.
+                m.d.comb += [pages_a.store.eq(1), pages_a.page.eq(host_page(first)),
+                             pages_a.counter.eq(counter_a),
+                             pages_b.store.eq(two), pages_b.page.eq(host_page(y)),
+                             pages_b.counter.eq(counter + 1)]
+                m.d.sync += [a_in.eq(0), b_in.eq(~two)]
+                m.next = "T_STORE_WAIT"
+            with m.State("T_STORE_WAIT"):
+                with m.If(pages_a.done):
+                    m.d.sync += a_in.eq(1)
+                with m.If(pages_b.done):
+                    m.d.sync += b_in.eq(1)
+                with m.If(a_in & b_in):
+                    m.next = "T_STORE_RESPONSE"
+            with m.State("T_STORE_RESPONSE"):
+                # The pages are written once the host has answered every burst of them.
+                with m.If(~bridge.writes_pending):
+                    enter("REPLACE_READ")
 
             # -- step 4: the key's value ------------------------------------------------------
             with m.State("RESULT"):
@@ -570,7 +612,18 @@ class RtlAccelerator(wiring.Component):
                 with m.If(take & (kind == HOST)):
                     m.d.sync += [out_vlen.eq(taken_vlen), out_value.eq(taken_value),
                                  has_value.eq(1)]
-                enter("REPLACE_READ")
+                with m.If(full):
+                    m.d.sync += [status.eq(Status.FULL), has_value.eq(0)]
+                with m.Elif(replace & ~fits):
+                    m.d.sync += status.eq(Status.BOUND)
+                with m.Elif(found):
+                    m.d.sync += status.eq(Status.FOUND)
+                with m.Else():
+                    m.d.sync += [status.eq(Status.ABSENT), has_value.eq(0)]
+                # The answer is known: it leaves now; the flushes, the page writes (posted) and
+                # the re-placement follow before the next command is taken.
+                m.d.sync += resume.eq(1)
+                m.next = "RESP"
 
             # -- steps 5 and 6: result and re-placement --------------------------------------------
             with m.State("REPLACE_READ"):
@@ -611,15 +664,7 @@ class RtlAccelerator(wiring.Component):
                         m.d.sync += items.eq(items - 1)
                         with m.If(own_freed):
                             m.d.sync += top.eq(top + 1)
-                    with m.If(full):
-                        m.d.sync += [status.eq(Status.FULL), has_value.eq(0)]
-                    with m.Elif(replace & ~fits):
-                        m.d.sync += status.eq(Status.BOUND)
-                    with m.Elif(found):
-                        m.d.sync += status.eq(Status.FOUND)
-                    with m.Else():
-                        m.d.sync += [status.eq(Status.ABSENT), has_value.eq(0)]
-                    m.next = "RESP"
+                    m.next = "IDLE"
 
             # -- Setup ------------------------------------------------------------------------------
             with m.State("SB_KEY"):
@@ -648,7 +693,7 @@ class RtlAccelerator(wiring.Component):
             with m.State("SB_INDEX_KEY"):
                 m.d.comb += [aes.key_stream.valid.eq(1), aes.key_stream.payload.eq(index_key)]
                 with m.If(aes.key_stream.ready):
-                    m.d.comb += sampler.restart.eq(1)
+                    m.d.comb += [sampler.restart.eq(1), pages_a.rekey.eq(1), pages_b.rekey.eq(1)]
                     m.d.sync += [items.eq(0), setup_bound.eq(0), top.eq(0), fresh.eq(0)]
                     enter("SB_CLEAR")
             with m.State("SB_CLEAR"):
@@ -706,10 +751,11 @@ class RtlAccelerator(wiring.Component):
                 with m.If(over):
                     m.next = "SE_STORE"
             with m.State("SE_STORE"):
-                m.d.comb += [pages.store.eq(1), pages.counter.eq(1), pages.page.eq(page_number)]
+                m.d.comb += [pages_a.store.eq(1), pages_a.counter.eq(1),
+                             pages_a.page.eq(page_number)]
                 m.next = "SE_WAIT"
             with m.State("SE_WAIT"):
-                with m.If(pages.done):
+                with m.If(pages_a.done):
                     m.next = "SE_RESPONSE"
             with m.State("SE_RESPONSE"):
                 with m.If(~bridge.writes_pending):
@@ -727,9 +773,16 @@ class RtlAccelerator(wiring.Component):
                              self.resp.payload.vlen.eq(Mux(has_value, out_vlen, 0)),
                              self.resp.payload.value.eq(Mux(has_value, out_value, 0)),
                              self.resp.payload.page.eq(err_page),
-                             self.resp.payload.cycles.eq(cycles)]
+                             self.resp.payload.cycles.eq(cycles),
+                             self.resp.payload.reads_at.eq(reads_at),
+                             self.resp.payload.data_at.eq(data_at)]
                 with m.If(self.resp.ready):
-                    m.next = "IDLE"
+                    with m.If(~resume):
+                        m.next = "IDLE"
+                    with m.Elif(is_host(x) | is_host(y)):
+                        enter("FLUSH_READ")
+                    with m.Else():
+                        enter("REPLACE_READ")
         return m
 
 
@@ -744,6 +797,18 @@ def pass_through(m, outer, inner, name: str) -> None:
             m.d.comb += getattr(inner, name).eq(getattr(outer, name))
     else:
         wiring.connect(m, wiring.flipped(getattr(outer, name)), getattr(inner, name))
+
+
+class _SlotPorts:
+    """The slot ports of :class:`~bolt.hdl.pages.PageEngine`, for the engine being touched."""
+
+    def __init__(self, slot_layout, slots):
+        self.slot_rd_idx = Signal(range(slots), name="slot_rd_idx")
+        self.slot_rd = Signal(slot_layout, name="slot_rd")
+        self.slot_used = Signal(slots, name="slot_used")
+        self.slot_wr_en = Signal(name="slot_wr_en")
+        self.slot_wr_idx = Signal(range(slots), name="slot_wr_idx")
+        self.slot_wr = Signal(slot_layout, name="slot_wr")
 
 
 def _allocate(m, top, fresh):
@@ -799,12 +864,21 @@ def pack_command(params: Params, op: int, key: bytes = b"", value: bytes = b"", 
     })
 
 
+class Cycles(NamedTuple):
+    """The cycle stamps of one response, counted from the command's acceptance."""
+
+    total: int       #: to the response
+    reads_at: int    #: to its first page read request (0: it read no page)
+    data_at: int     #: to its last page beat in (0: none)
+    idle_at: int = 0  #: to when it takes the next command (the driver's count)
+
+
 def unpack_response(params: Params, word: int):
-    """``(Response, cycles)`` of one ``resp`` payload."""
+    """``(Response, Cycles)`` of one ``resp`` payload."""
     from bolt.protocol import Response
     f = unpack_fields(response_layout(params), word)
     status = Status(f["status"])
     value = (f["value"].to_bytes(params.value_size, "little")[:f["vlen"]]
              if f["has_value"] else None)
     page = f["page"] if status == Status.INTEGRITY else None
-    return Response(status, value, page), f["cycles"]
+    return Response(status, value, page), Cycles(f["cycles"], f["reads_at"], f["data_at"])

@@ -387,8 +387,14 @@ class SealedAccelerator(wiring.Component):
         m.submodules.core = core
         wiring.connect(m, channel.cmd, core.cmd)
         wiring.connect(m, core.resp, channel.resp)
-        for name in ("frames_in", "key_port"):
-            wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(channel, name))
+        wiring.connect(m, wiring.flipped(self.key_port), channel.key_port)
+        # The core answers before its page writes and re-placement are done (reads first,
+        # algorithm §12): the next frame is taken only once the core takes commands again, so
+        # a frame's answer and its access's host events all come before the next frame's.
+        core_idle = core.cmd.ready
+        m.d.comb += [channel.frames_in.payload.eq(self.frames_in.payload),
+                     channel.frames_in.valid.eq(self.frames_in.valid & core_idle),
+                     self.frames_in.ready.eq(channel.frames_in.ready & core_idle)]
         wiring.connect(m, channel.frames_out, wiring.flipped(self.frames_out))
         m.d.comb += self.session_state.eq(channel.session_state)
         for name in self.signature.members:

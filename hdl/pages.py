@@ -1,8 +1,9 @@
 """The page touch engine: moves one host page between the host-memory master port and an
 on-chip plaintext page buffer, through AES-128-GCM (algorithm §5).
 
-``load`` reads page ``p`` (one read request, ``page_beats`` beats), decrypts it under the nonce
-``p ‖ counter`` and checks its tag; ``store`` encrypts the buffer under ``p ‖ counter`` and
+``load`` reads page ``p`` (one read request, ``page_beats`` beats) and, once ``decrypt`` gives
+its counter, decrypts it under the nonce ``p ‖ counter`` and checks its tag (the request leaves
+before the counter is known, so the host round trip hides the work that finds it); ``store`` encrypts the buffer under ``p ‖ counter`` and
 writes the page (one write request, ``page_beats`` beats: ciphertext, tag, zero padding). In
 between, the accelerator edits slots of the plaintext buffer through the slot ports. Every load
 and store takes a fixed number of cycles, given the host's response latency.
@@ -22,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from bolt.params import BEAT_BYTES, TAG_BYTES, Params
 
-__all__ = ["HostPortSignature", "HostAxiBridge", "PageEngine", "slot_layout", "bswap", "page_blocks",
+__all__ = ["HostPortSignature", "HostAxiBridge", "PageEngine", "PagePortArbiter", "slot_layout", "bswap", "page_blocks",
            "ADDRESS_BITS", "BLOCKS_PER_BEAT"]
 
 #: Width of a host byte address on the master port.
@@ -85,13 +86,21 @@ class PageEngine(wiring.Component):
     -------
     host : ``Out(HostPortSignature())``
     load, store : ``In(1)``
-        Pulse (while ``busy`` is low) to load or store page ``page`` under ``counter``, with
-        ``key`` the page key. ``done`` pulses when finished; after a load, ``ok`` says whether
+        Pulse (while ``busy`` is low) to load page ``page`` or to store it under ``counter``,
+        with ``key`` the page key.
+    decrypt : ``In(1)``
+        Pulse once after ``load`` to decrypt the page under ``counter`` (before or after its
+        beats are in).
+    rekey : ``In(1)``
+        Pulse (while idle) after a new ``key``: GCM prepares it now, so no later load or store
+        takes longer for being the first under that key. ``done`` pulses when finished; after a load, ``ok`` says whether
         the tag verified.
     slot_rd_idx, slot_rd : asynchronous read of a slot of the plaintext buffer.
     slot_used : which slots hold an item (their flag is set).
     slot_wr_en, slot_wr_idx, slot_wr : synchronous write of one slot.
     page_wr_en, page_wr : synchronous write of the whole plaintext buffer.
+    page_rd : the whole plaintext buffer (forwarded to another engine: the second touch of a
+        page an access touches twice works on the first touch's result).
     """
 
     def __init__(self, params: Params, gcm_factory=None):
@@ -101,6 +110,8 @@ class PageEngine(wiring.Component):
         super().__init__({
             "host": Out(HostPortSignature()),
             "load": In(1),
+            "decrypt": In(1),
+            "rekey": In(1),
             "store": In(1),
             "page": In(32),
             "counter": In(64),
@@ -116,6 +127,7 @@ class PageEngine(wiring.Component):
             "slot_wr": In(self.slot_layout),
             "page_wr_en": In(1),
             "page_wr": In(8 * params.page_plaintext_bytes),
+            "page_rd": Out(8 * params.page_plaintext_bytes),
         })
 
     def elaborate(self, platform):
@@ -131,10 +143,17 @@ class PageEngine(wiring.Component):
         page, counter, key = Signal(32), Signal(64), Signal(128)   # latched at load/store
         with m.If(~self.busy & (self.load | self.store)):
             m.d.sync += [page.eq(self.page), counter.eq(self.counter), key.eq(self.key)]
+        start_decrypt, prepare_key = Signal(), Signal()
+        m.d.sync += [start_decrypt.eq(self.decrypt), prepare_key.eq(self.rekey)]
+        with m.If(self.rekey):
+            m.d.sync += key.eq(self.key)
+        with m.If(self.decrypt):
+            m.d.sync += counter.eq(self.counter)
         ok = Signal()
         m.d.comb += self.ok.eq(ok)
 
-        m.d.comb += self.slot_rd.eq(buf[:slots_bits(p)].word_select(self.slot_rd_idx, slot_bits))
+        m.d.comb += [self.slot_rd.eq(buf[:slots_bits(p)].word_select(self.slot_rd_idx, slot_bits)),
+                     self.page_rd.eq(buf[:pt_bits])]
         for s in range(p.slots):     # a slot is used when its flag byte is not zero
             m.d.comb += self.slot_used[s].eq(buf[s * slot_bits:s * slot_bits + 8].any())
         with m.If(self.slot_wr_en):
@@ -180,11 +199,14 @@ class PageEngine(wiring.Component):
         with m.Else():
             m.d.comb += beat_ready.eq(gcm.finished)
         burst_open = (gcm.blocks_out >= min(burst_start_blocks, nblk)) | gcm.finished
+        # Decryption takes each block as soon as its beat is in (and the counter is known).
+        m.d.comb += [gcm.start_decrypt.eq(start_decrypt), gcm.load_key.eq(prepare_key)]
 
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.busy.eq(0)
                 with m.If(self.load):
+                    m.d.sync += beat.eq(0)
                     m.next = "RD_REQ"
                 with m.Elif(self.store):
                     m.next = "ENC_START"
@@ -194,8 +216,6 @@ class PageEngine(wiring.Component):
             with m.State("RD_REQ"):
                 m.d.comb += [self.busy.eq(1), host.rd_req.valid.eq(1)]
                 with m.If(host.rd_req.ready):
-                    m.d.comb += gcm.start_decrypt.eq(1)
-                    m.d.sync += beat.eq(0)
                     m.next = "RD_DATA"
             with m.State("RD_DATA"):
                 m.d.comb += [self.busy.eq(1), host.rd_data.ready.eq(1)]
@@ -253,7 +273,7 @@ class _GcmPass(wiring.Component):
         blocks = page_blocks(params)
         super().__init__({
             "key": In(128), "page": In(32), "counter": In(64),
-            "start_encrypt": In(1), "start_decrypt": In(1),
+            "start_encrypt": In(1), "start_decrypt": In(1), "load_key": In(1),
             "plain_in": In(pt_bits), "sealed_in": In(pt_bits), "tag_in": In(128),
             "blocks_ready": In(range(BLOCKS_PER_BEAT * params.page_beats + 1)), "tag_ready": In(1),
             "plain_out": Out(pt_bits), "sealed_out": Out(pt_bits), "tag_out": Out(128),
@@ -303,6 +323,13 @@ class _GcmPass(wiring.Component):
                         m.next = "KEY"
                     with m.Else():
                         m.next = "START"
+                with m.Elif(self.load_key & (~loaded | (loaded_key != self.key))):
+                    m.next = "KEY_ONLY"
+            with m.State("KEY_ONLY"):
+                m.d.comb += gcm.key_stream.valid.eq(1)
+                with m.If(gcm.key_stream.ready):
+                    m.d.sync += [loaded.eq(1), loaded_key.eq(self.key)]
+                    m.next = "IDLE"
             with m.State("KEY"):
                 m.d.comb += gcm.key_stream.valid.eq(1)
                 with m.If(gcm.key_stream.ready):
@@ -329,6 +356,79 @@ class _GcmPass(wiring.Component):
                                  self.tag_ok.eq(~gcm.result_stream.payload.mismatch),
                                  self.finished.eq(1), self.done.eq(1)]
                     m.next = "IDLE"
+        return m
+
+
+class PagePortArbiter(wiring.Component):
+    """Two page engines on one host port, as the reads-first order of an access uses them.
+
+    Read requests go out in order, ``a``'s first when both ask in the same cycle, and the read
+    data returns in request order (the host serves reads in order), so each page's beats go to
+    the engine that asked for it. Write requests likewise, ``a`` first; a write's beats follow
+    its request (the host takes the next write request only after the last beat). The control
+    starts ``a``'s load and store no later than ``b``'s, so ``a``'s page is read and written first.
+    """
+
+    def __init__(self, params: Params):
+        self._p = params
+        super().__init__({
+            "a": In(HostPortSignature()),
+            "b": In(HostPortSignature()),
+            "host": Out(HostPortSignature()),
+        })
+
+    def elaborate(self, platform):
+        p = self._p
+        m = Module()
+        a, b, host = self.a, self.b, self.host
+
+        # Reads: who asked, in order (at most two pages outstanding), and beats of the head.
+        owners = Signal(2)                  # owners[0] is the head: 0 for a, 1 for b
+        waiting = Signal(range(3))
+        beat = Signal(range(p.page_beats))
+        request_b = ~a.rd_req.valid
+        m.d.comb += [host.rd_req.valid.eq(a.rd_req.valid | b.rd_req.valid),
+                     host.rd_req.payload.eq(Mux(request_b, b.rd_req.payload, a.rd_req.payload)),
+                     a.rd_req.ready.eq(host.rd_req.ready & (waiting < 2)),
+                     b.rd_req.ready.eq(host.rd_req.ready & request_b & (waiting < 2)),
+                     a.rd_data.payload.eq(host.rd_data.payload),
+                     b.rd_data.payload.eq(host.rd_data.payload)]
+        head_b = owners[0]
+        with m.If(waiting != 0):
+            m.d.comb += [a.rd_data.valid.eq(host.rd_data.valid & ~head_b),
+                         b.rd_data.valid.eq(host.rd_data.valid & head_b),
+                         host.rd_data.ready.eq(Mux(head_b, b.rd_data.ready, a.rd_data.ready))]
+        with m.If(waiting == 2):
+            m.d.comb += host.rd_req.valid.eq(0)
+        asked = host.rd_req.valid & host.rd_req.ready
+        popped = Signal()
+        with m.If(host.rd_data.valid & host.rd_data.ready):
+            m.d.sync += beat.eq(beat + 1)
+            with m.If(beat == p.page_beats - 1):
+                m.d.sync += beat.eq(0)
+                m.d.comb += popped.eq(1)
+        queue = Mux(popped, owners[1], owners)   # after the pop, before the push
+        depth = waiting - popped
+        with m.If(asked):
+            m.d.sync += [owners.eq(Mux(depth == 0, request_b, Cat(queue[0], request_b))),
+                         waiting.eq(depth + 1)]
+        with m.Else():
+            m.d.sync += [owners.eq(queue), waiting.eq(depth)]
+
+        # Writes: the last engine whose request the host took sends its beats.
+        writer_b = Signal()
+        write_b = ~a.wr_req.valid
+        m.d.comb += [host.wr_req.valid.eq(a.wr_req.valid | b.wr_req.valid),
+                     host.wr_req.payload.eq(Mux(write_b, b.wr_req.payload, a.wr_req.payload)),
+                     a.wr_req.ready.eq(host.wr_req.ready),
+                     b.wr_req.ready.eq(host.wr_req.ready & write_b),
+                     host.wr_data.valid.eq(Mux(writer_b, b.wr_data.valid, a.wr_data.valid)),
+                     host.wr_data.payload.eq(Mux(writer_b, b.wr_data.payload,
+                                                 a.wr_data.payload)),
+                     a.wr_data.ready.eq(host.wr_data.ready & ~writer_b),
+                     b.wr_data.ready.eq(host.wr_data.ready & writer_b)]
+        with m.If(host.wr_req.valid & host.wr_req.ready):
+            m.d.sync += writer_b.eq(write_b)
         return m
 
 

@@ -30,7 +30,8 @@ from ..params import Params
 from ..protocol import Op, Response, Status
 from ..trace import HostMemory, Trace
 
-__all__ = ["RtlBackend", "RtlStats", "build_accelerator", "PCIE_GEN3_X16_BYTES_PER_S"]
+__all__ = ["RtlBackend", "RtlStats", "build_accelerator", "PCIE_GEN3_X16_BYTES_PER_S",
+           "PAPER_LATENCY_US"]
 
 #: Usable bandwidth of PCIe Gen3 x16, the default host link of the latency projection.
 PCIE_GEN3_X16_BYTES_PER_S = 12e9
@@ -66,55 +67,119 @@ def build_accelerator(params: Params, *, waveform: bool = False, sealed: bool = 
         raise BackendError(f"could not build the accelerator for {params}: {error}") from error
 
 
+#: The paper's FPGA prototype (U55C, 1M items, one command at a time): µs per access by V.
+PAPER_LATENCY_US = {8: 4.57, 64: 6.99}
+
+
 @dataclass
 class RtlStats:
-    """Cycle counts of the accelerator per operation, and the latency they project.
+    """Cycle stamps of the accelerator per access, and the latency and throughput they project
+    on a real host link (:mod:`bolt.model.schedule`, the one home of the timing rule).
 
-    The projected latency of an access is ``cycles / clock_hz`` plus one host round trip per
-    page read plus the bytes moved over the host link at ``host_bandwidth``. The simulated
-    cycles already include the simulated host's beat transfers, so the projection is slightly
-    pessimistic.
+    From the simulated accesses it takes the on-chip phases (:class:`AccessPhases`): ``front``,
+    acceptance to the first page read request; ``back[t]``, the last page beat in to the
+    response, by touch count ``t``. The simulated host link's latency and beats are replaced by
+    ``host_round_trip_s`` and ``host_bandwidth``; the projection then runs the recorded touch
+    counts through the schedule with one access in flight and with the best number in flight.
     """
 
     clock_hz: float = 300e6
     host_round_trip_s: float = 1e-6
     host_bandwidth: float = PCIE_GEN3_X16_BYTES_PER_S
+    page_bytes: int = 0
+    value_size: int = 0
     cycles: list[int] = field(default_factory=list)      #: per access
     reads: list[int] = field(default_factory=list)       #: page reads per access
     bytes_moved: list[int] = field(default_factory=list)  #: host bytes per access
+    reads_at: list[int] = field(default_factory=list)    #: cycle of the first page read
+    data_at: list[int] = field(default_factory=list)     #: cycle of the last page beat in
+    idle_at: list[int] = field(default_factory=list)     #: cycle it took commands again
     setup_cycles: int = 0
 
-    def record(self, cycles: int, reads: int, bytes_moved: int) -> None:
-        self.cycles.append(cycles)
+    def record(self, cycles, reads: int, bytes_moved: int) -> None:
+        """``cycles``: the access's ``(total, reads_at, data_at, idle_at)`` stamps
+        (:class:`bolt.hdl.accelerator.Cycles`), or its total alone (through the sealed channel,
+        which does not carry the stamps: the projection then counts the simulated host link's
+        cycles as on-chip work, a pessimistic figure)."""
+        total, reads_at, data_at, idle_at = (cycles, 0, 0, cycles) if isinstance(cycles, int) \
+            else cycles
+        self.cycles.append(total)
         self.reads.append(reads)
         self.bytes_moved.append(bytes_moved)
+        self.reads_at.append(reads_at)
+        self.data_at.append(data_at)
+        self.idle_at.append(idle_at)
 
-    def projected_latency_s(self, cycles: int, reads: int, bytes_moved: int) -> float:
-        return (cycles / self.clock_hz + reads * self.host_round_trip_s
-                + bytes_moved / self.host_bandwidth)
+    @property
+    def link(self):
+        from ..model.schedule import HostLink
+        return HostLink(self.clock_hz, self.host_round_trip_s, self.host_bandwidth)
+
+    def phases(self):
+        """The mean on-chip phases of the recorded accesses."""
+        from ..model.schedule import AccessPhases
+        touched = [i for i, reads in enumerate(self.reads) if reads]
+        front = (sum(self.reads_at[i] for i in touched) / len(touched)) if touched else 0.0
+        back, tail = [], []
+        for t in range(3):
+            rows = [i for i, reads in enumerate(self.reads) if reads == t]
+            if not rows:         # never used: the projection runs the recorded counts
+                back.append(0.0)
+                tail.append(0.0)
+                continue
+            if t == 0:
+                back.append(sum(self.cycles[i] for i in rows) / len(rows) - front)
+            else:
+                back.append(sum(self.cycles[i] - self.data_at[i] for i in rows) / len(rows))
+            tail.append(sum(self.idle_at[i] - self.cycles[i] for i in rows) / len(rows))
+        return AccessPhases(front, tuple(back), tuple(tail))
+
+    def projection(self, depth: int | None = 1) -> dict:
+        """The schedule's projection of the recorded touch counts at ``depth`` accesses in
+        flight (None: the depth of most throughput)."""
+        from ..model.schedule import best_depth, project
+        if depth is None:
+            return best_depth(self.reads, self.phases(), self.link, self.page_bytes)
+        return project(self.reads, self.phases(), self.link, self.page_bytes, depth)
 
     def summary(self) -> dict:
-        """Mean and maximum cycles and projected latency over the recorded accesses."""
+        """Cycles, phases, and projected latency and throughput over the recorded accesses."""
         n = len(self.cycles)
         if n == 0:
             return {"accesses": 0}
-        latencies = [self.projected_latency_s(*row)
-                     for row in zip(self.cycles, self.reads, self.bytes_moved)]
         by_touches: dict[int, list[int]] = {}
         for cycles, reads in zip(self.cycles, self.reads):
             by_touches.setdefault(reads, []).append(cycles)
-        return {
+        phases = self.phases()
+        report = {
             "accesses": n,
             "mean cycles": sum(self.cycles) / n,
             "max cycles": max(self.cycles),
             "mean cycles by touches": {t: sum(c) / len(c) for t, c in sorted(by_touches.items())},
-            "mean projected latency (us)": 1e6 * sum(latencies) / n,
-            "max projected latency (us)": 1e6 * max(latencies),
+            "front cycles (to the reads)": phases.front,
+            "back cycles by touches (data in to response)": dict(enumerate(phases.back)),
+            "tail cycles by touches (writes, re-placement)": dict(enumerate(phases.tail)),
+        }
+        report["idle accelerator: mean latency (us)"] = \
+            self.projection(1)["idle accelerator: mean latency (us)"]
+        for name, depth in (("1 in flight", 1), ("best in flight", None)):
+            run = self.projection(depth)
+            report[f"{name}: depth"] = run["depth"]
+            report[f"{name}: mean latency (us)"] = run["mean latency (us)"]
+            report[f"{name}: p99 latency (us)"] = run["p99 latency (us)"]
+            report[f"{name}: throughput (accesses/s)"] = run["throughput (accesses/s)"]
+        report["host link cap (accesses/s)"] = run["link cap (accesses/s)"]
+        if self.value_size in PAPER_LATENCY_US:
+            paper = PAPER_LATENCY_US[self.value_size]
+            report["paper's FPGA latency (us)"] = paper
+            report["paper's FPGA throughput (accesses/s)"] = 1e6 / paper
+        report.update({
             "clock (MHz)": self.clock_hz / 1e6,
             "host round trip (us)": self.host_round_trip_s * 1e6,
             "host bandwidth (GB/s)": self.host_bandwidth / 1e9,
             "setup cycles": self.setup_cycles,
-        }
+        })
+        return report
 
 
 class RtlBackend:
@@ -153,7 +218,8 @@ class RtlBackend:
         self.trace = Trace()
         self.host_memory = HostMemory(params.host_bytes, self.trace)
         self.stats = RtlStats(clock_hz=clock_hz, host_round_trip_s=host_round_trip_s,
-                              host_bandwidth=host_bandwidth)
+                              host_bandwidth=host_bandwidth, page_bytes=params.page_stride,
+                              value_size=params.value_size)
         self._master_key = master_key
         self._keys: dict[bytes, None] = {}
         self._timeout_s = timeout_s

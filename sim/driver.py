@@ -58,7 +58,7 @@ class AcceleratorDriver:
 
     async def command(self, op: int, key: bytes = b"", value: bytes = b"",
                       **extra) -> tuple[Response, int]:
-        """Send one command; return its response and the cycles the accelerator took."""
+        """Send one command; return its response and its cycle stamps (:class:`Cycles`)."""
         dut = self.dut
         dut.cmd__payload.value = pack_command(self.params, op, key, value, **extra)
         dut.cmd__valid.value = 1
@@ -74,8 +74,18 @@ class AcceleratorDriver:
             await RisingEdge(dut.resp__valid)
             await ReadOnly()
         word = int(dut.resp__payload.value)
+        response, cycles = unpack_response(self.params, word)
+        # The accelerator answers before its page writes and re-placement are done; wait
+        # until it takes commands again, so every event of this access is in.
+        after = 0
+        while True:
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            after += 1
+            if int(dut.cmd__ready.value):
+                break
         await RisingEdge(dut.clk)
-        return unpack_response(self.params, word)
+        return response, cycles._replace(idle_at=cycles.total + after)
 
     async def setup(self, master_key: bytes, salt: bytes, items) -> int:
         """Setup: derive the subkeys, place every distinct key (the last value wins, in
@@ -86,7 +96,7 @@ class AcceleratorDriver:
         commands.append((Cmd.SETUP_END, b"", b"", {}))
         for op, key, value, extra in commands:
             response, cycles = await self.command(op, key, value, **extra)
-            total += cycles
+            total += cycles.total
             if response.status != Status.ABSENT:
                 raise SetupFailed(response)
         return total

@@ -4,7 +4,8 @@ It connects back to the parent process (:class:`bolt.host.backend.RtlBackend`) o
 socket named by ``BOLT_BRIDGE_ADDRESS``, then executes the parent's requests one at a time:
 
 - ``("setup", master_key, salt, items)`` -> ``("done", status, cycles)``
-- ``("access", op, key, value)`` -> ``("done", status, value, page, cycles)``
+- ``("access", op, key, value)`` -> ``("done", status, value, page, cycles)`` (cycles: the
+  ``(total, reads_at, data_at)`` stamps of :class:`bolt.hdl.accelerator.Cycles`)
 - ``("close",)`` ends the simulation.
 
 While a request runs, every page the accelerator reads or writes is forwarded to the parent,
@@ -77,7 +78,7 @@ async def serve(dut):
             _, op, key, value = request
             response, cycles = await driver.command(Op(op), key, value or b"")
             connection.send(("done", int(response.status), response.value, response.page,
-                             cycles))
+                             tuple(cycles)))
         else:
             raise ValueError(f"unknown request {kind!r}")
     connection.close()

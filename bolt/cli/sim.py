@@ -23,13 +23,15 @@ from .common import make_params, params_options, print_table
               help="Host link bandwidth in GB/s (PCIe Gen3 x16 is about 12).")
 @click.option("--waveform", type=click.Path(file_okay=False), default=None,
               help="Directory for an FST waveform of the run (opens in GTKWave).")
+@click.option("--channel/--no-channel", default=False, show_default=True,
+              help="Through the sealed channel (its cycles counted, no phase stamps).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(capacity, key_size, value_size, load, hbm_fraction, workload, ops, seed,
-                clock_mhz, host_rtt_us, host_gbps, waveform, progress):
+                clock_mhz, host_rtt_us, host_gbps, waveform, channel, progress):
     """Run a workload on the RTL (Verilator) and print cycles and projected latency."""
     params = make_params(capacity, key_size, value_size, load, hbm_fraction)
     report = run_simulation(params, workload=workload, ops=ops, seed=seed, waveform=waveform,
-                            progress=progress,
+                            progress=progress, channel=channel,
                             clock_hz=clock_mhz * 1e6, host_round_trip_s=host_rtt_us * 1e-6,
                             host_bandwidth=host_gbps * 1e9)
     rows = []

@@ -243,22 +243,16 @@ class ReferenceAccelerator:
                 y >= k and counters[y - k] > _TWO_WRITES_LEFT:
             self._check_counters(x, y)
         pending_position = None
-        taken_value = None
+        taken: list[bytes | None] = []     # the value taken out of page x, once x is written
         try:
             if take and kind == PENDING:
                 pending_position = state.pending[x - k].index((key, where))
                 del state.pending[x - k][pending_position]
-            # Step 3: touch x then y, each if it is a host bin.
-            for bin_ in (x, y):
-                if bin_ < k:
-                    continue
-                page_take = (where, key) if take and kind == HOST and bin_ == x \
-                    and taken_value is None else None
-                value_from_page = self._touch(bin_, page_take)
-                if page_take is not None:
-                    taken_value = value_from_page
+            # Step 3, in the order of algorithm §12: both page reads, then both writes.
+            self._touch_all([b for b in (x, y) if b >= k and self._touches(b)], x,
+                            (where, key) if take and kind == HOST else None, taken)
         except BaseException as error:
-            self._restore(key, kind, x, where, pending_position, taken_value)
+            self._restore(key, kind, x, where, pending_position, taken[0] if taken else None)
             if isinstance(error, IntegrityError):
                 return Response(_INTEGRITY, page=error.page)
             raise
@@ -266,7 +260,7 @@ class ReferenceAccelerator:
         old_value = None
         if take:
             if kind == HOST:
-                old_value = taken_value
+                old_value = taken[0]
             elif kind == POOL:
                 _, old_value = state.pool[where]
                 state.pool[where] = None
@@ -320,18 +314,49 @@ class ReferenceAccelerator:
                     f"{counters[page]}; this access's writes would pass its 64-bit limit "
                     "(re-load the map: a Setup starts every counter afresh under a new salt)")
 
-    def _touch(self, bin_: int, take) -> bytes | None:
-        """Touch host bin ``bin_``: flush its pending items into its page (algorithm §3, step 3)."""
-        state = self._state
-        queue = state.pending[bin_ - self.params.hbm_bins]
-        inserts = [(key, state.frames[frame]) for key, frame in queue]
-        taken, slots = state.pages.touch(bin_ - self.params.hbm_bins, take, inserts)
-        for (key, frame), slot in zip(queue, slots):
-            state.index[key] = (HOST, bin_, slot)
-            state.frames[frame] = None
-            state.free_frames.append(frame)
-        queue.clear()
-        return taken
+    def _touches(self, bin_: int) -> bool:
+        """Whether this access touches host bin ``bin_`` (always; the audit's planted
+        variants override it)."""
+        return True
+
+    def _touch_all(self, touched: list[int], x: int, take, taken: list) -> None:
+        """Touch the host bins ``touched`` (x's first) in the order of algorithm §12: read
+        both pages, verify both, take the key's item out of page x (``take`` = (slot, key), or
+        None) and flush each bin's pending items into its page (algorithm §3, step 3) on chip,
+        then write both pages back. The value taken out of x is appended to ``taken`` once
+        x's page is written.
+
+        Nothing changes before the first write (a page that does not verify changes nothing);
+        each page write is done together with its flush's bookkeeping. For x == y the second
+        touch works on the first one's result, forwarded on chip (its own read returned the
+        bytes from before the first write), so the page is written twice, under two fresh
+        counters.
+        """
+        state, k = self._state, self.params.hbm_bins
+        pages = state.pages
+        raws = [pages.read(bin_ - k) for bin_ in touched]
+        contents = [pages.open(bin_ - k, raw) for bin_, raw in zip(touched, raws)]
+        if len(touched) == 2 and touched[0] == touched[1]:
+            contents[1] = contents[0]
+        edits = []
+        for i, (bin_, page) in enumerate(zip(touched, contents)):
+            # A bin's pending items go into its page once (x == y: the first touch).
+            queue = state.pending[bin_ - k] if bin_ not in touched[:i] else []
+            value, slots = pages.edit(bin_ - k, page, take if bin_ == x else None,
+                                      [(key, state.frames[frame]) for key, frame in queue])
+            if bin_ == x:
+                take = None
+            edits.append((value, slots, len(queue)))
+        for bin_, page, (value, slots, flushed) in zip(touched, contents, edits):
+            pages.write(bin_ - k, page)
+            queue = state.pending[bin_ - k]
+            for (key, frame), slot in zip(queue[:flushed], slots):
+                state.index[key] = (HOST, bin_, slot)
+                state.frames[frame] = None
+                state.free_frames.append(frame)
+            del queue[:flushed]
+            if bin_ == x and not taken:
+                taken.append(value)
 
     def _choose(self, c1: int, c2: int) -> int:
         """Two-choice: the less loaded of c1 and c2, c1 on a tie."""

@@ -86,7 +86,12 @@ def _padded(fields: list[bytes], lengths: np.ndarray, size: int) -> np.ndarray:
 
 
 class SealedPages:
-    """B AES-GCM pages in untrusted host memory, with their write counters in trusted HBM."""
+    """B AES-GCM pages in untrusted host memory, with their write counters in trusted HBM.
+
+    A touch is :meth:`read` (the host access), :meth:`open` (verify and decrypt), :meth:`edit`
+    (take and flush, on chip) and :meth:`write` (seal under a fresh counter, the host access);
+    an access issues both of its reads before either write (algorithm §12).
+    """
 
     def __init__(self, params: Params, page_key: bytes, trace: Trace):
         self.params = params
@@ -112,22 +117,27 @@ class SealedPages:
         for page in range(p.host_bins):
             self._write(page, plaintexts[page * size:(page + 1) * size])
 
-    def touch(self, page: int, take: tuple[int, bytes] | None,
-              inserts: list[Item]) -> tuple[bytes | None, list[int]]:
-        """Read and verify ``page``; take the item of key ``take[1]`` out of slot ``take[0]``;
-        write ``inserts`` into the lowest free slots; re-encrypt under a fresh counter and
-        write the page back.
-
-        Returns the taken value (or None) and the slots the inserts went to. Raises
-        :class:`IntegrityError` if the page does not verify; whatever it raises, it raises
-        before the page write, having changed nothing.
-        """
+    def read(self, page: int) -> bytes:
+        """Read ``page`` from the host (one trace event); :meth:`open` verifies it."""
         p = self.params
-        raw = self.host.read(page * p.page_stride, p.page_stride)
+        return self.host.read(page * p.page_stride, p.page_stride)
+
+    def open(self, page: int, raw: bytes) -> bytearray:
+        """The plaintext of what :meth:`read` returned, verified under the page's counter now.
+        Raises :class:`IntegrityError` if it does not verify."""
+        p = self.params
         plaintext = self._cipher.open(page, self.counters[page], raw[:p.page_sealed_bytes])
         if plaintext is None:
             raise IntegrityError(page)
-        plaintext = bytearray(plaintext)
+        return bytearray(plaintext)
+
+    def edit(self, page: int, plaintext: bytearray, take: tuple[int, bytes] | None,
+             inserts: list[Item]) -> tuple[bytes | None, list[int]]:
+        """Take the item of key ``take[1]`` out of slot ``take[0]`` and write ``inserts`` into
+        the lowest free slots, on chip. Returns the taken value (or None) and the slots the
+        inserts went to; raises :class:`IntegrityError`, having changed nothing, if the slot
+        does not hold the key."""
+        p = self.params
         size = p.slot_bytes
         taken = None
         if take is not None:
@@ -145,8 +155,11 @@ class SealedPages:
             free = [slot for slot, flag in enumerate(flags) if not flag][:len(inserts)]
         for slot, (key, value) in zip(free, inserts):
             plaintext[slot * size:(slot + 1) * size] = encode_slot(p, key, value)
-        self._write(page, bytes(plaintext))
         return taken, free
+
+    def write(self, page: int, plaintext: bytearray) -> None:
+        """Seal ``plaintext`` under the page's next counter and write it to the host."""
+        self._write(page, bytes(plaintext))
 
 
 class PlainPages:
@@ -168,12 +181,16 @@ class PlainPages:
             self.counters[page] = 1
             self.trace.record(WRITE, page * p.page_stride, p.page_stride)
 
-    def touch(self, page: int, take: tuple[int, bytes] | None,
-              inserts: list[Item]) -> tuple[bytes | None, list[int]]:
+    def read(self, page: int) -> list[Item | None]:
         p = self.params
-        address = page * p.page_stride
-        self.trace.record(READ, address, p.page_stride)
-        slots = self._pages[page]
+        self.trace.record(READ, page * p.page_stride, p.page_stride)
+        return list(self._pages[page])
+
+    def open(self, page: int, slots: list[Item | None]) -> list[Item | None]:
+        return slots
+
+    def edit(self, page: int, slots: list[Item | None], take: tuple[int, bytes] | None,
+             inserts: list[Item]) -> tuple[bytes | None, list[int]]:
         taken = None
         if take is not None:
             slot, key = take
@@ -186,6 +203,10 @@ class PlainPages:
         free = [slot for slot, item in enumerate(slots) if item is None][:len(inserts)]
         for slot, item in zip(free, inserts):
             slots[slot] = item
-        self.counters[page] += 1
-        self.trace.record(WRITE, address, p.page_stride)
         return taken, free
+
+    def write(self, page: int, slots: list[Item | None]) -> None:
+        p = self.params
+        self._pages[page] = list(slots)
+        self.counters[page] += 1
+        self.trace.record(WRITE, page * p.page_stride, p.page_stride)

@@ -51,7 +51,8 @@ class BenchRow:
     touches_per_op: float
     events_per_op: float
     expected_bytes_per_op: float
-    rtl_latency_ns: float | None = None
+    #: The RTL's projection (:meth:`bolt.host.backend.RtlStats.summary`), None if unavailable.
+    rtl: dict | None = None
 
     @property
     def ops_per_second(self) -> float:
@@ -103,13 +104,14 @@ def _measure(system, mode, m, params, setup_seconds, items, ops, expected) -> Be
         expected_bytes_per_op=expected)
 
 
-def rtl_latency_ns(params: Params, ops: int = 16) -> float | None:
-    """Projected latency per operation of the RTL backend, or None if it is not available.
+def rtl_projection(params: Params, ops: int = 100) -> dict | None:
+    """The RTL backend's projected latency and throughput, or None if it is not available.
 
     Builds ``bolt.Map(backend="rtl")`` for these parameters (a Verilator build, cached per
-    parameter set), runs ``ops`` PUTs then ``ops`` GETs, and returns the mean projected
-    latency of the backend's ``stats.summary()`` (cycles at its clock, plus host round trips
-    and link time). Any failure means "not available": the benchmark never depends on the RTL.
+    parameter set), runs ``ops`` PUTs then ``ops`` GETs, and returns its
+    ``stats.summary()``: the simulated cycles on a real host link, with one access in flight
+    and with the best number in flight (:mod:`bolt.model.schedule`). Any failure means "not
+    available": the benchmark never depends on the RTL.
     """
     try:
         from ..map import Map
@@ -119,8 +121,7 @@ def rtl_latency_ns(params: Params, ops: int = 16) -> float | None:
                 m[k] = b"x"
             for k in keys:
                 m[k]
-            summary = m.backend.stats.summary()
-            return 1000.0 * float(summary["mean projected latency (us)"])
+            return m.backend.stats.summary()
     except Exception:  # noqa: BLE001 - the RTL is optional; any failure is "n/a"
         return None
 
@@ -137,7 +138,7 @@ def run_bench(capacities, value_sizes, *, ops: int, baseline_ops: int, key_size:
 
     configs = [(n, v) for n in capacities for v in value_sizes]
     rows: list[BenchRow] = []
-    rtl_cache: dict[tuple, float | None] = {}
+    rtl_cache: dict[tuple, dict | None] = {}
     bar = tqdm(total=2 * len(configs), disable=not progress, unit="run")
     for n, v in configs:
         params = Params(capacity=n, key_size=key_size, value_size=v, load=load,
@@ -160,8 +161,8 @@ def run_bench(capacities, value_sizes, *, ops: int, baseline_ops: int, key_size:
         if rtl and n <= rtl_max_capacity:
             key = (n, v)
             if key not in rtl_cache:
-                rtl_cache[key] = rtl_latency_ns(params)
-            row.rtl_latency_ns = rtl_cache[key]
+                rtl_cache[key] = rtl_projection(params)
+            row.rtl = rtl_cache[key]
         rows.append(row)
         bar.update()
 
@@ -192,13 +193,31 @@ def table_rows(rows: list[BenchRow]):
             f"{r.setup_seconds:.2f}", f"{r.bytes_per_op:,.0f}",
             f"{r.bytes_per_op_per_value_byte:,.1f}", f"{r.touches_per_op:.2f}",
             f"{r.ops_per_second:,.0f}",
-            "n/a" if r.rtl_latency_ns is None else f"{r.rtl_latency_ns:,.0f} ns",
+            *(_rtl_columns(r.rtl) if r.system == "BOLT" else ("", "", "")),
             f"{ratio:,.1f}x"))
     return out
 
 
+def _rtl_columns(summary: dict | None) -> tuple[str, str, str]:
+    """RTL projection: an idle accelerator's mean latency; 1 in flight and best (under load):
+    mean / p99 latency, accesses/s; the paper's."""
+    if summary is None:
+        return "n/a", "n/a", ""
+
+    def one(name):
+        return (f"{summary[name + ': mean latency (us)']:.2f} / "
+                f"{summary[name + ': p99 latency (us)']:.2f} us, "
+                f"{summary[name + ': throughput (accesses/s)'] / 1e6:.2f} M/s")
+    paper = summary.get("paper's FPGA latency (us)")
+    return (f"idle {summary['idle accelerator: mean latency (us)']:.2f} us; "
+            + one("1 in flight"),
+            f"{summary['best in flight: depth']}: " + one("best in flight"),
+            "" if paper is None else f"{paper} us, {1 / paper:.2f} M/s")
+
+
 TABLE_HEADERS = ("N", "V", "system", "mode", "Setup s", "bytes/op", "bytes/op/V",
-                 "touches/op", "ops/s", "RTL latency/op", "bytes vs BOLT")
+                 "touches/op", "ops/s", "RTL 1 in flight (mean / p99, rate)",
+                 "RTL best depth: (mean / p99, rate)", "paper FPGA", "bytes vs BOLT")
 
 
 def plot(rows: list[BenchRow], path: str) -> None:

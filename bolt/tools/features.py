@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from ..params import Params
-from ..trace import READ, WRITE
+from ..trace import access_pages
 
 __all__ = ["HostView", "host_view", "extract", "FAMILIES", "feature_names", "HISTORY_TAU_BINS",
            "REPEAT_LAGS", "GAP_CODES", "DECAY_CODES", "probe_code"]
@@ -53,22 +53,17 @@ class HostView:
 
 def host_view(trace, params: Params) -> HostView:
     """The pages each operation of ``trace`` touched, and how many operations broke the shape
-    of algorithm §3 (each touch a read then a write of one whole page, at most two)."""
+    of an access (:func:`bolt.trace.access_pages`: its page reads, then the writes of the same
+    pages in the same order, at most two; algorithm §12)."""
     stride = params.page_stride
     ops = trace.ops()
     pages = np.full((len(ops), 2), -1, np.int64)
     violations = 0
     for t, events in enumerate(ops):
-        ok = len(events) % 2 == 0 and len(events) <= 4
-        touched = []
-        for i in range(0, len(events) - 1, 2):
-            read, write = events[i], events[i + 1]
-            ok = ok and (read.kind == READ and write.kind == WRITE
-                         and read.address == write.address and read.length == stride
-                         and write.length == stride and read.address % stride == 0)
-            touched.append(read.address // stride)
-        violations += not ok
-        pages[t, :min(2, len(touched))] = touched[:2]
+        touched = access_pages(events, stride)
+        violations += touched is None
+        touched = touched or []
+        pages[t, :len(touched)] = touched
     return HostView(pages, violations)
 
 

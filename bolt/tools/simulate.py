@@ -12,13 +12,18 @@ from bolt.tools.workloads import make_workload
 
 
 def run_simulation(params, *, workload: str, ops: int, seed: int, waveform=None,
-                   progress: bool = True, **projection) -> dict:
-    """Bulk-load the workload's content on the RTL, run its operations, return the report."""
+                   progress: bool = True, channel: bool = False, **projection) -> dict:
+    """Bulk-load the workload's content on the RTL, run its operations, return the report.
+
+    Without the sealed channel (the default) the accelerator core answers with its cycle
+    stamps, which the projection splits into on-chip phases and the host link's part; through
+    the channel only totals come back and the projection counts the simulated link as on-chip
+    work (pessimistic)."""
     work = make_workload(workload, params, ops, seed)
     options = params.arguments()
     start = time.perf_counter()
-    with Map.from_items(work.preload, backend="rtl", waveform=waveform, **options,
-                        **projection) as m:
+    with Map.from_items(work.preload, backend="rtl", waveform=waveform, channel=channel,
+                        **options, **projection) as m:
         started = time.perf_counter() - start
         start = time.perf_counter()
         for op, key, value in tqdm(work, total=ops, disable=not progress, unit="op",

@@ -15,7 +15,9 @@ both: the extra draw ``s = U(P)`` and :func:`_enter_pool`, which swaps within th
 re-places the holder it displaces.
 
 Output per access: the host pages touched, in trace order (x's page then y's; -1 for none), and
-the status the model would answer (ABSENT, FOUND, FULL or BOUND).
+the status the model would answer (ABSENT, FOUND, FULL or BOUND). The events of an access are
+the reads of those pages then their writes, in the same order (algorithm §12): the pages say
+it all, and :func:`bolt.trace.access_pages` reads them back out of a recorded trace.
 """
 
 from __future__ import annotations

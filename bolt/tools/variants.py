@@ -79,11 +79,11 @@ class _Variant(ReferenceAccelerator):
             return None
         self._drbg.substitute = substitute
 
-    def _touch(self, bin_, take):
+    def _touches(self, bin_):
         if bin_ == self._skip:
             self._skip = None
-            return None
-        return super()._touch(bin_, take)
+            return False
+        return True
 
 
 class _MissSkipsX(_Variant):

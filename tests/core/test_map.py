@@ -9,6 +9,7 @@ import pytest
 import bolt
 from bolt.model import ReferenceAccelerator
 from bolt.protocol import Op
+from bolt.trace import access_pages
 
 from tests.conftest import MASTER_KEY, unique_salt
 
@@ -19,14 +20,10 @@ def make_map(p, items=(), **options):
 
 
 def pages_touched(p, events):
-    """Check the shape of one access's events and return the pages it touched."""
-    assert len(events) in (0, 2, 4)
-    pages = []
-    for read, write in zip(events[::2], events[1::2]):
-        assert (read.kind, write.kind) == ("read", "write")
-        assert read.address == write.address and read.address % p.page_stride == 0
-        assert read.length == write.length == p.page_stride
-        pages.append(read.address // p.page_stride)
+    """Check the shape of one access's events (reads, then writes of the same pages) and return
+    the pages it touched."""
+    pages = access_pages(events, p.page_stride)
+    assert pages is not None, events
     return pages
 
 

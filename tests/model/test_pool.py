@@ -13,6 +13,7 @@ from bolt import Params
 from bolt.crypto import Drbg, derive_subkeys
 from bolt.model import ReferenceAccelerator
 from bolt.protocol import HOST, POOL, Op, Status
+from bolt.trace import access_pages
 from bolt.tools.faults import contents
 
 from tests.conftest import MASTER_KEY, SALT
@@ -28,11 +29,10 @@ def items_of(count):
 
 
 def pages_of(accelerator):
-    """The host pages of the last access, in trace order (each touch a read and a write)."""
-    events = accelerator.trace.ops()[-1]
-    stride = accelerator.params.page_stride
-    assert [e.kind for e in events] == ["read", "write"] * (len(events) // 2)
-    return [e.address // stride for e in events[::2]]
+    """The host pages of the last access, in trace order (its reads, then its writes)."""
+    pages = access_pages(accelerator.trace.ops()[-1], accelerator.params.page_stride)
+    assert pages is not None
+    return pages
 
 
 def test_params_validate_the_placement():

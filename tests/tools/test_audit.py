@@ -117,9 +117,9 @@ def test_run_statistics_from_a_handmade_trace():
     trace = Trace()
     for pages in ([3, 5], [5], [], [3, 3], [7, 3]):
         trace.begin_op()
-        for page in pages:
-            trace.record("read", page * s, s)
-            trace.record("write", page * s, s)
+        for kind in ("read", "write"):
+            for page in pages:
+                trace.record(kind, page * s, s)
     view = host_view(trace, PARAMS)
     assert view.pages.tolist() == [[3, 5], [5, -1], [-1, -1], [3, 3], [7, 3]]
     assert view.shape_violations == 0

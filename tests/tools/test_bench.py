@@ -11,7 +11,7 @@ from bolt.params import Params
 
 FIELDS = {"system", "mode", "capacity", "value_size", "items", "setup_seconds", "ops",
           "op_seconds", "bytes_per_op", "bytes_per_op_min", "bytes_per_op_max",
-          "touches_per_op", "events_per_op", "expected_bytes_per_op", "rtl_latency_ns",
+          "touches_per_op", "events_per_op", "expected_bytes_per_op", "rtl",
           "ops_per_second", "bytes_per_op_per_value_byte"}
 
 
@@ -30,7 +30,7 @@ def test_cli_writes_json_table_and_plot(tmp_path):
     assert {(r["capacity"], r["value_size"], r["system"]) for r in rows} == {
         (n, v, s) for n in (64, 128) for v in (8, 32) for s in ("BOLT", "PathORAM-AVL")}
     for r in rows:
-        assert r["rtl_latency_ns"] is None
+        assert r["rtl"] is None
         p = Params(capacity=r["capacity"], value_size=r["value_size"])
         if r["system"] == "BOLT":
             assert r["ops"] == 40 and r["mode"] == "reference"
@@ -104,3 +104,21 @@ def test_speed_counts_the_pools_extra_draw():
     assert 4 <= two_choice < 4.2
     # U(24) takes 4/3 words on average; 400 accesses put the mean within about 0.05 of it.
     assert 1.2 < pool - two_choice < 1.5
+
+
+def test_the_table_shows_the_rtl_projection_beside_the_paper():
+    from bolt.host.backend import RtlStats
+
+    stats = RtlStats(page_bytes=1152, value_size=64)
+    for total, reads_at, data_at, idle_at, reads in [(300, 0, 0, 400, 0),
+                                                     (330, 200, 220, 900, 2)] * 10:
+        stats.record((total, reads_at, data_at, idle_at), reads, reads * 2 * 1152)
+    (bolt_row, base_row) = run_bench([64], [64], ops=20, baseline_ops=2, rtl=False,
+                                     progress=False)
+    bolt_row.rtl = stats.summary()
+    one, best, paper, _ = table_rows([bolt_row, base_row])[0][-4:]
+    summary = stats.summary()
+    assert one.startswith(f"idle {summary['idle accelerator: mean latency (us)']:.2f} us; ")
+    assert f"{summary['1 in flight: mean latency (us)']:.2f} / " in one
+    assert best.startswith(f"{summary['best in flight: depth']}: ")
+    assert paper == "6.99 us, 0.14 M/s"

@@ -1,0 +1,104 @@
+"""The public schedule of accesses in flight (bolt.model.schedule) and the projection that
+reads it (RtlStats)."""
+
+import random
+
+import pytest
+
+from bolt.host.backend import RtlStats
+from bolt.model.schedule import AccessPhases, HostLink, best_depth, project, schedule
+
+LINK = HostLink(clock_hz=300e6, round_trip_s=1e-6, bandwidth=12e9)
+PAGE = 1200                                  # 0.1 us on the link: 30 cycles
+PHASES = AccessPhases(front=60, back=(120, 100, 160), tail=(40, 50, 70))
+
+
+def _touches(n, seed):
+    rng = random.Random(seed)
+    return [rng.choice((0, 1, 1, 2, 2, 2)) for _ in range(n)]
+
+
+def test_times_depend_only_on_arrivals_and_touch_counts():
+    touches = _touches(200, 1)
+    arrivals = sorted(random.Random(2).uniform(0, 40000) for _ in touches)
+    rng = random.Random(3)
+    runs = []
+    for _ in range(2):   # other pages, same public data: the same times
+        pages = [tuple(rng.randrange(8) for _ in range(t)) for t in touches]
+        run = schedule(arrivals, touches, pages, PHASES, LINK, PAGE, depth=4)
+        runs.append((run.accept, run.reads, run.data, run.response, run.idle, run.writes_done))
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_each_access_keeps_its_order_and_depth_bounds_the_accesses_in_flight(depth):
+    touches = _touches(300, 4)
+    run = schedule(None, touches, [()] * 300, PHASES, LINK, PAGE, depth)
+    for i, t in enumerate(touches):
+        assert run.accept[i] + PHASES.front == run.reads[i] <= run.data[i] < run.response[i]
+        assert run.idle[i] == run.response[i] + PHASES.tail[t]
+        assert run.writes_done[i] >= run.response[i] + t * 30 - 1e-9
+        if i:
+            assert run.response[i] > run.response[i - 1]      # in command order
+            assert run.accept[i] >= run.accept[i - 1] + PHASES.front
+        if i >= depth:
+            assert run.accept[i] >= run.idle[i - depth]
+
+
+def test_one_in_flight_is_the_sum_of_the_phases_and_the_link():
+    rtt, page = 300, 30
+    for t in (0, 1, 2):
+        run = project([t] * 10, PHASES, LINK, PAGE, depth=1)
+        latency = PHASES.front + (rtt + t * page if t else 0) + PHASES.back[t]
+        # The first access is answered after its latency; each later one waits for the tail
+        # of the one before (the command arrives at the response, is taken when idle).
+        assert run["mean latency (us)"] == pytest.approx(
+            (latency + 9 * (latency + PHASES.tail[t])) / 10 / 300)
+        assert run["idle accelerator: mean latency (us)"] == pytest.approx(latency / 300)
+        assert run["throughput (accesses/s)"] == pytest.approx(
+            10 * 300e6 / (10 * (latency + PHASES.tail[t])))
+
+
+def test_accesses_in_flight_hide_the_round_trip_up_to_the_busiest_stage():
+    touches = _touches(2000, 5)
+    one = project(touches, PHASES, LINK, PAGE, 1)
+    best = best_depth(touches, PHASES, LINK, PAGE)
+    assert best["throughput (accesses/s)"] > 2.5 * one["throughput (accesses/s)"]
+    # The back end (one access at a time) bounds the rate: mean back cycles per access.
+    mean_back = sum(PHASES.back[t] + PHASES.tail[t] for t in touches) / len(touches)
+    assert best["throughput (accesses/s)"] <= 300e6 / mean_back * 1.001
+
+
+def test_the_link_caps_the_rate_when_it_is_the_busiest_stage():
+    touches = [2] * 500
+    fast = AccessPhases(front=1, back=(1, 1, 1))
+    slow_link = HostLink(300e6, 1e-6, 1.2e9)       # a page takes 1 us
+    run = best_depth(touches, fast, slow_link, PAGE)
+    assert run["link cap (accesses/s)"] == pytest.approx(1.2e9 / (2 * PAGE))
+    assert run["throughput (accesses/s)"] == pytest.approx(run["link cap (accesses/s)"], rel=0.02)
+
+
+def test_a_read_of_a_page_an_earlier_access_still_writes_is_forwarded():
+    touches = [2, 1, 1, 0]
+    pages = [(3, 5), (5,), (7,), ()]
+    run = schedule(None, touches, pages, PHASES, LINK, PAGE, depth=4)
+    assert run.reads[1] < run.writes_done[0]        # access 1 reads page 5 before it is written
+    assert run.forwarded == [0, 1, 0, 0]
+    serial = schedule(None, touches, pages, PHASES, LINK, PAGE, depth=1)
+    assert serial.forwarded[1] == (serial.reads[1] < serial.writes_done[0])
+
+
+def test_projection_of_rtl_stamps():
+    # 300 cycles at 300 MHz is 1 us; a 1,200-byte page is 0.1 us on the link.
+    stats = RtlStats(clock_hz=300e6, host_round_trip_s=1e-6, host_bandwidth=12e9,
+                     page_bytes=PAGE, value_size=64)
+    stats.record((300, 0, 0, 300), 0, 0)
+    stats.record((330, 30, 100, 360), 1, 2 * PAGE)   # 30 cycles to the read, 230 after the data
+    phases = stats.phases()
+    assert phases.front == 30 and phases.back[:2] == (270, 230) and phases.tail[:2] == (0, 30)
+    one = stats.projection(1)
+    assert one["mean latency (us)"] == pytest.approx((1 + (0.1 + 1 + 0.1 + 230 / 300)) / 2)
+    summary = stats.summary()
+    assert summary["paper's FPGA latency (us)"] == 6.99
+    assert summary["1 in flight: mean latency (us)"] == one["mean latency (us)"]
+    assert RtlStats().summary() == {"accesses": 0}
