@@ -287,13 +287,13 @@ async def test_timing(dut):
             kinds = tuple(kind for kind, _ in monitor.events)
             # The rule of bolt.model.schedule with one access in flight: its page reads all
             # leave before its response, its page writes all after it.
-            kinds = tuple(kind.split()[0] if kind[-1].isdigit() else kind for kind in kinds)
-            answer = kinds.index("response")
-            assert ("read" in kinds) == any(roles), monitor.events
-            assert "read" not in kinds[answer:] and "read data" not in kinds[answer:], \
+            order = tuple(kind.split()[0] if kind[-1].isdigit() else kind for kind in kinds)
+            answer = order.index("response")
+            assert ("read" in order) == any(roles), monitor.events
+            assert "read" not in order[answer:] and "read data" not in order[answer:], \
                 monitor.events
-            assert "write" not in kinds[:answer], monitor.events
-            assert ("write" in kinds) == any(roles), monitor.events
+            assert "write" not in order[:answer], monitor.events
+            assert ("write" in order) == any(roles), monitor.events
             # The public part: which of x, y are host bins, the extra DRBG words, and how the
             # pages split into bursts (the burst lengths of the requests).
             group = (_role_name(roles), extra, kinds)
