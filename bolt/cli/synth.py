@@ -1,4 +1,5 @@
-"""``bolt synth``: resource estimate of the accelerator or of one crypto core."""
+"""``bolt synth``: the accelerator for the Alveo U55C: its HBM map and on-chip memories, and
+Yosys ``synth_xilinx`` of it (or of one component) against the card's logic."""
 
 from __future__ import annotations
 
@@ -6,41 +7,70 @@ import time
 
 import click
 
-from bolt.hdl.report import (COMPONENTS, U55C, YosysError, _mbit, make_component,
-                             memory_inventory, stat_summary, synth_stat, yosys_stat)
+from bolt.hdl.report import (COMPONENTS, U55C, U55C_LOGIC, YosysError, _mbit, hierarchy_total,
+                             make_component, memory_inventory, xilinx_synth)
 
 from .common import make_params, params_options, print_table
 
 
 @click.command("synth")
 @params_options
-@click.option("--component", type=click.Choice(("accelerator", *COMPONENTS)),
-              default="accelerator", show_default=True,
-              help="What to estimate: the whole accelerator, or one crypto core alone (Yosys "
-                   "synth; stat: pipelined or iterative AES-128, the page GCM, the U(bins) "
-                   "sampler).")
-@click.option("--no-yosys", is_flag=True, help="List the memories only; skip Yosys.")
+@click.option("--component", type=click.Choice(COMPONENTS), default="accelerator",
+              show_default=True,
+              help="What to synthesise: the accelerator core, the core behind its sealed "
+                   "channel, or one component alone (page engine, page GCM, pipelined or "
+                   "iterative AES-128, lookup, HBM master, host AXI bridge, DRBG sampler, "
+                   "channel).")
+@click.option("--no-yosys", is_flag=True, help="List the HBM map and memories only; skip Yosys.")
 def command(component, no_yosys, **options):
-    """Resource estimate of the accelerator (memories vs the Alveo U55C, Yosys stat) or of one
-    crypto core."""
+    """Resource estimate for the Alveo U55C: the HBM address map and the on-chip memories of
+    the accelerator, then Yosys synth_xilinx (UltraScale+): LUTs, flip-flops, block RAM,
+    UltraRAM and DSPs per module against the card, and the longest logic path in LUT levels."""
     params = make_params(**options)
-    if component != "accelerator":
-        _component_report(component, params)
+    click.echo(f"{component} for {params!r}")
+    top = make_component(component, params)
+    if component == "accelerator":
+        _memories(top)
+    if no_yosys:
         return
-    from bolt.hdl.accelerator import RtlAccelerator
+    click.echo("")
+    click.echo("Yosys synth_xilinx -family xcup -noiopad -noclkbuf (hierarchy kept):")
+    start = time.time()
+    try:
+        modules = xilinx_synth(top, "bolt")
+    except YosysError as error:
+        raise click.ClickException(str(error)) from error
+    seconds = time.time() - start
+    rows = []
+    for name, module in modules.items():
+        used = module.resources
+        rows.append([name, *(_count(used[r]) for r in U55C_LOGIC),
+                     f"{module.path.luts} ({module.path.cells})"])
+    total = hierarchy_total(modules, "bolt")
+    rows.append(["total", *(_count(total[r]) for r in U55C_LOGIC), ""])
+    rows.append(["U55C", *(f"{U55C_LOGIC[r]:,}" for r in U55C_LOGIC), ""])
+    rows.append(["share", *(f"{100 * total[r] / U55C_LOGIC[r]:.3f}%" for r in U55C_LOGIC), ""])
+    print_table(rows, headers=("module (own cells)", *U55C_LOGIC, "LUT levels (cells)"))
+    name, longest = max(((name, module.path) for name, module in modules.items()),
+                        key=lambda item: (item[1].luts, item[1].cells))
+    click.echo(f"longest logic path: {longest.luts} LUT levels, {longest.cells} cells "
+               f"(with wide multiplexers and carry cells), in {name}: {longest.start} -> "
+               f"{longest.end}")
+    click.echo(f"Yosys took {seconds:.0f} s")
 
-    click.echo(f"BOLT accelerator for {params!r}")
-    top = RtlAccelerator(params)
+
+def _memories(top) -> None:
+    """The HBM address map and the on-chip memories against the U55C's memory budget."""
     click.echo("HBM address map (behind the hbm AXI4 port):")
     print_table([(name, f"{base:#x}", count, beats, f"{size / 2**20:.2f}")
                  for name, base, count, beats, size in top.hbm_map.table()],
                 headers=("region", "base", "elements", "beats each", "MiB"))
     click.echo("")
     memories = memory_inventory(top)
-    click.echo(f"on-chip memories: {len(memories)} (S-box ROMs, FIFOs), "
-               f"{_mbit(sum(m.bits for m in memories))}")
-    hbm = 8 * top.hbm_map.size
     on_chip = sum(m.bits for m in memories)
+    click.echo(f"on-chip memories: {len(memories)} (S-box ROMs, FIFOs), "
+               f"{_mbit(on_chip)}")
+    hbm = 8 * top.hbm_map.size
     click.echo("U55C budget:")
     for name, bits in U55C.items():
         click.echo(f"  {name:<22} {_mbit(bits)}")
@@ -48,33 +78,7 @@ def command(component, no_yosys, **options):
                f"on-chip memories: {_mbit(on_chip)} = "
                f"{100 * on_chip / (U55C['BRAM (2016 x 36 Kbit)'] + U55C['URAM (960 x 288 Kbit)']):.3f}%"
                " of BRAM + URAM")
-    if no_yosys:
-        return
-    click.echo("")
-    _echo_stat("Yosys (proc; flatten; opt -fast; memory -nomap; stat -width):",
-               lambda: yosys_stat(RtlAccelerator(params)))
 
 
-def _component_report(component: str, params) -> None:
-    top = make_component(component, params)
-    detail = {"gcm": f"plaintext_bytes={params.page_plaintext_bytes}",
-              "sampler": f"n={params.bins}"}.get(component, "")
-    click.echo(f"{component}: {type(top).__name__}({detail}) for {params!r}")
-    _echo_stat("Yosys (synth -flatten; stat):",
-               lambda: synth_stat(top, f"bolt_{component.replace('-', '_')}"))
-
-
-def _echo_stat(title: str, run_yosys) -> None:
-    """Run Yosys (``run_yosys()`` returns its ``stat`` output), print the statistics and the
-    cell and flip-flop totals with the time it took."""
-    click.echo(title)
-    start = time.time()
-    try:
-        output = run_yosys()
-    except YosysError as error:
-        raise click.ClickException(str(error)) from error
-    stat = output[output.rfind("Printing statistics"):] if "Printing statistics" in output \
-        else output
-    click.echo(stat.rstrip())
-    cells, flops = stat_summary(stat)
-    click.echo(f"cells: {cells}, flip-flop bits: {flops} (Yosys took {time.time() - start:.0f} s)")
+def _count(value) -> str:
+    return f"{value:,.1f}" if value % 1 else f"{int(value):,}"

@@ -48,3 +48,43 @@ def test_synth_no_yosys_prints_the_hbm_map_against_the_u55c():
     hbm_line = next(line for line in result.output.splitlines()
                     if line.startswith("HBM structures"))
     assert not hbm_line.startswith("HBM structures: 0.000"), hbm_line
+
+
+def _cell(kind, inputs, outputs):
+    """A cell of a Yosys JSON netlist: ``inputs``/``outputs`` map port names to bit numbers."""
+    return {"type": kind,
+            "port_directions": {**dict.fromkeys(inputs, "input"),
+                                **dict.fromkeys(outputs, "output")},
+            "connections": {port: [bit] for port, bit in {**inputs, **outputs}.items()}}
+
+
+def test_longest_path_counts_luts_between_registers():
+    """Two register-to-register paths: three LUTs and a wide multiplexer, against a carry
+    cell and two LUTs; a LUT RAM's write data does not reach its read data, its read address
+    does. The longest path is the one with the most LUTs, cut at the registers."""
+    from bolt.hdl.report import longest_path
+
+    cells = {
+        "q": _cell("FDRE", {"D": 20, "C": 1, "CE": 1, "R": 1}, {"Q": 2}),
+        "a": _cell("LUT4", {"I0": 2}, {"O": 4}),
+        "b": _cell("LUT6", {"I0": 4, "I1": 2}, {"O": 5}),
+        "c": _cell("LUT6", {"I0": 5}, {"O": 6}),
+        "f7": _cell("MUXF7", {"I0": 6, "I1": 5, "S": 4}, {"O": 7}),
+        "d": _cell("FDRE", {"D": 7, "C": 1, "CE": 1, "R": 1}, {"Q": 20}),
+        "carry": _cell("CARRY4", {"CI": 2}, {"CO": 8}),
+        "e": _cell("LUT2", {"I0": 8}, {"O": 9}),
+        "g": _cell("LUT2", {"I0": 9}, {"O": 10}),
+        "ram": _cell("RAM32M", {"DIA": 10, "ADDRA": 30, "WCLK": 1}, {"DOA": 11}),
+        "h": _cell("FDRE", {"D": 11, "C": 1, "CE": 1, "R": 1}, {"Q": 30}),
+    }
+    netnames = {"state": {"bits": [2]}, "next_state": {"bits": [20]}, "addr": {"bits": [30]}}
+    path = longest_path({"cells": cells, "netnames": netnames})
+    assert (path.luts, path.cells) == (3, 4)
+    assert path.start == "state" and path.end == "next_state (register input)"
+    cells["ram"]["connections"]["ADDRA"] = [10]          # the LUT chain now addresses it
+    path = longest_path({"cells": cells, "netnames": netnames})
+    assert (path.luts, path.cells) == (3, 4)
+    cells["e2"] = _cell("LUT2", {"I0": 10}, {"O": 12})
+    cells["ram"]["connections"]["ADDRA"] = [12]
+    path = longest_path({"cells": cells, "netnames": netnames})
+    assert (path.luts, path.cells) == (4, 5) and path.end == "addr (register input)"
