@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import First, ReadOnly, RisingEdge
 
 from bolt.params import Params
+from bolt.sim.streams import offer
 
 __all__ = ["ChannelDriver"]
 
@@ -38,17 +40,6 @@ class ChannelDriver:
         dut.rst.value = 0
         await RisingEdge(dut.clk)
 
-    async def _offer(self, valid, ready) -> None:
-        """Hold ``valid`` until the transfer's clock edge."""
-        valid.value = 1
-        while True:
-            await ReadOnly()
-            accepted = int(ready.value)
-            await RisingEdge(self.dut.clk)
-            if accepted:
-                break
-        valid.value = 0
-
     async def install_keys(self, command_key: bytes, response_key: bytes,
                            command_sequence: int = 0, response_sequence: int = 0) -> None:
         """The on-chip key port: a session's frame keys and the sequence numbers it goes on
@@ -57,7 +48,7 @@ class ChannelDriver:
         dut.key_port__payload.value = (int.from_bytes(command_key, "big")
                                        | int.from_bytes(response_key, "big") << 128
                                        | command_sequence << 256 | response_sequence << 320)
-        await self._offer(dut.key_port__valid, dut.key_port__ready)
+        await offer(dut.clk, dut.key_port__valid, dut.key_port__ready)
 
     async def session_state(self) -> tuple[bool, int, int]:
         """``(open, next command sequence, next response sequence)`` of the loaded session."""
@@ -75,18 +66,23 @@ class ChannelDriver:
             dut.frames_in__payload.value = (int.from_bytes(frame[:p.command_frame_bytes],
                                                            "little")
                                             | len(frame) << (8 * p.command_frame_bytes))
-            await self._offer(dut.frames_in__valid, dut.frames_in__ready)
-            count = 1
-            while True:
+            await offer(dut.clk, dut.frames_in__valid, dut.frames_in__ready)
+            accepted = get_sim_time("ns")
+            while True:     # wakes when an answer is offered or the channel is idle again
                 await ReadOnly()
-                if int(dut.frames_out__valid.value):
+                count = round((get_sim_time("ns") - accepted) / self.clock_period_ns) + 1
+                answering = int(dut.frames_out__valid.value)
+                if answering:
                     answers.append(int(dut.frames_out__payload.value).to_bytes(
                         p.response_frame_bytes, "little"))
                     cycles.append(count)
-                idle = int(dut.frames_in__ready.value)
-                await RisingEdge(dut.clk)
-                if idle:
+                if int(dut.frames_in__ready.value):
+                    await RisingEdge(dut.clk)
                     break
-                count += 1
+                if answering:      # taken at this edge; the next cycle may offer another
+                    await RisingEdge(dut.clk)
+                else:
+                    await First(RisingEdge(dut.frames_out__valid),
+                                RisingEdge(dut.frames_in__ready))
             total += count
         return answers, cycles, total

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge
 
 from bolt.hdl.accelerator import Cmd, pack_command, unpack_response
 from bolt.params import Params
 from bolt.protocol import Response, Status
+from bolt.sim.streams import offer, until_high
 
 __all__ = ["AcceleratorDriver", "SetupFailed"]
 
@@ -61,18 +62,8 @@ class AcceleratorDriver:
         """Send one command; return its response and its cycle stamps (:class:`Cycles`)."""
         dut = self.dut
         dut.cmd__payload.value = pack_command(self.params, op, key, value, **extra)
-        dut.cmd__valid.value = 1
-        while True:
-            await ReadOnly()
-            accepted = int(dut.cmd__ready.value)
-            await RisingEdge(dut.clk)
-            if accepted:
-                break
-        dut.cmd__valid.value = 0
-        await ReadOnly()
-        if not int(dut.resp__valid.value):
-            await RisingEdge(dut.resp__valid)
-            await ReadOnly()
+        await offer(dut.clk, dut.cmd__valid, dut.cmd__ready)
+        await until_high(dut.resp__valid)
         word = int(dut.resp__payload.value)
         response, cycles = unpack_response(self.params, word)
         # The accelerator answers before its page writes and re-placement are done; wait

@@ -17,8 +17,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-__all__ = ["env_int", "env_float", "start_clock_and_reset", "StreamSource", "StreamSink",
-           "CycleCounter"]
+__all__ = ["env_int", "env_float", "start_clock_and_reset", "until_high", "offer",
+           "StreamSource", "StreamSink", "CycleCounter"]
 
 
 def env_int(name: str, default: int) -> int:
@@ -36,6 +36,27 @@ async def start_clock_and_reset(dut, cycles: int = 3):
     await ClockCycles(dut.clk, cycles)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
+
+
+async def until_high(signal) -> None:
+    """Return in the ``ReadOnly`` phase of the first cycle in which ``signal`` is high.
+
+    Waits on the signal's own rising edge, not on every clock: a command or a frame keeps the
+    accelerator busy for a thousand cycles or so, and a Python wake-up per cycle costs more
+    than Verilator's evaluation of the cycle.
+    """
+    await ReadOnly()
+    while not int(signal.value):
+        await RisingEdge(signal)
+        await ReadOnly()
+
+
+async def offer(clk, valid, ready) -> None:
+    """Raise ``valid`` and hold it until the transfer's clock edge (``ready`` high)."""
+    valid.value = 1
+    await until_high(ready)
+    await RisingEdge(clk)
+    valid.value = 0
 
 
 class StreamSource:
