@@ -43,10 +43,10 @@ SEALED_TOP_NAME = "bolt_sealed_accelerator"
 
 def build_accelerator(params: Params, *, waveform: bool = False, sealed: bool = False):
     """The cached Verilator build of the accelerator for ``params`` (``sealed``: behind its
-    channel, :class:`bolt.hdl.channel.SealedAccelerator`), with the simulated HBM on its HBM
-    port (:class:`bolt.sim.card.SimulatedCard`)."""
+    channel, :class:`bolt.hdl.channel.SealedAccelerator`), with the simulated HBM and host
+    memory models on its ports (:class:`bolt.sim.card.SimulatedCard`)."""
     from ..hdl.accelerator import RtlAccelerator
-    from ..sim.card import HBM_MODEL_VERILOG, SimulatedCard
+    from ..sim.card import SimulatedCard, models_verilog
     from ..sim.verilator import DEFAULT_BUILD_ARGS, build
 
     if params.pooled:
@@ -62,7 +62,7 @@ def build_accelerator(params: Params, *, waveform: bool = False, sealed: bool = 
             design, name = RtlAccelerator, TOP_NAME
         return build(lambda: SimulatedCard(design(params)), name=name, build_args=args,
                      source_key=repr(params.arguments()),
-                     extra_verilog=HBM_MODEL_VERILOG.read_text())
+                     extra_verilog=models_verilog())
     except Exception as error:
         raise BackendError(f"could not build the accelerator for {params}: {error}") from error
 

@@ -1,27 +1,36 @@
 """The accelerator as the simulations run it: :class:`~bolt.hdl.accelerator.RtlAccelerator`
-(or :class:`~bolt.hdl.channel.SealedAccelerator`) with a simulation-only HBM model on its HBM
-port.
+(or :class:`~bolt.hdl.channel.SealedAccelerator`) with simulation-only memory models on its
+ports.
 
 The HBM port carries a hundred or so requests per access; served from Python (cocotbext-axi's
 ``AxiRam``) they were most of the simulator's time, so the model is Verilog inside the
 simulated design (``hbm_model.v``: an AXI4 slave over a dense memory, zero at start, with a
-read latency and random back-pressure set from ports). The host port stays at the top level,
-served from Python (:mod:`bolt.sim.host_port`), where tests read and tamper with host memory.
+read latency and random back-pressure set from ports).
+
+The host port goes to one of two slaves, chosen by the ``host_model_select`` port: the top
+level's ``host__*`` AXI4 ports, served from Python by cocotbext-axi
+(:class:`bolt.sim.host_port.HostPort`, with its pause generators), or the host model
+(``host_model.v``: an AXI4 slave with a read latency and random back-pressure whose bytes
+Python serves a whole burst at a time, :class:`bolt.sim.host_port.HostModelPort`). Both keep
+host memory in Python, where tests read and tamper with it; the model wakes Python once per
+burst instead of once per clock per channel. One build serves both.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal
+from amaranth.hdl import ClockSignal, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bolt.hdl.accelerator import pass_through
-from bolt.hdl.hbm import HbmMap
-from bolt.params import BEAT_BYTES
+from bolt.hdl.hbm import MAX_BURST_BEATS, HbmMap
+from bolt.hdl.pages import ADDRESS_BITS
+from bolt.params import BEAT_BYTES, Params
 
-__all__ = ["SimulatedCard", "HBM_MODEL_VERILOG", "HBM_LATENCY_SIMULATED", "set_hbm"]
+__all__ = ["SimulatedCard", "HBM_MODEL_VERILOG", "HOST_MODEL_VERILOG", "HBM_LATENCY_SIMULATED",
+           "models_verilog", "set_hbm", "host_model_beats"]
 
 #: The simulated HBM's read latency unless a test sets another: about 80 ns at 300 MHz, below
 #: the accelerator's budget (:data:`bolt.hdl.accelerator.HBM_LATENCY`).
@@ -29,6 +38,18 @@ HBM_LATENCY_SIMULATED = 24
 
 #: The Verilog of the HBM model (module ``bolt_hbm_model``).
 HBM_MODEL_VERILOG = Path(__file__).with_name("hbm_model.v")
+#: The Verilog of the host-memory model (module ``bolt_host_model``).
+HOST_MODEL_VERILOG = Path(__file__).with_name("host_model.v")
+
+
+def models_verilog() -> str:
+    """The Verilog of both memory models, to compile with a :class:`SimulatedCard`."""
+    return HBM_MODEL_VERILOG.read_text() + HOST_MODEL_VERILOG.read_text()
+
+
+def host_model_beats(params: Params) -> int:
+    """Beats of the longest host burst: a page, or less where it crosses 4 KB."""
+    return min(params.page_beats, MAX_BURST_BEATS)
 
 
 def set_hbm(dut, *, latency: int = HBM_LATENCY_SIMULATED, stall: float = 0.0,
@@ -41,39 +62,87 @@ def set_hbm(dut, *, latency: int = HBM_LATENCY_SIMULATED, stall: float = 0.0,
 
 
 class SimulatedCard(wiring.Component):
-    """Every port of ``design`` but ``hbm``, which the HBM model serves; ``hbm_latency``
-    (cycles from a read request to its first beat, at least), ``hbm_stall`` (chance in 256
-    that the model holds a handshake in a cycle) and ``hbm_seed`` (its LFSR's seed, taken at
-    reset) drive the model.
+    """Every port of ``design`` but ``hbm``, which the HBM model serves, and the host model's
+    ports.
+
+    ``hbm_latency`` (cycles from a read request to its first beat, at least), ``hbm_stall``
+    (chance in 256 that the model holds a handshake in a cycle) and ``hbm_seed`` (its LFSR's
+    seed, taken at reset) drive the HBM model; the ``host_model_`` ports the same for the host
+    model, which serves the ``host`` port while ``host_model_select`` is high, and its burst
+    interface to Python (``host_model_request`` flips when a burst waits for Python, which
+    sets ``host_model_answered`` equal to it once served).
 
     Parameters
     ----------
     design : RtlAccelerator or SealedAccelerator
-        Has ``params`` and an ``hbm`` AXI4 master laid out by :class:`~bolt.hdl.hbm.HbmMap`.
+        Has ``params``, a ``host`` AXI4 master and an ``hbm`` AXI4 master laid out by
+        :class:`~bolt.hdl.hbm.HbmMap`.
     """
 
     def __init__(self, design):
         self.design = design
+        burst_bits = 8 * BEAT_BYTES * host_model_beats(design.params)
         members = {name: member for name, member in design.signature.members.items()
                    if name != "hbm"}
-        super().__init__({**members,
-                          "hbm_latency": In(16), "hbm_stall": In(8), "hbm_seed": In(32)})
+        super().__init__({
+            **members,
+            "hbm_latency": In(16), "hbm_stall": In(8), "hbm_seed": In(32),
+            "host_model_select": In(1), "host_model_latency": In(16),
+            "host_model_stall": In(8), "host_model_seed": In(32),
+            "host_model_request": Out(1), "host_model_write": Out(1),
+            "host_model_address": Out(ADDRESS_BITS), "host_model_beats": Out(8),
+            "host_model_write_data": Out(burst_bits), "host_model_read_data": In(burst_bits),
+            "host_model_answered": In(1),
+        })
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.design = design = self.design
         for name in self.signature.members:
-            if not name.startswith("hbm_"):
+            if name != "host" and not name.startswith(("hbm_", "host_model_")):
                 pass_through(m, self, design, name)
-        ports = {}
-        for name, member in design.hbm.signature.members.items():
-            prefix = "i" if member.flow == Out else "o"
-            ports[f"{prefix}_{name}"] = getattr(design.hbm, name)
         hbm_map = HbmMap(design.params)
         m.submodules.hbm = Instance(
             "bolt_hbm_model",
             p_ADDR_WIDTH=hbm_map.address_width, p_WORDS=hbm_map.size // BEAT_BYTES,
             i_clk=ClockSignal(), i_rst=ResetSignal(),
             i_latency=self.hbm_latency, i_stall=self.hbm_stall, i_seed=self.hbm_seed,
-            **ports)
+            **_axi_ports(design.hbm, lambda name, signal: signal))
+        m.submodules.host_model = Instance(
+            "bolt_host_model",
+            p_ADDR_WIDTH=ADDRESS_BITS, p_BEATS=host_model_beats(design.params),
+            i_clk=ClockSignal(), i_rst=ResetSignal(),
+            i_latency=self.host_model_latency, i_stall=self.host_model_stall,
+            i_seed=self.host_model_seed,
+            o_req_toggle=self.host_model_request, o_req_write=self.host_model_write,
+            o_req_addr=self.host_model_address, o_req_beats=self.host_model_beats,
+            o_wr_data=self.host_model_write_data, i_rd_data=self.host_model_read_data,
+            i_ack_toggle=self.host_model_answered,
+            **_axi_ports(design.host, lambda name, signal: self._host_switch(m, name, signal)))
         return m
+
+    def _host_switch(self, m, name: str, signal):
+        """The host model's side of ``host`` member ``name`` (``signal`` on the design), the
+        top level's side connected too: requests (``*valid`` from the master) go to the side
+        ``host_model_select`` picks, answers come from it."""
+        use_model = self.host_model_select
+        outer = getattr(self.host, name)
+        model = Signal.like(signal, name=f"host_model_{name}")
+        if self.design.host.signature.members[name].flow == Out:     # master to slave
+            if name.endswith("valid"):
+                m.d.comb += [outer.eq(signal & ~use_model), model.eq(signal & use_model)]
+            else:
+                m.d.comb += [outer.eq(signal), model.eq(signal)]
+        else:
+            m.d.comb += signal.eq(Mux(use_model, model, outer))
+        return model
+
+
+def _axi_ports(master, connect) -> dict:
+    """Instance ports of an AXI4 slave model for ``master`` (``connect(name, signal)`` gives
+    the signal to use for each member)."""
+    ports = {}
+    for name, member in master.signature.members.items():
+        prefix = "i" if member.flow == Out else "o"
+        ports[f"{prefix}_{name}"] = connect(name, getattr(master, name))
+    return ports

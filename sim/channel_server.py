@@ -38,7 +38,7 @@ from bolt.params import Params
 from bolt.sim import server
 from bolt.sim.channel_driver import ChannelDriver
 from bolt.sim.card import HBM_LATENCY_SIMULATED, set_hbm
-from bolt.sim.host_port import HostPort
+from bolt.sim.host_port import HostModelPort
 
 
 @cocotb.test()
@@ -47,7 +47,7 @@ async def serve_sealed(dut):
     params = Params(**json.loads(os.environ["BOLT_PARAMS"]))
     connection = server.connect(os.environ["BOLT_BRIDGE_ADDRESS"])
     driver = ChannelDriver(dut, params)
-    HostPort(dut, server.RemoteHostMemory(connection), page_stride=params.page_stride)
+    HostModelPort(dut, server.RemoteHostMemory(connection), page_stride=params.page_stride)
     set_hbm(dut, latency=int(os.environ.get("BOLT_HBM_LATENCY", HBM_LATENCY_SIMULATED)))
     await driver.start()
     keys = []

@@ -1,15 +1,18 @@
-"""The cocotb model of the accelerator's host-memory port, an AXI4 slave from cocotbext-axi.
+"""The cocotb side of the accelerator's host-memory port (an AXI4 master).
 
-:class:`HostPort` serves it with an ``AxiSlave`` whose target,
-:class:`HostPageTarget`, reads and writes a :class:`bolt.trace.HostMemory` (or the RTL backend's
-remote one) a page at a time, so the memory records exactly the trace the reference model
-records: one read event of ``page_stride`` bytes at the first beat of a page read, one write
-event at the last beat of a page write (a page may arrive as several bursts: AXI bursts never
-cross 4 KB). Bytes are read and written live, so a test that tampers with the memory between
-accesses is seen by the next read.
+Two servers share :class:`HostPageTarget`, which reads and writes a
+:class:`bolt.trace.HostMemory` (or the RTL backend's remote one) a page at a time, so the memory
+records exactly the trace the reference model records: one read event of ``page_stride`` bytes
+at the first burst of a page read, one write event at the last burst of a page write (a page may
+arrive as several bursts: AXI bursts never cross 4 KB). Bytes are read and written live, so a
+test that tampers with the memory between accesses is seen by the next read.
 
-:func:`random_pauses` generators give it back-pressure and latency on every channel. (The HBM
-port is served inside the simulated design: :mod:`bolt.sim.card`.)
+- :class:`HostPort` serves the top level's ``host__*`` AXI4 ports with cocotbext-axi's
+  ``AxiSlave``, and :func:`random_pauses` generators give it back-pressure and latency on every
+  channel. Its channels wake Python on every clock edge of every beat.
+- :class:`HostModelPort` serves the simulated card's host model (:mod:`bolt.sim.card`), an
+  AXI4 slave in the simulated design with its own latency and random back-pressure, which
+  wakes Python once per burst. The RTL backend and the long cosimulations use it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ import itertools
 import logging
 import random
 
+import cocotb
+from cocotb.triggers import ValueChange
 from cocotbext.axi import AxiBus, AxiSlave
 
-__all__ = ["HostPageTarget", "HostPort", "random_pauses"]
+from bolt.params import BEAT_BYTES
+
+__all__ = ["HostPageTarget", "HostPort", "HostModelPort", "random_pauses"]
 
 
 def random_pauses(rng: random.Random, probability: float, longest: int = 8):
@@ -51,7 +58,7 @@ class HostPageTarget:
     def _page_of(self, address: int) -> int:
         return address - address % self.page_stride
 
-    async def read(self, address: int, length: int) -> bytes:
+    def read_burst(self, address: int, length: int) -> bytes:
         page = self._page_of(address)
         if address == page:         # the first beat of a page read
             self._reading = (page, self.memory.read(page, self.page_stride))
@@ -60,7 +67,7 @@ class HostPageTarget:
         offset = address - page
         return self._reading[1][offset:offset + length]
 
-    async def write(self, address: int, data: bytes) -> None:
+    def write_burst(self, address: int, data: bytes) -> None:
         page = self._page_of(address)
         received = self._writing.setdefault(page, bytearray())
         if address != page + len(received):
@@ -69,6 +76,13 @@ class HostPageTarget:
         if len(received) == self.page_stride:
             del self._writing[page]
             self.memory.write(page, bytes(received))
+
+    # The ``AxiSlave`` target interface.
+    async def read(self, address: int, length: int) -> bytes:
+        return self.read_burst(address, length)
+
+    async def write(self, address: int, data: bytes) -> None:
+        self.write_burst(address, data)
 
 
 def _channels(slave):
@@ -103,3 +117,50 @@ class HostPort:
     def set_pauses(self, rng: random.Random | None, probability: float) -> None:
         """Back-pressure and random latency on every channel (``probability`` 0: none)."""
         _set_pauses(self.slave, rng, probability)
+
+
+class HostModelPort:
+    """Serve the host model of ``dut`` (a :class:`bolt.sim.card.SimulatedCard`) from
+    ``memory``, and switch the card's host port to it.
+
+    Parameters
+    ----------
+    memory, page_stride :
+        As for :class:`HostPort`.
+    latency : int
+        Cycles from a read request to its first beat, at least.
+    stall : float
+        The chance the model holds each handshake low in a cycle.
+    seed : int
+        The seed of its back-pressure (taken at the next reset).
+    """
+
+    def __init__(self, dut, memory, *, page_stride: int, latency: int = 0, stall: float = 0.0,
+                 seed: int = 1):
+        self.dut = dut
+        self.target = HostPageTarget(memory, page_stride)
+        dut.host_model_select.value = 1
+        dut.host_model_latency.value = latency
+        dut.host_model_stall.value = min(255, round(256 * stall))
+        dut.host_model_seed.value = seed
+        dut.host_model_answered.value = 0
+        self._bits = len(dut.host_model_read_data)
+        self._task = cocotb.start_soon(self._serve())
+
+    async def _serve(self) -> None:
+        dut, target = self.dut, self.target
+        request = dut.host_model_request
+        while True:
+            await ValueChange(request)
+            flag = int(request.value)
+            if flag == int(dut.host_model_answered.value):
+                continue                     # reset, not a request
+            address = int(dut.host_model_address.value)
+            length = int(dut.host_model_beats.value) * BEAT_BYTES
+            if int(dut.host_model_write.value):
+                data = int(dut.host_model_write_data.value).to_bytes(self._bits // 8, "little")
+                target.write_burst(address, data[:length])
+            else:
+                data = target.read_burst(address, length)
+                dut.host_model_read_data.value = int.from_bytes(data, "little")
+            dut.host_model_answered.value = flag

@@ -25,7 +25,7 @@ import cocotb
 
 from bolt.sim.card import HBM_LATENCY_SIMULATED, set_hbm
 from bolt.sim.driver import AcceleratorDriver, SetupFailed
-from bolt.sim.host_port import HostPort
+from bolt.sim.host_port import HostModelPort
 from bolt.params import Params
 from bolt.protocol import Op
 
@@ -56,7 +56,7 @@ async def serve(dut):
     params = Params(**json.loads(os.environ["BOLT_PARAMS"]))
     connection = connect(os.environ["BOLT_BRIDGE_ADDRESS"])
     driver = AcceleratorDriver(dut, params)
-    HostPort(dut, RemoteHostMemory(connection), page_stride=params.page_stride)
+    HostModelPort(dut, RemoteHostMemory(connection), page_stride=params.page_stride)
     set_hbm(dut, latency=int(os.environ.get("BOLT_HBM_LATENCY", HBM_LATENCY_SIMULATED)))
     dut._log.info("bridge connected; resetting the accelerator")
     await driver.start()

@@ -2,17 +2,19 @@
 reference model :class:`bolt.model.ReferenceAccelerator`.
 
 The same master key, salts, parameters and operations go to the RTL and to the model; the
-RTL's host-memory port is served by :class:`bolt.sim.host_port.HostPort` (cocotbext-axi) from a
-:class:`bolt.trace.HostMemory` that records the trace, its HBM port by the simulated HBM of
-:class:`bolt.sim.card.SimulatedCard`; both with random back-pressure on every channel
-(``BOLT_PAUSES``: the chance a pause starts in a cycle on the host, the chance a handshake is
-held in a cycle in HBM). The tests compare responses, traces
+RTL's host-memory port is served from a :class:`bolt.trace.HostMemory` that records the trace,
+by the card's host model (:class:`bolt.sim.host_port.HostModelPort`; ``test_timing``: by
+cocotbext-axi, :class:`bolt.sim.host_port.HostPort`), its HBM port by the simulated HBM of
+:class:`bolt.sim.card.SimulatedCard`; all with random back-pressure on every channel
+(``BOLT_PAUSES``: the chance a pause starts in a cycle on cocotbext-axi's host, the chance a
+handshake is held in a cycle in the models). The tests compare responses, traces
 (kind, address, length, in order, split per operation) and host bytes.
 
 Parameters (environment): ``BOLT_PARAMS`` (JSON of :class:`~bolt.params.Params` arguments),
 ``BOLT_OPS`` (accesses), ``BOLT_SETUP_ITEMS`` (bulk Setup size), ``BOLT_SEED``,
 ``BOLT_CRYPTO`` (1: compare host bytes too), ``BOLT_REPORT`` (a JSON file for the cycle
-statistics of ``test_timing``), ``BOLT_TIMING_OPS`` (accesses per timing workload).
+statistics of ``test_timing``), ``BOLT_TIMING_OPS`` (accesses per timing workload),
+``BOLT_COSIM_REPORT`` (a JSON file for the sizes and wall-clock times of ``test_cosim``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from collections import Counter
 
 import cocotb
@@ -27,7 +30,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from bolt.sim.card import HBM_LATENCY_SIMULATED, set_hbm
 from bolt.sim.driver import AcceleratorDriver
-from bolt.sim.host_port import HostPort
+from bolt.sim.host_port import HostModelPort, HostPort
 from bolt.model import ReferenceAccelerator
 from bolt.protocol import HOST
 from bolt.params import Params
@@ -51,15 +54,20 @@ class Bench:
     """The DUT with its host memory and HBM, driven one command at a time."""
 
     def __init__(self, dut, params: Params, master_key: bytes, salt: bytes, *,
-                 pauses: float | None = None, seed: int = 0):
+                 pauses: float | None = None, seed: int = 0, host_model: bool = True):
         self.dut = dut
         self.p = params
         self.master_key = master_key
         self.memory = HostMemory(params.host_bytes)
         self.driver = AcceleratorDriver(dut, params)
-        self.host = HostPort(dut, self.memory, page_stride=params.page_stride)
         pauses = _env_float("BOLT_PAUSES", 0.1) if pauses is None else pauses
-        self.host.set_pauses(random.Random(seed), pauses)
+        if host_model:
+            self.host = HostModelPort(dut, self.memory, page_stride=params.page_stride,
+                                      latency=4, stall=pauses, seed=seed + 2)
+        else:
+            dut.host_model_select.value = 0
+            self.host = HostPort(dut, self.memory, page_stride=params.page_stride)
+            self.host.set_pauses(random.Random(seed), pauses)
         set_hbm(dut, stall=pauses, seed=seed + 1)
         self.model = ReferenceAccelerator(params, master_key=master_key, salt=salt)
         self.crypto = bool(_env_int("BOLT_CRYPTO", 1))
@@ -139,11 +147,17 @@ async def test_cosim(dut):
     rng, master_key, salt0, salt1 = _secrets(_env_int("BOLT_SEED", 1))
     bench = Bench(dut, p, master_key, salt0)
     await bench.start(salt0)
-    items = [(_key(rng, p), _value(rng, p)) for _ in range(_env_int("BOLT_SETUP_ITEMS", 200))]
-    await bench.setup(items, salt1)
-    known = [key for key, _ in items]
+    items = {}
+    while len(items) < _env_int("BOLT_SETUP_ITEMS", 200):    # distinct keys
+        items[_key(rng, p)] = _value(rng, p)
+    started = time.perf_counter()
+    await bench.setup(items.items(), salt1)
+    setup_s = time.perf_counter() - started
+    dut._log.info("cosim: Setup of %d items took %.1f s (RTL and model)", len(items), setup_s)
+    known = list(items)
     ops = _env_int("BOLT_OPS", 500)
     stats = Counter()
+    started = time.perf_counter()
     for n in range(ops):
         op = rng.choices([Op.GET, Op.PUT, Op.DELETE], weights=[4, 4, 2])[0]
         key = rng.choice(known) if known and rng.random() < 0.7 else _key(rng, p)
@@ -154,11 +168,19 @@ async def test_cosim(dut):
             known.append(key)
         if n % 250 == 249:
             bench.check_bytes(f"after op {n}")
+    access_s = time.perf_counter() - started
     bench.check_trace("workload")
     bench.check_bytes("workload")
     dut._log.info("cosim: %d ops, outcomes %s, map size %d", ops, dict(stats), len(bench.model))
     touches = Counter(sum(roles) for roles, _ in bench.cycles)
     dut._log.info("touch counts %s", dict(touches))
+    path = os.environ.get("BOLT_COSIM_REPORT")
+    if path:
+        with open(path, "w") as f:
+            json.dump({"setup items": len(items), "setup (s)": setup_s, "accesses": ops,
+                       "accesses (s)": access_s, "outcomes": {f"{o} {s}": n for (o, s), n
+                                                             in sorted(stats.items())},
+                       "accesses by touches": dict(sorted(touches.items()))}, f, indent=1)
 
 
 @cocotb.test()
@@ -259,7 +281,7 @@ async def test_timing(dut):
     p = _params()
     rng, master_key, salt0, salt1 = _secrets(_env_int("BOLT_SEED", 1) + 13)
     pauses = _env_float("BOLT_PAUSES", 0.1)
-    bench = Bench(dut, p, master_key, salt0, pauses=pauses, seed=5)
+    bench = Bench(dut, p, master_key, salt0, pauses=pauses, seed=5, host_model=False)
     monitor = RequestMonitor(dut)
     await bench.start(salt0)
     items = [(_key(rng, p), _value(rng, p)) for _ in range(p.capacity // 4)]

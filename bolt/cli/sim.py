@@ -1,10 +1,11 @@
-"""``bolt sim``: a workload on the RTL backend, its cycle report and projected latency."""
+"""``bolt sim``: a workload on the RTL backend, its cycle report and projected latency; with
+``--cosim``, the RTL against the reference model."""
 
 from __future__ import annotations
 
 import click
 
-from ..tools.simulate import run_simulation
+from ..tools.simulate import run_cosimulation, run_simulation
 from ..tools.workloads import WORKLOADS
 from .common import make_params, params_options, print_table
 
@@ -26,21 +27,38 @@ from .common import make_params, params_options, print_table
 @click.option("--channel/--no-channel", default=False, show_default=True,
               help="Through the sealed channel (its cycles counted, no phase stamps).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--cosim", is_flag=True,
+              help="Instead: the cosimulation testbench, a Setup of --setup-items keys then "
+                   "--ops mixed accesses, responses, trace and host bytes compared with the "
+                   "reference model; prints build and run times and peak memory.")
+@click.option("--setup-items", type=int, default=None,
+              help="Keys of the --cosim Setup (default N).")
 def command(capacity, key_size, value_size, load, hbm_fraction, workload, ops, seed,
-                clock_mhz, host_rtt_us, host_gbps, waveform, channel, progress):
+            clock_mhz, host_rtt_us, host_gbps, waveform, channel, progress, cosim, setup_items):
     """Run a workload on the RTL (Verilator) and print cycles and projected latency."""
     params = make_params(capacity, key_size, value_size, load, hbm_fraction)
+    if cosim:
+        report = run_cosimulation(params, ops=ops, seed=seed + 1,
+                                  setup_items=params.capacity if setup_items is None
+                                  else setup_items)
+        _print_report(report, "RTL against the model")
+        return
     report = run_simulation(params, workload=workload, ops=ops, seed=seed, waveform=waveform,
                             progress=progress, channel=channel,
                             clock_hz=clock_mhz * 1e6, host_round_trip_s=host_rtt_us * 1e-6,
                             host_bandwidth=host_gbps * 1e9)
+    _print_report(report, "RTL report")
+    if waveform:
+        click.echo(f"waveform: {waveform}/dump.fst")
+
+
+def _print_report(report: dict, title: str) -> None:
     rows = []
     for name, value in report.items():
         if isinstance(value, dict):
-            value = ", ".join(f"{k}: {v:.1f}" for k, v in value.items())
+            value = ", ".join(f"{k}: {v:.1f}" if isinstance(v, float) else f"{k}: {v}"
+                              for k, v in value.items())
         elif isinstance(value, float):
             value = f"{value:,.2f}"
         rows.append((name, value))
-    print_table(rows, headers=("RTL report", "value"))
-    if waveform:
-        click.echo(f"waveform: {waveform}/dump.fst")
+    print_table(rows, headers=(title, "value"))

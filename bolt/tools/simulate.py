@@ -1,8 +1,13 @@
-"""A workload on the RTL backend, with its cycle report and projected latency (``bolt sim``)."""
+"""A workload on the RTL backend, with its cycle report and projected latency (``bolt sim``),
+and the cosimulation of the RTL against the reference model (``bolt sim --cosim``)."""
 
 from __future__ import annotations
 
+import json
+import resource
+import tempfile
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -42,4 +47,40 @@ def run_simulation(params, *, workload: str, ops: int, seed: int, waveform=None,
     report.update({"workload": workload, "operations": ops,
                    "simulated accesses per second": ops / seconds,
                    "start-up and Setup (s)": started})
+    return report
+
+
+def _peak_mib(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def run_cosimulation(params, *, setup_items: int, ops: int, seed: int) -> dict:
+    """Build the accelerator for ``params`` (or reuse its cached build), then run the
+    cosimulation testbench (``bolt.sim.tb_accelerator``, ``test_cosim``): a Setup of
+    ``setup_items`` distinct keys, then ``ops`` mixed accesses, every response, trace event
+    and host byte compared with the reference model in the simulation process. Raises
+    :class:`bolt.sim.verilator.SimulationFailed` on any difference.
+
+    Returns the build's wall-clock time and peak memory (this process, which converts the
+    design to Verilog, and the largest of its children, Verilator and the C++ compiler), the
+    Setup's and the accesses' wall-clock times (RTL and model together) and the simulation's
+    peak memory."""
+    from bolt.host.backend import build_accelerator
+    from bolt.sim.verilator import run
+
+    start = time.perf_counter()
+    handle = build_accelerator(params)
+    report = {"build (s)": time.perf_counter() - start,
+              "build peak memory, Python (MiB)": _peak_mib(resource.RUSAGE_SELF),
+              "build peak memory, Verilator and C++ (MiB)": _peak_mib(resource.RUSAGE_CHILDREN)}
+    with tempfile.TemporaryDirectory(prefix="bolt-cosim-") as directory:
+        path = Path(directory) / "cosim.json"
+        run(handle, "bolt.sim.tb_accelerator", testcase="test_cosim", env={
+            "BOLT_PARAMS": json.dumps(params.arguments()), "BOLT_SETUP_ITEMS": setup_items,
+            "BOLT_OPS": ops, "BOLT_SEED": seed, "BOLT_CRYPTO": 1,
+            "BOLT_COSIM_REPORT": path})
+        cosim = json.loads(path.read_text())
+    report.update(cosim)
+    report["simulated accesses per second"] = ops / cosim["accesses (s)"]
+    report["simulation peak memory (MiB)"] = _peak_mib(resource.RUSAGE_CHILDREN)
     return report
