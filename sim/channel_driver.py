@@ -8,13 +8,11 @@ is ready for the next one (Setup's key and item frames get no answer).
 
 from __future__ import annotations
 
-import cocotb
-from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import First, ReadOnly, RisingEdge
 
 from bolt.params import Params
-from bolt.sim.streams import offer
+from bolt.sim.streams import offer, start_clock
 
 __all__ = ["ChannelDriver"]
 
@@ -30,7 +28,7 @@ class ChannelDriver:
     async def start(self) -> None:
         """Start the clock and hold reset for three cycles."""
         dut = self.dut
-        cocotb.start_soon(Clock(dut.clk, self.clock_period_ns, unit="ns").start())
+        start_clock(dut.clk, self.clock_period_ns)
         dut.frames_in__valid.value = 0
         dut.key_port__valid.value = 0
         dut.frames_out__ready.value = 1

@@ -7,14 +7,12 @@ the cosimulation testbench both drive the accelerator through it.
 
 from __future__ import annotations
 
-import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from bolt.hdl.accelerator import Cmd, pack_command, unpack_response
 from bolt.params import Params
 from bolt.protocol import Response, Status
-from bolt.sim.streams import offer, until_high
+from bolt.sim.streams import offer, start_clock, until_high
 
 __all__ = ["AcceleratorDriver", "SetupFailed"]
 
@@ -48,7 +46,7 @@ class AcceleratorDriver:
     async def start(self) -> None:
         """Start the clock and hold reset for three cycles."""
         dut = self.dut
-        cocotb.start_soon(Clock(dut.clk, self.clock_period_ns, unit="ns").start())
+        start_clock(dut.clk, self.clock_period_ns)
         dut.cmd__valid.value = 0
         dut.resp__ready.value = 1
         dut.rst.value = 1

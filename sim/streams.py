@@ -17,7 +17,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-__all__ = ["env_int", "env_float", "start_clock_and_reset", "until_high", "offer",
+__all__ = ["env_int", "env_float", "start_clock", "start_clock_and_reset", "until_high", "offer",
            "StreamSource", "StreamSink", "CycleCounter"]
 
 
@@ -29,9 +29,18 @@ def env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+def start_clock(clk, period_ns: int = 10) -> None:
+    """Drive ``clk`` from the simulator's side of cocotb (its C++ GPI clock).
+
+    cocotb's default clock is a Python task, two Python wake-ups per cycle: with it an idle
+    accelerator simulated at a third of the speed it reaches with the GPI clock.
+    """
+    Clock(clk, period_ns, unit="ns", impl="gpi").start()
+
+
 async def start_clock_and_reset(dut, cycles: int = 3):
     """Start a 10 ns clock on ``dut.clk`` and hold ``dut.rst`` for ``cycles`` cycles."""
-    Clock(dut.clk, 10, unit="ns").start()
+    start_clock(dut.clk)
     dut.rst.value = 1
     await ClockCycles(dut.clk, cycles)
     dut.rst.value = 0
