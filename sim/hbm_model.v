@@ -27,11 +27,15 @@ module bolt_hbm_model #(
     reg [511:0] mem [0:WORDS-1];
     reg [31:0] now;
     reg [31:0] lfsr;
-    wire hold_ar = lfsr[7:0] < stall;
-    wire hold_r = lfsr[15:8] < stall;
-    wire hold_aw = lfsr[23:16] < stall;
-    wire hold_w = lfsr[31:24] < stall;
-    wire hold_b = (lfsr[11:4] ^ lfsr[27:20]) < stall;
+    // The settings are registered: logic fed by a top-level input is evaluated again at
+    // every eval call of the simulator (twice a clock and more), logic fed by a register once.
+    reg [15:0] latency_r;
+    reg [7:0] stall_r;
+    wire hold_ar = lfsr[7:0] < stall_r;
+    wire hold_r = lfsr[15:8] < stall_r;
+    wire hold_aw = lfsr[23:16] < stall_r;
+    wire hold_w = lfsr[31:24] < stall_r;
+    wire hold_b = (lfsr[11:4] ^ lfsr[27:20]) < stall_r;
 
     // Reads: a queue of (first beat, last beat index, due cycle).
     reg [31:0] rq_word [0:15];
@@ -65,6 +69,8 @@ module bolt_hbm_model #(
     always @(posedge clk) begin
         now <= now + 1;
         lfsr <= {lfsr[30:0], lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0]};
+        latency_r <= latency;
+        stall_r <= stall;
         if (rst) begin
             lfsr <= seed | 32'd1;
             rq_head <= 0; rq_tail <= 0; r_beat <= 0;
@@ -73,7 +79,7 @@ module bolt_hbm_model #(
             if (arvalid && arready) begin
                 rq_word[rq_tail[3:0]] <= araddr[ADDR_WIDTH-1:6];
                 rq_len[rq_tail[3:0]] <= arlen;
-                rq_due[rq_tail[3:0]] <= now + {16'd0, latency};
+                rq_due[rq_tail[3:0]] <= now + {16'd0, latency_r};
                 rq_tail <= rq_tail + 1;
             end
             if (rvalid && rready) begin

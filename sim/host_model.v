@@ -38,15 +38,20 @@ module bolt_host_model #(
 );
     reg [31:0] now;
     reg [31:0] lfsr;
-    wire hold_ar = lfsr[7:0] < stall;
-    wire hold_r = lfsr[15:8] < stall;
-    wire hold_aw = lfsr[23:16] < stall;
-    wire hold_w = lfsr[31:24] < stall;
-    wire hold_b = (lfsr[11:4] ^ lfsr[27:20]) < stall;
+    // Python's inputs are registered (read data into `r_buffer`), as in the HBM model: logic
+    // fed by a top-level input is evaluated again at every eval call of the simulator.
+    reg [15:0] latency_r;
+    reg [7:0] stall_r;
+    wire hold_ar = lfsr[7:0] < stall_r;
+    wire hold_r = lfsr[15:8] < stall_r;
+    wire hold_aw = lfsr[23:16] < stall_r;
+    wire hold_w = lfsr[31:24] < stall_r;
+    wire hold_b = (lfsr[11:4] ^ lfsr[27:20]) < stall_r;
     wire python_busy = req_toggle != ack_toggle;
 
     // Reads: a queue of (address, last beat index, due cycle); the oldest is fetched from
-    // Python (`r_fetched`), then its beats stream from `rd_data`.
+    // Python (`r_fetched`), then its beats stream from `r_buffer`.
+    reg [511:0] r_buffer [0:BEATS-1];
     reg [ADDR_WIDTH-1:0] rq_addr [0:3];
     reg [7:0] rq_len [0:3];
     reg [31:0] rq_due [0:3];
@@ -57,7 +62,7 @@ module bolt_host_model #(
     wire rq_empty = rq_head == rq_tail;
     assign arready = (rq_tail - rq_head) != 3'd4 && !hold_ar;
     assign rvalid = r_fetched && now >= rq_due[rh] && !hold_r;
-    assign rdata = rd_data[r_beat * 512 +: 512];
+    assign rdata = r_buffer[r_beat];
     assign rlast = r_beat == rq_len[rh];
     assign rid = 1'b0;
     assign rresp = 2'b00;
@@ -77,9 +82,12 @@ module bolt_host_model #(
     assign bid = 1'b0;
     assign bresp = 2'b00;
 
+    integer i;
     always @(posedge clk) begin
         now <= now + 1;
         lfsr <= {lfsr[30:0], lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0]};
+        latency_r <= latency;
+        stall_r <= stall;
         if (rst) begin
             lfsr <= seed | 32'd1;
             req_toggle <= ack_toggle;
@@ -89,7 +97,7 @@ module bolt_host_model #(
             if (arvalid && arready) begin
                 rq_addr[rq_tail[1:0]] <= araddr;
                 rq_len[rq_tail[1:0]] <= arlen;
-                rq_due[rq_tail[1:0]] <= now + {16'd0, latency};
+                rq_due[rq_tail[1:0]] <= now + {16'd0, latency_r};
                 rq_tail <= rq_tail + 1;
             end
             if (awvalid && awready) begin
@@ -111,6 +119,8 @@ module bolt_host_model #(
                 end
                 if (r_fetching) begin
                     r_fetching <= 0; r_fetched <= 1; r_beat <= 0;
+                    for (i = 0; i < BEATS; i = i + 1)
+                        r_buffer[i] <= rd_data[i * 512 +: 512];
                 end
                 if (w_full && !w_taking) begin
                     req_write <= 1; req_addr <= wq_addr[wh]; req_beats <= wq_len[wh] + 1;
