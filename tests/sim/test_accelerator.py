@@ -4,8 +4,9 @@ Each parameter set is built once (cached by :mod:`bolt.sim.verilator`); the coco
 ``bolt.sim.tb_accelerator`` drives the same Setup and operations into the RTL and into
 :class:`bolt.model.ReferenceAccelerator` and compares responses, traces and host bytes.
 
-The testbench serves the host port with random back-pressure (cocotbext-axi) and the HBM with
-random latency and stalls. ``BOLT_RTL_OPS`` scales the workload (default 300 accesses per
+The testbench serves the host port with random back-pressure (the card's host model; the
+constant-time test: cocotbext-axi) and the HBM with random latency and stalls. At any size:
+``bolt sim --cosim``. ``BOLT_RTL_OPS`` scales the workload (default 300 accesses per
 parameter set, and 60 per timing workload); a long run:
 ``BOLT_RTL_OPS=10000 pytest -m rtl tests/sim/test_accelerator.py``.
 """
