@@ -7,6 +7,7 @@ the cosimulation testbench both drive the accelerator through it.
 
 from __future__ import annotations
 
+from cocotb.simtime import get_sim_time
 from cocotb.triggers import RisingEdge
 
 from bolt.hdl.accelerator import Cmd, pack_command, unpack_response
@@ -66,13 +67,10 @@ class AcceleratorDriver:
         response, cycles = unpack_response(self.params, word)
         # The accelerator answers before its page writes and re-placement are done; wait
         # until it takes commands again, so every event of this access is in.
-        after = 0
-        while True:
-            await RisingEdge(dut.clk)
-            await ReadOnly()
-            after += 1
-            if int(dut.cmd__ready.value):
-                break
+        answered = get_sim_time("ns")
+        await RisingEdge(dut.clk)
+        await until_high(dut.cmd__ready)
+        after = round((get_sim_time("ns") - answered) / self.clock_period_ns)
         await RisingEdge(dut.clk)
         return response, cycles._replace(idle_at=cycles.total + after)
 
