@@ -13,12 +13,17 @@ request is accepted and takes each block as soon as its beat is in; the write re
 when encryption starts and each beat as soon as its ciphertext (or, for the last, the tag) is
 ready. Beats arrive faster than GCM's block per cycle, so a touch costs about one GCM pass per
 direction, not a pass plus a burst.
+
+The sealed page waits in a RAM of beats with a synchronous read port (BRAM or LUTRAM on the
+card), not in flip-flops; the plaintext stays in flip-flops, since the control reads its slots
+and their flags in any cycle (and forwards the whole page from one engine to the other).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bolt.params import BEAT_BYTES, TAG_BYTES, Params
@@ -133,13 +138,20 @@ class PageEngine(wiring.Component):
     def elaborate(self, platform):
         p = self._p
         m = Module()
-        pt_bits = 8 * p.page_plaintext_bytes
         nblk = page_blocks(p)
         slot_bits = 8 * p.slot_bytes
+        pt_bytes = p.page_plaintext_bytes
 
+        # The plaintext stays in flip-flops: the control reads and writes its slots in any
+        # cycle. The sealed page (ciphertext, tag, padding) is a RAM of beats: a load writes
+        # the host's beats and GCM reads its blocks, a store the other way round.
         buf = Signal(128 * nblk)          # plaintext, little-endian bytes, zero beyond the page
-        sealed = Signal(8 * p.page_stride)
+        m.submodules.sealed = sealed = Memory(shape=8 * BEAT_BYTES, depth=p.page_beats, init=[])
+        sealed_wr = sealed.write_port(granularity=128)
+        sealed_rd = sealed.read_port()
+        tag_in = Signal(8 * TAG_BYTES)    # the loaded page's tag, kept from its beats
         beat = Signal(range(p.page_beats + 1))
+        beats_stored = Signal.like(beat)  # beats of a load the RAM returns (one cycle behind)
         page, counter, key = Signal(32), Signal(64), Signal(128)   # latched at load/store
         with m.If(~self.busy & (self.load | self.store)):
             m.d.sync += [page.eq(self.page), counter.eq(self.counter), key.eq(self.key)]
@@ -153,7 +165,7 @@ class PageEngine(wiring.Component):
         m.d.comb += self.ok.eq(ok)
 
         m.d.comb += [self.slot_rd.eq(buf[:slots_bits(p)].word_select(self.slot_rd_idx, slot_bits)),
-                     self.page_rd.eq(buf[:pt_bits])]
+                     self.page_rd.eq(buf[:8 * pt_bytes])]
         for s in range(p.slots):     # a slot is used when its flag byte is not zero
             m.d.comb += self.slot_used[s].eq(buf[s * slot_bits:s * slot_bits + 8].any())
         with m.If(self.slot_wr_en):
@@ -165,40 +177,65 @@ class PageEngine(wiring.Component):
         host = self.host
         m.d.comb += [host.rd_req.payload.eq(page * p.page_stride),
                      host.wr_req.payload.eq(page * p.page_stride)]
-        m.d.sync += self.done.eq(0)
+        m.d.sync += [self.done.eq(0), beats_stored.eq(beat)]
 
-        # The GCM pass: blocks of the plaintext buffer (or of the sealed page) go through the
-        # GCM engine in order; its outputs land in the other buffer.
+        # The GCM pass: decryption reads the sealed blocks from the RAM and writes the plaintext
+        # blocks into the buffer; encryption the other way round.
         gcm = _GcmPass(p, self._gcm_factory)
         m.submodules.gcm = gcm
+        decrypting = Signal()
+        lane = gcm.i_index[:2]            # the block's quarter of the beat the RAM returns
         m.d.comb += [gcm.key.eq(key), gcm.page.eq(page), gcm.counter.eq(counter),
-                     gcm.sealed_in.eq(sealed[:pt_bits]),
-                     gcm.tag_in.eq(sealed[pt_bits:pt_bits + 8 * TAG_BYTES]),
-                     gcm.plain_in.eq(buf[:pt_bits]),
-                     # Decryption follows the read burst: the blocks of the beats already in,
-                     # the tag once the last beat is.
-                     gcm.blocks_ready.eq(beat * BLOCKS_PER_BEAT),
+                     gcm.tag_in.eq(tag_in),
+                     gcm.i_block.eq(Mux(decrypting,
+                                        sealed_rd.data.word_select(lane, 128),
+                                        buf.word_select(gcm.i_index, 128))),
+                     # Decryption follows the read burst: the blocks of the beats the RAM
+                     # already returns, the tag once the last beat is in.
+                     gcm.blocks_ready.eq(beats_stored * BLOCKS_PER_BEAT),
                      gcm.tag_ready.eq(beat == p.page_beats)]
+        with m.If(gcm.o_valid):
+            with m.If(decrypting):
+                m.d.sync += buf.word_select(gcm.blocks_out, 128).eq(gcm.o_block)
+            with m.Else():
+                m.d.comb += [sealed_wr.addr.eq(gcm.blocks_out // BLOCKS_PER_BEAT),
+                             sealed_wr.data.eq(Cat(*[gcm.o_block] * BLOCKS_PER_BEAT)),
+                             sealed_wr.en.eq(1 << gcm.blocks_out[:2])]
 
-        # The write burst follows encryption: beats wholly of ciphertext once their four blocks
-        # are out, the beat holding the tag (and the zero padding) once the pass is finished.
-        # The burst starts late enough to run without gaps (GCM makes a block a cycle, the
-        # burst takes a beat of four blocks a cycle: beat b leaves b cycles after the start
-        # and needs (b + 1) * 4 blocks, the last one the tag), which a host bridge handles
-        # best and costs no cycle: the last beat waits for the tag either way.
-        sealed_out = Signal(8 * p.page_stride)
-        ciphertext_beats = p.page_plaintext_bytes // BEAT_BYTES
+        # The beats that hold the tag and the zero padding: the ciphertext bytes from the RAM,
+        # the tag from GCM, zero beyond (the RAM holds no initial values).
+        out_beat = Signal(8 * BEAT_BYTES)
+        m.d.comb += out_beat.eq(sealed_rd.data)
+        for b in range(pt_bytes // BEAT_BYTES, p.page_beats):
+            lo, hi = b * BEAT_BYTES, (b + 1) * BEAT_BYTES
+            stream = [sealed_rd.data[8 * (i - lo):8 * (i - lo + 1)] if i < pt_bytes
+                      else gcm.tag_out[8 * (i - pt_bytes):8 * (i - pt_bytes + 1)]
+                      if i < pt_bytes + TAG_BYTES else Const(0, 8) for i in range(lo, hi)]
+            with m.If(beat == b):
+                m.d.comb += out_beat.eq(Cat(*stream))
+
+        # The write burst follows encryption: beats wholly of ciphertext once the RAM returns
+        # their four blocks, the beat holding the tag (and the zero padding) once the pass is
+        # finished. The burst starts late enough to run without gaps (GCM makes a block a
+        # cycle, the burst takes a beat of four blocks a cycle: beat b leaves b cycles after
+        # the start and needs (b + 1) * 4 blocks, the last one the tag), which a host bridge
+        # handles best and costs no cycle: the last beat waits for the tag either way.
+        blocks_stored = Signal.like(gcm.blocks_out)     # blocks the RAM returns
+        m.d.sync += blocks_stored.eq(gcm.blocks_out)
+        ciphertext_beats = pt_bytes // BEAT_BYTES
         burst_start_blocks = max(
-            (BLOCKS_PER_BEAT - 1) * (ciphertext_beats - 1) + BLOCKS_PER_BEAT,
+            (BLOCKS_PER_BEAT - 1) * (ciphertext_beats - 1) + BLOCKS_PER_BEAT + 1,
             nblk + _GcmPass.TAG_LATENCY - (p.page_beats - 1))
         beat_ready = Signal()
-        m.d.comb += [sealed_out.eq(Cat(gcm.sealed_out, gcm.tag_out)),
-                     host.wr_data.payload.eq(sealed_out.word_select(beat, 8 * BEAT_BYTES))]
+        m.d.comb += host.wr_data.payload.eq(out_beat)
         with m.If(beat < ciphertext_beats):
-            m.d.comb += beat_ready.eq(gcm.blocks_out >= (beat + 1) * BLOCKS_PER_BEAT)
+            m.d.comb += beat_ready.eq(blocks_stored >= (beat + 1) * BLOCKS_PER_BEAT)
         with m.Else():
             m.d.comb += beat_ready.eq(gcm.finished)
         burst_open = (gcm.blocks_out >= min(burst_start_blocks, nblk)) | gcm.finished
+
+        # The RAM's read address: the block GCM takes next cycle, or the beat the burst sends.
+        m.d.comb += sealed_rd.addr.eq(Mux(decrypting, gcm.i_next // BLOCKS_PER_BEAT, beat))
         # Decryption takes each block as soon as its beat is in (and the counter is known).
         m.d.comb += [gcm.start_decrypt.eq(start_decrypt), gcm.load_key.eq(prepare_key)]
 
@@ -206,9 +243,10 @@ class PageEngine(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.busy.eq(0)
                 with m.If(self.load):
-                    m.d.sync += beat.eq(0)
+                    m.d.sync += [decrypting.eq(1), beat.eq(0), beats_stored.eq(0)]
                     m.next = "RD_REQ"
                 with m.Elif(self.store):
+                    m.d.sync += decrypting.eq(0)
                     m.next = "ENC_START"
             with m.State("ENC_START"):
                 m.d.comb += [self.busy.eq(1), gcm.start_encrypt.eq(1)]
@@ -220,24 +258,34 @@ class PageEngine(wiring.Component):
             with m.State("RD_DATA"):
                 m.d.comb += [self.busy.eq(1), host.rd_data.ready.eq(1)]
                 with m.If(host.rd_data.valid):
-                    m.d.sync += [sealed.word_select(beat, 8 * BEAT_BYTES).eq(
-                        host.rd_data.payload), beat.eq(beat + 1)]
+                    m.d.comb += [sealed_wr.addr.eq(beat), sealed_wr.data.eq(host.rd_data.payload),
+                                 sealed_wr.en.eq(2**BLOCKS_PER_BEAT - 1)]
+                    m.d.sync += beat.eq(beat + 1)
+                    for b in range(pt_bytes // BEAT_BYTES, p.page_beats):
+                        with m.If(beat == b):
+                            for i in range(max(pt_bytes, b * BEAT_BYTES),
+                                           min(pt_bytes + TAG_BYTES, (b + 1) * BEAT_BYTES)):
+                                j = i - b * BEAT_BYTES
+                                m.d.sync += tag_in[8 * (i - pt_bytes):8 * (i - pt_bytes + 1)].eq(
+                                    host.rd_data.payload[8 * j:8 * (j + 1)])
                     with m.If(beat == p.page_beats - 1):
                         m.next = "DEC"
             with m.State("DEC"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(gcm.done):
-                    m.d.sync += [buf.eq(gcm.plain_out), ok.eq(gcm.tag_ok), self.done.eq(1)]
+                    m.d.sync += [ok.eq(gcm.tag_ok), self.done.eq(1)]
                     m.next = "IDLE"
             with m.State("WR_REQ"):
                 m.d.comb += [self.busy.eq(1), host.wr_req.valid.eq(1)]
                 with m.If(host.wr_req.ready):
                     m.d.sync += beat.eq(0)
+                    m.d.comb += sealed_rd.addr.eq(0)
                     m.next = "WR_DATA"
             with m.State("WR_DATA"):
                 m.d.comb += [self.busy.eq(1), host.wr_data.valid.eq(beat_ready & burst_open)]
                 with m.If(host.wr_data.valid & host.wr_data.ready):
                     m.d.sync += beat.eq(beat + 1)
+                    m.d.comb += sealed_rd.addr.eq(beat + 1)
                     with m.If(beat == p.page_beats - 1):
                         m.d.sync += self.done.eq(1)
                         m.next = "IDLE"
@@ -249,17 +297,20 @@ def slots_bits(p: Params) -> int:
 
 
 class _GcmPass(wiring.Component):
-    """AES-128-GCM over one page plaintext (no associated data), nonce ``page ‖ counter``.
+    """AES-128-GCM over one page plaintext (no associated data), nonce ``page ‖ counter``, a
+    block at a time.
 
-    ``start_encrypt``: ``plain_in`` → ``sealed_out`` and ``tag_out``; ``start_decrypt``:
-    ``sealed_in`` → ``plain_out``, with ``tag_ok`` comparing the computed tag with ``tag_in``.
-    When decrypting, only the first ``blocks_ready`` blocks of ``sealed_in`` are read so far,
-    and ``tag_in`` once ``tag_ready``. ``blocks_out`` counts the output blocks written so far;
-    ``finished`` rises with ``tag_out`` and stays up until the next start. ``done`` pulses
-    when the pass is finished. Buffers are little-endian byte vectors;
-    a GCM block is their 16 bytes as a big-endian int (``docs/design.md``), hence the byte
-    swaps. Wraps :class:`bolt.hdl.gcm.Gcm` (``factory(params)`` may supply another engine with
-    its interface).
+    ``start_encrypt`` or ``start_decrypt`` starts a pass; ``load_key`` (while idle) loads
+    ``key`` into GCM ahead of the first pass under it. The pass reads its input block
+    ``i_index`` on ``i_block``; ``i_next`` is the block it reads the next cycle (the address
+    for a RAM with a synchronous read). When decrypting, only the first ``blocks_ready`` blocks
+    are there so far, and ``tag_in`` once ``tag_ready``. Each output block appears on
+    ``o_block`` with ``o_valid``, as block ``blocks_out`` (which then counts it).
+    ``tag_out`` (the computed tag), ``tag_ok`` (it equals ``tag_in``; decrypting) and
+    ``finished`` rise together and stay until the next start; ``done`` pulses then. Blocks
+    are little-endian byte vectors; a GCM block is their 16 bytes as a big-endian int
+    (``docs/design.md``), hence the byte swaps. Wraps :class:`bolt.hdl.gcm.Gcm`
+    (``factory(params)`` may supply another engine with its interface).
     """
 
     #: Cycles from the last output block to ``finished`` (GHASH of the last and the length
@@ -269,14 +320,14 @@ class _GcmPass(wiring.Component):
     def __init__(self, params: Params, factory):
         self._p = params
         self._factory = factory
-        pt_bits = 8 * params.page_plaintext_bytes
         blocks = page_blocks(params)
         super().__init__({
             "key": In(128), "page": In(32), "counter": In(64),
             "start_encrypt": In(1), "start_decrypt": In(1), "load_key": In(1),
-            "plain_in": In(pt_bits), "sealed_in": In(pt_bits), "tag_in": In(128),
+            "i_index": Out(range(blocks + 1)), "i_next": Out(range(blocks + 1)),
+            "i_block": In(128), "tag_in": In(128),
             "blocks_ready": In(range(BLOCKS_PER_BEAT * params.page_beats + 1)), "tag_ready": In(1),
-            "plain_out": Out(pt_bits), "sealed_out": Out(pt_bits), "tag_out": Out(128),
+            "o_block": Out(128), "o_valid": Out(1), "tag_out": Out(128),
             "blocks_out": Out(range(blocks + 1)), "tag_ok": Out(1), "finished": Out(1),
             "done": Out(1),
         })
@@ -284,7 +335,6 @@ class _GcmPass(wiring.Component):
     def elaborate(self, platform):
         p = self._p
         m = Module()
-        pt_bits = 8 * p.page_plaintext_bytes
         if self._factory is not None:
             gcm = self._factory(p)
         else:
@@ -296,20 +346,14 @@ class _GcmPass(wiring.Component):
         loaded = Signal()
         loaded_key = Signal(128)
         decrypt = Signal()
-        i_idx = Signal(range(nblk + 1))
-        o_idx = Signal(range(nblk + 1))
-        out = Signal(128 * nblk)
-        src = Signal(128 * nblk)
-        with m.If(decrypt):
-            m.d.comb += src.eq(self.sealed_in)
-        with m.Else():
-            m.d.comb += src.eq(self.plain_in)
-        m.d.comb += [self.plain_out.eq(out[:pt_bits]), self.sealed_out.eq(out[:pt_bits]),
-                     self.blocks_out.eq(o_idx),
+        i_idx = self.i_index
+        o_idx = self.blocks_out
+        m.d.comb += [self.i_next.eq(i_idx),
+                     self.o_block.eq(bswap(gcm.o_stream.payload)),
                      gcm.key_stream.payload.eq(self.key),
                      gcm.start_stream.payload.nonce.eq(Cat(self.counter, self.page)),
                      gcm.start_stream.payload.decrypt.eq(decrypt),
-                     gcm.i_stream.payload.eq(bswap(src.word_select(i_idx, 128))),
+                     gcm.i_stream.payload.eq(bswap(self.i_block)),
                      gcm.tag_stream.payload.eq(bswap(self.tag_in))]
         m.d.sync += self.done.eq(0)
 
@@ -318,6 +362,7 @@ class _GcmPass(wiring.Component):
                 with m.If(self.start_encrypt | self.start_decrypt):
                     m.d.sync += [decrypt.eq(self.start_decrypt), i_idx.eq(0), o_idx.eq(0),
                                  self.finished.eq(0)]
+                    m.d.comb += self.i_next.eq(0)
                     # The page key is loaded once after each Setup's key derivation.
                     with m.If(~loaded | (loaded_key != self.key)):
                         m.next = "KEY"
@@ -344,13 +389,14 @@ class _GcmPass(wiring.Component):
                     gcm.i_stream.valid.eq((i_idx < nblk) &
                                           (~decrypt | (i_idx < self.blocks_ready))),
                     gcm.o_stream.ready.eq(1),
+                    self.o_valid.eq(gcm.o_stream.valid),
                     gcm.tag_stream.valid.eq(decrypt & self.tag_ready),
                     gcm.result_stream.ready.eq(1)]
                 with m.If(gcm.i_stream.valid & gcm.i_stream.ready):
                     m.d.sync += i_idx.eq(i_idx + 1)
+                    m.d.comb += self.i_next.eq(i_idx + 1)
                 with m.If(gcm.o_stream.valid):
-                    m.d.sync += [out.word_select(o_idx, 128).eq(bswap(gcm.o_stream.payload)),
-                                 o_idx.eq(o_idx + 1)]
+                    m.d.sync += o_idx.eq(o_idx + 1)
                 with m.If(gcm.result_stream.valid):
                     m.d.sync += [self.tag_out.eq(bswap(gcm.result_stream.payload.tag)),
                                  self.tag_ok.eq(~gcm.result_stream.payload.mismatch),

@@ -1,11 +1,17 @@
-"""The host AXI4 bridge of the page engine (:class:`bolt.hdl.pages.HostAxiBridge`) in Amaranth's
-simulator: whole pages as bursts split at 4 KB boundaries, write responses awaited."""
+"""The page engine (:class:`bolt.hdl.pages.PageEngine`) and its host AXI4 bridge
+(:class:`bolt.hdl.pages.HostAxiBridge`) in Amaranth's simulator: pages sealed and opened as
+the reference cipher does, in cycles that do not depend on their bytes; whole pages as bursts
+split at 4 KB boundaries, write responses awaited."""
 
 from __future__ import annotations
 
+import random
+from collections import deque
+
 from amaranth.sim import Simulator
 
-from bolt.hdl.pages import HostAxiBridge
+from bolt.crypto import PageCipher
+from bolt.hdl.pages import HostAxiBridge, PageEngine
 from bolt.params import Params
 
 from .axi_model import AxiMemory
@@ -67,8 +73,6 @@ def test_pages_move_as_bursts_split_at_4k_with_write_responses():
 def test_two_engines_share_the_host_port_in_order():
     """PagePortArbiter: both engines ask for a page in the same cycle; a's read goes out first
     and each page's beats reach the engine that asked; then a's write goes out before b's."""
-    import random
-
     from bolt.hdl.pages import PagePortArbiter
 
     p = Params(capacity=1024, value_size=8)          # 6 beats a page
@@ -150,3 +154,148 @@ def test_two_engines_share_the_host_port_in_order():
     assert seen["b"] == [900 + beat for beat in range(n)]
     assert seen["writes"] == [(7, [70 + beat for beat in range(n)]),
                               (9, [90 + beat for beat in range(n)])]
+
+
+def _serve_host(host, beats, host_pages, *, stall, seed, log):
+    """A host for ``host`` (the page engine's streams): pages of ``beats`` beats by byte
+    address in ``host_pages``, each handshake held in ``stall`` of the cycles at random; a page
+    written lands in ``host_pages``; ``log`` gets ``(cycle, event, address)``. Setting
+    ``log.restart`` starts the cycle count and the random stalls (``seed``) over, so that each
+    page operation meets the same host."""
+    rng = random.Random(seed)
+
+    async def serve(ctx):
+        reading, writing, cycle = deque(), None, 0
+        while True:
+            if log.restart:
+                rng.seed(seed)
+                cycle, log.restart = 0, False
+            go = [rng.random() >= stall for _ in range(4)]
+            ctx.set(host.rd_req.ready, go[0])
+            ctx.set(host.wr_req.ready, go[1] and writing is None)
+            ctx.set(host.wr_data.ready, go[2] and writing is not None)
+            if reading:
+                ctx.set(host.rd_data.payload, reading[0])
+            ctx.set(host.rd_data.valid, bool(reading) and go[3])
+            (_, _, rd_valid, rd_addr, rd_ready, wr_valid, wr_addr, wr_ready, w_valid, w_data,
+             w_ready, d_valid, d_ready) = await ctx.tick().sample(
+                host.rd_req.valid, host.rd_req.payload, host.rd_req.ready,
+                host.wr_req.valid, host.wr_req.payload, host.wr_req.ready,
+                host.wr_data.valid, host.wr_data.payload, host.wr_data.ready,
+                host.rd_data.valid, host.rd_data.ready)
+            if rd_valid and rd_ready:
+                log.append((cycle, "read", rd_addr))
+                reading.extend(host_pages[rd_addr])
+            if d_valid and d_ready:
+                reading.popleft()
+            if wr_valid and wr_ready:
+                log.append((cycle, "write", wr_addr))
+                writing = (wr_addr, [])
+            if w_valid and w_ready:
+                writing[1].append(w_data)
+                if len(writing[1]) == beats:
+                    host_pages[writing[0]] = writing[1]
+                    log.append((cycle, "written", writing[0]))
+                    writing = None
+            cycle += 1
+
+    return serve
+
+
+class _Log(list):
+    restart = False
+
+
+#: 312-byte pages (key_size 8, V = 12): 20 blocks, the last one partial, and a tag across the
+#: last two of 6 beats.
+_SMALL = Params(capacity=1024, key_size=8, value_size=12)
+#: The ciphertext bit a tampering host flips (in the first beat).
+_FLIP = 1 << 77
+
+
+def _beats(sealed: bytes, p: Params) -> list[int]:
+    """A sealed page as the host holds it: zero padded, in beats."""
+    padded = sealed.ljust(p.page_stride, b"\0")
+    return [int.from_bytes(padded[64 * b:64 * (b + 1)], "little") for b in range(p.page_beats)]
+
+
+def _store_and_load(pages, *, seed: int):
+    """For each ``(plaintext, tamper)`` of ``pages``: store ``plaintext`` as page 5 under
+    counter 7 and load it back (one ciphertext bit flipped if ``tamper``), each operation
+    with the same randomly stalling host (``seed``). Returns the key, and for each page the
+    host's beats, the load's ``ok``, the slots read back and when each host event and the
+    ``done`` of each operation happened."""
+    p = _SMALL
+    key = bytes(range(16, 32))
+    dut = PageEngine(p)
+    address = 5 * p.page_stride
+    host_pages, results = {}, []
+    log = _Log()
+
+    async def bench(ctx):
+        # GCM takes the key first (about 22 cycles, once per key).
+        ctx.set(dut.key, int.from_bytes(key, "big"))
+        ctx.set(dut.rekey, 1)
+        await ctx.tick()
+        ctx.set(dut.rekey, 0)
+        for _ in range(40):
+            await ctx.tick()
+        for plaintext, tamper in pages:
+            ctx.set(dut.page_wr, int.from_bytes(plaintext, "little"))
+            ctx.set(dut.page_wr_en, 1)
+            await ctx.tick()
+            ctx.set(dut.page_wr_en, 0)
+            log.clear()
+            for op in ("store", "load"):
+                if op == "load" and tamper:
+                    beats = host_pages[address]
+                    host_pages[address] = [beats[0] ^ _FLIP] + beats[1:]
+                ctx.set(dut.page, 5)
+                ctx.set(dut.counter, 7)
+                ctx.set(getattr(dut, op), 1)
+                log.restart = True
+                await ctx.tick()
+                ctx.set(getattr(dut, op), 0)
+                if op == "load":         # the counter follows the read request
+                    ctx.set(dut.decrypt, 1)
+                    await ctx.tick()
+                    ctx.set(dut.decrypt, 0)
+                cycles = 1
+                while not ctx.get(dut.done):
+                    await ctx.tick()
+                    cycles += 1
+                log.append((cycles, "done", op))
+                if op == "store":
+                    stored = host_pages[address]
+            slots = []
+            for s in range(p.slots):
+                ctx.set(dut.slot_rd_idx, s)
+                slots.append(ctx.get(dut.slot_rd.as_value()))
+            results.append((stored, ctx.get(dut.ok), slots, list(log)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(_serve_host(dut.host, p.page_beats, host_pages, stall=0.3, seed=seed,
+                                  log=log), background=True)
+    sim.add_testbench(bench)
+    sim.run()
+    return key, results
+
+
+def test_page_engine_seals_opens_and_takes_the_same_cycles_for_any_page():
+    """A page stored through the engine is the reference cipher's sealed page, zero padded; it
+    loads back to the same slots; a flipped ciphertext bit fails the tag; and every host event
+    and ``done`` falls on the same cycle whatever the page's bytes and whether it verifies
+    (given the host's own timing)."""
+    p = _SMALL
+    plaintexts = [random.Random(n).randbytes(p.page_plaintext_bytes) for n in range(2)]
+    key, results = _store_and_load([(plaintexts[0], False), (plaintexts[1], True)], seed=9)
+    for plaintext, tamper, (stored, ok, slots, log) in zip(plaintexts, (False, True), results):
+        assert [event[1] for event in log] == ["write", "written", "done", "read", "done"]
+        assert stored == _beats(PageCipher(key).seal(5, 7, plaintext), p)
+        assert ok == (not tamper)
+        if not tamper:
+            assert slots == [
+                int.from_bytes(plaintext[s * p.slot_bytes:(s + 1) * p.slot_bytes], "little")
+                for s in range(p.slots)]
+    assert results[0][3] == results[1][3]
