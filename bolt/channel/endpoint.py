@@ -97,15 +97,13 @@ class ChannelEndpoint:
         produced."""
         if session != self._session:
             self._switch(session)
-        if len(frames) == 1:     # one access (the common exchange) written out
+        if len(frames) == 1:     # one access (the common exchange)
             receive, frame = self._receive, frames[0]
             if receive is None:
                 return [bytes(self._response_bytes)]
             plaintext = receive.open(frame) if len(frame) == self._command_bytes else None
             if plaintext is None:
                 return [self._close()]
-            if plaintext[0] <= _DELETE:
-                return [self._send.seal(self._pack_response(self._access(plaintext)))]
             response = self._dispatch(plaintext)
             return [] if response is None else [response]
         # A batch (a Setup): open the frames in runs, then act on each in order.
