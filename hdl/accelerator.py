@@ -320,7 +320,7 @@ class RtlAccelerator(wiring.Component):
                             m.d.sync += k.eq(k + 1)
                 start += count
                 budget += count * (2 * request.beats + 2)
-            m.d.comb += hbm.budget.eq(min(budget, 0xFFFF))
+            m.d.comb += hbm.budget.eq(budget)
             return (k == start) & hbm.done
 
         def arrived(i):

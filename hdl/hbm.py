@@ -27,6 +27,9 @@ BEAT_BITS = 8 * BEAT_BYTES
 AXI_BURST_INCR = 1
 #: Beats of one burst that fills a 4 KB page of the AXI address space (bursts never cross one).
 MAX_BURST_BEATS = 4096 // BEAT_BYTES
+#: Width of a step's cycle budget: Setup's clear step takes millions of cycles at N = 2^20 (a
+#: 16-bit budget, capped, made every cycle of it past 65,535 count as an overrun).
+BUDGET_BITS = 32
 #: ``AxSIZE`` of a full 64-byte beat.
 BEAT_SIZE_CODE = (BEAT_BYTES - 1).bit_length()
 
@@ -208,7 +211,7 @@ class HbmMaster(wiring.Component):
             "wr": In(stream.Signature(data.StructLayout({
                 "addr": aw, "beats": range(1, 65), "data": wide, "enable": 1, "zero": 1}))),
             "begin": In(1),
-            "budget": In(16),
+            "budget": In(BUDGET_BITS),
             "done": Out(1),
             "overruns": Out(16),
         })
@@ -274,12 +277,12 @@ class HbmMaster(wiring.Component):
         m.d.sync += writes_out.eq(writes_out + accepted - (axi.bvalid & axi.bready))
 
         # The step's fixed end.
-        timer = Signal(16)
+        timer = Signal(BUDGET_BITS)
         idle = ((reads_out == 0) & (writes_out == 0) & ~w_busy & ~aw_pending & ~self.rd.valid
                 & ~self.wr.valid)
         with m.If(self.begin):
             m.d.sync += [timer.eq(0), self.element_index.eq(0)]
-        with m.Elif(timer != 0xFFFF):
+        with m.Elif(timer != 2**BUDGET_BITS - 1):
             m.d.sync += timer.eq(timer + 1)
         m.d.comb += self.done.eq(idle & (timer >= self.budget))
         with m.If(~self.begin & (timer == self.budget) & ~idle):

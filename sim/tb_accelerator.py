@@ -166,6 +166,8 @@ async def test_cosim(dut):
         bench.check_bytes("Setup")
     setup_s = time.perf_counter() - started
     dut._log.info("cosim: Setup of %d items took %.1f s (RTL and model)", len(items), setup_s)
+    setup_overruns = int(dut.overruns.value)
+    dut._log.info("cosim: HBM steps over their budget in the Setup: %d", setup_overruns)
     known = list(items)
     ops = _env_int("BOLT_OPS", 500)
     stats = Counter()
@@ -189,7 +191,8 @@ async def test_cosim(dut):
     path = os.environ.get("BOLT_COSIM_REPORT")
     if path:
         with open(path, "w") as f:
-            json.dump({"setup items": len(items), "setup (s)": setup_s, "accesses": ops,
+            json.dump({"setup items": len(items), "setup (s)": setup_s,
+                       "HBM steps over budget in the Setup": setup_overruns, "accesses": ops,
                        "simulation peak memory (MiB)":
                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                        "accesses (s)": access_s, "outcomes": {f"{o} {s}": n for (o, s), n
