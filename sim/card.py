@@ -29,7 +29,8 @@ from bolt.hdl.hbm import MAX_BURST_BEATS, HbmMap
 from bolt.hdl.pages import ADDRESS_BITS
 from bolt.params import BEAT_BYTES, Params
 
-__all__ = ["SimulatedCard", "HBM_MODEL_VERILOG", "HOST_MODEL_VERILOG", "HBM_LATENCY_SIMULATED",
+__all__ = ["SimulatedCard", "HBM_MODEL_VERILOG", "HOST_MODEL_VERILOG", "STALL_VERILOG",
+           "MODELS_VERILOG", "HBM_LATENCY_SIMULATED",
            "models_verilog", "set_hbm", "host_model_beats"]
 
 #: The simulated HBM's read latency unless a test sets another: about 80 ns at 300 MHz, below
@@ -40,11 +41,17 @@ HBM_LATENCY_SIMULATED = 24
 HBM_MODEL_VERILOG = Path(__file__).with_name("hbm_model.v")
 #: The Verilog of the host-memory model (module ``bolt_host_model``).
 HOST_MODEL_VERILOG = Path(__file__).with_name("host_model.v")
+#: The Verilog of both models' back-pressure (module ``bolt_stall``).
+STALL_VERILOG = Path(__file__).with_name("stall.v")
+
+
+#: Every Verilog file of the memory models.
+MODELS_VERILOG = (HBM_MODEL_VERILOG, HOST_MODEL_VERILOG, STALL_VERILOG)
 
 
 def models_verilog() -> str:
     """The Verilog of both memory models, to compile with a :class:`SimulatedCard`."""
-    return HBM_MODEL_VERILOG.read_text() + HOST_MODEL_VERILOG.read_text()
+    return "".join(path.read_text() for path in MODELS_VERILOG)
 
 
 def host_model_beats(params: Params) -> int:
@@ -66,8 +73,8 @@ class SimulatedCard(wiring.Component):
     ports.
 
     ``hbm_latency`` (cycles from a read request to its first beat, at least), ``hbm_stall``
-    (chance in 256 that the model holds a handshake in a cycle) and ``hbm_seed`` (its LFSR's
-    seed, taken at reset) drive the HBM model; the ``host_model_`` ports the same for the host
+    (chance in 256 that the model holds a handshake in a cycle) and ``hbm_seed`` (its stall
+    generator's seed, taken at reset) drive the HBM model; the ``host_model_`` ports the same for the host
     model, which serves the ``host`` port while ``host_model_select`` is high, and its burst
     interface to Python (``host_model_request`` flips when a burst waits for Python, which
     sets ``host_model_answered`` equal to it once served).

@@ -4,7 +4,7 @@
 // Reads are queued (up to 16 in flight) and each returns its first beat `latency` cycles after
 // its request at the earliest; writes are answered once their last beat is in. Every handshake
 // of the slave (arready, rvalid, awready, wready, bvalid) is held low in a cycle with chance
-// `stall`/256, from a 32-bit LFSR seeded with `seed` at reset. `latency`, `stall` and `seed`
+// `stall`/256 (``bolt_stall``, seeded with `seed` at reset). `latency`, `stall` and `seed`
 // are ports so that one build serves every test.
 module bolt_hbm_model #(
     parameter ADDR_WIDTH = 32,
@@ -26,16 +26,12 @@ module bolt_hbm_model #(
 );
     reg [511:0] mem [0:WORDS-1];
     reg [31:0] now;
-    reg [31:0] lfsr;
     // The settings are registered: logic fed by a top-level input is evaluated again at
     // every eval call of the simulator (twice a clock and more), logic fed by a register once.
     reg [15:0] latency_r;
-    reg [7:0] stall_r;
-    wire hold_ar = lfsr[7:0] < stall_r;
-    wire hold_r = lfsr[15:8] < stall_r;
-    wire hold_aw = lfsr[23:16] < stall_r;
-    wire hold_w = lfsr[31:24] < stall_r;
-    wire hold_b = (lfsr[11:4] ^ lfsr[27:20]) < stall_r;
+    wire hold_ar, hold_r, hold_aw, hold_w, hold_b;
+    bolt_stall stalls (.clk(clk), .rst(rst), .stall(stall), .seed(seed), .hold_ar(hold_ar),
+        .hold_r(hold_r), .hold_aw(hold_aw), .hold_w(hold_w), .hold_b(hold_b));
 
     // Reads: a queue of (first beat, last beat index, due cycle).
     reg [31:0] rq_word [0:15];
@@ -68,11 +64,8 @@ module bolt_hbm_model #(
     integer i;
     always @(posedge clk) begin
         now <= now + 1;
-        lfsr <= {lfsr[30:0], lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0]};
         latency_r <= latency;
-        stall_r <= stall;
         if (rst) begin
-            lfsr <= seed | 32'd1;
             rq_head <= 0; rq_tail <= 0; r_beat <= 0;
             wq_head <= 0; wq_tail <= 0; w_beat <= 0; b_due <= 0;
         end else begin

@@ -10,7 +10,7 @@
 // Reads are queued (up to 4 in flight) and each returns its first beat `latency` cycles after
 // its request at the earliest; a write is answered once Python has taken it. Every handshake
 // of the slave (arready, rvalid, awready, wready, bvalid) is held low in a cycle with chance
-// `stall`/256, from a 32-bit LFSR seeded with `seed` at reset.
+// `stall`/256 (``bolt_stall``, seeded with `seed` at reset).
 module bolt_host_model #(
     parameter ADDR_WIDTH = 48,
     parameter BEATS = 64              // the longest burst
@@ -37,16 +37,12 @@ module bolt_host_model #(
     input ack_toggle
 );
     reg [31:0] now;
-    reg [31:0] lfsr;
     // Python's inputs are registered (read data into `r_buffer`), as in the HBM model: logic
     // fed by a top-level input is evaluated again at every eval call of the simulator.
     reg [15:0] latency_r;
-    reg [7:0] stall_r;
-    wire hold_ar = lfsr[7:0] < stall_r;
-    wire hold_r = lfsr[15:8] < stall_r;
-    wire hold_aw = lfsr[23:16] < stall_r;
-    wire hold_w = lfsr[31:24] < stall_r;
-    wire hold_b = (lfsr[11:4] ^ lfsr[27:20]) < stall_r;
+    wire hold_ar, hold_r, hold_aw, hold_w, hold_b;
+    bolt_stall stalls (.clk(clk), .rst(rst), .stall(stall), .seed(seed), .hold_ar(hold_ar),
+        .hold_r(hold_r), .hold_aw(hold_aw), .hold_w(hold_w), .hold_b(hold_b));
     wire python_busy = req_toggle != ack_toggle;
 
     // Reads: a queue of (address, last beat index, due cycle); the oldest is fetched from
@@ -85,11 +81,8 @@ module bolt_host_model #(
     integer i;
     always @(posedge clk) begin
         now <= now + 1;
-        lfsr <= {lfsr[30:0], lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0]};
         latency_r <= latency;
-        stall_r <= stall;
         if (rst) begin
-            lfsr <= seed | 32'd1;
             req_toggle <= ack_toggle;
             rq_head <= 0; rq_tail <= 0; r_fetching <= 0; r_fetched <= 0; r_beat <= 0;
             wq_head <= 0; wq_tail <= 0; w_full <= 0; w_taking <= 0; w_beat <= 0; b_due <= 0;

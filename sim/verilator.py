@@ -159,7 +159,7 @@ def _design_sources_digest() -> str:
         paths = (sorted(Path(module.__file__).parent.glob("*.py"))
                  if module.__file__.endswith("__init__.py") else [Path(module.__file__)])
         if module_name == "bolt.sim.card":
-            paths += [module.HBM_MODEL_VERILOG, module.HOST_MODEL_VERILOG]
+            paths += list(module.MODELS_VERILOG)
         for path in paths:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
