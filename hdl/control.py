@@ -1,0 +1,847 @@
+"""The accelerator's control: Setup and Access (algorithm §§3, 4 and 12) as one FSM whose
+states are grouped into the algorithm's steps, over units that are components of their own.
+
+Every HBM step goes out on a fixed schedule (:meth:`AccessControl.issue`): the same requests
+every time, ended a fixed number of cycles after it began, so an access's cycles depend only on
+which of ``x`` and ``y`` are host bins (see :mod:`bolt.hdl.accelerator`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Shape, Signal
+from amaranth.lib import wiring
+
+from bolt.params import Params
+from bolt.protocol import HBM, HOST, PENDING, Cmd, Status
+
+from .aes import Aes128
+from .hbm import HbmMap, HbmMaster, MAX_BURST_BEATS, bin_record_layout, frame_record_layout
+from .lookup import Lookup
+from .pages import HostAxiBridge, PageEngine, PagePortArbiter, bswap
+from .sampler import make_sampler
+
+__all__ = ["AccessControl"]
+
+
+class AccessControl(Elaboratable):
+    """The accelerator's control: Setup and Access as one FSM over its units.
+
+    Its states are grouped into the algorithm's steps, one method each, in the order an access
+    runs them: :meth:`_accept`, :meth:`_draw`, :meth:`_index_prf`, :meth:`_lookup`,
+    :meth:`_page_reads`, :meth:`_gather`, :meth:`_decide`, :meth:`_touch`, :meth:`_result`, the
+    response (:meth:`_respond`), then :meth:`_flush`, :meth:`_page_writes` and
+    :meth:`_replace`; and Setup's :meth:`_setup_begin`, :meth:`_setup_item`,
+    :meth:`_setup_end`. The units it drives are components of their own, each tested alone:
+    :class:`~bolt.hdl.lookup.Lookup`, two :class:`~bolt.hdl.pages.PageEngine`, the
+    :class:`~bolt.hdl.hbm.HbmMaster` that runs the fixed-schedule HBM steps, the
+    :class:`~bolt.hdl.pages.HostAxiBridge`, an AES core for the PRF and key derivation, and the
+    DRBG sampler.
+
+    Parameters
+    ----------
+    ports : RtlAccelerator
+        The component whose ports (``cmd``, ``resp``, ``host``, ``hbm``, ``overruns``) this
+        drives.
+    params : Params
+        The public parameters.
+    hbm_map : HbmMap
+        Where each structure lies in HBM.
+    hbm_latency : int
+        The HBM latency each step's budget allows for.
+    sampler_factory, gcm_factory : callable or None
+        As for :class:`~bolt.hdl.accelerator.RtlAccelerator`.
+    """
+
+    def __init__(self, *, ports, params: Params, hbm_map: HbmMap, hbm_latency: int,
+                 sampler_factory=None, gcm_factory=None):
+        self.ports = ports
+        self.p = params
+        self.hm = hbm_map
+        self.latency = hbm_latency
+        self._sampler_factory = sampler_factory
+        self._gcm_factory = gcm_factory
+
+    def elaborate(self, platform):
+        self.m = m = Module()
+        self._units()
+        self._registers()
+        self._datapath()
+        with m.FSM():
+            self._accept()
+            self._draw()
+            self._index_prf()
+            self._lookup()
+            self._page_reads()
+            self._gather()
+            self._decide()
+            self._touch()
+            self._flush()
+            self._page_writes()
+            self._result()
+            self._replace()
+            self._setup_begin()
+            self._setup_item()
+            self._setup_end()
+            self._respond()
+        return m
+
+    def _units(self):
+        m, p = self.m, self.p
+        m.submodules.lookup = self.lookup = Lookup(p, self.hm)
+        # Two page engines: an access reads both of its pages before it writes either
+        # (algorithm §12), and decrypts and encrypts them side by side.
+        m.submodules.pages_a = self.pages_a = PageEngine(p, self._gcm_factory)
+        m.submodules.pages_b = self.pages_b = PageEngine(p, self._gcm_factory)
+        m.submodules.page_port = page_port = PagePortArbiter(p)
+        m.submodules.host_bridge = self.bridge = HostAxiBridge(p)
+        m.submodules.hbm = self.hbm = HbmMaster(self.hm)
+        m.submodules.aes = self.aes = Aes128(pipelined=False)
+        m.submodules.sampler = self.sampler = make_sampler(p, self._sampler_factory)
+        wiring.connect(m, self.pages_a.host, page_port.a)
+        wiring.connect(m, self.pages_b.host, page_port.b)
+        wiring.connect(m, page_port.host, self.bridge.page)
+        wiring.connect(m, wiring.flipped(self.ports.host), self.bridge.axi)
+        wiring.connect(m, wiring.flipped(self.ports.hbm), self.hbm.axi)
+        m.d.comb += [self.ports.overruns.eq(self.hbm.overruns), self.hbm.rdata.ready.eq(1),
+                     self.lookup.beat.valid.eq(self.hbm.rdata.valid),
+                     self.lookup.beat.payload.eq(self.hbm.rdata.payload)]
+
+        # The HBM element just read, seen as each region's record.
+        self.entry_l = self.lookup.entry_layout
+        self.frame_l, self.bin_l = frame_record_layout(p), bin_record_layout(p)
+        self.slot_l = self.pages_a.slot_layout
+        self.lshape = range(p.slots + 1)
+        self.element = element = self.hbm.element
+        self.as_frame = self.frame_l(element[:self.frame_l.size])
+        self.as_bin = self.bin_l(element[:self.bin_l.size])
+        self.as_load = element[:Shape.cast(self.lshape).width]
+        self.as_counter = element[:64]
+        self.as_frame_number = element[:p.frame_bits]
+
+    def _registers(self):
+        p, S, fb = self.p, self.p.slots, self.p.frame_bits
+        self.cmd = Signal(self.ports.cmd.payload.shape())
+        self.page_key, self.drbg_key, self.index_key = (
+            Signal(128, name=n) for n in ("page_key", "drbg_key", "index_key"))
+        self.r, self.y, self.c1, self.c2, self.x, self.nb = (
+            Signal(range(p.bins), name=n) for n in ("r", "y", "c1", "c2", "x", "nb"))
+        self.n_drawn = Signal(3)
+        self.mac = Signal(128)
+        self.mac_block = Signal(range(8))
+        self.found = Signal()
+        self.entry = Signal(self.entry_l)
+        self.pos = Signal.like(self.lookup.pos, name="pos")
+        self.free_pos = Signal.like(self.lookup.free_pos, name="free_pos")
+        self.free_ok = Signal()
+        self.load_c1, self.load_c2, self.load_x, self.load_nb = (
+            Signal(self.lshape, name=n) for n in ("load_c1", "load_c2", "load_x", "load_nb"))
+        self.bin_x, self.bin_y, self.bin_cur, self.bin_nb = (
+            Signal(self.bin_l, name=n) for n in ("bin_x", "bin_y", "bin_cur", "bin_nb"))
+        self.key_frame = Signal(self.frame_l)
+        self.counter_x, self.counter_y, self.counter = (
+            Signal(64, name=n) for n in ("counter_x", "counter_y", "counter"))
+        self.counter_a = Signal(64)       # the counter page a's write goes out under
+        self.stack_top = Signal(fb)
+        self.top = Signal(range(p.frames + 1))      # frames on the free stack (in HBM)
+        self.fresh = Signal(range(p.frames + 1))    # frames never used since Setup
+        self.fits, self.take, self.full, self.replace, self.taken = (
+            Signal(name=n) for n in ("fits", "take", "full", "replace", "taken"))
+        self.taken_vlen = Signal(16)
+        self.taken_value = Signal(8 * p.value_size)
+        self.status = Signal(3)
+        self.has_value = Signal()
+        self.out_vlen = Signal(16)
+        self.out_value = Signal(8 * p.value_size)
+        self.err_page = Signal(32)
+        self.items = Signal(range(p.capacity + 1))
+        self.setup_bound = Signal()
+        self.cycles = Signal(32)
+        self.touching = Signal(range(p.bins))
+        self.second = Signal()            # the touch on engine b (an access's second page)
+        self.first = Signal(range(p.bins))   # the bin of the access's first page (engine a)
+        self.two = Signal()               # both x and y are host bins
+        # Engine a's (b's) load or store is finished.
+        self.a_in, self.b_in = (Signal(name=n) for n in ("a_in", "b_in"))
+        self.reads_at, self.data_at = (Signal(32, name=n) for n in ("reads_at", "data_at"))
+        self.resume = Signal()            # after the response: the page writes and re-placement
+        self.derive = Signal(2)
+        self.page_number = Signal(range(p.host_bins + 1))
+        self.flushed_slot = Signal(S * p.slot_bits)
+        self.flushed_ipos = Signal(S * len(self.pos))
+        self.clear_bursts = self.hm.clear_end // 4096
+        self.k = Signal(range(max(self.clear_bursts, 4 * S + 8) + 1))  # the step's next request
+
+    def _datapath(self):
+        """What every state sees: the lookup's inputs, the slot ports of the engine being
+        touched, the PRF's message blocks, the cycle stamps."""
+        m, p = self.m, self.p
+        lookup, pages_a, pages_b, second = self.lookup, self.pages_a, self.pages_b, self.second
+        self.kind, self.loc = self.entry.kind, self.entry.loc
+        m.d.sync += self.cycles.eq(self.cycles + 1)
+        m.d.comb += [lookup.key.eq(self.cmd.key), lookup.klen.eq(self.cmd.klen),
+                     lookup.bucket1.eq(self.mac[:len(lookup.bucket1)]),
+                     lookup.bucket2.eq(self.mac[64:64 + len(lookup.bucket2)]),
+                     pages_a.key.eq(self.page_key), pages_b.key.eq(self.page_key),
+                     self.sampler.key.eq(self.drbg_key)]
+
+        # The slot ports of the engine being touched (a, or b for the second page).
+        self.pages = pages = _SlotPorts(self.slot_l, p.slots)
+        m.d.comb += [pages.slot_rd.eq(Mux(second, pages_b.slot_rd, pages_a.slot_rd)),
+                     pages.slot_used.eq(Mux(second, pages_b.slot_used, pages_a.slot_used))]
+        for engine, selected in ((pages_a, ~second), (pages_b, second)):
+            m.d.comb += [engine.slot_rd_idx.eq(pages.slot_rd_idx),
+                         engine.slot_wr_idx.eq(pages.slot_wr_idx),
+                         engine.slot_wr.eq(pages.slot_wr),
+                         engine.slot_wr_en.eq(pages.slot_wr_en & selected)]
+        # Measurement only: when the access's first page read left and its last page beat
+        # came in (the latency projection replaces the simulated host link by a real one).
+        host_page_port = self.bridge.page
+        with m.If(host_page_port.rd_req.valid & host_page_port.rd_req.ready
+                  & (self.reads_at == 0)):
+            m.d.sync += self.reads_at.eq(self.cycles)
+        with m.If(host_page_port.rd_data.valid & host_page_port.rd_data.ready):
+            m.d.sync += self.data_at.eq(self.cycles)
+
+        # The PRF message: klen ‖ key, zero padded to whole blocks (CBC-MAC under the index key).
+        self.nmsg = nmsg = -(-(1 + p.key_size) // 16)
+        message = Signal(128 * nmsg)
+        m.d.comb += message.eq(Cat(self.cmd.klen, self.cmd.key))
+        self.msg_block = msg_block = Signal(128)
+        with m.Switch(self.mac_block):
+            for j in range(nmsg):
+                with m.Case(j):
+                    m.d.comb += msg_block.eq(bswap(message[128 * j:128 * (j + 1)]))
+
+        self.slot_vlen = Cat(pages.slot_rd.vlen_be[8:16], pages.slot_rd.vlen_be[0:8])
+        regions = self.hm.regions
+        self.index_r, self.loads_r, self.bins_r = (regions["index"], regions["loads"],
+                                                   regions["bins"])
+        self.staging_r, self.frames_r = regions["staging"], regions["frames"]
+        self.stack_r, self.counters_r = regions["stack"], regions["counters"]
+        self.stack_below_top = Mux(self.top != 0, self.top - 1, 0)
+        self.free_count = (p.frames - self.fresh) + self.top
+        # The frame an allocation takes: the top of the free stack, else a fresh one.
+        self.alloc_frame = Mux(self.top != 0, self.stack_top, self.fresh[:p.frame_bits])
+
+    # -- helpers --------------------------------------------------------------------------------
+    def is_host(self, b):
+        return b >= self.p.hbm_bins
+
+    def host_page(self, b):
+        """The host page of bin ``b`` (page 0 for an HBM bin: a request that only keeps the
+        schedule)."""
+        return Mux(b >= self.p.hbm_bins, b - self.p.hbm_bins,
+                   0)[:max(1, (self.p.host_bins - 1).bit_length())]
+
+    def new_value(self, layout, **fields):
+        """A signal of ``layout`` driven with ``fields``."""
+        v = Signal(layout)
+        self.m.d.comb += [getattr(v, name).eq(value) for name, value in fields.items()]
+        return v
+
+    def slot_record(self, klen, key, vlen, value):
+        """A page slot holding the item."""
+        return self.new_value(self.slot_l, flag=1, klen=klen, key=key,
+                              vlen_be=Cat(vlen[8:16], vlen[0:8]), value=value)
+
+    # -- the fixed-schedule HBM steps ----------------------------------------------------------
+    def enter(self, state):
+        """Go to the HBM step ``state``: its requests from the first, its budget from now."""
+        m = self.m
+        m.next = state
+        m.d.sync += self.k.eq(0)
+        m.d.comb += self.hbm.begin.eq(1)
+
+    def issue(self, segments):
+        """Drive the step's requests, one after another: ``segments`` is a list of
+        ``(count, request(i))``. Returns the condition that the step is over."""
+        m, k, hbm = self.m, self.k, self.hbm
+        start, budget = 0, self.latency + 4
+        for count, make in segments:
+            index = (k - start)[:len(k)]
+            request = make(index)
+            cond = (k >= start) & (k < start + count)
+            with m.If(cond):
+                if isinstance(request, _Read):
+                    m.d.comb += [hbm.rd.valid.eq(1), hbm.rd.payload.addr.eq(request.addr),
+                                 hbm.rd.payload.beats.eq(request.beats)]
+                    with m.If(hbm.rd.ready):
+                        m.d.sync += k.eq(k + 1)
+                else:
+                    m.d.comb += [hbm.wr.valid.eq(1), hbm.wr.payload.addr.eq(request.addr),
+                                 hbm.wr.payload.beats.eq(request.beats),
+                                 hbm.wr.payload.data.eq(request.data),
+                                 hbm.wr.payload.enable.eq(request.enable),
+                                 hbm.wr.payload.zero.eq(request.zero)]
+                    with m.If(hbm.wr.ready):
+                        m.d.sync += k.eq(k + 1)
+            start += count
+            budget += count * (2 * request.beats + 2)
+        m.d.comb += hbm.budget.eq(budget)
+        return (k == start) & hbm.done
+
+    def arrived(self, i):
+        """The step's ``i``-th element is on ``hbm.element`` now."""
+        return self.hbm.element_valid & (self.hbm.element_index == i)
+
+    def read_into(self, reads):
+        """Issue one read per ``(region, index, register, view)`` and keep each element,
+        seen through ``view``, in its register. Returns the condition that the step is over."""
+        over = self.issue([(1, lambda i, region=region, index=index: self.read(region, index))
+                           for region, index, _, _ in reads])
+        for n, (_, _, register, view) in enumerate(reads):
+            with self.m.If(self.arrived(n)):
+                self.m.d.sync += register.eq(view)
+        return over
+
+    @staticmethod
+    def read(region, i):
+        return _Read(region.address(i), region.element_beats)
+
+    @staticmethod
+    def write(region, i, value, enable=1):
+        return _Write(region.address(i), value, enable, region.element_beats)
+
+    # -- the steps, one method each (the FSM's states) ------------------------------------------
+
+    def _accept(self):
+        """Take the next command and clear what the previous one left."""
+        m = self.m
+        with m.State("IDLE"):
+            m.d.comb += self.ports.cmd.ready.eq(1)
+            with m.If(self.ports.cmd.valid):
+                m.d.sync += [self.cmd.eq(self.ports.cmd.payload), self.cycles.eq(1),
+                             self.has_value.eq(0), self.out_vlen.eq(0), self.out_value.eq(0),
+                             self.err_page.eq(0),
+                             self.status.eq(Status.ABSENT), self.mac.eq(0), self.mac_block.eq(0),
+                             self.second.eq(0), self.taken.eq(0), self.derive.eq(0),
+                             self.reads_at.eq(0), self.data_at.eq(0), self.resume.eq(0)]
+                with m.Switch(self.ports.cmd.payload.op):
+                    with m.Case(Cmd.GET, Cmd.PUT, Cmd.DELETE):
+                        m.d.sync += self.n_drawn.eq(0)
+                        m.next = "DRAW"
+                    with m.Case(Cmd.SETUP_ITEM):
+                        m.d.sync += self.n_drawn.eq(2)
+                        m.next = "DRAW"
+                    with m.Case(Cmd.SETUP_BEGIN):
+                        m.next = "SB_KEY"
+                    with m.Case(Cmd.SETUP_END):
+                        m.d.sync += self.page_number.eq(0)
+                        self.enter("SE_READ")
+                    with m.Default():
+                        m.next = "RESP"
+
+    def _draw(self):
+        """Step 1: the DRBG draws (r, y, c1, c2 != c1; a Setup item only c1, c2)."""
+        m = self.m
+        with m.State("DRAW"):
+            m.d.comb += self.sampler.o.ready.eq(1)
+            with m.If(self.sampler.o.valid):
+                sample = self.sampler.o.payload
+                with m.Switch(self.n_drawn):
+                    with m.Case(0):
+                        m.d.sync += [self.r.eq(sample), self.n_drawn.eq(1)]
+                    with m.Case(1):
+                        m.d.sync += [self.y.eq(sample), self.n_drawn.eq(2)]
+                    with m.Case(2):
+                        m.d.sync += [self.c1.eq(sample), self.n_drawn.eq(3)]
+                    with m.Case(3):
+                        with m.If(sample != self.c1):
+                            m.d.sync += self.c2.eq(sample)
+                            m.next = "PRF_SEND"
+
+    def _index_prf(self):
+        """The index PRF: a CBC-MAC of (klen ‖ key) under the index key."""
+        m = self.m
+        with m.State("PRF_SEND"):
+            m.d.comb += [self.aes.i_stream.valid.eq(1),
+                         self.aes.i_stream.payload.eq(self.mac ^ self.msg_block)]
+            with m.If(self.aes.i_stream.ready):
+                m.next = "PRF_WAIT"
+        with m.State("PRF_WAIT"):
+            m.d.comb += self.aes.o_stream.ready.eq(1)
+            with m.If(self.aes.o_stream.valid):
+                m.d.sync += [self.mac.eq(self.aes.o_stream.payload),
+                             self.mac_block.eq(self.mac_block + 1)]
+                with m.If(self.mac_block == self.nmsg - 1):
+                    m.d.comb += self.lookup.start.eq(1)
+                    self.enter("LOOKUP")
+                with m.Else():
+                    m.next = "PRF_SEND"
+
+    def _lookup(self):
+        """Step 2: the index lookup (:class:`~bolt.hdl.lookup.Lookup`), one HBM step."""
+        m = self.m
+        with m.State("LOOKUP"):
+            m.d.comb += [self.hbm.rd.valid.eq(self.lookup.rd.valid),
+                         self.hbm.rd.payload.eq(self.lookup.rd.payload),
+                         self.lookup.rd.ready.eq(self.hbm.rd.ready),
+                         self.hbm.budget.eq(self.latency + 4 + 3 * 2 + 2 * self.lookup.beats)]
+            with m.If(self.lookup.done & self.hbm.done):
+                m.d.sync += [self.found.eq(self.lookup.found), self.entry.eq(self.lookup.entry),
+                             self.pos.eq(self.lookup.pos), self.free_ok.eq(self.lookup.free_ok),
+                             self.free_pos.eq(self.lookup.free_pos),
+                             self.x.eq(Mux(self.lookup.found, self.lookup.entry.bin, self.r))]
+                with m.If(self.cmd.op == Cmd.SETUP_ITEM):
+                    self.enter("SI_READ")
+                with m.Else():
+                    m.next = "T_LOAD"
+
+    def _page_reads(self):
+        """Step 3 begins: both page reads leave now (algorithm §12), x's first."""
+        m = self.m
+        with m.State("T_LOAD"):
+            # Engine a reads the first host page, b (if both are host bins) y. They decrypt
+            # once the gather has their counters: the host round trip hides the gather.
+            host_x, host_y = self.is_host(self.x), self.is_host(self.y)
+            m.d.comb += [self.pages_a.load.eq(host_x | host_y),
+                         self.pages_a.page.eq(self.host_page(Mux(host_x, self.x, self.y))),
+                         self.pages_b.load.eq(host_x & host_y),
+                         self.pages_b.page.eq(self.host_page(self.y))]
+            m.d.sync += [self.first.eq(Mux(host_x, self.x, self.y)), self.two.eq(host_x & host_y)]
+            self.enter("GATHER")
+
+    def _gather(self):
+        """Everything the decisions need, read from HBM in one step."""
+        m, fb = self.m, self.p.frame_bits
+        with m.State("GATHER"):
+            own_frame = Mux(self.found & (self.kind != HOST), self.loc, 0)[:fb]
+            over = self.read_into([
+                (self.loads_r, self.c1, self.load_c1, self.as_load),
+                (self.loads_r, self.c2, self.load_c2, self.as_load),
+                (self.loads_r, self.x, self.load_x, self.as_load),
+                (self.bins_r, self.host_page(self.x), self.bin_x, self.as_bin),
+                (self.bins_r, self.host_page(self.y), self.bin_y, self.as_bin),
+                (self.frames_r, own_frame, self.key_frame, self.as_frame),
+                (self.counters_r, self.host_page(self.x), self.counter_x, self.as_counter),
+                (self.counters_r, self.host_page(self.y), self.counter_y, self.as_counter),
+            ])
+            with m.If(over):
+                m.next = "DECIDE"
+
+    def _decide(self):
+        """The decisions, all taken before the touches change anything."""
+        m, p, S, fb = self.m, self.p, self.p.slots, self.p.frame_bits
+        with m.State("DECIDE"):
+            host_x, host_y = self.is_host(self.x), self.is_host(self.y)
+            la = self.load_c1 - (self.found & (self.c1 == self.x))
+            lb = self.load_c2 - (self.found & (self.c2 == self.x))
+            is_put = self.cmd.op == Cmd.PUT
+            rep = is_put | ((self.cmd.op == Cmd.GET) & self.found)
+            ful = is_put & ~self.found & (self.items >= p.capacity)
+            loads_ok = (la < S) | (lb < S)
+            freed = Signal(range(2 * p.frames + 2))
+            m.d.comb += freed.eq(
+                (self.found & (self.kind != HOST))
+                + Mux(host_x, self.bin_x.count, 0)
+                + Mux(host_y & (self.y != self.x), self.bin_y.count, 0)
+                - (self.found & (self.kind == PENDING)))
+            frames_ok = (self.free_count + freed) >= 1
+            index_ok = self.found | self.free_ok
+            fit = Signal()
+            m.d.comb += fit.eq(rep & ~ful & loads_ok & frames_ok & index_ok)
+            tk = Signal()
+            m.d.comb += tk.eq(self.found & ((self.cmd.op == Cmd.DELETE) | fit))
+            use_c1 = la <= lb
+            first_counter = Mux(host_x, self.counter_x, self.counter_y)
+            m.d.sync += [self.replace.eq(rep), self.full.eq(ful), self.fits.eq(fit),
+                         self.take.eq(tk), self.nb.eq(Mux(use_c1, self.c1, self.c2)),
+                         self.load_nb.eq(Mux(use_c1, self.load_c1, self.load_c2)),
+                         self.touching.eq(self.first), self.counter.eq(first_counter),
+                         self.a_in.eq(0), self.b_in.eq(~self.two)]
+            m.d.comb += [self.pages_a.decrypt.eq(host_x | host_y),
+                         self.pages_a.counter.eq(first_counter),
+                         self.pages_b.decrypt.eq(self.two), self.pages_b.counter.eq(self.counter_y)]
+            # The key's own pending entry leaves the eviction list of x now (algorithm §3, step 2).
+            unlinked = _unlink(m, self.bin_l, self.bin_x, self.loc[:fb], S)
+            with m.If(~host_x):
+                m.d.sync += self.bin_cur.eq(self.bin_y)
+            with m.Elif(tk & (self.kind == PENDING)):
+                m.d.sync += self.bin_cur.eq(unlinked)
+            with m.Else():
+                m.d.sync += self.bin_cur.eq(self.bin_x)
+            with m.If(host_x | host_y):
+                m.next = "T_LOAD_WAIT"
+            with m.Else():
+                m.next = "RESULT"
+
+    def _touch(self):
+        """Step 3: both pages in and verified; the key's item out of page x."""
+        m = self.m
+        with m.State("T_LOAD_WAIT"):
+            with m.If(self.pages_a.done):
+                m.d.sync += self.a_in.eq(1)
+            with m.If(self.pages_b.done):
+                m.d.sync += self.b_in.eq(1)
+            # Nothing is written unless both pages verify: a failure changes nothing.
+            with m.If(self.a_in & self.b_in):
+                with m.If(~self.pages_a.ok):
+                    m.d.sync += [self.status.eq(Status.INTEGRITY),
+                                 self.err_page.eq(self.host_page(self.first))]
+                    m.next = "RESP"
+                with m.Elif(self.two & ~self.pages_b.ok):
+                    m.d.sync += [self.status.eq(Status.INTEGRITY),
+                                 self.err_page.eq(self.host_page(self.y))]
+                    m.next = "RESP"
+                with m.Elif(self.is_host(self.x)):
+                    m.next = "T_TAKE"
+                with m.Else():
+                    m.next = "RESULT"
+        with m.State("T_TAKE"):
+            # The key's item leaves its slot of page x.
+            m.d.comb += self.pages.slot_rd_idx.eq(self.loc)
+            slot = self.pages.slot_rd
+            holds = (slot.flag != 0) & (slot.klen == self.cmd.klen) & (slot.key == self.cmd.key)
+            with m.If(self.take & (self.kind == HOST)):
+                m.d.comb += [self.pages.slot_wr_idx.eq(self.loc), self.pages.slot_wr.eq(0),
+                             self.pages.slot_wr_en.eq(holds)]
+                m.d.sync += [self.taken.eq(1), self.taken_vlen.eq(self.slot_vlen),
+                             self.taken_value.eq(slot.value)]
+            with m.If(self.take & (self.kind == HOST) & ~holds):
+                m.d.sync += [self.status.eq(Status.INTEGRITY),
+                             self.err_page.eq(self.host_page(self.x)), self.taken.eq(0)]
+                m.next = "RESP"
+            with m.Else():
+                m.next = "RESULT"
+
+    def _flush(self):
+        """The touch's flush: the bin's pending items into the lowest free slots."""
+        m, p, S = self.m, self.p, self.p.slots
+        with m.State("FLUSH_READ"):
+            over = self.issue([(S, lambda i: self.read(
+                self.frames_r, Mux(i < self.bin_cur.count, self.bin_cur.frames[i], 0)))])
+            free_slot = Signal(range(S))
+            for s in reversed(range(S)):
+                with m.If(~self.pages.slot_used[s]):
+                    m.d.comb += free_slot.eq(s)
+            record = self.as_frame
+            with m.If(self.hbm.element_valid & (self.hbm.element_index < self.bin_cur.count)):
+                i = self.hbm.element_index
+                m.d.comb += [self.pages.slot_wr_en.eq(1), self.pages.slot_wr_idx.eq(free_slot),
+                             self.pages.slot_wr.eq(self.slot_record(record.klen, record.key,
+                                                                    record.vlen, record.value))]
+                m.d.sync += [self.flushed_slot.word_select(i, p.slot_bits).eq(free_slot),
+                             self.flushed_ipos.word_select(i, len(self.pos)).eq(record.ipos)]
+            with m.If(over):
+                self.enter("FLUSH_WRITE")
+        with m.State("FLUSH_WRITE"):
+            def index_update(i):
+                slot_index = self.flushed_slot.word_select(i, p.slot_bits)
+                m.d.comb += self.pages.slot_rd_idx.eq(slot_index)
+                flushed = self.new_value(self.entry_l, valid=1, kind=HOST,
+                                         klen=self.pages.slot_rd.klen, key=self.pages.slot_rd.key,
+                                         bin=self.touching, loc=slot_index)
+                return self.write(self.index_r, self.flushed_ipos.word_select(i, len(self.pos)),
+                                  flushed, i < self.bin_cur.count)
+
+            over = self.issue([
+                (S, index_update),
+                (S, lambda i: self.write(self.stack_r, self.top + i, self.bin_cur.frames[i],
+                                         i < self.bin_cur.count)),
+                (1, lambda i: self.write(self.bins_r, self.host_page(self.touching), 0)),
+                (1, lambda i: self.write(self.counters_r, self.host_page(self.touching),
+                                         self.counter + 1)),
+            ])
+            with m.If(over):
+                m.d.sync += [self.top.eq(self.top + self.bin_cur.count), self.bin_cur.count.eq(0)]
+                with m.If(self.two & ~self.second):
+                    # On to y, on engine b: under x's next counter when y == x, whose
+                    # second touch works on the first's result.
+                    m.d.sync += [self.counter_a.eq(self.counter + 1), self.touching.eq(self.y),
+                                 self.second.eq(1), self.counter.eq(
+                                     Mux(self.y == self.x, self.counter + 1, self.counter_y))]
+                    with m.If(self.y != self.x):
+                        m.d.sync += self.bin_cur.eq(self.bin_y)
+                    m.next = "T_FORWARD"
+                with m.Else():
+                    with m.If(~self.second):
+                        m.d.sync += self.counter_a.eq(self.counter + 1)
+                    m.next = "T_STORE"
+        with m.State("T_FORWARD"):
+            # y == x: engine b read the page before a's write; it takes a's result instead.
+            m.d.comb += [self.pages_b.page_wr.eq(self.pages_a.page_rd),
+                         self.pages_b.page_wr_en.eq(self.y == self.x)]
+            self.enter("FLUSH_READ")
+
+    def _page_writes(self):
+        """Both page writes, posted: x's (engine a) first, y's beside it."""
+        m = self.m
+        with m.State("T_STORE"):
+            # Both writes start together: a's page goes out first (the port's order), b's
+            # is encrypted beside it.
+            m.d.comb += [self.pages_a.store.eq(1),
+                         self.pages_a.page.eq(self.host_page(self.first)),
+                         self.pages_a.counter.eq(self.counter_a),
+                         self.pages_b.store.eq(self.two),
+                         self.pages_b.page.eq(self.host_page(self.y)),
+                         self.pages_b.counter.eq(self.counter + 1)]
+            m.d.sync += [self.a_in.eq(0), self.b_in.eq(~self.two)]
+            m.next = "T_STORE_WAIT"
+        with m.State("T_STORE_WAIT"):
+            with m.If(self.pages_a.done):
+                m.d.sync += self.a_in.eq(1)
+            with m.If(self.pages_b.done):
+                m.d.sync += self.b_in.eq(1)
+            with m.If(self.a_in & self.b_in):
+                m.next = "T_STORE_RESPONSE"
+        with m.State("T_STORE_RESPONSE"):
+            # The pages are written once the host has answered every burst of them.
+            with m.If(~self.bridge.writes_pending):
+                self.enter("REPLACE_READ")
+
+    def _result(self):
+        """Step 4: the key's value and the status; the answer leaves before the writes."""
+        m = self.m
+        with m.State("RESULT"):
+            with m.If(self.found & ((self.kind != HOST) | ~self.take)):
+                m.d.sync += [self.out_vlen.eq(self.key_frame.vlen),
+                             self.out_value.eq(self.key_frame.value),
+                             self.has_value.eq(self.kind != HOST)]
+            with m.If(self.take & (self.kind == HOST)):
+                m.d.sync += [self.out_vlen.eq(self.taken_vlen),
+                             self.out_value.eq(self.taken_value), self.has_value.eq(1)]
+            with m.If(self.full):
+                m.d.sync += [self.status.eq(Status.FULL), self.has_value.eq(0)]
+            with m.Elif(self.replace & ~self.fits):
+                m.d.sync += self.status.eq(Status.BOUND)
+            with m.Elif(self.found):
+                m.d.sync += self.status.eq(Status.FOUND)
+            with m.Else():
+                m.d.sync += [self.status.eq(Status.ABSENT), self.has_value.eq(0)]
+            # The answer is known: it leaves now; the flushes, the page writes (posted) and
+            # the re-placement follow before the next command is taken.
+            m.d.sync += self.resume.eq(1)
+            m.next = "RESP"
+
+    def _replace(self):
+        """Steps 5 and 6: the key's re-placement into bin nb."""
+        m, fb = self.m, self.p.frame_bits
+        with m.State("REPLACE_READ"):
+            over = self.read_into([
+                (self.bins_r, self.host_page(self.nb), self.bin_nb, self.as_bin),
+                (self.stack_r, self.stack_below_top, self.stack_top, self.as_frame_number)])
+            with m.If(over):
+                self.enter("REPLACE_WRITE")
+        with m.State("REPLACE_WRITE"):
+            own_freed = self.take & (self.kind != HOST)
+            frame = Mux(own_freed, self.loc[:fb], self.alloc_frame)
+            target = Mux(self.found, self.pos, self.free_pos)
+            cmd, nb, fits = self.cmd, self.nb, self.fits
+            is_put = cmd.op == Cmd.PUT
+            new_load_x = self.load_x - self.take + (fits & (nb == self.x))
+            record = self.new_value(self.frame_l, vlen=Mux(is_put, cmd.vlen, self.out_vlen),
+                                    value=Mux(is_put, cmd.value, self.out_value), klen=cmd.klen,
+                                    key=cmd.key, ipos=target)
+            placed = self.new_value(self.entry_l, valid=1,
+                                    kind=Mux(self.is_host(nb), PENDING, HBM),
+                                    klen=cmd.klen, key=cmd.key, bin=nb, loc=frame)
+            appended = Signal(self.bin_l)
+            m.d.comb += [appended.eq(self.bin_nb), appended.count.eq(self.bin_nb.count + 1),
+                         appended.frames[self.bin_nb.count].eq(frame)]
+            over = self.issue([
+                (1, lambda i: self.write(self.loads_r, self.x, new_load_x)),
+                (1, lambda i: self.write(self.loads_r, nb,
+                                         Mux(nb == self.x, new_load_x, self.load_nb + fits))),
+                (1, lambda i: self.write(self.frames_r, frame, record, fits)),
+                (1, lambda i: self.write(self.index_r, target, Mux(fits, placed.as_value(), 0),
+                                         fits | self.take)),
+                (1, lambda i: self.write(self.bins_r, self.host_page(nb), appended,
+                                         fits & self.is_host(nb))),
+                (1, lambda i: self.write(self.stack_r, self.top, self.loc[:fb], own_freed & ~fits)),
+            ])
+            with m.If(over):
+                with m.If(fits):
+                    with m.If(~own_freed):
+                        _allocate(m, self.top, self.fresh)
+                    with m.If(~self.found):
+                        m.d.sync += self.items.eq(self.items + 1)
+                with m.Elif(self.take):   # DELETE of a present key
+                    m.d.sync += self.items.eq(self.items - 1)
+                    with m.If(own_freed):
+                        m.d.sync += self.top.eq(self.top + 1)
+                m.next = "IDLE"
+
+    def _setup_begin(self):
+        """Setup begins: the subkeys, the DRBG restart, the clear of every structure."""
+        m = self.m
+        with m.State("SB_KEY"):
+            m.d.comb += [self.aes.key_stream.valid.eq(1),
+                         self.aes.key_stream.payload.eq(self.cmd.master_key)]
+            with m.If(self.aes.key_stream.ready):
+                m.next = "SB_SEND"
+        with m.State("SB_SEND"):
+            m.d.comb += [self.aes.i_stream.valid.eq(1),
+                         self.aes.i_stream.payload.eq(Cat(self.cmd.salt, (self.derive + 1)[:8]))]
+            with m.If(self.aes.i_stream.ready):
+                m.next = "SB_WAIT"
+        with m.State("SB_WAIT"):
+            m.d.comb += self.aes.o_stream.ready.eq(1)
+            with m.If(self.aes.o_stream.valid):
+                m.d.sync += self.derive.eq(self.derive + 1)
+                with m.Switch(self.derive):
+                    with m.Case(0):
+                        m.d.sync += self.page_key.eq(self.aes.o_stream.payload)
+                        m.next = "SB_SEND"
+                    with m.Case(1):
+                        m.d.sync += self.drbg_key.eq(self.aes.o_stream.payload)
+                        m.next = "SB_SEND"
+                    with m.Case(2):
+                        m.d.sync += self.index_key.eq(self.aes.o_stream.payload)
+                        m.next = "SB_INDEX_KEY"
+        with m.State("SB_INDEX_KEY"):
+            m.d.comb += [self.aes.key_stream.valid.eq(1),
+                         self.aes.key_stream.payload.eq(self.index_key)]
+            with m.If(self.aes.key_stream.ready):
+                m.d.comb += [self.sampler.restart.eq(1), self.pages_a.rekey.eq(1),
+                             self.pages_b.rekey.eq(1)]
+                m.d.sync += [self.items.eq(0), self.setup_bound.eq(0), self.top.eq(0),
+                             self.fresh.eq(0)]
+                self.enter("SB_CLEAR")
+        with m.State("SB_CLEAR"):
+            # The clear sequencer: zeros over the index, loads, eviction lists and staging.
+            over = self.issue([(self.clear_bursts, lambda i: _Write(
+                i * 4096, 0, 1, MAX_BURST_BEATS, zero=True))])
+            with m.If(over):
+                m.next = "RESP"
+
+    def _setup_item(self):
+        """Setup: one item placed by the two-choice rule."""
+        m, p, S = self.m, self.p, self.p.slots
+        with m.State("SI_READ"):
+            over = self.read_into([(self.loads_r, self.c1, self.load_c1, self.as_load),
+                                   (self.loads_r, self.c2, self.load_c2, self.as_load)])
+            with m.If(over):
+                self.enter("SI_WRITE")
+        with m.State("SI_WRITE"):
+            # The reference model's setup(): the less loaded of c1, c2.
+            cmd = self.cmd
+            use_c1 = self.load_c1 <= self.load_c2
+            target_bin = Mux(use_c1, self.c1, self.c2)
+            target_load = Mux(use_c1, self.load_c1, self.load_c2)
+            host = self.is_host(target_bin)
+            ok = Signal()
+            m.d.comb += ok.eq((target_load < S) & self.free_ok & (host | (self.fresh < p.frames))
+                              & ~self.setup_bound)
+            placed = self.new_value(self.entry_l, valid=1, kind=Mux(host, HOST, HBM),
+                                    klen=cmd.klen, key=cmd.key, bin=target_bin,
+                                    loc=Mux(host, target_load, self.fresh))
+            record = self.new_value(self.frame_l, vlen=cmd.vlen, value=cmd.value, klen=cmd.klen,
+                                    key=cmd.key, ipos=self.free_pos)
+            over = self.issue([
+                (1, lambda i: self.write(self.loads_r, target_bin, target_load + 1, ok)),
+                (1, lambda i: self.write(self.index_r, self.free_pos, placed, ok)),
+                (1, lambda i: self.write(self.staging_r,
+                                         self.host_page(target_bin) * S + target_load,
+                                         self.slot_record(cmd.klen, cmd.key, cmd.vlen, cmd.value),
+                                         ok & host)),
+                (1, lambda i: self.write(self.frames_r, self.fresh, record, ok & ~host)),
+            ])
+            with m.If(over):
+                with m.If(ok):
+                    m.d.sync += self.items.eq(self.items + 1)
+                    with m.If(~host):
+                        m.d.sync += self.fresh.eq(self.fresh + 1)
+                with m.Else():
+                    m.d.sync += self.setup_bound.eq(1)
+                m.next = "RESP"
+
+    def _setup_end(self):
+        """Setup ends: every host page from the staging area, under counter 1."""
+        m, p, S = self.m, self.p, self.p.slots
+        with m.State("SE_READ"):
+            # Page `page_number` from the staging area, under counter 1.
+            over = self.issue([
+                (S, lambda i: self.read(self.staging_r, self.page_number * S + i)),
+                (1, lambda i: self.write(self.counters_r, self.page_number, 1)),
+            ])
+            with m.If(self.hbm.element_valid):
+                m.d.comb += [self.pages.slot_wr_en.eq(1),
+                             self.pages.slot_wr_idx.eq(self.hbm.element_index),
+                             self.pages.slot_wr.eq(self.element[:self.slot_l.size])]
+            with m.If(over):
+                m.next = "SE_STORE"
+        with m.State("SE_STORE"):
+            m.d.comb += [self.pages_a.store.eq(1), self.pages_a.counter.eq(1),
+                         self.pages_a.page.eq(self.page_number)]
+            m.next = "SE_WAIT"
+        with m.State("SE_WAIT"):
+            with m.If(self.pages_a.done):
+                m.next = "SE_RESPONSE"
+        with m.State("SE_RESPONSE"):
+            with m.If(~self.bridge.writes_pending):
+                m.d.sync += self.page_number.eq(self.page_number + 1)
+                with m.If(self.page_number == p.host_bins - 1):
+                    m.d.sync += self.status.eq(Mux(self.setup_bound, Status.BOUND, Status.ABSENT))
+                    m.next = "RESP"
+                with m.Else():
+                    self.enter("SE_READ")
+
+    def _respond(self):
+        """The response; after an access, its touches and re-placement follow."""
+        m = self.m
+        with m.State("RESP"):
+            m.d.comb += [self.ports.resp.valid.eq(1),
+                         self.ports.resp.payload.status.eq(self.status),
+                         self.ports.resp.payload.has_value.eq(self.has_value),
+                         self.ports.resp.payload.vlen.eq(Mux(self.has_value, self.out_vlen, 0)),
+                         self.ports.resp.payload.value.eq(Mux(self.has_value, self.out_value, 0)),
+                         self.ports.resp.payload.page.eq(self.err_page),
+                         self.ports.resp.payload.cycles.eq(self.cycles),
+                         self.ports.resp.payload.reads_at.eq(self.reads_at),
+                         self.ports.resp.payload.data_at.eq(self.data_at)]
+            with m.If(self.ports.resp.ready):
+                with m.If(~self.resume):
+                    m.next = "IDLE"
+                with m.Elif(self.is_host(self.x) | self.is_host(self.y)):
+                    self.enter("FLUSH_READ")
+                with m.Else():
+                    self.enter("REPLACE_READ")
+
+
+@dataclass(frozen=True)
+class _Read:
+    addr: object
+    beats: int
+
+
+@dataclass(frozen=True)
+class _Write:
+    addr: object
+    data: object
+    enable: object = 1
+    beats: int = 1
+    zero: bool = False
+
+
+class _SlotPorts:
+    """The slot ports of :class:`~bolt.hdl.pages.PageEngine`, for the engine being touched."""
+
+    def __init__(self, slot_layout, slots):
+        self.slot_rd_idx = Signal(range(slots), name="slot_rd_idx")
+        self.slot_rd = Signal(slot_layout, name="slot_rd")
+        self.slot_used = Signal(slots, name="slot_used")
+        self.slot_wr_en = Signal(name="slot_wr_en")
+        self.slot_wr_idx = Signal(range(slots), name="slot_wr_idx")
+        self.slot_wr = Signal(slot_layout, name="slot_wr")
+
+
+def _allocate(m, top, fresh):
+    """Take a frame: the top of the free stack, else a fresh one."""
+    with m.If(top != 0):
+        m.d.sync += top.eq(top - 1)
+    with m.Else():
+        m.d.sync += fresh.eq(fresh + 1)
+
+
+def _unlink(m, layout, pending, frame, slots):
+    """``pending`` (a bin's list) without ``frame``, the later entries moved up one."""
+    result = Signal(layout)
+    seen = Signal(slots + 1)
+    m.d.comb += [seen[0].eq(0), result.count.eq(pending.count - 1)]
+    for i in range(slots):
+        m.d.comb += seen[i + 1].eq(seen[i] | ((i < pending.count) & (pending.frames[i] == frame)))
+        later = pending.frames[i + 1] if i + 1 < slots else 0
+        m.d.comb += result.frames[i].eq(Mux(seen[i + 1], later, pending.frames[i]))
+    return result
