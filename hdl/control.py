@@ -17,10 +17,12 @@ from bolt.params import Params
 from bolt.protocol import HBM, HOST, PENDING, Cmd, Status
 
 from .aes import Aes128
-from .hbm import HbmMap, HbmMaster, MAX_BURST_BEATS, bin_record_layout, frame_record_layout
+from .hbm import (HbmMap, HbmMaster, MAX_BURST_BEATS, bin_record_layout, bin_record_without,
+                  frame_record_layout)
 from .lookup import Lookup
 from .pages import HostAxiBridge, PageEngine, PagePortArbiter, bswap
 from .sampler import make_sampler
+from .scan import lowest_set
 
 __all__ = ["AccessControl"]
 
@@ -455,7 +457,7 @@ class AccessControl(Elaboratable):
                          self.pages_a.counter.eq(first_counter),
                          self.pages_b.decrypt.eq(self.two), self.pages_b.counter.eq(self.counter_y)]
             # The key's own pending entry leaves the eviction list of x now (algorithm §3, step 2).
-            unlinked = _unlink(m, self.bin_l, self.bin_x, self.loc[:fb], S)
+            unlinked = bin_record_without(m, self.bin_x, self.loc[:fb])
             with m.If(~host_x):
                 m.d.sync += self.bin_cur.eq(self.bin_y)
             with m.Elif(tk & (self.kind == PENDING)):
@@ -513,9 +515,7 @@ class AccessControl(Elaboratable):
             over = self.issue([(S, lambda i: self.read(
                 self.frames_r, Mux(i < self.bin_cur.count, self.bin_cur.frames[i], 0)))])
             free_slot = Signal(range(S))
-            for s in reversed(range(S)):
-                with m.If(~self.pages.slot_used[s]):
-                    m.d.comb += free_slot.eq(s)
+            m.d.comb += free_slot.eq(lowest_set([~used for used in self.pages.slot_used]))
             record = self.as_frame
             with m.If(self.hbm.element_valid & (self.hbm.element_index < self.bin_cur.count)):
                 i = self.hbm.element_index
@@ -833,15 +833,3 @@ def _allocate(m, top, fresh):
         m.d.sync += top.eq(top - 1)
     with m.Else():
         m.d.sync += fresh.eq(fresh + 1)
-
-
-def _unlink(m, layout, pending, frame, slots):
-    """``pending`` (a bin's list) without ``frame``, the later entries moved up one."""
-    result = Signal(layout)
-    seen = Signal(slots + 1)
-    m.d.comb += [seen[0].eq(0), result.count.eq(pending.count - 1)]
-    for i in range(slots):
-        m.d.comb += seen[i + 1].eq(seen[i] | ((i < pending.count) & (pending.frames[i] == frame)))
-        later = pending.frames[i + 1] if i + 1 < slots else 0
-        m.d.comb += result.frames[i].eq(Mux(seen[i + 1], later, pending.frames[i]))
-    return result

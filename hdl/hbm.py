@@ -19,9 +19,11 @@ from amaranth.lib.wiring import In, Out
 
 from bolt.params import BEAT_BYTES, Params
 
+from .scan import prefix_or
+
 __all__ = ["AxiSignature", "Region", "HbmMap", "HbmMaster", "BEAT_BITS", "AXI_BURST_INCR",
            "MAX_BURST_BEATS", "hbm_map", "frame_record_layout", "bin_record_layout",
-           "index_entry_layout"]
+           "bin_record_without", "index_entry_layout"]
 
 BEAT_BITS = 8 * BEAT_BYTES
 AXI_BURST_INCR = 1
@@ -90,6 +92,21 @@ def bin_record_layout(params: Params) -> data.StructLayout:
         "count": range(params.slots + 1),
         "frames": data.ArrayLayout(params.frame_bits, params.slots),
     })
+
+
+def bin_record_without(m: Module, pending, frame):
+    """The bin record ``pending`` without its first listed entry equal to ``frame``, the
+    entries after it moved up one (the last becomes 0) and the count one less. Whether an
+    entry moves is a prefix OR of the matches before it (:func:`~bolt.hdl.scan.prefix_or`),
+    not a ripple through the list."""
+    result = Signal(pending.shape())
+    frames = pending.frames
+    matches = [(i < pending.count) & (frames[i] == frame) for i in range(len(frames))]
+    m.d.comb += result.count.eq(pending.count - 1)
+    for i, moved in enumerate(prefix_or(matches)):
+        later = frames[i + 1] if i + 1 < len(frames) else 0
+        m.d.comb += result.frames[i].eq(Mux(moved, later, frames[i]))
+    return result
 
 
 @dataclass(frozen=True)
