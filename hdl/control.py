@@ -473,6 +473,8 @@ class AccessControl(Elaboratable):
         """Step 3: both pages in and verified; the key's item out of page x."""
         m = self.m
         with m.State("T_LOAD_WAIT"):
+            # The key's slot, read a cycle ahead of T_TAKE (the page's reads are synchronous).
+            m.d.comb += self.pages.slot_rd_idx.eq(self.loc)
             with m.If(self.pages_a.done):
                 m.d.sync += self.a_in.eq(1)
             with m.If(self.pages_b.done):
@@ -514,6 +516,8 @@ class AccessControl(Elaboratable):
         with m.State("FLUSH_READ"):
             over = self.issue([(S, lambda i: self.read(
                 self.frames_r, Mux(i < self.bin_cur.count, self.bin_cur.frames[i], 0)))])
+            # The first index update's slot, read ahead for FLUSH_WRITE.
+            m.d.comb += self.pages.slot_rd_idx.eq(self.flushed_slot[:p.slot_bits])
             free_slot = Signal(range(S))
             m.d.comb += free_slot.eq(lowest_set([~used for used in self.pages.slot_used]))
             record = self.as_frame
@@ -527,9 +531,15 @@ class AccessControl(Elaboratable):
             with m.If(over):
                 self.enter("FLUSH_WRITE")
         with m.State("FLUSH_WRITE"):
+            # Each index update's slot is read the cycle before: the next one's as this one is
+            # taken.
+            k, hbm = self.k, self.hbm
+            next_update = k + (hbm.wr.valid & hbm.wr.ready)
+            m.d.comb += self.pages.slot_rd_idx.eq(
+                self.flushed_slot.word_select(next_update[:len(k)], p.slot_bits))
+
             def index_update(i):
                 slot_index = self.flushed_slot.word_select(i, p.slot_bits)
-                m.d.comb += self.pages.slot_rd_idx.eq(slot_index)
                 flushed = self.new_value(self.entry_l, valid=1, kind=HOST,
                                          klen=self.pages.slot_rd.klen, key=self.pages.slot_rd.key,
                                          bin=self.touching, loc=slot_index)
@@ -551,7 +561,8 @@ class AccessControl(Elaboratable):
                     # second touch works on the first's result.
                     m.d.sync += [self.counter_a.eq(self.counter + 1), self.touching.eq(self.y),
                                  self.second.eq(1), self.counter.eq(
-                                     Mux(self.y == self.x, self.counter + 1, self.counter_y))]
+                                     Mux(self.y == self.x, self.counter + 1, self.counter_y)),
+                                 self.k.eq(0)]
                     with m.If(self.y != self.x):
                         m.d.sync += self.bin_cur.eq(self.bin_y)
                     m.next = "T_FORWARD"
@@ -560,10 +571,16 @@ class AccessControl(Elaboratable):
                         m.d.sync += self.counter_a.eq(self.counter + 1)
                     m.next = "T_STORE"
         with m.State("T_FORWARD"):
-            # y == x: engine b read the page before a's write; it takes a's result instead.
-            m.d.comb += [self.pages_b.page_wr.eq(self.pages_a.page_rd),
-                         self.pages_b.page_wr_en.eq(self.y == self.x)]
-            self.enter("FLUSH_READ")
+            # y == x: engine b read the page before a's write; it takes a's result instead,
+            # a slot a cycle (read from a, written into b the next). The copy runs, without its
+            # writes, for y != x as well, so that its cycles do not say which.
+            k = self.k
+            m.d.comb += [self.pages_a.slot_rd_idx.eq(k), self.pages.slot_wr_idx.eq(k - 1),
+                         self.pages.slot_wr.eq(self.pages_a.slot_rd),
+                         self.pages.slot_wr_en.eq((self.y == self.x) & (k != 0))]
+            m.d.sync += k.eq(k + 1)
+            with m.If(k == S):
+                self.enter("FLUSH_READ")
 
     def _page_writes(self):
         """Both page writes, posted: x's (engine a) first, y's beside it."""
@@ -816,7 +833,8 @@ class _Write:
 
 
 class _SlotPorts:
-    """The slot ports of :class:`~bolt.hdl.pages.PageEngine`, for the engine being touched."""
+    """The slot ports of :class:`~bolt.hdl.pages.PageEngine`, for the engine being touched
+    (``slot_rd`` is the slot ``slot_rd_idx`` named the cycle before)."""
 
     def __init__(self, slot_layout, slots):
         self.slot_rd_idx = Signal(range(slots), name="slot_rd_idx")

@@ -14,9 +14,11 @@ when encryption starts and each beat as soon as its ciphertext (or, for the last
 ready. Beats arrive faster than GCM's block per cycle, so a touch costs about one GCM pass per
 direction, not a pass plus a burst.
 
-The sealed page waits in a RAM of beats with a synchronous read port (BRAM or LUTRAM on the
-card), not in flip-flops; the plaintext stays in flip-flops, since the control reads its slots
-and their flags in any cycle (and forwards the whole page from one engine to the other).
+Both pages wait in RAMs with synchronous read ports (LUTRAM or BRAM on the card), not in
+flip-flops: the sealed page as beats, the plaintext as slots in a few banks (slot ``s`` in
+bank ``s mod banks``), so that the 16-byte block GCM reads or writes, which may span slots,
+is one word of each bank. Only the slots' flags are kept in flip-flops as well, for the
+control's choice of a free slot.
 """
 
 from __future__ import annotations
@@ -100,12 +102,10 @@ class PageEngine(wiring.Component):
         Pulse (while idle) after a new ``key``: GCM prepares it now, so no later load or store
         takes longer for being the first under that key. ``done`` pulses when finished; after a load, ``ok`` says whether
         the tag verified.
-    slot_rd_idx, slot_rd : asynchronous read of a slot of the plaintext buffer.
-    slot_used : which slots hold an item (their flag is set).
+    slot_rd_idx, slot_rd : synchronous read of a slot of the plaintext buffer: ``slot_rd`` is
+        the slot ``slot_rd_idx`` named the cycle before (while no store is running).
+    slot_used : which slots hold an item (their flag is set), as of the last write.
     slot_wr_en, slot_wr_idx, slot_wr : synchronous write of one slot.
-    page_wr_en, page_wr : synchronous write of the whole plaintext buffer.
-    page_rd : the whole plaintext buffer (forwarded to another engine: the second touch of a
-        page an access touches twice works on the first touch's result).
     """
 
     def __init__(self, params: Params, gcm_factory=None):
@@ -130,22 +130,18 @@ class PageEngine(wiring.Component):
             "slot_wr_en": In(1),
             "slot_wr_idx": In(range(params.slots)),
             "slot_wr": In(self.slot_layout),
-            "page_wr_en": In(1),
-            "page_wr": In(8 * params.page_plaintext_bytes),
-            "page_rd": Out(8 * params.page_plaintext_bytes),
         })
 
     def elaborate(self, platform):
         p = self._p
         m = Module()
         nblk = page_blocks(p)
-        slot_bits = 8 * p.slot_bytes
         pt_bytes = p.page_plaintext_bytes
 
-        # The plaintext stays in flip-flops: the control reads and writes its slots in any
-        # cycle. The sealed page (ciphertext, tag, padding) is a RAM of beats: a load writes
-        # the host's beats and GCM reads its blocks, a store the other way round.
-        buf = Signal(128 * nblk)          # plaintext, little-endian bytes, zero beyond the page
+        # The sealed page (ciphertext, tag, padding) is a RAM of beats: a load writes the host's
+        # beats and GCM reads its blocks, a store the other way round. The plaintext is the
+        # slot banks (:class:`_PlaintextBanks`).
+        m.submodules.plaintext = plaintext = _PlaintextBanks(p)
         m.submodules.sealed = sealed = Memory(shape=8 * BEAT_BYTES, depth=p.page_beats, init=[])
         sealed_wr = sealed.write_port(granularity=128)
         sealed_rd = sealed.read_port()
@@ -164,15 +160,11 @@ class PageEngine(wiring.Component):
         ok = Signal()
         m.d.comb += self.ok.eq(ok)
 
-        m.d.comb += [self.slot_rd.eq(buf[:slots_bits(p)].word_select(self.slot_rd_idx, slot_bits)),
-                     self.page_rd.eq(buf[:8 * pt_bytes])]
-        for s in range(p.slots):     # a slot is used when its flag byte is not zero
-            m.d.comb += self.slot_used[s].eq(buf[s * slot_bits:s * slot_bits + 8].any())
-        with m.If(self.slot_wr_en):
-            m.d.sync += buf[:slots_bits(p)].word_select(self.slot_wr_idx, slot_bits).eq(
-                self.slot_wr)
-        with m.If(self.page_wr_en):
-            m.d.sync += buf.eq(self.page_wr)
+        m.d.comb += [plaintext.slot_rd_idx.eq(self.slot_rd_idx),
+                     self.slot_rd.eq(plaintext.slot_rd), self.slot_used.eq(plaintext.slot_used),
+                     plaintext.slot_wr_en.eq(self.slot_wr_en),
+                     plaintext.slot_wr_idx.eq(self.slot_wr_idx),
+                     plaintext.slot_wr.eq(self.slot_wr)]
 
         host = self.host
         m.d.comb += [host.rd_req.payload.eq(page * p.page_stride),
@@ -189,14 +181,19 @@ class PageEngine(wiring.Component):
                      gcm.tag_in.eq(tag_in),
                      gcm.i_block.eq(Mux(decrypting,
                                         sealed_rd.data.word_select(lane, 128),
-                                        buf.word_select(gcm.i_index, 128))),
+                                        plaintext.block_rd)),
+                     # A store reads the plaintext's blocks; otherwise the control its slots.
+                     plaintext.block_reading.eq(self.busy & ~decrypting),
+                     plaintext.block_rd_idx.eq(gcm.i_next),
+                     plaintext.block_wr.eq(gcm.o_block),
+                     plaintext.block_wr_idx.eq(gcm.blocks_out),
                      # Decryption follows the read burst: the blocks of the beats the RAM
                      # already returns, the tag once the last beat is in.
                      gcm.blocks_ready.eq(beats_stored * BLOCKS_PER_BEAT),
                      gcm.tag_ready.eq(beat == p.page_beats)]
         with m.If(gcm.o_valid):
             with m.If(decrypting):
-                m.d.sync += buf.word_select(gcm.blocks_out, 128).eq(gcm.o_block)
+                m.d.comb += plaintext.block_wr_en.eq(1)
             with m.Else():
                 m.d.comb += [sealed_wr.addr.eq(gcm.blocks_out // BLOCKS_PER_BEAT),
                              sealed_wr.data.eq(Cat(*[gcm.o_block] * BLOCKS_PER_BEAT)),
@@ -292,8 +289,119 @@ class PageEngine(wiring.Component):
         return m
 
 
-def slots_bits(p: Params) -> int:
-    return 8 * p.page_plaintext_bytes
+class _PlaintextBanks(wiring.Component):
+    """A page plaintext in RAM: slot ``s`` is word ``s // banks`` of bank ``s % banks``, with
+    byte write enables, and a register of the slots' flags.
+
+    A 16-byte block (GCM's unit) spans at most ``banks`` consecutive slots, so it is one word
+    of each bank: a block write rotates the block to each slot's alignment, repeats it along
+    the word and writes the block's bytes alone; a block read reads the words of those slots
+    and takes the block's 16 bytes out of them (zero beyond the page). Every access is a
+    single cycle, the same for every block and slot, and reads are synchronous: ``slot_rd`` and
+    ``block_rd`` are what ``slot_rd_idx`` or ``block_rd_idx`` named the cycle before (the
+    latter while ``block_reading``). Block and slot writes never coincide.
+    """
+
+    def __init__(self, params: Params):
+        self._p = params
+        #: Banks: a power of two no smaller than the slots a block can span.
+        self.banks = 1 << (-(-15 // params.slot_bytes)).bit_length()
+        blocks = page_blocks(params)
+        layout = slot_layout(params)
+        super().__init__({
+            "slot_rd_idx": In(range(params.slots)), "slot_rd": Out(layout),
+            "slot_wr_en": In(1), "slot_wr_idx": In(range(params.slots)), "slot_wr": In(layout),
+            "slot_used": Out(params.slots),
+            "block_reading": In(1), "block_rd_idx": In(range(blocks + 1)), "block_rd": Out(128),
+            "block_wr_en": In(1), "block_wr_idx": In(range(blocks + 1)), "block_wr": In(128),
+        })
+
+    def _spans(self):
+        """For each block: ``(block, first slot, {bank: slot})``, the slots it has bytes of."""
+        p, sb = self._p, self._p.slot_bytes
+        for block in range(page_blocks(p)):
+            first = 16 * block // sb
+            last = min((16 * block + 15) // sb, p.slots - 1)
+            yield block, first, {s % self.banks: s for s in range(first, last + 1)}
+
+    def elaborate(self, platform):
+        p = self._p
+        m = Module()
+        sb, banks, pt_bytes = p.slot_bytes, self.banks, p.page_plaintext_bytes
+        depth = -(-p.slots // banks)
+        bank_bits = banks.bit_length() - 1
+        rams, reads, writes = [], [], []
+        for b in range(banks):
+            ram = Memory(shape=8 * sb, depth=depth, init=[])
+            m.submodules[f"bank{b}"] = ram
+            rams.append(ram)
+            writes.append(ram.write_port(granularity=8))
+            reads.append(ram.read_port())
+        used = Signal(p.slots)
+        m.d.comb += self.slot_used.eq(used)
+
+        # Reads: a slot from its bank, or the words of the slots the next block spans.
+        slot_bank = Signal(range(banks))
+        m.d.sync += slot_bank.eq(self.slot_rd_idx[:bank_bits])
+        m.d.comb += self.slot_rd.eq(Cat(*[r.data for r in reads]).word_select(slot_bank, 8 * sb))
+        block_first = Signal(range(banks))       # the block's first slot's bank, next cycle
+        block_offset = Signal(range(sb))         # its first byte's place in that slot
+        first_next, offset_next = Signal.like(block_first), Signal.like(block_offset)
+        m.d.sync += [block_first.eq(first_next), block_offset.eq(offset_next)]
+        for b, r in enumerate(reads):
+            m.d.comb += r.addr.eq(self.slot_rd_idx >> bank_bits)
+        with m.If(self.block_reading):
+            with m.Switch(self.block_rd_idx):
+                for block, first, slots in self._spans():
+                    with m.Case(block):
+                        m.d.comb += [first_next.eq(first % banks),
+                                     offset_next.eq(16 * block - first * sb)]
+                        m.d.comb += [reads[b].addr.eq(s // banks) for b, s in slots.items()]
+        # The spanned slots in order from the first, then the block's 16 bytes out of them.
+        in_order = Signal(8 * sb * banks)
+        with m.Switch(block_first):
+            for f in range(banks):
+                with m.Case(f):
+                    m.d.comb += in_order.eq(Cat(*[reads[(f + i) % banks].data
+                                                  for i in range(banks)]))
+        block = in_order.bit_select(block_offset * 8, 128)
+        # Zero beyond the page: only the last block (a partial one) has bytes there.
+        last_block = page_blocks(p) - 1
+        tail = pt_bytes - 16 * last_block
+        was_last = Signal()
+        m.d.sync += was_last.eq(self.block_rd_idx == last_block)
+        m.d.comb += self.block_rd.eq(Mux(was_last, block[:8 * tail], block))
+
+        # Writes: a slot, or a block into each slot it spans. Byte q of slot s is page byte
+        # s · slot_bytes + q, so a bank's word takes the block rotated by that slot's start
+        # modulo 16 and repeated along it, and the enables pick the block's bytes.
+        rotation = [Signal(4, name=f"rotation{b}") for b in range(banks)]
+        twice = Cat(self.block_wr, self.block_wr)
+        for b in range(banks):
+            rotated = twice.bit_select(8 * rotation[b], 128)
+            repeated = Cat(*[rotated[8 * (q % 16):8 * (q % 16) + 8] for q in range(sb)])
+            m.d.comb += writes[b].data.eq(Mux(self.slot_wr_en, self.slot_wr, repeated))
+        with m.If(self.slot_wr_en):
+            with m.Switch(self.slot_wr_idx):
+                for s in range(p.slots):
+                    with m.Case(s):
+                        m.d.comb += [writes[s % banks].addr.eq(s // banks),
+                                     writes[s % banks].en.eq((1 << sb) - 1)]
+                        m.d.sync += used[s].eq(self.slot_wr.flag != 0)
+        with m.Elif(self.block_wr_en):
+            with m.Switch(self.block_wr_idx):
+                for block, first, slots in self._spans():
+                    with m.Case(block):
+                        for b, s in slots.items():
+                            start = s * sb
+                            lo, hi = max(16 * block, start), min(16 * block + 16, start + sb)
+                            m.d.comb += [writes[b].addr.eq(s // banks),
+                                         rotation[b].eq(start % 16),
+                                         writes[b].en.eq(((1 << (hi - lo)) - 1) << (lo - start))]
+                            if lo == start:     # the block holds the slot's flag
+                                flag = self.block_wr.word_select(start % 16, 8)
+                                m.d.sync += used[s].eq(flag != 0)
+        return m
 
 
 class _GcmPass(wiring.Component):

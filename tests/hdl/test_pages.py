@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
+import pytest
 from amaranth.sim import Simulator
 
 from bolt.crypto import PageCipher
@@ -209,6 +210,8 @@ class _Log(list):
 #: 312-byte pages (key_size 8, V = 12): 20 blocks, the last one partial, and a tag across the
 #: last two of 6 beats.
 _SMALL = Params(capacity=1024, key_size=8, value_size=12)
+#: 11-byte slots: a block spans up to three of them (the plaintext's four banks).
+_TINY_SLOTS = Params(capacity=1024, key_size=1, value_size=6)
 #: The ciphertext bit a tampering host flips (in the first beat).
 _FLIP = 1 << 77
 
@@ -219,13 +222,19 @@ def _beats(sealed: bytes, p: Params) -> list[int]:
     return [int.from_bytes(padded[64 * b:64 * (b + 1)], "little") for b in range(p.page_beats)]
 
 
-def _store_and_load(pages, *, seed: int):
+def _slots(plaintext: bytes, p: Params) -> list[int]:
+    """A page plaintext's slots, each as the slot ports carry it."""
+    return [int.from_bytes(plaintext[s * p.slot_bytes:(s + 1) * p.slot_bytes], "little")
+            for s in range(p.slots)]
+
+
+def _store_and_load(p: Params, pages, *, seed: int):
     """For each ``(plaintext, tamper)`` of ``pages``: store ``plaintext`` as page 5 under
     counter 7 and load it back (one ciphertext bit flipped if ``tamper``), each operation
     with the same randomly stalling host (``seed``). Returns the key, and for each page the
     host's beats, the load's ``ok``, the slots read back and when each host event and the
-    ``done`` of each operation happened."""
-    p = _SMALL
+    ``done`` of each operation happened, and the slots' flags (``slot_used``) after the slot
+    writes and after the load."""
     key = bytes(range(16, 32))
     dut = PageEngine(p)
     address = 5 * p.page_stride
@@ -241,10 +250,14 @@ def _store_and_load(pages, *, seed: int):
         for _ in range(40):
             await ctx.tick()
         for plaintext, tamper in pages:
-            ctx.set(dut.page_wr, int.from_bytes(plaintext, "little"))
-            ctx.set(dut.page_wr_en, 1)
-            await ctx.tick()
-            ctx.set(dut.page_wr_en, 0)
+            used = []
+            ctx.set(dut.slot_wr_en, 1)
+            for s, slot in enumerate(_slots(plaintext, p)):
+                ctx.set(dut.slot_wr_idx, s)
+                ctx.set(dut.slot_wr.as_value(), slot)
+                await ctx.tick()
+            ctx.set(dut.slot_wr_en, 0)
+            used.append(ctx.get(dut.slot_used))
             log.clear()
             for op in ("store", "load"):
                 if op == "load" and tamper:
@@ -267,11 +280,13 @@ def _store_and_load(pages, *, seed: int):
                 log.append((cycles, "done", op))
                 if op == "store":
                     stored = host_pages[address]
+            used.append(ctx.get(dut.slot_used))
             slots = []
-            for s in range(p.slots):
+            for s in range(p.slots):       # a synchronous read: the slot named a cycle before
                 ctx.set(dut.slot_rd_idx, s)
+                await ctx.tick()
                 slots.append(ctx.get(dut.slot_rd.as_value()))
-            results.append((stored, ctx.get(dut.ok), slots, list(log)))
+            results.append((stored, ctx.get(dut.ok), slots, used, list(log)))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -282,20 +297,26 @@ def _store_and_load(pages, *, seed: int):
     return key, results
 
 
-def test_page_engine_seals_opens_and_takes_the_same_cycles_for_any_page():
+@pytest.mark.parametrize("p", [_SMALL, _TINY_SLOTS], ids=["24-byte slots", "11-byte slots"])
+def test_page_engine_seals_opens_and_takes_the_same_cycles_for_any_page(p):
     """A page stored through the engine is the reference cipher's sealed page, zero padded; it
-    loads back to the same slots; a flipped ciphertext bit fails the tag; and every host event
+    loads back to the same slots, whose flags ``slot_used`` follows through slot writes and
+    the load; a flipped ciphertext bit fails the tag; and every host event
     and ``done`` falls on the same cycle whatever the page's bytes and whether it verifies
     (given the host's own timing)."""
-    p = _SMALL
-    plaintexts = [random.Random(n).randbytes(p.page_plaintext_bytes) for n in range(2)]
-    key, results = _store_and_load([(plaintexts[0], False), (plaintexts[1], True)], seed=9)
-    for plaintext, tamper, (stored, ok, slots, log) in zip(plaintexts, (False, True), results):
+    plaintexts = [bytearray(random.Random(n).randbytes(p.page_plaintext_bytes)) for n in range(2)]
+    for s in (0, 3, 4, p.slots - 1):                 # some empty slots (flag byte 0)
+        plaintexts[0][s * p.slot_bytes] = 0
+    plaintexts = [bytes(plaintext) for plaintext in plaintexts]
+    key, results = _store_and_load(p, [(plaintexts[0], False), (plaintexts[1], True)], seed=9)
+    for plaintext, tamper, (stored, ok, slots, used, log) in zip(plaintexts, (False, True),
+                                                                  results):
+        flags = sum(1 << s for s in range(p.slots) if plaintext[s * p.slot_bytes])
         assert [event[1] for event in log] == ["write", "written", "done", "read", "done"]
         assert stored == _beats(PageCipher(key).seal(5, 7, plaintext), p)
         assert ok == (not tamper)
+        assert used[0] == flags
         if not tamper:
-            assert slots == [
-                int.from_bytes(plaintext[s * p.slot_bytes:(s + 1) * p.slot_bytes], "little")
-                for s in range(p.slots)]
-    assert results[0][3] == results[1][3]
+            assert slots == _slots(plaintext, p)
+            assert used[1] == flags
+    assert results[0][4] == results[1][4]

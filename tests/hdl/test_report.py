@@ -14,8 +14,8 @@ from bolt.params import Params
 def test_no_memory_on_chip_grows_with_n():
     """Every structure sized by N is in HBM: the accelerator's on-chip memories have the same
     depths at N = 2^10 and 2^20 (a bin number, log N bits, is the widest thing the FIFOs
-    hold), but for the page engines' sealed pages, which hold one page each (its slots grow
-    as log log N)."""
+    hold), but for the page engines' sealed pages and plaintext banks, which hold one page
+    each (its slots grow as log log N)."""
     from bolt.hdl.accelerator import RtlAccelerator
     from bolt.hdl.report import memory_inventory
 
@@ -23,8 +23,12 @@ def test_no_memory_on_chip_grows_with_n():
     for n in (1 << 10, 1 << 20):
         p = Params(capacity=n, value_size=8)
         memories = memory_inventory(RtlAccelerator(p))
-        pages = [m for m in memories if m.path.endswith(".sealed")]
-        assert [(m.depth, m.width) for m in pages] == [(p.page_beats, 512)] * 2
+        sealed = [m for m in memories if m.path.endswith(".sealed")]
+        assert [(m.depth, m.width) for m in sealed] == [(p.page_beats, 512)] * 2
+        plaintext = [m for m in memories if ".plaintext.bank" in m.path]
+        assert [(m.depth, m.width) for m in plaintext] == \
+            [(-(-p.slots // 2), 8 * p.slot_bytes)] * 4      # two banks in each engine
+        pages = sealed + plaintext
         inventories[n] = sorted((m.path, m.depth, m.width) for m in memories if m not in pages)
     small, large = inventories.values()
     assert [m[:2] for m in small] == [m[:2] for m in large]
