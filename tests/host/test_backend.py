@@ -87,11 +87,12 @@ def test_bolt_sim_prints_cycles_and_projected_latency():
 
     result = CliRunner().invoke(main, [
         "sim", "-N", str(PARAMS["capacity"]), "-V", str(PARAMS["value_size"]), "--ops", "30",
-        "--workload", "uniform", "--no-progress"])
+        "--workload", "uniform", "--setup-items", "5", "--no-progress"])
     assert result.exit_code == 0, result.output
     rows = dict(line.rsplit(None, 1) for line in result.output.splitlines()[2:]
                 if line.strip() and not line.startswith(("mean cycles by", "back cycles", "tail cycles")))
     assert int(rows["accesses"]) == 30
+    assert int(rows["setup items"]) == 5      # of the workload's N/2: a short Setup on request
     for depth in ("1 in flight", "best in flight"):
         mean = float(rows[f"{depth}: mean latency (us)"].replace(",", ""))
         assert 0 < mean <= float(rows[f"{depth}: p99 latency (us)"].replace(",", ""))
