@@ -62,7 +62,7 @@ def build_accelerator(params: Params, *, waveform: bool = False, sealed: bool = 
             design, name = RtlAccelerator, TOP_NAME
         return build(lambda: SimulatedCard(design(params)), name=name, build_args=args,
                      source_key=repr(params.arguments()),
-                     extra_verilog=models_verilog())
+                     extra_verilog=models_verilog(), long_runs=True)
     except Exception as error:
         raise BackendError(f"could not build the accelerator for {params}: {error}") from error
 
