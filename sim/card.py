@@ -74,10 +74,10 @@ class SimulatedCard(wiring.Component):
 
     ``hbm_latency`` (cycles from a read request to its first beat, at least), ``hbm_stall``
     (chance in 256 that the model holds a handshake in a cycle) and ``hbm_seed`` (its stall
-    generator's seed, taken at reset) drive the HBM model; the ``host_model_`` ports the same for the host
-    model, which serves the ``host`` port while ``host_model_select`` is high, and its burst
-    interface to Python (``host_model_request`` flips when a burst waits for Python, which
-    sets ``host_model_answered`` equal to it once served).
+    generator's seed, taken at reset) drive the HBM model; the ``host_model_`` ports the same
+    for the host model, which serves the ``host`` port while ``host_model_select`` is high,
+    and its burst interface to Python (``host_model_request`` flips when a burst waits for
+    Python, which sets ``host_model_answered`` equal to it once served).
 
     Parameters
     ----------
