@@ -104,6 +104,8 @@ class ChannelEndpoint:
             plaintext = receive.open(frame) if len(frame) == self._command_bytes else None
             if plaintext is None:
                 return [self._close()]
+            if plaintext[0] <= _DELETE:   # an access, without the dispatch's other cases
+                return [self._send.seal(self._pack_response(self._access(plaintext)))]
             response = self._dispatch(plaintext)
             return [] if response is None else [response]
         # A batch (a Setup): open the frames in runs, then act on each in order.
