@@ -141,6 +141,34 @@ class Channel(wiring.Component):
             return response.eq(Cat(Const(0, 8) | status, bswap(Const(0, 16) | vlen),
                                    Const(0, 8 * vs) | val, bswap(Const(0, 32) | page)))
 
+        def start_pass(gcm, sequence, direction, *, decrypt, then):
+            """Offer ``gcm`` a pass under the nonce ``direction ‖ sequence``; on to ``then``."""
+            m.d.comb += [gcm.start_stream.valid.eq(1),
+                         gcm.start_stream.payload.nonce.eq(Cat(sequence, Const(direction, 32))),
+                         gcm.start_stream.payload.decrypt.eq(decrypt)]
+            with m.If(gcm.start_stream.ready):
+                m.next = then
+
+        def block_in(source, count, name):
+            """Block ``block`` of the ``count`` 128-bit blocks of ``source``, byte-swapped for
+            GCM (the frames are little-endian, GCM's blocks big-endian)."""
+            selected = Signal(128, name=name)
+            with m.Switch(block):
+                for j in range(count):
+                    with m.Case(j):
+                        m.d.comb += selected.eq(bswap(source[128 * j:128 * (j + 1)]))
+            return selected
+
+        def store_block_out(gcm, target, count):
+            """Store GCM's output block into block ``block`` of ``target``; count it."""
+            with m.If(gcm.o_stream.valid):
+                m.d.sync += block.eq(block + 1)
+                with m.Switch(block):
+                    for j in range(count):
+                        with m.Case(j):
+                            m.d.sync += target[128 * j:128 * (j + 1)].eq(
+                                bswap(gcm.o_stream.payload))
+
         core_command = Signal(command_layout(p))
         keys = Signal(KEY_PORT_LAYOUT)
         m.d.comb += [self.session_state.open.eq(session),
@@ -184,19 +212,9 @@ class Channel(wiring.Component):
 
             # -- open the command frame ----------------------------------------------------------
             with m.State("OPEN_START"):
-                m.d.comb += [opener.start_stream.valid.eq(1),
-                             opener.start_stream.payload.nonce.eq(
-                                 Cat(command_sequence, Const(TO_ACCELERATOR, 32))),
-                             opener.start_stream.payload.decrypt.eq(1)]
-                with m.If(opener.start_stream.ready):
-                    m.next = "OPEN"
+                start_pass(opener, command_sequence, TO_ACCELERATOR, decrypt=1, then="OPEN")
             with m.State("OPEN"):
-                in_block = Signal(128)
-                with m.Switch(block):
-                    for j in range(nbc):
-                        with m.Case(j):
-                            m.d.comb += in_block.eq(bswap(Cat(frame, Const(0, 128))
-                                                          [128 * j:128 * (j + 1)]))
+                in_block = block_in(Cat(frame, Const(0, 128)), nbc, "in_block")
                 m.d.comb += [opener.i_stream.payload.eq(in_block),
                              opener.i_stream.valid.eq(block < nbc),
                              opener.o_stream.ready.eq(1),
@@ -204,13 +222,7 @@ class Channel(wiring.Component):
                                  bswap(frame[8 * pc:8 * (pc + TAG_BYTES)])),
                              opener.tag_stream.valid.eq(1),
                              opener.result_stream.ready.eq(1)]
-                with m.If(opener.o_stream.valid):
-                    m.d.sync += block.eq(block + 1)
-                    with m.Switch(block):
-                        for j in range(nbc):
-                            with m.Case(j):
-                                m.d.sync += plaintext[128 * j:128 * (j + 1)].eq(
-                                    bswap(opener.o_stream.payload))
+                store_block_out(opener, plaintext, nbc)
                 with m.If(opener.result_stream.valid):
                     with m.If(opener.result_stream.payload.mismatch):
                         m.next = "FAIL"
@@ -300,29 +312,14 @@ class Channel(wiring.Component):
 
             # -- seal the response -----------------------------------------------------------------
             with m.State("SEAL_START"):
-                m.d.comb += [sealer.start_stream.valid.eq(1),
-                             sealer.start_stream.payload.nonce.eq(
-                                 Cat(response_sequence, Const(TO_CLIENT, 32))),
-                             sealer.start_stream.payload.decrypt.eq(0)]
-                with m.If(sealer.start_stream.ready):
-                    m.next = "SEAL"
+                start_pass(sealer, response_sequence, TO_CLIENT, decrypt=0, then="SEAL")
             with m.State("SEAL"):
-                out_block = Signal(128)
-                with m.Switch(block):
-                    for j in range(nbr):
-                        with m.Case(j):
-                            m.d.comb += out_block.eq(bswap(response[128 * j:128 * (j + 1)]))
+                out_block = block_in(response, nbr, "out_block")
                 m.d.comb += [sealer.i_stream.payload.eq(out_block),
                              sealer.i_stream.valid.eq(block < nbr),
                              sealer.o_stream.ready.eq(1),
                              sealer.result_stream.ready.eq(1)]
-                with m.If(sealer.o_stream.valid):
-                    m.d.sync += block.eq(block + 1)
-                    with m.Switch(block):
-                        for j in range(nbr):
-                            with m.Case(j):
-                                m.d.sync += sealed[128 * j:128 * (j + 1)].eq(
-                                    bswap(sealer.o_stream.payload))
+                store_block_out(sealer, sealed, nbr)
                 with m.If(sealer.result_stream.valid):
                     m.d.sync += [tag.eq(bswap(sealer.result_stream.payload.tag)),
                                  response_sequence.eq(response_sequence + 1)]
