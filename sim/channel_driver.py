@@ -12,7 +12,7 @@ from cocotb.simtime import get_sim_time
 from cocotb.triggers import First, ReadOnly, RisingEdge
 
 from bolt.params import Params
-from bolt.sim.streams import offer, start_clock
+from bolt.sim.streams import offer, start_clock_and_reset
 
 __all__ = ["ChannelDriver"]
 
@@ -28,15 +28,10 @@ class ChannelDriver:
     async def start(self) -> None:
         """Start the clock and hold reset for three cycles."""
         dut = self.dut
-        start_clock(dut.clk, self.clock_period_ns)
         dut.frames_in__valid.value = 0
         dut.key_port__valid.value = 0
         dut.frames_out__ready.value = 1
-        dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(dut.clk)
-        dut.rst.value = 0
-        await RisingEdge(dut.clk)
+        await start_clock_and_reset(dut, period_ns=self.clock_period_ns)
 
     async def install_keys(self, command_key: bytes, response_key: bytes,
                            command_sequence: int = 0, response_sequence: int = 0) -> None:

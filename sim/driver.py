@@ -13,7 +13,7 @@ from cocotb.triggers import RisingEdge
 from bolt.hdl.accelerator import Cmd, pack_command, unpack_response
 from bolt.params import Params
 from bolt.protocol import Response, Status
-from bolt.sim.streams import offer, start_clock, until_high
+from bolt.sim.streams import offer, start_clock_and_reset, until_high
 
 __all__ = ["AcceleratorDriver", "SetupFailed"]
 
@@ -47,14 +47,9 @@ class AcceleratorDriver:
     async def start(self) -> None:
         """Start the clock and hold reset for three cycles."""
         dut = self.dut
-        start_clock(dut.clk, self.clock_period_ns)
         dut.cmd__valid.value = 0
         dut.resp__ready.value = 1
-        dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(dut.clk)
-        dut.rst.value = 0
-        await RisingEdge(dut.clk)
+        await start_clock_and_reset(dut, period_ns=self.clock_period_ns)
 
     async def command(self, op: int, key: bytes = b"", value: bytes = b"",
                       **extra) -> tuple[Response, int]:

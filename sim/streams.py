@@ -38,9 +38,9 @@ def start_clock(clk, period_ns: int = 10) -> None:
     Clock(clk, period_ns, unit="ns", impl="gpi").start()
 
 
-async def start_clock_and_reset(dut, cycles: int = 3):
-    """Start a 10 ns clock on ``dut.clk`` and hold ``dut.rst`` for ``cycles`` cycles."""
-    start_clock(dut.clk)
+async def start_clock_and_reset(dut, cycles: int = 3, *, period_ns: int = 10):
+    """Start a clock on ``dut.clk`` and hold ``dut.rst`` for ``cycles`` cycles."""
+    start_clock(dut.clk, period_ns)
     dut.rst.value = 1
     await ClockCycles(dut.clk, cycles)
     dut.rst.value = 0
