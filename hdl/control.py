@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, Shape, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 
 from bolt.params import Params
 from bolt.protocol import HBM, HOST, PENDING, Cmd, Status
 
 from .aes import Aes128
-from .hbm import (HbmMap, HbmMaster, MAX_BURST_BEATS, bin_record_layout, bin_record_without,
-                  frame_record_layout)
+from .hbm import (BEAT_BITS, HbmMap, HbmMaster, MAX_BURST_BEATS, Region, bin_record_layout,
+                  bin_record_matches, bin_record_without, frame_record_layout)
 from .lookup import Lookup
 from .pages import HostAxiBridge, PageEngine, PagePortArbiter, bswap
 from .sampler import make_sampler
@@ -68,6 +68,7 @@ class AccessControl(Elaboratable):
     def elaborate(self, platform):
         self.m = m = Module()
         self._units()
+        self._early = []
         self._registers()
         self._datapath()
         with m.FSM():
@@ -87,6 +88,7 @@ class AccessControl(Elaboratable):
             self._setup_item()
             self._setup_end()
             self._respond()
+        m.d.sync += self._early
         return m
 
     def _units(self):
@@ -148,8 +150,8 @@ class AccessControl(Elaboratable):
         self.stack_top = Signal(fb)
         self.top = Signal(range(p.frames + 1))      # frames on the free stack (in HBM)
         self.fresh = Signal(range(p.frames + 1))    # frames never used since Setup
-        self.fits, self.take, self.full, self.replace, self.taken = (
-            Signal(name=n) for n in ("fits", "take", "full", "replace", "taken"))
+        self.fits, self.take, self.full, self.replace, self.taken, self.holds = (
+            Signal(name=n) for n in ("fits", "take", "full", "replace", "taken", "holds"))
         self.taken_vlen = Signal(16)
         self.taken_value = Signal(8 * p.value_size)
         self.status = Signal(3)
@@ -164,6 +166,7 @@ class AccessControl(Elaboratable):
         self.second = Signal()            # the touch on engine b (an access's second page)
         self.first = Signal(range(p.bins))   # the bin of the access's first page (engine a)
         self.two = Signal()               # both x and y are host bins
+        self.x_host, self.y_host = Signal(name="x_host"), Signal(name="y_host")  # host bins?
         # Engine a's (b's) load or store is finished.
         self.a_in, self.b_in = (Signal(name=n) for n in ("a_in", "b_in"))
         self.reads_at, self.data_at = (Signal(32, name=n) for n in ("reads_at", "data_at"))
@@ -171,9 +174,25 @@ class AccessControl(Elaboratable):
         self.derive = Signal(2)
         self.page_number = Signal(range(p.host_bins + 1))
         self.flushed_slot = Signal(S * p.slot_bits)
+        self.free_slots = Signal(S)       # the flush's free slots of the page (FLUSH_READ)
         self.flushed_ipos = Signal(S * len(self.pos))
         self.clear_bursts = self.hm.clear_end // 4096
         self.k = Signal(range(max(self.clear_bursts, 4 * S + 8) + 1))  # the step's next request
+        # The request pipeline (:meth:`issue`): a step's request is chosen into `chosen` (its
+        # region and element index), its byte address computed into `request` the next cycle,
+        # and offered to HbmMaster from there, so that no path runs from the step's registers
+        # through the choice and the address arithmetic to the AXI port in one cycle.
+        self.clear_r = Region("clear", 0, self.clear_bursts, 8 * 4096)
+        self.request_regions = [*self.hm.regions.values(), self.clear_r]
+        fields = {"valid": 1, "write": 1, "beats": range(1, MAX_BURST_BEATS + 1),
+                  "data": BEAT_BITS * self.hm.max_element_beats, "enable": 1, "zero": 1}
+        index_bits = max((r.count - 1).bit_length() for r in self.request_regions)
+        self.chosen = Signal(data.StructLayout({
+            **fields, "region": range(len(self.request_regions)), "index": max(1, index_bits)}))
+        self.request = Signal(data.StructLayout({**fields, "addr": self.hm.address_width}))
+        self.advance = Signal()      # the pipeline moves on: `request` is empty or taken now
+        self.settling = Signal()     # a step's first cycle: its :meth:`early` values settle
+        self.choosing = Signal()     # a step's request may be chosen (:meth:`issue`)
 
     def _datapath(self):
         """What every state sees: the lookup's inputs, the slot ports of the engine being
@@ -216,6 +235,8 @@ class AccessControl(Elaboratable):
                 with m.Case(j):
                     m.d.comb += msg_block.eq(bswap(message[128 * j:128 * (j + 1)]))
 
+        self._request_pipeline()
+
         self.slot_vlen = Cat(pages.slot_rd.vlen_be[8:16], pages.slot_rd.vlen_be[0:8])
         regions = self.hm.regions
         self.index_r, self.loads_r, self.bins_r = (regions["index"], regions["loads"],
@@ -226,6 +247,40 @@ class AccessControl(Elaboratable):
         self.free_count = (p.frames - self.fresh) + self.top
         # The frame an allocation takes: the top of the free stack, else a fresh one.
         self.alloc_frame = Mux(self.top != 0, self.stack_top, self.fresh[:p.frame_bits])
+        # Bins compared with x (set by the lookup, long before the decisions and touches).
+        self.c1_is_x, self.c2_is_x, self.y_is_x = (self.early(b == self.x)
+                                                   for b in (self.c1, self.c2, self.y))
+        # x's eviction list without the key's frame, for the decisions, in two register stages
+        # (which entries match, then the list without the first): the list arrives in the
+        # gather as its fourth read of eight, so at least four cycles before the gather ends.
+        frame = self.loc[:p.frame_bits]
+        matches = self.early(bin_record_matches(self.bin_x, frame))
+        self.unlinked = self.early(bin_record_without(m, self.bin_x, frame, matches))
+
+    def _request_pipeline(self):
+        """The second stage of the request pipeline (the first is in :meth:`issue`): the
+        chosen request's byte address, and the request offered to HbmMaster."""
+        m, hbm, chosen, request = self.m, self.hbm, self.chosen, self.request
+        reading, writing = request.valid & ~request.write, request.valid & request.write
+        m.d.comb += [hbm.rd.valid.eq(reading), hbm.rd.payload.addr.eq(request.addr),
+                     hbm.rd.payload.beats.eq(request.beats),
+                     hbm.wr.valid.eq(writing), hbm.wr.payload.addr.eq(request.addr),
+                     hbm.wr.payload.beats.eq(request.beats), hbm.wr.payload.data.eq(request.data),
+                     hbm.wr.payload.enable.eq(request.enable),
+                     hbm.wr.payload.zero.eq(request.zero),
+                     self.advance.eq(~request.valid | (reading & hbm.rd.ready)
+                                     | (writing & hbm.wr.ready))]
+        with m.If(self.advance):
+            m.d.sync += [request.valid.eq(chosen.valid), request.write.eq(chosen.write),
+                         request.beats.eq(chosen.beats), request.data.eq(chosen.data),
+                         request.enable.eq(chosen.enable), request.zero.eq(chosen.zero),
+                         chosen.valid.eq(0)]    # unless the step's :meth:`issue` chooses one
+            with m.Switch(chosen.region):
+                for n, region in enumerate(self.request_regions):
+                    with m.Case(n):
+                        m.d.sync += request.addr.eq(region.address(chosen.index))
+        m.d.sync += self.settling.eq(0)      # unless a step is entered (:meth:`enter`)
+        m.d.comb += self.choosing.eq(self.advance & ~self.settling)
 
     # -- helpers --------------------------------------------------------------------------------
     def is_host(self, b):
@@ -236,6 +291,16 @@ class AccessControl(Elaboratable):
         schedule)."""
         return Mux(b >= self.p.hbm_bins, b - self.p.hbm_bins,
                    0)[:max(1, (self.p.host_bins - 1).bit_length())]
+
+    def early(self, value):
+        """``value`` from a register, a cycle late. For what a step's requests are made of:
+        their choice begins in the step's second cycle (:meth:`issue`), so a value of the
+        registers the step began with is ready by then, and the choice's cycle holds no more
+        of its logic than a multiplexer. ``value`` must not change during the step."""
+        shape = value.shape()
+        register = Signal(shape)
+        self._early.append(register.eq(value))
+        return register
 
     def new_value(self, layout, **fields):
         """A signal of ``layout`` driven with ``fields``."""
@@ -253,36 +318,57 @@ class AccessControl(Elaboratable):
         """Go to the HBM step ``state``: its requests from the first, its budget from now."""
         m = self.m
         m.next = state
-        m.d.sync += self.k.eq(0)
+        m.d.sync += [self.k.eq(0), self.settling.eq(1)]
         m.d.comb += self.hbm.begin.eq(1)
 
     def issue(self, segments):
         """Drive the step's requests, one after another: ``segments`` is a list of
-        ``(count, request(i))``. Returns the condition that the step is over."""
+        ``(count, request(i))``. Returns the condition that the step is over.
+
+        From the step's second cycle on (the first lets its :meth:`early` values settle),
+        request ``k`` is chosen (its region, element index and fields) whenever the pipeline
+        advances; its address is computed the cycle after (:meth:`_request_pipeline`) and it is
+        offered the cycle after that. A step of up to :data:`_CHOSEN_BY_CASE` requests chooses
+        by a case per request, its index ``i`` a constant; a longer one (the clear) is a single
+        segment, ``i`` counted.
+        """
         m, k, hbm = self.m, self.k, self.hbm
-        start, budget = 0, self.latency + 4
-        for count, make in segments:
-            index = (k - start)[:len(k)]
-            request = make(index)
-            cond = (k >= start) & (k < start + count)
-            with m.If(cond):
-                if isinstance(request, _Read):
-                    m.d.comb += [hbm.rd.valid.eq(1), hbm.rd.payload.addr.eq(request.addr),
-                                 hbm.rd.payload.beats.eq(request.beats)]
-                    with m.If(hbm.rd.ready):
-                        m.d.sync += k.eq(k + 1)
-                else:
-                    m.d.comb += [hbm.wr.valid.eq(1), hbm.wr.payload.addr.eq(request.addr),
-                                 hbm.wr.payload.beats.eq(request.beats),
-                                 hbm.wr.payload.data.eq(request.data),
-                                 hbm.wr.payload.enable.eq(request.enable),
-                                 hbm.wr.payload.zero.eq(request.zero)]
-                    with m.If(hbm.wr.ready):
-                        m.d.sync += k.eq(k + 1)
-            start += count
-            budget += count * (2 * request.beats + 2)
+        total = sum(count for count, _ in segments)
+        budget = self.latency + 4 + _PIPELINE_CYCLES
+        with m.If(self.choosing):
+            if total > _CHOSEN_BY_CASE:
+                (count, make), = segments        # the clear: one counted segment
+                with m.If(k < count):
+                    request = self._choose(make(k))
+                budget += count * (2 * request.region.element_beats + 2)
+            else:
+                # k never passes the step's total: its low bits are enough to tell the cases.
+                start = 0
+                with m.Switch(k[:max(1, total.bit_length())]):
+                    for count, make in segments:
+                        for i in range(count):
+                            with m.Case(start + i):
+                                request = self._choose(make(i))
+                        start += count
+                        budget += count * (2 * request.region.element_beats + 2)
         m.d.comb += hbm.budget.eq(budget)
-        return (k == start) & hbm.done
+        if total <= _CHOSEN_BY_CASE:
+            k = k[:total.bit_length()]
+        return (k == total) & ~self.chosen.valid & hbm.done
+
+    def _choose(self, request):
+        """Request ``request`` into the pipeline's first stage; on to the step's next."""
+        is_write = isinstance(request, _Write)
+        region = self.request_regions.index(request.region)
+        self.m.d.sync += [self.chosen.valid.eq(1), self.chosen.write.eq(is_write),
+                          self.chosen.region.eq(region), self.chosen.index.eq(request.index),
+                          self.chosen.beats.eq(request.region.element_beats),
+                          self.k.eq(self.k + 1)]
+        if is_write:
+            self.m.d.sync += [self.chosen.data.eq(request.data),
+                              self.chosen.enable.eq(request.enable),
+                              self.chosen.zero.eq(request.zero)]
+        return request
 
     def arrived(self, i):
         """The step's ``i``-th element is on ``hbm.element`` now."""
@@ -300,11 +386,11 @@ class AccessControl(Elaboratable):
 
     @staticmethod
     def read(region, i):
-        return _Read(region.address(i), region.element_beats)
+        return _Read(region, i)
 
     @staticmethod
     def write(region, i, value, enable=1):
-        return _Write(region.address(i), value, enable, region.element_beats)
+        return _Write(region, i, value, enable)
 
     # -- the steps, one method each (the FSM's states) ------------------------------------------
 
@@ -346,7 +432,8 @@ class AccessControl(Elaboratable):
                     with m.Case(0):
                         m.d.sync += [self.r.eq(sample), self.n_drawn.eq(1)]
                     with m.Case(1):
-                        m.d.sync += [self.y.eq(sample), self.n_drawn.eq(2)]
+                        m.d.sync += [self.y.eq(sample), self.y_host.eq(self.is_host(sample)),
+                                     self.n_drawn.eq(2)]
                     with m.Case(2):
                         m.d.sync += [self.c1.eq(sample), self.n_drawn.eq(3)]
                     with m.Case(3):
@@ -381,11 +468,12 @@ class AccessControl(Elaboratable):
                          self.hbm.rd.payload.eq(self.lookup.rd.payload),
                          self.lookup.rd.ready.eq(self.hbm.rd.ready),
                          self.hbm.budget.eq(self.latency + 4 + 3 * 2 + 2 * self.lookup.beats)]
+            x = Mux(self.lookup.found, self.lookup.entry.bin, self.r)
             with m.If(self.lookup.done & self.hbm.done):
                 m.d.sync += [self.found.eq(self.lookup.found), self.entry.eq(self.lookup.entry),
                              self.pos.eq(self.lookup.pos), self.free_ok.eq(self.lookup.free_ok),
                              self.free_pos.eq(self.lookup.free_pos),
-                             self.x.eq(Mux(self.lookup.found, self.lookup.entry.bin, self.r))]
+                             self.x.eq(x), self.x_host.eq(self.is_host(x))]
                 with m.If(self.cmd.op == Cmd.SETUP_ITEM):
                     self.enter("SI_READ")
                 with m.Else():
@@ -397,7 +485,7 @@ class AccessControl(Elaboratable):
         with m.State("T_LOAD"):
             # Engine a reads the first host page, b (if both are host bins) y. They decrypt
             # once the gather has their counters: the host round trip hides the gather.
-            host_x, host_y = self.is_host(self.x), self.is_host(self.y)
+            host_x, host_y = self.x_host, self.y_host
             m.d.comb += [self.pages_a.load.eq(host_x | host_y),
                          self.pages_a.page.eq(self.host_page(Mux(host_x, self.x, self.y))),
                          self.pages_b.load.eq(host_x & host_y),
@@ -409,16 +497,17 @@ class AccessControl(Elaboratable):
         """Everything the decisions need, read from HBM in one step."""
         m, fb = self.m, self.p.frame_bits
         with m.State("GATHER"):
-            own_frame = Mux(self.found & (self.kind != HOST), self.loc, 0)[:fb]
+            own_frame = self.early(Mux(self.found & (self.kind != HOST), self.loc, 0)[:fb])
+            page_x, page_y = self.early(self.host_page(self.x)), self.early(self.host_page(self.y))
             over = self.read_into([
                 (self.loads_r, self.c1, self.load_c1, self.as_load),
                 (self.loads_r, self.c2, self.load_c2, self.as_load),
                 (self.loads_r, self.x, self.load_x, self.as_load),
-                (self.bins_r, self.host_page(self.x), self.bin_x, self.as_bin),
-                (self.bins_r, self.host_page(self.y), self.bin_y, self.as_bin),
+                (self.bins_r, page_x, self.bin_x, self.as_bin),
+                (self.bins_r, page_y, self.bin_y, self.as_bin),
                 (self.frames_r, own_frame, self.key_frame, self.as_frame),
-                (self.counters_r, self.host_page(self.x), self.counter_x, self.as_counter),
-                (self.counters_r, self.host_page(self.y), self.counter_y, self.as_counter),
+                (self.counters_r, page_x, self.counter_x, self.as_counter),
+                (self.counters_r, page_y, self.counter_y, self.as_counter),
             ])
             with m.If(over):
                 m.next = "DECIDE"
@@ -427,9 +516,9 @@ class AccessControl(Elaboratable):
         """The decisions, all taken before the touches change anything."""
         m, p, S, fb = self.m, self.p, self.p.slots, self.p.frame_bits
         with m.State("DECIDE"):
-            host_x, host_y = self.is_host(self.x), self.is_host(self.y)
-            la = self.load_c1 - (self.found & (self.c1 == self.x))
-            lb = self.load_c2 - (self.found & (self.c2 == self.x))
+            host_x, host_y = self.x_host, self.y_host
+            la = self.load_c1 - (self.found & self.c1_is_x)
+            lb = self.load_c2 - (self.found & self.c2_is_x)
             is_put = self.cmd.op == Cmd.PUT
             rep = is_put | ((self.cmd.op == Cmd.GET) & self.found)
             ful = is_put & ~self.found & (self.items >= p.capacity)
@@ -438,7 +527,7 @@ class AccessControl(Elaboratable):
             m.d.comb += freed.eq(
                 (self.found & (self.kind != HOST))
                 + Mux(host_x, self.bin_x.count, 0)
-                + Mux(host_y & (self.y != self.x), self.bin_y.count, 0)
+                + Mux(host_y & ~self.y_is_x, self.bin_y.count, 0)
                 - (self.found & (self.kind == PENDING)))
             frames_ok = (self.free_count + freed) >= 1
             index_ok = self.found | self.free_ok
@@ -457,7 +546,7 @@ class AccessControl(Elaboratable):
                          self.pages_a.counter.eq(first_counter),
                          self.pages_b.decrypt.eq(self.two), self.pages_b.counter.eq(self.counter_y)]
             # The key's own pending entry leaves the eviction list of x now (algorithm §3, step 2).
-            unlinked = bin_record_without(m, self.bin_x, self.loc[:fb])
+            unlinked = self.unlinked
             with m.If(~host_x):
                 m.d.sync += self.bin_cur.eq(self.bin_y)
             with m.Elif(tk & (self.kind == PENDING)):
@@ -489,20 +578,25 @@ class AccessControl(Elaboratable):
                     m.d.sync += [self.status.eq(Status.INTEGRITY),
                                  self.err_page.eq(self.host_page(self.y))]
                     m.next = "RESP"
-                with m.Elif(self.is_host(self.x)):
+                with m.Elif(self.x_host):
                     m.next = "T_TAKE"
                 with m.Else():
                     m.next = "RESULT"
         with m.State("T_TAKE"):
-            # The key's item leaves its slot of page x.
-            m.d.comb += self.pages.slot_rd_idx.eq(self.loc)
+            # The key's slot of page x: whether it holds the key, decided in a cycle of its own.
             slot = self.pages.slot_rd
-            holds = (slot.flag != 0) & (slot.klen == self.cmd.klen) & (slot.key == self.cmd.key)
+            m.d.sync += self.holds.eq((slot.flag != 0) & (slot.klen == self.cmd.klen)
+                                      & (slot.key == self.cmd.key))
+            with m.If(self.take & (self.kind == HOST)):
+                m.d.sync += [self.taken.eq(1), self.taken_vlen.eq(self.slot_vlen),
+                             self.taken_value.eq(slot.value)]
+            m.next = "T_TAKE_OUT"
+        with m.State("T_TAKE_OUT"):
+            # The key's item leaves its slot of page x.
+            holds = self.holds
             with m.If(self.take & (self.kind == HOST)):
                 m.d.comb += [self.pages.slot_wr_idx.eq(self.loc), self.pages.slot_wr.eq(0),
                              self.pages.slot_wr_en.eq(holds)]
-                m.d.sync += [self.taken.eq(1), self.taken_vlen.eq(self.slot_vlen),
-                             self.taken_value.eq(slot.value)]
             with m.If(self.take & (self.kind == HOST) & ~holds):
                 m.d.sync += [self.status.eq(Status.INTEGRITY),
                              self.err_page.eq(self.host_page(self.x)), self.taken.eq(0)]
@@ -518,14 +612,20 @@ class AccessControl(Elaboratable):
                 self.frames_r, Mux(i < self.bin_cur.count, self.bin_cur.frames[i], 0)))])
             # The first index update's slot, read ahead for FLUSH_WRITE.
             m.d.comb += self.pages.slot_rd_idx.eq(self.flushed_slot[:p.slot_bits])
+            # The free slots, taken from the page as the step begins (no frame has arrived
+            # yet) and kept here, so that the lowest is a scan of a register of this module.
+            free = self.free_slots
+            with m.If(self.settling):
+                m.d.sync += free.eq(~self.pages.slot_used)
             free_slot = Signal(range(S))
-            m.d.comb += free_slot.eq(lowest_set([~used for used in self.pages.slot_used]))
+            m.d.comb += free_slot.eq(lowest_set(list(free)))
             record = self.as_frame
             with m.If(self.hbm.element_valid & (self.hbm.element_index < self.bin_cur.count)):
                 i = self.hbm.element_index
                 m.d.comb += [self.pages.slot_wr_en.eq(1), self.pages.slot_wr_idx.eq(free_slot),
                              self.pages.slot_wr.eq(self.slot_record(record.klen, record.key,
                                                                     record.vlen, record.value))]
+                m.d.sync += free.eq(free & (free - 1))     # the lowest is taken
                 m.d.sync += [self.flushed_slot.word_select(i, p.slot_bits).eq(free_slot),
                              self.flushed_ipos.word_select(i, len(self.pos)).eq(record.ipos)]
             with m.If(over):
@@ -533,10 +633,10 @@ class AccessControl(Elaboratable):
         with m.State("FLUSH_WRITE"):
             # Each index update's slot is read the cycle before: the next one's as this one is
             # taken.
-            k, hbm = self.k, self.hbm
-            next_update = k + (hbm.wr.valid & hbm.wr.ready)
+            update_bits = max(1, (S - 1).bit_length())
+            next_update = (self.k[:update_bits] + self.choosing)[:update_bits]
             m.d.comb += self.pages.slot_rd_idx.eq(
-                self.flushed_slot.word_select(next_update[:len(k)], p.slot_bits))
+                self.flushed_slot.word_select(next_update, p.slot_bits))
 
             def index_update(i):
                 slot_index = self.flushed_slot.word_select(i, p.slot_bits)
@@ -546,39 +646,39 @@ class AccessControl(Elaboratable):
                 return self.write(self.index_r, self.flushed_ipos.word_select(i, len(self.pos)),
                                   flushed, i < self.bin_cur.count)
 
+            page, next_counter = self.early(self.host_page(self.touching)), self.early(self.counter + 1)
             over = self.issue([
                 (S, index_update),
                 (S, lambda i: self.write(self.stack_r, self.top + i, self.bin_cur.frames[i],
                                          i < self.bin_cur.count)),
-                (1, lambda i: self.write(self.bins_r, self.host_page(self.touching), 0)),
-                (1, lambda i: self.write(self.counters_r, self.host_page(self.touching),
-                                         self.counter + 1)),
+                (1, lambda i: self.write(self.bins_r, page, 0)),
+                (1, lambda i: self.write(self.counters_r, page, next_counter)),
             ])
             with m.If(over):
                 m.d.sync += [self.top.eq(self.top + self.bin_cur.count), self.bin_cur.count.eq(0)]
                 with m.If(self.two & ~self.second):
                     # On to y, on engine b: under x's next counter when y == x, whose
                     # second touch works on the first's result.
-                    m.d.sync += [self.counter_a.eq(self.counter + 1), self.touching.eq(self.y),
+                    m.d.sync += [self.counter_a.eq(next_counter), self.touching.eq(self.y),
                                  self.second.eq(1), self.counter.eq(
-                                     Mux(self.y == self.x, self.counter + 1, self.counter_y)),
+                                     Mux(self.y_is_x, next_counter, self.counter_y)),
                                  self.k.eq(0)]
-                    with m.If(self.y != self.x):
+                    with m.If(~self.y_is_x):
                         m.d.sync += self.bin_cur.eq(self.bin_y)
                     m.next = "T_FORWARD"
                 with m.Else():
                     with m.If(~self.second):
-                        m.d.sync += self.counter_a.eq(self.counter + 1)
+                        m.d.sync += self.counter_a.eq(next_counter)
                     m.next = "T_STORE"
         with m.State("T_FORWARD"):
             # y == x: engine b read the page before a's write; it takes a's result instead,
             # a slot a cycle (read from a, written into b the next). The copy runs, without its
             # writes, for y != x as well, so that its cycles do not say which.
-            k = self.k
+            k = self.k[:S.bit_length()]      # counts to S here
             m.d.comb += [self.pages_a.slot_rd_idx.eq(k), self.pages.slot_wr_idx.eq(k - 1),
                          self.pages.slot_wr.eq(self.pages_a.slot_rd),
-                         self.pages.slot_wr_en.eq((self.y == self.x) & (k != 0))]
-            m.d.sync += k.eq(k + 1)
+                         self.pages.slot_wr_en.eq(self.y_is_x & (k != 0))]
+            m.d.sync += self.k.eq(k + 1)
             with m.If(k == S):
                 self.enter("FLUSH_READ")
 
@@ -637,8 +737,9 @@ class AccessControl(Elaboratable):
         m, fb = self.m, self.p.frame_bits
         with m.State("REPLACE_READ"):
             over = self.read_into([
-                (self.bins_r, self.host_page(self.nb), self.bin_nb, self.as_bin),
-                (self.stack_r, self.stack_below_top, self.stack_top, self.as_frame_number)])
+                (self.bins_r, self.early(self.host_page(self.nb)), self.bin_nb, self.as_bin),
+                (self.stack_r, self.early(self.stack_below_top), self.stack_top,
+                 self.as_frame_number)])
             with m.If(over):
                 self.enter("REPLACE_WRITE")
         with m.State("REPLACE_WRITE"):
@@ -657,16 +758,19 @@ class AccessControl(Elaboratable):
             appended = Signal(self.bin_l)
             m.d.comb += [appended.eq(self.bin_nb), appended.count.eq(self.bin_nb.count + 1),
                          appended.frames[self.bin_nb.count].eq(frame)]
+            early = self.early
             over = self.issue([
-                (1, lambda i: self.write(self.loads_r, self.x, new_load_x)),
-                (1, lambda i: self.write(self.loads_r, nb,
-                                         Mux(nb == self.x, new_load_x, self.load_nb + fits))),
-                (1, lambda i: self.write(self.frames_r, frame, record, fits)),
-                (1, lambda i: self.write(self.index_r, target, Mux(fits, placed.as_value(), 0),
+                (1, lambda i: self.write(self.loads_r, self.x, early(new_load_x))),
+                (1, lambda i: self.write(self.loads_r, nb, early(
+                    Mux(nb == self.x, new_load_x, self.load_nb + fits)))),
+                (1, lambda i: self.write(self.frames_r, early(frame), early(record), fits)),
+                (1, lambda i: self.write(self.index_r, early(target),
+                                         early(Mux(fits, placed.as_value(), 0)),
                                          fits | self.take)),
-                (1, lambda i: self.write(self.bins_r, self.host_page(nb), appended,
-                                         fits & self.is_host(nb))),
-                (1, lambda i: self.write(self.stack_r, self.top, self.loc[:fb], own_freed & ~fits)),
+                (1, lambda i: self.write(self.bins_r, early(self.host_page(nb)), early(appended),
+                                         early(fits & self.is_host(nb)))),
+                (1, lambda i: self.write(self.stack_r, self.top, self.loc[:fb],
+                                         early(own_freed & ~fits))),
             ])
             with m.If(over):
                 with m.If(fits):
@@ -718,8 +822,7 @@ class AccessControl(Elaboratable):
                 self.enter("SB_CLEAR")
         with m.State("SB_CLEAR"):
             # The clear sequencer: zeros over the index, loads, eviction lists and staging.
-            over = self.issue([(self.clear_bursts, lambda i: _Write(
-                i * 4096, 0, 1, MAX_BURST_BEATS, zero=True))])
+            over = self.issue([(self.clear_bursts, lambda i: _Write(self.clear_r, i, zero=True))])
             with m.If(over):
                 m.next = "RESP"
 
@@ -738,19 +841,21 @@ class AccessControl(Elaboratable):
             target_bin = Mux(use_c1, self.c1, self.c2)
             target_load = Mux(use_c1, self.load_c1, self.load_c2)
             host = self.is_host(target_bin)
-            ok = Signal()
-            m.d.comb += ok.eq((target_load < S) & self.free_ok & (host | (self.fresh < p.frames))
-                              & ~self.setup_bound)
+            early = self.early
+            ok = early((target_load < S) & self.free_ok & (host | (self.fresh < p.frames))
+                       & ~self.setup_bound)
             placed = self.new_value(self.entry_l, valid=1, kind=Mux(host, HOST, HBM),
                                     klen=cmd.klen, key=cmd.key, bin=target_bin,
                                     loc=Mux(host, target_load, self.fresh))
             record = self.new_value(self.frame_l, vlen=cmd.vlen, value=cmd.value, klen=cmd.klen,
                                     key=cmd.key, ipos=self.free_pos)
+            host = early(host)
             over = self.issue([
-                (1, lambda i: self.write(self.loads_r, target_bin, target_load + 1, ok)),
-                (1, lambda i: self.write(self.index_r, self.free_pos, placed, ok)),
+                (1, lambda i: self.write(self.loads_r, early(target_bin), early(target_load + 1),
+                                         ok)),
+                (1, lambda i: self.write(self.index_r, self.free_pos, early(placed), ok)),
                 (1, lambda i: self.write(self.staging_r,
-                                         self.host_page(target_bin) * S + target_load,
+                                         early(self.host_page(target_bin) * S + target_load),
                                          self.slot_record(cmd.klen, cmd.key, cmd.vlen, cmd.value),
                                          ok & host)),
                 (1, lambda i: self.write(self.frames_r, self.fresh, record, ok & ~host)),
@@ -769,8 +874,9 @@ class AccessControl(Elaboratable):
         m, p, S = self.m, self.p, self.p.slots
         with m.State("SE_READ"):
             # Page `page_number` from the staging area, under counter 1.
+            first_slot = self.early(self.page_number * S)
             over = self.issue([
-                (S, lambda i: self.read(self.staging_r, self.page_number * S + i)),
+                (S, lambda i: self.read(self.staging_r, first_slot + i)),
                 (1, lambda i: self.write(self.counters_r, self.page_number, 1)),
             ])
             with m.If(self.hbm.element_valid):
@@ -811,24 +917,35 @@ class AccessControl(Elaboratable):
             with m.If(self.ports.resp.ready):
                 with m.If(~self.resume):
                     m.next = "IDLE"
-                with m.Elif(self.is_host(self.x) | self.is_host(self.y)):
+                with m.Elif(self.x_host | self.y_host):
                     self.enter("FLUSH_READ")
                 with m.Else():
                     self.enter("REPLACE_READ")
 
 
+#: Cycles from a step's beginning to its first request offered to HbmMaster (the settling
+#: cycle and the two pipeline stages of :meth:`AccessControl.issue`), which each step's budget
+#: allows for.
+_PIPELINE_CYCLES = 3
+#: The most requests of a step that :meth:`AccessControl.issue` chooses by a case each.
+_CHOSEN_BY_CASE = 64
+
+
 @dataclass(frozen=True)
 class _Read:
-    addr: object
-    beats: int
+    """A read of element ``index`` of ``region``."""
+    region: Region
+    index: object
 
 
 @dataclass(frozen=True)
 class _Write:
-    addr: object
-    data: object
+    """A write of element ``index`` of ``region`` (no byte strobes unless ``enable``; all
+    zeros if ``zero``)."""
+    region: Region
+    index: object
+    data: object = 0
     enable: object = 1
-    beats: int = 1
     zero: bool = False
 
 

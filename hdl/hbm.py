@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,7 +23,7 @@ from .scan import prefix_or
 
 __all__ = ["AxiSignature", "Region", "HbmMap", "HbmMaster", "BEAT_BITS", "AXI_BURST_INCR",
            "MAX_BURST_BEATS", "hbm_map", "frame_record_layout", "bin_record_layout",
-           "bin_record_without", "index_entry_layout"]
+           "bin_record_matches", "bin_record_without", "index_entry_layout"]
 
 BEAT_BITS = 8 * BEAT_BYTES
 AXI_BURST_INCR = 1
@@ -94,14 +94,24 @@ def bin_record_layout(params: Params) -> data.StructLayout:
     })
 
 
-def bin_record_without(m: Module, pending, frame):
+def bin_record_matches(pending, frame):
+    """Which entries of the bin record ``pending`` are listed and equal to ``frame``, a bit
+    each."""
+    frames = pending.frames
+    return Cat(*[(i < pending.count) & (frames[i] == frame) for i in range(len(frames))])
+
+
+def bin_record_without(m: Module, pending, frame, matches=None):
     """The bin record ``pending`` without its first listed entry equal to ``frame``, the
     entries after it moved up one (the last becomes 0) and the count one less. Whether an
     entry moves is a prefix OR of the matches before it (:func:`~bolt.hdl.scan.prefix_or`),
-    not a ripple through the list."""
+    not a ripple through the list. ``matches``, if given, is :func:`bin_record_matches` of
+    the same record and frame (say, from a register)."""
     result = Signal(pending.shape())
     frames = pending.frames
-    matches = [(i < pending.count) & (frames[i] == frame) for i in range(len(frames))]
+    if matches is None:
+        matches = bin_record_matches(pending, frame)
+    matches = [matches[i] for i in range(len(frames))]
     m.d.comb += result.count.eq(pending.count - 1)
     for i, moved in enumerate(prefix_or(matches)):
         later = frames[i + 1] if i + 1 < len(frames) else 0
