@@ -175,6 +175,8 @@ class AccessControl(Elaboratable):
         self.page_number = Signal(range(p.host_bins + 1))
         self.flushed_slot = Signal(S * p.slot_bits)
         self.free_slots = Signal(S)       # the flush's free slots of the page (FLUSH_READ)
+        self.free_slot = Signal(range(S))  # the lowest of them
+        self.forwarded = Signal(range(S + 1))   # slots copied from engine a to b (T_FORWARD)
         self.flushed_ipos = Signal(S * len(self.pos))
         self.clear_bursts = self.hm.clear_end // 4096
         self.k = Signal(range(max(self.clear_bursts, 4 * S + 8) + 1))  # the step's next request
@@ -280,6 +282,8 @@ class AccessControl(Elaboratable):
                     with m.Case(n):
                         m.d.sync += request.addr.eq(region.address(chosen.index))
         m.d.sync += self.settling.eq(0)      # unless a step is entered (:meth:`enter`)
+        with m.If(self.settling):
+            m.d.sync += self.k.eq(0)         # the step's requests from the first
         m.d.comb += self.choosing.eq(self.advance & ~self.settling)
 
     # -- helpers --------------------------------------------------------------------------------
@@ -318,7 +322,7 @@ class AccessControl(Elaboratable):
         """Go to the HBM step ``state``: its requests from the first, its budget from now."""
         m = self.m
         m.next = state
-        m.d.sync += [self.k.eq(0), self.settling.eq(1)]
+        m.d.sync += self.settling.eq(1)
         m.d.comb += self.hbm.begin.eq(1)
 
     def issue(self, segments):
@@ -514,7 +518,7 @@ class AccessControl(Elaboratable):
 
     def _decide(self):
         """The decisions, all taken before the touches change anything."""
-        m, p, S, fb = self.m, self.p, self.p.slots, self.p.frame_bits
+        m, p, S = self.m, self.p, self.p.slots
         with m.State("DECIDE"):
             host_x, host_y = self.x_host, self.y_host
             la = self.load_c1 - (self.found & self.c1_is_x)
@@ -613,19 +617,19 @@ class AccessControl(Elaboratable):
             # The first index update's slot, read ahead for FLUSH_WRITE.
             m.d.comb += self.pages.slot_rd_idx.eq(self.flushed_slot[:p.slot_bits])
             # The free slots, taken from the page as the step begins (no frame has arrived
-            # yet) and kept here, so that the lowest is a scan of a register of this module.
-            free = self.free_slots
+            # yet) and kept here with the lowest of them, so that a frame's slot is a register.
+            free, free_slot = self.free_slots, self.free_slot
             with m.If(self.settling):
-                m.d.sync += free.eq(~self.pages.slot_used)
-            free_slot = Signal(range(S))
-            m.d.comb += free_slot.eq(lowest_set(list(free)))
+                m.d.sync += [free.eq(~self.pages.slot_used),
+                             free_slot.eq(lowest_set([~used for used in self.pages.slot_used]))]
             record = self.as_frame
             with m.If(self.hbm.element_valid & (self.hbm.element_index < self.bin_cur.count)):
                 i = self.hbm.element_index
                 m.d.comb += [self.pages.slot_wr_en.eq(1), self.pages.slot_wr_idx.eq(free_slot),
                              self.pages.slot_wr.eq(self.slot_record(record.klen, record.key,
                                                                     record.vlen, record.value))]
-                m.d.sync += free.eq(free & (free - 1))     # the lowest is taken
+                rest = free & (free - 1)          # the lowest is taken
+                m.d.sync += [free.eq(rest), free_slot.eq(lowest_set([rest[j] for j in range(S)]))]
                 m.d.sync += [self.flushed_slot.word_select(i, p.slot_bits).eq(free_slot),
                              self.flushed_ipos.word_select(i, len(self.pos)).eq(record.ipos)]
             with m.If(over):
@@ -662,7 +666,7 @@ class AccessControl(Elaboratable):
                     m.d.sync += [self.counter_a.eq(next_counter), self.touching.eq(self.y),
                                  self.second.eq(1), self.counter.eq(
                                      Mux(self.y_is_x, next_counter, self.counter_y)),
-                                 self.k.eq(0)]
+                                 self.forwarded.eq(0)]
                     with m.If(~self.y_is_x):
                         m.d.sync += self.bin_cur.eq(self.bin_y)
                     m.next = "T_FORWARD"
@@ -674,11 +678,11 @@ class AccessControl(Elaboratable):
             # y == x: engine b read the page before a's write; it takes a's result instead,
             # a slot a cycle (read from a, written into b the next). The copy runs, without its
             # writes, for y != x as well, so that its cycles do not say which.
-            k = self.k[:S.bit_length()]      # counts to S here
+            k = self.forwarded
             m.d.comb += [self.pages_a.slot_rd_idx.eq(k), self.pages.slot_wr_idx.eq(k - 1),
                          self.pages.slot_wr.eq(self.pages_a.slot_rd),
                          self.pages.slot_wr_en.eq(self.y_is_x & (k != 0))]
-            m.d.sync += self.k.eq(k + 1)
+            m.d.sync += k.eq(k + 1)
             with m.If(k == S):
                 self.enter("FLUSH_READ")
 
