@@ -614,8 +614,6 @@ class AccessControl(Elaboratable):
         with m.State("FLUSH_READ"):
             over = self.issue([(S, lambda i: self.read(
                 self.frames_r, Mux(i < self.bin_cur.count, self.bin_cur.frames[i], 0)))])
-            # The first index update's slot, read ahead for FLUSH_WRITE.
-            m.d.comb += self.pages.slot_rd_idx.eq(self.flushed_slot[:p.slot_bits])
             # The free slots, taken from the page as the step begins (no frame has arrived
             # yet) and kept here with the lowest of them, so that a frame's slot is a register.
             free, free_slot = self.free_slots, self.free_slot
@@ -635,10 +633,11 @@ class AccessControl(Elaboratable):
             with m.If(over):
                 self.enter("FLUSH_WRITE")
         with m.State("FLUSH_WRITE"):
-            # Each index update's slot is read the cycle before: the next one's as this one is
-            # taken.
+            # Each index update's slot is read the cycle before it is chosen: the first in the
+            # settling cycle (k is reset then), the next one's as this one is chosen.
             update_bits = max(1, (S - 1).bit_length())
-            next_update = (self.k[:update_bits] + self.choosing)[:update_bits]
+            next_update = Mux(self.settling, 0,
+                              (self.k[:update_bits] + self.choosing)[:update_bits])
             m.d.comb += self.pages.slot_rd_idx.eq(
                 self.flushed_slot.word_select(next_update, p.slot_bits))
 
