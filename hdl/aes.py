@@ -149,20 +149,37 @@ def shift_rows(state):
     return _from_bytes([_byte(state, (k % 4) + 4 * ((k // 4 + k % 4) % 4)) for k in range(16)])
 
 
-def _xtime(b):
-    return Cat(Const(0, 1), b[0:7]) ^ (b[7].replicate(8) & Const(0x1B, 8))
+def _xtime_column(column):
+    """xtime (multiplication by x in GF(2^8)) of each byte of a 32-bit column: the bytes'
+    shifts and their ``0x1B`` reductions side by side, as 32-bit operations (each byte is the
+    same gates as on its own; Verilator simulates one word operation instead of four byte
+    operations and their reassembly)."""
+    carries = (column >> 7) & 0x01010101
+    return (((column & 0x7F7F7F7F) << 1) ^ carries ^ (carries << 1) ^ (carries << 3)
+            ^ (carries << 4))[:32]
 
 
-def mix_columns(state):
-    """MixColumns of a 128-bit state."""
-    out = []
-    for c in range(4):
-        a = [_byte(state, 4 * c + row) for row in range(4)]
-        x2 = [_xtime(b) for b in a]
-        for row in range(4):
-            b0, b1, b2, b3 = (row, (row + 1) % 4, (row + 2) % 4, (row + 3) % 4)
-            out.append(x2[b0] ^ x2[b1] ^ a[b1] ^ a[b2] ^ a[b3])
-    return _from_bytes(out)
+def mix_column(m: Module, column, *, name: str):
+    """MixColumns of one 32-bit column (row 0 in bits 31..24): row ``r`` becomes
+    ``2 a_r + 3 a_(r+1) + a_(r+2) + a_(r+3)``, i.e. ``x ^ rot(x ^ a, 1) ^ rot(a, 2) ^ rot(a, 3)``
+    with ``x`` the xtime of the column and ``rot(v, k)`` its bytes moved up ``k`` rows."""
+    a = Signal(32, name=f"{name}_in")
+    doubled = Signal(32, name=f"{name}_x2")
+    tripled = Signal(32, name=f"{name}_x3")
+    result = Signal(32, name=name)
+    m.d.comb += [
+        a.eq(column),
+        doubled.eq(_xtime_column(a)),
+        tripled.eq(doubled ^ a),
+        result.eq(doubled ^ tripled.rotate_left(8) ^ a.rotate_left(16) ^ a.rotate_left(24)),
+    ]
+    return result
+
+
+def mix_columns(m: Module, state, *, name: str):
+    """MixColumns of a 128-bit state, a column at a time (column 0 in bits 127..96)."""
+    return Cat(*reversed([mix_column(m, state[96 - 32 * c:128 - 32 * c], name=f"{name}_c{c}")
+                          for c in range(4)]))
 
 
 def next_round_key(m: Module, rk, rcon, *, name: str):
@@ -276,21 +293,29 @@ class Aes128(wiring.Component):
         with m.If(advance):
             m.d.sync += valid.eq(Cat(accept, valid[:-1]))
 
-        x = Signal(128, name="x0")
-        m.d.comb += x.eq(self.i_stream.payload ^ round_keys[0])
+        # The state travels as four 32-bit columns (column 0, rows 0..3 in bits 31..0 of
+        # columns[0]): ShiftRows picks each column's bytes from the S-box registers,
+        # MixColumns and AddRoundKey work on whole columns.
+        first = Signal(128, name="x0")
+        m.d.comb += first.eq(self.i_stream.payload ^ round_keys[0])
+        columns = [first[96 - 32 * c:128 - 32 * c] for c in range(4)]
         for r in range(1, ROUNDS + 1):
-            bytes_out = []
+            sboxed = []
             for k in range(16):
                 port = _sbox_rom(m, f"r{r}_sbox{k}").read_port(domain="sync")
-                m.d.comb += [port.addr.eq(_byte(x, k)), port.en.eq(advance)]
-                bytes_out.append(port.data)
-            sb = Signal(128, name=f"sb{r}")
-            m.d.comb += sb.eq(_from_bytes(bytes_out))
-            x = Signal(128, name=f"x{r}")
-            if r != ROUNDS:
-                m.d.comb += x.eq(mix_columns(shift_rows(sb)) ^ round_keys[r])
-            else:
-                m.d.comb += x.eq(shift_rows(sb) ^ round_keys[r])
+                m.d.comb += [port.addr.eq(_byte(columns[k // 4], k % 4)), port.en.eq(advance)]
+                sboxed.append(port.data)
+            key = round_keys[r]
+            next_columns = []
+            for c in range(4):
+                shifted = _from_bytes([sboxed[row + 4 * ((c + row) % 4)] for row in range(4)])
+                column = Signal(32, name=f"x{r}_c{c}")
+                if r != ROUNDS:
+                    shifted = mix_column(m, shifted, name=f"mix{r}_c{c}")
+                m.d.comb += column.eq(shifted ^ key[96 - 32 * c:128 - 32 * c])
+                next_columns.append(column)
+            columns = next_columns
+        x = Cat(*reversed(columns))
 
         m.d.comb += [self.o_stream.payload.eq(x), self.o_stream.valid.eq(valid[-1])]
         return m
@@ -319,7 +344,7 @@ class Aes128(wiring.Component):
         with m.If(rnd == ROUNDS):
             m.d.comb += after.eq(sr ^ this_key)
         with m.Else():
-            m.d.comb += after.eq(mix_columns(sr) ^ this_key)
+            m.d.comb += after.eq(mix_columns(m, sr, name="mix") ^ this_key)
 
         leaving = done & self.o_stream.ready
         idle = (rnd == 0) & (~done | leaving)
