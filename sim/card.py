@@ -29,14 +29,17 @@ from bolt.hdl.hbm import MAX_BURST_BEATS, HbmMap
 from bolt.hdl.pages import ADDRESS_BITS
 from bolt.params import BEAT_BYTES, Params
 
-__all__ = ["SimulatedCard", "HBM_MODEL_VERILOG", "HOST_MODEL_VERILOG", "STALL_VERILOG",
-           "MODELS_VERILOG", "HBM_LATENCY_SIMULATED",
+__all__ = ["SimulatedCard", "MODEL_PORTS_VERILOG", "HBM_MODEL_VERILOG", "HOST_MODEL_VERILOG",
+           "STALL_VERILOG", "MODELS_VERILOG", "HBM_LATENCY_SIMULATED",
            "models_verilog", "set_hbm", "host_model_beats"]
 
 #: The simulated HBM's read latency unless a test sets another: about 80 ns at 300 MHz, below
 #: the accelerator's budget (:data:`bolt.hdl.accelerator.HBM_LATENCY`).
 HBM_LATENCY_SIMULATED = 24
 
+#: The port list both models begin with (macro ``BOLT_MEMORY_MODEL_PORTS``): clock, reset,
+#: settings and the AXI4 slave.
+MODEL_PORTS_VERILOG = Path(__file__).with_name("model_ports.v")
 #: The Verilog of the HBM model (module ``bolt_hbm_model``).
 HBM_MODEL_VERILOG = Path(__file__).with_name("hbm_model.v")
 #: The Verilog of the host-memory model (module ``bolt_host_model``).
@@ -45,8 +48,8 @@ HOST_MODEL_VERILOG = Path(__file__).with_name("host_model.v")
 STALL_VERILOG = Path(__file__).with_name("stall.v")
 
 
-#: Every Verilog file of the memory models.
-MODELS_VERILOG = (HBM_MODEL_VERILOG, HOST_MODEL_VERILOG, STALL_VERILOG)
+#: Every Verilog file of the memory models, the port list (a macro the models use) first.
+MODELS_VERILOG = (MODEL_PORTS_VERILOG, HBM_MODEL_VERILOG, HOST_MODEL_VERILOG, STALL_VERILOG)
 
 
 def models_verilog() -> str:

@@ -10,19 +10,7 @@ module bolt_hbm_model #(
     parameter ADDR_WIDTH = 32,
     parameter WORDS = 1024
 ) (
-    input clk,
-    input rst,
-    input [15:0] latency,
-    input [7:0] stall,
-    input [31:0] seed,
-    input awid, input [ADDR_WIDTH-1:0] awaddr, input [7:0] awlen, input [2:0] awsize,
-    input [1:0] awburst, input awvalid, output awready,
-    input [511:0] wdata, input [63:0] wstrb, input wlast, input wvalid, output wready,
-    output bid, output [1:0] bresp, output bvalid, input bready,
-    input arid, input [ADDR_WIDTH-1:0] araddr, input [7:0] arlen, input [2:0] arsize,
-    input [1:0] arburst, input arvalid, output arready,
-    output rid, output [511:0] rdata, output [1:0] rresp, output rlast, output rvalid,
-    input rready
+    `BOLT_MEMORY_MODEL_PORTS
 );
     reg [511:0] mem [0:WORDS-1];
     reg [31:0] now;
