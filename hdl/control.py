@@ -188,6 +188,7 @@ class AccessControl(Elaboratable):
         self.request_regions = [*self.hm.regions.values(), self.clear_r]
         fields = {"valid": 1, "write": 1, "beats": range(1, MAX_BURST_BEATS + 1),
                   "data": BEAT_BITS * self.hm.max_element_beats, "enable": 1, "zero": 1}
+        self.request_fields = tuple(fields)    # what `request` takes from `chosen` as it is
         index_bits = max((r.count - 1).bit_length() for r in self.request_regions)
         self.chosen = Signal(data.StructLayout({
             **fields, "region": range(len(self.request_regions)), "index": max(1, index_bits)}))
@@ -273,10 +274,8 @@ class AccessControl(Elaboratable):
                      self.advance.eq(~request.valid | (reading & hbm.rd.ready)
                                      | (writing & hbm.wr.ready))]
         with m.If(self.advance):
-            m.d.sync += [request.valid.eq(chosen.valid), request.write.eq(chosen.write),
-                         request.beats.eq(chosen.beats), request.data.eq(chosen.data),
-                         request.enable.eq(chosen.enable), request.zero.eq(chosen.zero),
-                         chosen.valid.eq(0)]    # unless the step's :meth:`issue` chooses one
+            m.d.sync += [request[name].eq(chosen[name]) for name in self.request_fields]
+            m.d.sync += chosen.valid.eq(0)    # unless the step's :meth:`issue` chooses one
             with m.Switch(chosen.region):
                 for n, region in enumerate(self.request_regions):
                     with m.Case(n):
