@@ -144,9 +144,14 @@ def sub_word(m: Module, word, *, name: str):
     return sub_bytes_comb(m, word, name=name)
 
 
+def shift_rows_source(k: int) -> int:
+    """ShiftRows: output byte ``k = r + 4c`` is input byte ``r + 4((c + r) mod 4)``."""
+    return (k % 4) + 4 * ((k // 4 + k % 4) % 4)
+
+
 def shift_rows(state):
-    """ShiftRows: output byte ``r + 4c`` is input byte ``r + 4((c + r) mod 4)``."""
-    return _from_bytes([_byte(state, (k % 4) + 4 * ((k // 4 + k % 4) % 4)) for k in range(16)])
+    """ShiftRows of a 128-bit state."""
+    return _from_bytes([_byte(state, shift_rows_source(k)) for k in range(16)])
 
 
 def _xtime_column(column):
@@ -308,7 +313,7 @@ class Aes128(wiring.Component):
             key = round_keys[r]
             next_columns = []
             for c in range(4):
-                shifted = _from_bytes([sboxed[row + 4 * ((c + row) % 4)] for row in range(4)])
+                shifted = _from_bytes([sboxed[shift_rows_source(4 * c + row)] for row in range(4)])
                 column = Signal(32, name=f"x{r}_c{c}")
                 if r != ROUNDS:
                     shifted = mix_column(m, shifted, name=f"mix{r}_c{c}")
