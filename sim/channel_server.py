@@ -37,8 +37,6 @@ from bolt.errors import ChannelError
 from bolt.params import Params
 from bolt.sim import server
 from bolt.sim.channel_driver import ChannelDriver
-from bolt.sim.card import HBM_LATENCY_SIMULATED, set_hbm
-from bolt.sim.host_port import HostModelPort
 
 
 @cocotb.test()
@@ -47,8 +45,7 @@ async def serve_sealed(dut):
     params = Params(**json.loads(os.environ["BOLT_PARAMS"]))
     connection = server.connect(os.environ["BOLT_BRIDGE_ADDRESS"])
     driver = ChannelDriver(dut, params)
-    HostModelPort(dut, server.RemoteHostMemory(connection), page_stride=params.page_stride)
-    set_hbm(dut, latency=int(os.environ.get("BOLT_HBM_LATENCY", HBM_LATENCY_SIMULATED)))
+    server.serve_memories(dut, connection, params)
     await driver.start()
     keys = []
     verilog = Path(os.environ["BOLT_VERILOG"]).read_bytes()

@@ -44,6 +44,15 @@ class RemoteHostMemory:
         self._connection.send(("write", address, data))
 
 
+def serve_memories(dut, connection: Connection, params: Params) -> None:
+    """Serve the card's host model from the parent's host memory and set its HBM model, with
+    the latencies the parent asked for (``BOLT_HOST_LATENCY``, ``BOLT_HBM_LATENCY``: cycles
+    from a read request to its first beat)."""
+    HostModelPort(dut, RemoteHostMemory(connection), page_stride=params.page_stride,
+                  latency=int(os.environ.get("BOLT_HOST_LATENCY", 0)))
+    set_hbm(dut, latency=int(os.environ.get("BOLT_HBM_LATENCY", HBM_LATENCY_SIMULATED)))
+
+
 def connect(address: str) -> Connection:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(address)
@@ -56,8 +65,7 @@ async def serve(dut):
     params = Params(**json.loads(os.environ["BOLT_PARAMS"]))
     connection = connect(os.environ["BOLT_BRIDGE_ADDRESS"])
     driver = AcceleratorDriver(dut, params)
-    HostModelPort(dut, RemoteHostMemory(connection), page_stride=params.page_stride)
-    set_hbm(dut, latency=int(os.environ.get("BOLT_HBM_LATENCY", HBM_LATENCY_SIMULATED)))
+    serve_memories(dut, connection, params)
     dut._log.info("bridge connected; resetting the accelerator")
     await driver.start()
     dut._log.info("accelerator out of reset; serving")

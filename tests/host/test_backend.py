@@ -47,6 +47,33 @@ def test_stats_and_projected_latency():
         assert best["throughput (accesses/s)"] >= one["throughput (accesses/s)"]
 
 
+def _phases_with_host_latency(latency: int):
+    with bolt.Map(**PARAMS, master_key=MASTER_KEY, unsafe_test_salt=unique_salt(), backend="rtl",
+                  channel=False, host_latency=latency) as m:
+        for i in range(30):
+            m[b"k%d" % i] = b"v%d" % i
+        assert all(m[b"k%d" % i] == b"v%d" % i for i in range(30))
+        stats = m.stats
+        assert stats.summary()["simulated host latency (cycles)"] == latency
+        for reads, reads_at, data_at in zip(stats.reads, stats.reads_at, stats.data_at):
+            assert data_at - reads_at >= latency if reads else reads_at == data_at == 0
+        return min(reads_at for reads, reads_at in zip(stats.reads, stats.reads_at) if reads), \
+            stats.phases()
+
+
+def test_a_slow_host_hides_the_on_chip_work_of_its_round_trip():
+    # The gather and the decisions run while the pages travel: with a host as slow as a real
+    # round trip, less is left after the last page beat, and the front does not change (but
+    # for a cycle per DRBG word a draw rejects, hence the shortest front of each run).
+    quick_front, quick = _phases_with_host_latency(0)
+    slow_front, slow = _phases_with_host_latency(300)
+    assert quick_front == slow_front
+    for t in (1, 2):
+        assert 0 < slow.back[t] < quick.back[t]
+    with pytest.raises(ValueError, match="host_latency"):
+        bolt.Map(**PARAMS, backend="rtl", channel=False, host_latency=-1)
+
+
 def test_close_stops_the_simulator_and_the_map_refuses_work():
     m = bolt.Map(**PARAMS, master_key=MASTER_KEY, backend="rtl")
     process = m.backend._process
