@@ -141,12 +141,18 @@ class AccessControl(Elaboratable):
         self.free_ok = Signal()
         self.load_c1, self.load_c2, self.load_x, self.load_nb = (
             Signal(self.lshape, name=n) for n in ("load_c1", "load_c2", "load_x", "load_nb"))
-        self.bin_x, self.bin_y, self.bin_cur, self.bin_nb = (
-            Signal(self.bin_l, name=n) for n in ("bin_x", "bin_y", "bin_cur", "bin_nb"))
+        self.bin_x, self.bin_y, self.bin_nb = (
+            Signal(self.bin_l, name=n) for n in ("bin_x", "bin_y", "bin_nb"))
+        # The eviction lists the flushes empty into engine a's and b's pages: the first host
+        # page's (x's without the key's own entry, or y's) and y's (empty when y == x: x's
+        # flush has emptied it).
+        self.pending_a, self.pending_b = (
+            Signal(self.bin_l, name=n) for n in ("pending_a", "pending_b"))
         self.key_frame = Signal(self.frame_l)
         self.counter_x, self.counter_y, self.counter = (
             Signal(64, name=n) for n in ("counter_x", "counter_y", "counter"))
-        self.counter_a = Signal(64)       # the counter page a's write goes out under
+        # The counters pages a and b are written under.
+        self.counter_a, self.counter_b = (Signal(64, name=n) for n in ("counter_a", "counter_b"))
         self.stack_top = Signal(fb)
         self.top = Signal(range(p.frames + 1))      # frames on the free stack (in HBM)
         self.fresh = Signal(range(p.frames + 1))    # frames never used since Setup
@@ -162,8 +168,6 @@ class AccessControl(Elaboratable):
         self.items = Signal(range(p.capacity + 1))
         self.setup_bound = Signal()
         self.cycles = Signal(32)
-        self.touching = Signal(range(p.bins))
-        self.second = Signal()            # the touch on engine b (an access's second page)
         self.first = Signal(range(p.bins))   # the bin of the access's first page (engine a)
         self.two = Signal()               # both x and y are host bins
         self.x_host, self.y_host = Signal(name="x_host"), Signal(name="y_host")  # host bins?
@@ -173,11 +177,15 @@ class AccessControl(Elaboratable):
         self.resume = Signal()            # after the response: the page writes and re-placement
         self.derive = Signal(2)
         self.page_number = Signal(range(p.host_bins + 1))
-        self.flushed_slot = Signal(S * p.slot_bits)
-        self.free_slots = Signal(S)       # the flush's free slots of the page (FLUSH_READ)
-        self.free_slot = Signal(range(S))  # the lowest of them
+        # Each flushed item's slot and index position: engine a's items first, then b's.
+        self.flushed_slot = Signal(2 * S * p.slot_bits)
+        self.flushed_ipos = Signal(2 * S * len(self.pos))
+        # The free slots of engine a's (b's) page as its flush fills them, and the lowest.
+        self.free_slots_a, self.free_slots_b = (Signal(S, name=n)
+                                                for n in ("free_slots_a", "free_slots_b"))
+        self.free_slot_a, self.free_slot_b = (Signal(range(S), name=n)
+                                              for n in ("free_slot_a", "free_slot_b"))
         self.forwarded = Signal(range(S + 1))   # slots copied from engine a to b (T_FORWARD)
-        self.flushed_ipos = Signal(S * len(self.pos))
         self.clear_bursts = self.hm.clear_end // 4096
         self.k = Signal(range(max(self.clear_bursts, 4 * S + 8) + 1))  # the step's next request
         # The request pipeline (:meth:`issue`): a step's request is chosen into `chosen` (its
@@ -198,10 +206,10 @@ class AccessControl(Elaboratable):
         self.choosing = Signal()     # a step's request may be chosen (:meth:`issue`)
 
     def _datapath(self):
-        """What every state sees: the lookup's inputs, the slot ports of the engine being
-        touched, the PRF's message blocks, the cycle stamps."""
+        """What every state sees: the lookup's inputs, the PRF's message blocks, the cycle
+        stamps."""
         m, p = self.m, self.p
-        lookup, pages_a, pages_b, second = self.lookup, self.pages_a, self.pages_b, self.second
+        lookup, pages_a, pages_b = self.lookup, self.pages_a, self.pages_b
         self.kind, self.loc = self.entry.kind, self.entry.loc
         m.d.sync += self.cycles.eq(self.cycles + 1)
         m.d.comb += [lookup.key.eq(self.cmd.key), lookup.klen.eq(self.cmd.klen),
@@ -210,15 +218,6 @@ class AccessControl(Elaboratable):
                      pages_a.key.eq(self.page_key), pages_b.key.eq(self.page_key),
                      self.sampler.key.eq(self.drbg_key)]
 
-        # The slot ports of the engine being touched (a, or b for the second page).
-        self.pages = pages = _SlotPorts(self.slot_l, p.slots)
-        m.d.comb += [pages.slot_rd.eq(Mux(second, pages_b.slot_rd, pages_a.slot_rd)),
-                     pages.slot_used.eq(Mux(second, pages_b.slot_used, pages_a.slot_used))]
-        for engine, selected in ((pages_a, ~second), (pages_b, second)):
-            m.d.comb += [engine.slot_rd_idx.eq(pages.slot_rd_idx),
-                         engine.slot_wr_idx.eq(pages.slot_wr_idx),
-                         engine.slot_wr.eq(pages.slot_wr),
-                         engine.slot_wr_en.eq(pages.slot_wr_en & selected)]
         # Measurement only: when the access's first page read left and its last page beat
         # came in (the latency projection replaces the simulated host link by a real one).
         host_page_port = self.bridge.page
@@ -240,7 +239,7 @@ class AccessControl(Elaboratable):
 
         self._request_pipeline()
 
-        self.slot_vlen = Cat(pages.slot_rd.vlen_be[8:16], pages.slot_rd.vlen_be[0:8])
+        self.slot_vlen = Cat(pages_a.slot_rd.vlen_be[8:16], pages_a.slot_rd.vlen_be[0:8])
         regions = self.hm.regions
         self.index_r, self.loads_r, self.bins_r = (regions["index"], regions["loads"],
                                                    regions["bins"])
@@ -407,7 +406,7 @@ class AccessControl(Elaboratable):
                              self.has_value.eq(0), self.out_vlen.eq(0), self.out_value.eq(0),
                              self.err_page.eq(0),
                              self.status.eq(Status.ABSENT), self.mac.eq(0), self.mac_block.eq(0),
-                             self.second.eq(0), self.taken.eq(0), self.derive.eq(0),
+                             self.taken.eq(0), self.derive.eq(0),
                              self.reads_at.eq(0), self.data_at.eq(0), self.resume.eq(0)]
                 with m.Switch(self.ports.cmd.payload.op):
                     with m.Case(Cmd.GET, Cmd.PUT, Cmd.DELETE):
@@ -543,7 +542,7 @@ class AccessControl(Elaboratable):
             m.d.sync += [self.replace.eq(rep), self.full.eq(ful), self.fits.eq(fit),
                          self.take.eq(tk), self.nb.eq(Mux(use_c1, self.c1, self.c2)),
                          self.load_nb.eq(Mux(use_c1, self.load_c1, self.load_c2)),
-                         self.touching.eq(self.first), self.counter.eq(first_counter),
+                         self.counter.eq(first_counter),
                          self.a_in.eq(0), self.b_in.eq(~self.two)]
             m.d.comb += [self.pages_a.decrypt.eq(host_x | host_y),
                          self.pages_a.counter.eq(first_counter),
@@ -551,11 +550,13 @@ class AccessControl(Elaboratable):
             # The key's own pending entry leaves the eviction list of x now (algorithm §3, step 2).
             unlinked = self.unlinked
             with m.If(~host_x):
-                m.d.sync += self.bin_cur.eq(self.bin_y)
+                m.d.sync += self.pending_a.eq(self.bin_y)
             with m.Elif(tk & (self.kind == PENDING)):
-                m.d.sync += self.bin_cur.eq(unlinked)
+                m.d.sync += self.pending_a.eq(unlinked)
             with m.Else():
-                m.d.sync += self.bin_cur.eq(self.bin_x)
+                m.d.sync += self.pending_a.eq(self.bin_x)
+            m.d.sync += [self.pending_b.eq(self.bin_y),
+                         self.pending_b.count.eq(Mux(self.y_is_x, 0, self.bin_y.count))]
             with m.If(host_x | host_y):
                 m.next = "T_LOAD_WAIT"
             with m.Else():
@@ -566,7 +567,7 @@ class AccessControl(Elaboratable):
         m = self.m
         with m.State("T_LOAD_WAIT"):
             # The key's slot, read a cycle ahead of T_TAKE (the page's reads are synchronous).
-            m.d.comb += self.pages.slot_rd_idx.eq(self.loc)
+            m.d.comb += self.pages_a.slot_rd_idx.eq(self.loc)
             with m.If(self.pages_a.done):
                 m.d.sync += self.a_in.eq(1)
             with m.If(self.pages_b.done):
@@ -587,7 +588,7 @@ class AccessControl(Elaboratable):
                     m.next = "RESULT"
         with m.State("T_TAKE"):
             # The key's slot of page x: whether it holds the key, decided in a cycle of its own.
-            slot = self.pages.slot_rd
+            slot = self.pages_a.slot_rd
             m.d.sync += self.holds.eq((slot.flag != 0) & (slot.klen == self.cmd.klen)
                                       & (slot.key == self.cmd.key))
             with m.If(self.take & (self.kind == HOST)):
@@ -598,8 +599,8 @@ class AccessControl(Elaboratable):
             # The key's item leaves its slot of page x.
             holds = self.holds
             with m.If(self.take & (self.kind == HOST)):
-                m.d.comb += [self.pages.slot_wr_idx.eq(self.loc), self.pages.slot_wr.eq(0),
-                             self.pages.slot_wr_en.eq(holds)]
+                m.d.comb += [self.pages_a.slot_wr_idx.eq(self.loc), self.pages_a.slot_wr.eq(0),
+                             self.pages_a.slot_wr_en.eq(holds)]
             with m.If(self.take & (self.kind == HOST) & ~holds):
                 m.d.sync += [self.status.eq(Status.INTEGRITY),
                              self.err_page.eq(self.host_page(self.x)), self.taken.eq(0)]
@@ -608,81 +609,118 @@ class AccessControl(Elaboratable):
                 m.next = "RESULT"
 
     def _flush(self):
-        """The touch's flush: the bin's pending items into the lowest free slots."""
-        m, p, S = self.m, self.p, self.p.slots
-        with m.State("FLUSH_READ"):
-            over = self.issue([(S, lambda i: self.read(
-                self.frames_r, Mux(i < self.bin_cur.count, self.bin_cur.frames[i], 0)))])
-            # The free slots, taken from the page as the step begins (no frame has arrived
-            # yet) and kept here with the lowest of them, so that a frame's slot is a register.
-            free, free_slot = self.free_slots, self.free_slot
-            with m.If(self.settling):
-                m.d.sync += [free.eq(~self.pages.slot_used),
-                             free_slot.eq(lowest_set([~used for used in self.pages.slot_used]))]
-            record = self.as_frame
-            with m.If(self.hbm.element_valid & (self.hbm.element_index < self.bin_cur.count)):
-                i = self.hbm.element_index
-                m.d.comb += [self.pages.slot_wr_en.eq(1), self.pages.slot_wr_idx.eq(free_slot),
-                             self.pages.slot_wr.eq(self.slot_record(record.klen, record.key,
-                                                                    record.vlen, record.value))]
-                rest = free & (free - 1)          # the lowest is taken
-                m.d.sync += [free.eq(rest), free_slot.eq(lowest_set([rest[j] for j in range(S)]))]
-                m.d.sync += [self.flushed_slot.word_select(i, p.slot_bits).eq(free_slot),
-                             self.flushed_ipos.word_select(i, len(self.pos)).eq(record.ipos)]
-            with m.If(over):
-                self.enter("FLUSH_WRITE")
-        with m.State("FLUSH_WRITE"):
-            # Each index update's slot is read the cycle before it is chosen: the first in the
-            # settling cycle (k is reset then), the next one's as this one is chosen.
-            update_bits = max(1, (S - 1).bit_length())
-            next_update = Mux(self.settling, 0,
-                              (self.k[:update_bits] + self.choosing)[:update_bits])
-            m.d.comb += self.pages.slot_rd_idx.eq(
-                self.flushed_slot.word_select(next_update, p.slot_bits))
-
-            def index_update(i):
-                slot_index = self.flushed_slot.word_select(i, p.slot_bits)
-                flushed = self.new_value(self.entry_l, valid=1, kind=HOST,
-                                         klen=self.pages.slot_rd.klen, key=self.pages.slot_rd.key,
-                                         bin=self.touching, loc=slot_index)
-                return self.write(self.index_r, self.flushed_ipos.word_select(i, len(self.pos)),
-                                  flushed, i < self.bin_cur.count)
-
-            page, next_counter = self.early(self.host_page(self.touching)), self.early(self.counter + 1)
-            over = self.issue([
-                (S, index_update),
-                (S, lambda i: self.write(self.stack_r, self.top + i, self.bin_cur.frames[i],
-                                         i < self.bin_cur.count)),
-                (1, lambda i: self.write(self.bins_r, page, 0)),
-                (1, lambda i: self.write(self.counters_r, page, next_counter)),
-            ])
-            with m.If(over):
-                m.d.sync += [self.top.eq(self.top + self.bin_cur.count), self.bin_cur.count.eq(0)]
-                with m.If(self.two & ~self.second):
-                    # On to y, on engine b: under x's next counter when y == x, whose
-                    # second touch works on the first's result.
-                    m.d.sync += [self.counter_a.eq(next_counter), self.touching.eq(self.y),
-                                 self.second.eq(1), self.counter.eq(
-                                     Mux(self.y_is_x, next_counter, self.counter_y)),
-                                 self.forwarded.eq(0)]
-                    with m.If(~self.y_is_x):
-                        m.d.sync += self.bin_cur.eq(self.bin_y)
-                    m.next = "T_FORWARD"
-                with m.Else():
-                    with m.If(~self.second):
-                        m.d.sync += self.counter_a.eq(next_counter)
-                    m.next = "T_STORE"
+        """The touches' flushes: each touched bin's pending items into the lowest free slots
+        of its page, both pages' in one read step and one write step (``FLUSH_READ_2``,
+        ``FLUSH_WRITE_2``), or the one page's (``FLUSH_READ_1``, ``FLUSH_WRITE_1``)."""
+        m, S = self.m, self.p.slots
+        flushes = [_Flush(self.pages_a, self.pending_a, self.free_slots_a, self.free_slot_a,
+                          self.first, self.counter_a),
+                   _Flush(self.pages_b, self.pending_b, self.free_slots_b, self.free_slot_b,
+                          self.y, self.counter_b)]
+        for pages in (1, 2):
+            self._flush_read(flushes[:pages])
+            self._flush_write(flushes[:pages])
         with m.State("T_FORWARD"):
-            # y == x: engine b read the page before a's write; it takes a's result instead,
-            # a slot a cycle (read from a, written into b the next). The copy runs, without its
-            # writes, for y != x as well, so that its cycles do not say which.
+            # y == x: engine b read the page before a's write; it takes a's flushed page
+            # instead, a slot a cycle (read from a, written into b the next), and its own flush
+            # was empty. The copy runs, without its writes, for y != x as well, so that its
+            # cycles do not say which.
             k = self.forwarded
-            m.d.comb += [self.pages_a.slot_rd_idx.eq(k), self.pages.slot_wr_idx.eq(k - 1),
-                         self.pages.slot_wr.eq(self.pages_a.slot_rd),
-                         self.pages.slot_wr_en.eq(self.y_is_x & (k != 0))]
+            m.d.comb += [self.pages_a.slot_rd_idx.eq(k), self.pages_b.slot_wr_idx.eq(k - 1),
+                         self.pages_b.slot_wr.eq(self.pages_a.slot_rd),
+                         self.pages_b.slot_wr_en.eq(self.y_is_x & (k != 0))]
             m.d.sync += k.eq(k + 1)
             with m.If(k == S):
-                self.enter("FLUSH_READ")
+                self.enter("FLUSH_WRITE_2")
+
+    def _flush_read(self, flushes):
+        """The flushes' frame reads: ``slots`` per page, engine a's first; each frame goes
+        into its page's lowest free slot as it arrives."""
+        m, p, S = self.m, self.p, self.p.slots
+        with m.State(f"FLUSH_READ_{len(flushes)}"):
+            over = self.issue([
+                (S, lambda i, pending=f.pending: self.read(
+                    self.frames_r, Mux(i < pending.count, pending.frames[i], 0)))
+                for f in flushes])
+            record, i = self.as_frame, self.hbm.element_index
+            for n, f in enumerate(flushes):
+                # The free slots, taken from the page as the step begins (no frame has arrived
+                # yet) and kept with the lowest of them, so that a frame's slot is a register.
+                free, free_slot = f.free_slots, f.free_slot
+                with m.If(self.settling):
+                    m.d.sync += [free.eq(~f.pages.slot_used),
+                                 free_slot.eq(lowest_set([~used for used in f.pages.slot_used]))]
+                if n == 0:
+                    arrived = self.hbm.element_valid & (i < f.pending.count)
+                else:
+                    arrived = (self.hbm.element_valid & (i >= n * S)
+                               & (i < self.early(n * S + f.pending.count)))
+                with m.If(arrived):
+                    m.d.comb += [f.pages.slot_wr_en.eq(1), f.pages.slot_wr_idx.eq(free_slot),
+                                 f.pages.slot_wr.eq(self.slot_record(record.klen, record.key,
+                                                                     record.vlen, record.value))]
+                    rest = free & (free - 1)          # the lowest is taken
+                    m.d.sync += [free.eq(rest),
+                                 free_slot.eq(lowest_set([rest[j] for j in range(S)])),
+                                 self.flushed_slot.word_select(i, p.slot_bits).eq(free_slot),
+                                 self.flushed_ipos.word_select(i, len(self.pos)).eq(record.ipos)]
+            with m.If(over):
+                if len(flushes) == 2:
+                    m.d.sync += self.forwarded.eq(0)
+                    m.next = "T_FORWARD"
+                else:
+                    self.enter("FLUSH_WRITE_1")
+
+    def _flush_write(self, flushes):
+        """The flushes' writes: every flushed item's index entry (now in its page's slot),
+        the freed frames pushed on the free stack (engine a's first, then b's, the order the
+        reference model frees them in), each bin's emptied list and its page's next write
+        counter (y == x: x's counter plus two, written after x's plus one)."""
+        m, p, S = self.m, self.p, self.p.slots
+        with m.State(f"FLUSH_WRITE_{len(flushes)}"):
+            # Each index update's slot is read the cycle before it is chosen: the first in the
+            # settling cycle (k is reset then), the next one's as this one is chosen.
+            update_bits = max(1, (len(flushes) * S - 1).bit_length())
+            next_update = Mux(self.settling, 0,
+                              (self.k[:update_bits] + self.choosing)[:update_bits])
+            for f in flushes:
+                m.d.comb += f.pages.slot_rd_idx.eq(
+                    self.flushed_slot.word_select(next_update, p.slot_bits))
+
+            def index_update(f, first):
+                def update(i):
+                    slot = f.pages.slot_rd
+                    flushed = self.new_value(self.entry_l, valid=1, kind=HOST, klen=slot.klen,
+                                             key=slot.key, bin=f.bin,
+                                             loc=self.flushed_slot.word_select(first + i,
+                                                                               p.slot_bits))
+                    return self.write(self.index_r,
+                                      self.flushed_ipos.word_select(first + i, len(self.pos)),
+                                      flushed, i < f.pending.count)
+                return update
+
+            early = self.early
+            pushed = self.top                  # where each flush's first push goes
+            stack_pushes, clears, counter_writes, next_counters = [], [], [], []
+            for n, f in enumerate(flushes):
+                stack_pushes.append((S, lambda i, f=f, at=pushed: self.write(
+                    self.stack_r, at + i, f.pending.frames[i], i < f.pending.count)))
+                pushed = early(self.top + sum(g.pending.count for g in flushes[:n + 1]))
+                page = early(self.host_page(f.bin))
+                # y's counter: x's next but one when y == x, the second write of the page.
+                counter = self.counter if n == 0 else Mux(self.y_is_x, self.counter + 1,
+                                                          self.counter_y)
+                next_counter = early(counter + 1)
+                next_counters.append(next_counter)
+                clears.append((1, lambda i, page=page: self.write(self.bins_r, page, 0)))
+                counter_writes.append((1, lambda i, page=page, value=next_counter: self.write(
+                    self.counters_r, page, value)))
+            over = self.issue([(S, index_update(f, n * S)) for n, f in enumerate(flushes)]
+                              + stack_pushes + clears + counter_writes)
+            with m.If(over):
+                m.d.sync += self.top.eq(pushed)
+                m.d.sync += [f.counter.eq(c) for f, c in zip(flushes, next_counters)]
+                m.next = "T_STORE"
 
     def _page_writes(self):
         """Both page writes, posted: x's (engine a) first, y's beside it."""
@@ -695,7 +733,7 @@ class AccessControl(Elaboratable):
                          self.pages_a.counter.eq(self.counter_a),
                          self.pages_b.store.eq(self.two),
                          self.pages_b.page.eq(self.host_page(self.y)),
-                         self.pages_b.counter.eq(self.counter + 1)]
+                         self.pages_b.counter.eq(self.counter_b)]
             m.d.sync += [self.a_in.eq(0), self.b_in.eq(~self.two)]
             m.next = "T_STORE_WAIT"
         with m.State("T_STORE_WAIT"):
@@ -882,9 +920,9 @@ class AccessControl(Elaboratable):
                 (1, lambda i: self.write(self.counters_r, self.page_number, 1)),
             ])
             with m.If(self.hbm.element_valid):
-                m.d.comb += [self.pages.slot_wr_en.eq(1),
-                             self.pages.slot_wr_idx.eq(self.hbm.element_index),
-                             self.pages.slot_wr.eq(self.element[:self.slot_l.size])]
+                m.d.comb += [self.pages_a.slot_wr_en.eq(1),
+                             self.pages_a.slot_wr_idx.eq(self.hbm.element_index),
+                             self.pages_a.slot_wr.eq(self.element[:self.slot_l.size])]
             with m.If(over):
                 m.next = "SE_STORE"
         with m.State("SE_STORE"):
@@ -919,8 +957,10 @@ class AccessControl(Elaboratable):
             with m.If(self.ports.resp.ready):
                 with m.If(~self.resume):
                     m.next = "IDLE"
+                with m.Elif(self.two):
+                    self.enter("FLUSH_READ_2")
                 with m.Elif(self.x_host | self.y_host):
-                    self.enter("FLUSH_READ")
+                    self.enter("FLUSH_READ_1")
                 with m.Else():
                     self.enter("REPLACE_READ")
 
@@ -951,17 +991,16 @@ class _Write:
     zero: bool = False
 
 
-class _SlotPorts:
-    """The slot ports of :class:`~bolt.hdl.pages.PageEngine`, for the engine being touched
-    (``slot_rd`` is the slot ``slot_rd_idx`` named the cycle before)."""
-
-    def __init__(self, slot_layout, slots):
-        self.slot_rd_idx = Signal(range(slots), name="slot_rd_idx")
-        self.slot_rd = Signal(slot_layout, name="slot_rd")
-        self.slot_used = Signal(slots, name="slot_used")
-        self.slot_wr_en = Signal(name="slot_wr_en")
-        self.slot_wr_idx = Signal(range(slots), name="slot_wr_idx")
-        self.slot_wr = Signal(slot_layout, name="slot_wr")
+@dataclass(frozen=True)
+class _Flush:
+    """One page's flush: its engine, the eviction list it empties, the free slots as it fills
+    them and the lowest, its bin, and the counter its page is written under."""
+    pages: PageEngine
+    pending: Signal
+    free_slots: Signal
+    free_slot: Signal
+    bin: Signal
+    counter: Signal
 
 
 def _allocate(m, top, fresh):
