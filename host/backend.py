@@ -81,10 +81,10 @@ class RtlStats:
     response, by touch count ``t``. The simulated host link's latency and beats are replaced by
     ``host_round_trip_s`` and ``host_bandwidth``; the projection then runs the recorded touch
     counts through the schedule with one access in flight and with the best number in flight.
-    ``back`` holds whatever on-chip work the simulated host's latency
-    (``simulated_host_latency`` cycles) did not hide: simulated with the real round trip, it
-    is the work a real link leaves after the last beat; with a quicker host, more
-    (a pessimistic projection).
+    ``back`` holds whatever on-chip work the simulated host did not hide: simulated as the
+    link itself (``simulated_link``: its round trip and bandwidth), it is the work a real link
+    leaves after the last beat; with the quickest host (the default), more, so the projection
+    is pessimistic.
     """
 
     clock_hz: float = 300e6
@@ -92,7 +92,7 @@ class RtlStats:
     host_bandwidth: float = PCIE_GEN3_X16_BYTES_PER_S
     page_bytes: int = 0
     value_size: int = 0
-    simulated_host_latency: int = 0
+    simulated_link: bool = False
     cycles: list[int] = field(default_factory=list)      #: per access
     reads: list[int] = field(default_factory=list)       #: page reads per access
     bytes_moved: list[int] = field(default_factory=list)  #: host bytes per access
@@ -182,10 +182,23 @@ class RtlStats:
             "clock (MHz)": self.clock_hz / 1e6,
             "host round trip (us)": self.host_round_trip_s * 1e6,
             "host bandwidth (GB/s)": self.host_bandwidth / 1e9,
-            "simulated host latency (cycles)": self.simulated_host_latency,
+            "host link simulated": "yes" if self.simulated_link else "no (quickest host)",
             "setup cycles": self.setup_cycles,
         })
         return report
+
+
+def simulated_host_timing(clock_hz: float, round_trip_s: float,
+                          bandwidth: float) -> tuple[int, int]:
+    """The host model's read latency (cycles to a read's first beat) and pace (bytes a cycle)
+    that simulate a link of ``round_trip_s`` and ``bandwidth`` at ``clock_hz``."""
+    latency, rate = round(round_trip_s * clock_hz), round(bandwidth / clock_hz)
+    if not (0 <= latency < 2**16 and 1 <= rate < 2**8):
+        raise ValueError(f"a {round_trip_s * 1e6:g} us round trip and {bandwidth / 1e9:g} GB/s "
+                         f"at {clock_hz / 1e6:g} MHz give {latency} cycles and {rate} bytes a "
+                         "cycle; the simulated host takes up to 65,535 cycles and 1 to 255 "
+                         "bytes a cycle")
+    return latency, rate
 
 
 class RtlBackend:
@@ -200,10 +213,11 @@ class RtlBackend:
     clock_hz, host_round_trip_s, host_bandwidth : float
         The latency projection's clock (default 300 MHz), host round trip (1 µs) and host
         link bandwidth (PCIe Gen3 x16, 12 GB/s).
-    host_latency : int
-        Cycles the simulated host memory takes from a page read request to its first beat (0
-        to 65,535; default 0). The round trip in cycles (300 at 1 µs and 300 MHz) lets the
-        measured phases show what a real link hides; 0 simulates quickest.
+    simulated_link : bool
+        Simulate the host memory as that link: its round trip before a read's first beat and
+        its bandwidth between beats (:func:`simulated_host_timing`), so that the measured
+        phases leave out what a real link hides. Off (the default), the host answers at once,
+        a beat a cycle: the quickest simulation.
     waveform : path, optional
         A directory for an FST waveform of the whole session (``dump.fst``, opens in GTKWave).
     timeout_s : float
@@ -220,14 +234,12 @@ class RtlBackend:
                  salt: bytes | None = None, items=(), clock_hz: float = 300e6,
                  host_round_trip_s: float = 1e-6,
                  host_bandwidth: float = PCIE_GEN3_X16_BYTES_PER_S,
-                 host_latency: int = 0,
+                 simulated_link: bool = False,
                  waveform: str | os.PathLike | None = None, timeout_s: float = 120.0,
                  channel: bool = False):
-        if not (isinstance(host_latency, int) and 0 <= host_latency < 2**16):
-            raise ValueError(f"host_latency must be a whole number of cycles in 0..65535, "
-                             f"not {host_latency!r}")
+        self._host_timing = simulated_host_timing(clock_hz, host_round_trip_s, host_bandwidth) \
+            if simulated_link else (0, 0)
         master_key = master_key_or_new(master_key)
-        self._host_latency = host_latency
         self.channel = channel
         self.params = params
         self.trace = Trace()
@@ -235,7 +247,7 @@ class RtlBackend:
         self.stats = RtlStats(clock_hz=clock_hz, host_round_trip_s=host_round_trip_s,
                               host_bandwidth=host_bandwidth, page_bytes=params.page_stride,
                               value_size=params.value_size,
-                              simulated_host_latency=host_latency)
+                              simulated_link=simulated_link)
         self._master_key = master_key
         self._keys: dict[bytes, None] = {}
         self._timeout_s = timeout_s
@@ -263,7 +275,8 @@ class RtlBackend:
         env = dict(os.environ, BOLT_PARAMS=json.dumps(self.params.arguments()),
                    BOLT_BRIDGE_ADDRESS=address, BOLT_BUILD_DIR=str(handle.directory),
                    BOLT_BUILD_NAME=handle.name, BOLT_VERILOG=str(handle.verilog),
-                   BOLT_HOST_LATENCY=str(self._host_latency))
+                   BOLT_HOST_LATENCY=str(self._host_timing[0]),
+                   BOLT_HOST_RATE=str(self._host_timing[1]))
         if self.channel:
             env["BOLT_SERVER_MODULE"] = "bolt.sim.channel_server"
         if waveform is not None:

@@ -78,7 +78,8 @@ class SimulatedCard(wiring.Component):
     ``hbm_latency`` (cycles from a read request to its first beat, at least), ``hbm_stall``
     (chance in 256 that the model holds a handshake in a cycle) and ``hbm_seed`` (its stall
     generator's seed, taken at reset) drive the HBM model; the ``host_model_`` ports the same
-    for the host model, which serves the ``host`` port while ``host_model_select`` is high,
+    for the host model (and ``host_model_rate``, its read beats' pace in bytes a cycle, 0 for
+    a beat every cycle), which serves the ``host`` port while ``host_model_select`` is high,
     and its burst interface to Python (``host_model_request`` flips when a burst waits for
     Python, which sets ``host_model_answered`` equal to it once served).
 
@@ -97,7 +98,7 @@ class SimulatedCard(wiring.Component):
         super().__init__({
             **members,
             "hbm_latency": In(16), "hbm_stall": In(8), "hbm_seed": In(32),
-            "host_model_select": In(1), "host_model_latency": In(16),
+            "host_model_select": In(1), "host_model_latency": In(16), "host_model_rate": In(8),
             "host_model_stall": In(8), "host_model_seed": In(32),
             "host_model_request": Out(1), "host_model_write": Out(1),
             "host_model_address": Out(ADDRESS_BITS), "host_model_beats": Out(8),
@@ -122,8 +123,8 @@ class SimulatedCard(wiring.Component):
             "bolt_host_model",
             p_ADDR_WIDTH=ADDRESS_BITS, p_BEATS=host_model_beats(design.params),
             i_clk=ClockSignal(), i_rst=ResetSignal(),
-            i_latency=self.host_model_latency, i_stall=self.host_model_stall,
-            i_seed=self.host_model_seed,
+            i_latency=self.host_model_latency, i_rate=self.host_model_rate,
+            i_stall=self.host_model_stall, i_seed=self.host_model_seed,
             o_req_toggle=self.host_model_request, o_req_write=self.host_model_write,
             o_req_addr=self.host_model_address, o_req_beats=self.host_model_beats,
             o_wr_data=self.host_model_write_data, i_rd_data=self.host_model_read_data,

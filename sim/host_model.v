@@ -8,14 +8,17 @@
 // wakes once per burst, not once per clock.
 //
 // Reads are queued (up to 4 in flight) and each returns its first beat `latency` cycles after
-// its request at the earliest; a write is answered once Python has taken it. Every handshake
-// of the slave (arready, rvalid, awready, wready, bvalid) is held low in a cycle with chance
-// `stall`/256 (``bolt_stall``, seeded with `seed` at reset).
+// its request at the earliest; a write is answered once Python has taken it. With `rate` set,
+// read beats follow each other at a link's bandwidth: a beat (64 bytes) leaves once 64 bytes
+// of credit are in, the credit growing by `rate` bytes a cycle (0: a beat every cycle). Every
+// handshake of the slave (arready, rvalid, awready, wready, bvalid) is held low in a cycle with
+// chance `stall`/256 (``bolt_stall``, seeded with `seed` at reset).
 module bolt_host_model #(
     parameter ADDR_WIDTH = 48,
     parameter BEATS = 64              // the longest burst
 ) (
     `BOLT_MEMORY_MODEL_PORTS,
+    input [7:0] rate,
     output reg req_toggle,
     output reg req_write,
     output reg [ADDR_WIDTH-1:0] req_addr,
@@ -28,6 +31,8 @@ module bolt_host_model #(
     // Python's inputs are registered (read data into `r_buffer`), as in the HBM model: logic
     // fed by a top-level input is evaluated again at every eval call of the simulator.
     reg [15:0] latency_r;
+    reg [7:0] rate_r;
+    reg [9:0] credit;               // bytes the link may send: at most a beat and a cycle's
     wire hold_ar, hold_r, hold_aw, hold_w, hold_b;
     bolt_stall stalls (.clk(clk), .rst(rst), .stall(stall), .seed(seed), .hold_ar(hold_ar),
         .hold_r(hold_r), .hold_aw(hold_aw), .hold_w(hold_w), .hold_b(hold_b));
@@ -45,7 +50,8 @@ module bolt_host_model #(
     wire [1:0] rh = rq_head[1:0];
     wire rq_empty = rq_head == rq_tail;
     assign arready = (rq_tail - rq_head) != 3'd4 && !hold_ar;
-    assign rvalid = r_fetched && now >= rq_due[rh] && !hold_r;
+    assign rvalid = r_fetched && now >= rq_due[rh] && !hold_r && (rate_r == 0 || credit >= 10'd64);
+    wire [9:0] credit_next = credit + {2'b0, rate_r} - ((rvalid && rready) ? 10'd64 : 10'd0);
     assign rdata = r_buffer[r_beat];
     assign rlast = r_beat == rq_len[rh];
     assign rid = 1'b0;
@@ -70,6 +76,8 @@ module bolt_host_model #(
     always @(posedge clk) begin
         now <= now + 1;
         latency_r <= latency;
+        rate_r <= rate;
+        credit <= credit_next > 10'd64 + {2'b0, rate_r} ? 10'd64 + {2'b0, rate_r} : credit_next;
         if (rst) begin
             req_toggle <= ack_toggle;
             rq_head <= 0; rq_tail <= 0; r_fetching <= 0; r_fetched <= 0; r_beat <= 0;

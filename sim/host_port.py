@@ -129,18 +129,22 @@ class HostModelPort:
         As for :class:`HostPort`.
     latency : int
         Cycles from a read request to its first beat, at least.
+    rate : int
+        Bytes a cycle the read beats follow each other at (a link's bandwidth over the clock;
+        0: a beat every cycle).
     stall : float
         The chance the model holds each handshake low in a cycle.
     seed : int
         The seed of its back-pressure (taken at the next reset).
     """
 
-    def __init__(self, dut, memory, *, page_stride: int, latency: int = 0, stall: float = 0.0,
-                 seed: int = 1):
+    def __init__(self, dut, memory, *, page_stride: int, latency: int = 0, rate: int = 0,
+                 stall: float = 0.0, seed: int = 1):
         self.dut = dut
         self.target = HostPageTarget(memory, page_stride)
         dut.host_model_select.value = 1
         dut.host_model_latency.value = latency
+        dut.host_model_rate.value = rate
         dut.host_model_stall.value = min(255, round(256 * stall))
         dut.host_model_seed.value = seed
         dut.host_model_answered.value = 0

@@ -46,10 +46,12 @@ class RemoteHostMemory:
 
 def serve_memories(dut, connection: Connection, params: Params) -> None:
     """Serve the card's host model from the parent's host memory and set its HBM model, with
-    the latencies the parent asked for (``BOLT_HOST_LATENCY``, ``BOLT_HBM_LATENCY``: cycles
-    from a read request to its first beat)."""
+    the timing the parent asked for: ``BOLT_HOST_LATENCY`` and ``BOLT_HBM_LATENCY``, cycles
+    from a read request to its first beat; ``BOLT_HOST_RATE``, the host's read beats' pace in
+    bytes a cycle (0: a beat every cycle)."""
     HostModelPort(dut, RemoteHostMemory(connection), page_stride=params.page_stride,
-                  latency=int(os.environ.get("BOLT_HOST_LATENCY", 0)))
+                  latency=int(os.environ.get("BOLT_HOST_LATENCY", 0)),
+                  rate=int(os.environ.get("BOLT_HOST_RATE", 0)))
     set_hbm(dut, latency=int(os.environ.get("BOLT_HBM_LATENCY", HBM_LATENCY_SIMULATED)))
 
 

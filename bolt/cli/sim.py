@@ -22,10 +22,10 @@ from .common import make_params, params_options, print_table
               help="Host-memory round trip per page read.")
 @click.option("--host-gbps", type=float, default=12.0, show_default=True,
               help="Host link bandwidth in GB/s (PCIe Gen3 x16 is about 12).")
-@click.option("--host-latency", type=click.IntRange(0, 65535), default=0, show_default=True,
-              help="Cycles the simulated host memory takes to a page read's first beat. "
-                   "The round trip in cycles (300 at 1 us and 300 MHz) measures what a real "
-                   "link hides; 0 simulates quickest (a pessimistic projection).")
+@click.option("--simulate-link", is_flag=True,
+              help="Simulate the host memory as the link above (its round trip and "
+                   "bandwidth), so the measured phases leave out what a real link hides; "
+                   "slower. Otherwise the host answers at once (a pessimistic projection).")
 @click.option("--waveform", type=click.Path(file_okay=False), default=None,
               help="Directory for an FST waveform of the run (opens in GTKWave).")
 @click.option("--channel/--no-channel", default=False, show_default=True,
@@ -40,7 +40,8 @@ from .common import make_params, params_options, print_table
                    "workload's (default all of them, N/2 for most). An access's cycles do not "
                    "depend on what the map holds, so a short Setup keeps a large N quick.")
 def command(capacity, key_size, value_size, load, hbm_fraction, workload, ops, seed,
-            clock_mhz, host_rtt_us, host_gbps, host_latency, waveform, channel, progress, cosim, setup_items):
+            clock_mhz, host_rtt_us, host_gbps, simulate_link, waveform, channel, progress, cosim,
+            setup_items):
     """Run a workload on the RTL (Verilator) and print cycles and projected latency."""
     params = make_params(capacity, key_size, value_size, load, hbm_fraction)
     if cosim:
@@ -52,7 +53,7 @@ def command(capacity, key_size, value_size, load, hbm_fraction, workload, ops, s
     report = run_simulation(params, workload=workload, ops=ops, seed=seed, waveform=waveform,
                             progress=progress, channel=channel, setup_items=setup_items,
                             clock_hz=clock_mhz * 1e6, host_round_trip_s=host_rtt_us * 1e-6,
-                            host_bandwidth=host_gbps * 1e9, host_latency=host_latency)
+                            host_bandwidth=host_gbps * 1e9, simulated_link=simulate_link)
     _print_report(report, "RTL report")
     if waveform:
         click.echo(f"waveform: {waveform}/dump.fst")

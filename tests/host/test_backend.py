@@ -13,6 +13,8 @@ import bolt
 from tests.conftest import MASTER_KEY, unique_salt
 from tests.core.test_conformance import PARAMS
 
+PARAMS_PAGE_BEATS = bolt.Params(**PARAMS).page_beats
+
 pytestmark = pytest.mark.rtl
 
 
@@ -47,31 +49,36 @@ def test_stats_and_projected_latency():
         assert best["throughput (accesses/s)"] >= one["throughput (accesses/s)"]
 
 
-def _phases_with_host_latency(latency: int):
+def _phases(simulated_link: bool):
     with bolt.Map(**PARAMS, master_key=MASTER_KEY, unsafe_test_salt=unique_salt(), backend="rtl",
-                  channel=False, host_latency=latency) as m:
+                  channel=False, simulated_link=simulated_link) as m:
         for i in range(30):
             m[b"k%d" % i] = b"v%d" % i
         assert all(m[b"k%d" % i] == b"v%d" % i for i in range(30))
         stats = m.stats
-        assert stats.summary()["simulated host latency (cycles)"] == latency
+        link = stats.link
+        # Simulated as the link, a page's last beat comes at least a round trip and its
+        # bytes' time on the link after the reads.
+        least = link.cycles(link.round_trip_s) + link.cycles(
+            (PARAMS_PAGE_BEATS - 1) * 64 / link.bandwidth) if simulated_link else 0
         for reads, reads_at, data_at in zip(stats.reads, stats.reads_at, stats.data_at):
-            assert data_at - reads_at >= latency if reads else reads_at == data_at == 0
+            assert data_at - reads_at >= least if reads else reads_at == data_at == 0
         return min(reads_at for reads, reads_at in zip(stats.reads, stats.reads_at) if reads), \
             stats.phases()
 
 
-def test_a_slow_host_hides_the_on_chip_work_of_its_round_trip():
-    # The gather and the decisions run while the pages travel: with a host as slow as a real
-    # round trip, less is left after the last page beat, and the front does not change (but
+def test_a_simulated_link_hides_the_on_chip_work_of_its_round_trip():
+    # The gather and the decisions run while the pages travel: with the host simulated as a
+    # real link, less is left after the last page beat, and the front does not change (but
     # for a cycle per DRBG word a draw rejects, hence the shortest front of each run).
-    quick_front, quick = _phases_with_host_latency(0)
-    slow_front, slow = _phases_with_host_latency(300)
+    quick_front, quick = _phases(simulated_link=False)
+    slow_front, slow = _phases(simulated_link=True)
     assert quick_front == slow_front
     for t in (1, 2):
         assert 0 < slow.back[t] < quick.back[t]
-    with pytest.raises(ValueError, match="host_latency"):
-        bolt.Map(**PARAMS, backend="rtl", channel=False, host_latency=-1)
+    with pytest.raises(ValueError, match="bytes a cycle"):
+        bolt.Map(**PARAMS, backend="rtl", channel=False, simulated_link=True,
+                 host_bandwidth=1e15)
 
 
 def test_close_stops_the_simulator_and_the_map_refuses_work():
