@@ -8,6 +8,7 @@ and the next begins (the host sees the number and timing of operations).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -41,6 +42,14 @@ class Trace(Sequence):
     def record(self, kind: str, address: int, length: int) -> None:
         # tuple.__new__ skips the namedtuple's Python-level __new__: this is on every host access.
         self._events.append(_new_tuple(TraceEvent, (kind, address, length)))
+
+    def record_run(self, kind: str, address: int, length: int, count: int) -> None:
+        """``count`` events of ``length`` bytes at consecutive addresses from ``address`` (a
+        Setup's page writes, recorded in one pass)."""
+        self._events.extend(map(_new_tuple, repeat(TraceEvent, count),
+                                zip(repeat(kind, count),
+                                    range(address, address + count * length, length),
+                                    repeat(length, count))))
 
     def begin_op(self) -> None:
         """Mark that the events recorded from now on belong to a new operation."""
@@ -127,6 +136,16 @@ class HostMemory:
         self._check(address, length)
         self.trace.record(WRITE, address, length)
         self._view[address:address + length] = data
+
+    def write_run(self, address: int, data, length: int) -> None:
+        """Write ``data`` from ``address`` as consecutive writes of ``length`` bytes each
+        (recorded as that many events)."""
+        count, rest = divmod(len(data), length)
+        if rest:
+            raise ValueError(f"{len(data)} bytes are not whole writes of {length}")
+        self._check(address, len(data))
+        self.trace.record_run(WRITE, address, length, count)
+        self._view[address:address + len(data)] = data
 
     def _check(self, address: int, length: int) -> None:
         if address < 0 or length < 0 or address + length > len(self._bytes):

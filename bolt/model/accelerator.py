@@ -8,7 +8,7 @@ turns them into Python results and exceptions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from itertools import islice
+from itertools import compress, islice
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from ..errors import (BOUND_BIN_LOAD, BOUND_PAGE_COUNTER, BOUND_VALUE_FRAMES,
 from ..params import Params
 from ..protocol import HBM, HOST, PENDING, POOL, Op, Response, Status
 from ..trace import Trace
-from .pages import COUNTER_LIMIT, PlainPages, SealedPages
+from .pages import COUNTER_LIMIT, HostItems, PlainPages, SealedPages
 from .placement import OUT_OF_SAMPLES, place
 
 __all__ = ["ReferenceAccelerator", "MODEL_VERSION"]
@@ -168,24 +168,24 @@ class ReferenceAccelerator:
         if used:
             drbg.advance(ends[used - 1])
         state.loads[:] = loads.tolist()
-        chosen, ranks = chosen.tolist(), ranks.tolist()
         # HBM-bin items take frames 0, 1, ... in item order; host-bin items their page slot.
+        # Column by column (numpy, compress): a million items, no Python frame each.
         keys, values = list(binned), list(binned.values())
-        in_hbm = [nb < k for nb in chosen]
-        hbm_count = sum(in_hbm)
+        in_hbm = chosen < k
+        hbm_count = int(np.count_nonzero(in_hbm))
         if hbm_count > p.frames:
             raise BoundExceededError("value frames", "Setup ran out of value frames for HBM "
                                                      "bins; nothing was loaded")
-        frame_of = iter(range(hbm_count))
-        where = [next(frame_of) if hbm else rank for hbm, rank in zip(in_hbm, ranks)]
+        where = np.where(in_hbm, np.cumsum(in_hbm) - 1, ranks)
         state.index = {key: (POOL, None, slot) for slot, (key, _) in enumerate(pooled)}
-        state.index.update(zip(keys, zip([HBM if hbm else HOST for hbm in in_hbm],
-                                         chosen, where)))
-        state.frames[:hbm_count] = [value for value, hbm in zip(values, in_hbm) if hbm]
+        state.index.update(zip(keys, zip(np.where(in_hbm, HBM, HOST).tolist(), chosen.tolist(),
+                                         where.tolist())))
+        state.frames[:hbm_count] = list(compress(values, in_hbm.tolist()))
         del state.free_frames[len(state.free_frames) - hbm_count:]
-        host_items = [(nb - k, rank, key, value)
-                      for nb, rank, key, value, hbm in zip(chosen, ranks, keys, values, in_hbm)
-                      if not hbm]
+        in_host = ~in_hbm
+        host_flags = in_host.tolist()
+        host_items = HostItems(chosen[in_host] - k, ranks[in_host],
+                               list(compress(keys, host_flags)), list(compress(values, host_flags)))
         self.trace.begin_op()
         state.pages.setup(host_items)
         self._state, self._drbg = state, drbg

@@ -8,7 +8,7 @@ of algorithm §9, for large audit samples).
 
 from __future__ import annotations
 
-from operator import itemgetter
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from ..errors import IntegrityError
 from ..params import Params
 from ..trace import READ, WRITE, HostMemory, Trace
 
-__all__ = ["SealedPages", "PlainPages", "encode_slot", "slot_rows", "COUNTER_LIMIT"]
+__all__ = ["SealedPages", "PlainPages", "HostItems", "encode_slot", "slot_rows", "COUNTER_LIMIT"]
 
 #: The largest write counter a page is ever sealed under: the nonce's counter field is 8 bytes.
 #: An access whose writes would need a larger one is refused before it changes anything
@@ -25,6 +25,19 @@ __all__ = ["SealedPages", "PlainPages", "encode_slot", "slot_rows", "COUNTER_LIM
 COUNTER_LIMIT = 2**64 - 1
 
 Item = tuple[bytes, bytes]  # (key, value)
+
+
+class HostItems(NamedTuple):
+    """The items a Setup puts in host pages, as columns (a million of them: no tuple each)."""
+
+    pages: np.ndarray    #: each item's page (int64)
+    slots: np.ndarray    #: its slot in the page (int64)
+    keys: list[bytes]
+    values: list[bytes]
+
+    def rows(self):
+        """``(page, slot, key, value)`` of each item."""
+        return zip(self.pages.tolist(), self.slots.tolist(), self.keys, self.values)
 
 
 def encode_slot(params: Params, key: bytes, value: bytes) -> bytes:
@@ -43,17 +56,15 @@ def decode_slot(params: Params, slot: bytes) -> Item | None:
     return bytes(slot[2:key_end]), bytes(slot[value_start:value_start + value_length])
 
 
-def slot_array(params: Params, host_items: list[tuple[int, int, bytes, bytes]]) -> np.ndarray:
-    """Every page plaintext as one (pages × slots, slot_bytes) array, built column-wise:
+def slot_array(params: Params, host_items: HostItems) -> np.ndarray:
+    """Every page plaintext as one (pages, page_plaintext_bytes) array, built column-wise:
     a vectorized :func:`encode_slot` over all items (Setup of 2^20 items in about a second)."""
     p = params
-    pages = np.zeros((p.host_bins * p.slots, p.slot_bytes), dtype=np.uint8)
-    if not host_items:
-        return pages
-    # Columns by itemgetter, not zip(*host_items): unpacking a million arguments is slow.
-    page, slot, keys, values = (list(map(itemgetter(i), host_items)) for i in range(4))
-    pages[np.asarray(page) * p.slots + np.asarray(slot)] = slot_rows(p, keys, values)
-    return pages
+    slots = np.zeros((p.host_bins * p.slots, p.slot_bytes), dtype=np.uint8)
+    if host_items.keys:
+        slots[host_items.pages * p.slots + host_items.slots] = slot_rows(p, host_items.keys,
+                                                                         host_items.values)
+    return slots.reshape(p.host_bins, p.page_plaintext_bytes)
 
 
 def slot_rows(params: Params, keys: list[bytes], values: list[bytes]) -> np.ndarray:
@@ -108,14 +119,17 @@ class SealedPages:
         self.host.write(page * self.params.page_stride, sealed + self._padding)
         self.counters[page] = counter
 
-    def setup(self, host_items: list[tuple[int, int, bytes, bytes]]) -> None:
-        """Write every page in ascending order under counter 1; ``host_items`` are
-        (page, slot, key, value) with each page's items in its lowest slots."""
+    def setup(self, host_items: HostItems) -> None:
+        """Write every page in ascending order under counter 1, each page's items in its lowest
+        slots."""
         p = self.params
-        plaintexts = slot_array(p, host_items).tobytes()
-        size = p.page_plaintext_bytes
-        for page in range(p.host_bins):
-            self._write(page, plaintexts[page * size:(page + 1) * size])
+        sealed = self._cipher.seal_pages(1, slot_array(p, host_items))
+        # The host image: each sealed page, then zero padding to the page stride.
+        image = np.zeros((p.host_bins, p.page_stride), dtype=np.uint8)
+        image[:, :p.page_sealed_bytes] = np.frombuffer(b"".join(sealed), dtype=np.uint8).reshape(
+            p.host_bins, p.page_sealed_bytes)
+        self.host.write_run(0, image.data.cast("B"), p.page_stride)
+        self.counters[:] = [1] * p.host_bins
 
     def read(self, page: int) -> bytes:
         """Read ``page`` from the host (one trace event); :meth:`open` verifies it."""
@@ -173,13 +187,12 @@ class PlainPages:
         self._pages: list[list[Item | None]] = [[None] * params.slots
                                                  for _ in range(params.host_bins)]
 
-    def setup(self, host_items: list[tuple[int, int, bytes, bytes]]) -> None:
+    def setup(self, host_items: HostItems) -> None:
         p = self.params
-        for page, slot, key, value in host_items:
+        for page, slot, key, value in host_items.rows():
             self._pages[page][slot] = (key, value)
-        for page in range(p.host_bins):
-            self.counters[page] = 1
-            self.trace.record(WRITE, page * p.page_stride, p.page_stride)
+        self.counters[:] = [1] * p.host_bins
+        self.trace.record_run(WRITE, 0, p.page_stride, p.host_bins)
 
     def read(self, page: int) -> list[Item | None]:
         p = self.params

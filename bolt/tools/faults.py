@@ -439,6 +439,10 @@ def recorded_nonces():
             seen.add(nonce)
             return super().seal(page, counter, plaintext)
 
+        def seal_pages(self, counter, plaintexts):   # Setup's run of pages, each counted
+            return [self.seal(page, counter, plaintext)
+                    for page, plaintext in enumerate(plaintexts)]
+
     with mock.patch.object(pages_module, "PageCipher", Recording):
         yield count
     count.page_keys = len(key_ids)

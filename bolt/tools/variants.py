@@ -140,8 +140,8 @@ class _MaxValueSkipsY(_Variant):
 class _SkipEmptyPages(PlainPages):
     def setup(self, host_items):
         p = self.params
-        used = sorted({page for page, *_ in host_items})
-        for page, slot, key, value in host_items:
+        used = sorted(set(host_items.pages.tolist()))
+        for page, slot, key, value in host_items.rows():
             self._pages[page][slot] = (key, value)
         for page in range(p.host_bins):
             self.counters[page] = 1

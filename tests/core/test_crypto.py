@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 from Crypto.Cipher import AES
 
 import bolt
@@ -100,3 +101,22 @@ def test_bulk_draws_equal_one_at_a_time_draws():
         bulk.advance(ends[-1])
         assert bulk.words_drawn == one.words_drawn
         assert bulk.word() == one.word()
+
+
+def test_setup_writes_the_pages_that_one_write_per_page_would(small_params):
+    # Setup seals and stores its pages in one pass; the host must see what writing each page
+    # under counter 1, in page order, gives: the same bytes and the same trace.
+    from bolt.model.pages import HostItems, SealedPages, slot_array
+    from bolt.trace import Trace
+    p = small_params
+    pages, slots = [0, 0, 3, p.host_bins - 1], [0, 1, 0, 0]
+    host_items = HostItems(np.array(pages), np.array(slots), [b"a", b"bb", b"k" * p.key_size, b""],
+                           [b"1", b"", b"v" * p.value_size, b"x"])
+    bulk, one_by_one = (SealedPages(p, bytes(range(16)), Trace()) for _ in range(2))
+    bulk.setup(host_items)
+    for page, plaintext in enumerate(slot_array(p, host_items)):
+        one_by_one._write(page, plaintext.tobytes())
+    assert bulk.host.snapshot() == one_by_one.host.snapshot()
+    assert list(bulk.host.trace) == list(one_by_one.host.trace)
+    assert len(bulk.host.trace) == p.host_bins
+    assert bulk.counters == one_by_one.counters == [1] * p.host_bins
