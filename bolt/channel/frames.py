@@ -156,9 +156,19 @@ class FrameFormat:
         ks, vs = self._key_size, self._value_size
         # The length fields as columns, checked whole (no Python frame per item).
         rows = np.frombuffer(plaintexts, dtype=np.uint8).reshape(-1, self._command.size)
+        key_lengths = rows[:, 1]
         value_lengths = rows[:, 2 + ks].astype(np.uint16) << 8 | rows[:, 3 + ks]
-        if len(rows) and (rows[:, 1].max() > ks or value_lengths.max() > vs):
+        if not len(rows):
+            return {}
+        if key_lengths.max() > ks or value_lengths.max() > vs:
             return None
+        key_length, value_length = int(key_lengths[0]), int(value_lengths[0])
+        if (key_lengths == key_length).all() and (value_lengths == value_length).all():
+            # Keys of one length and values of one length (the usual case): a format that
+            # takes just the two fields, and the dictionary built in C.
+            fields = struct.Struct(f">2x{key_length}s{ks - key_length}x2x{value_length}s"
+                                   f"{vs - value_length}x")
+            return dict(fields.iter_unpack(plaintexts))
         commands = self._command.iter_unpack(plaintexts)
         return {key[:key_length]: value[:value_length]
                 for _, key_length, key, value_length, value in commands}

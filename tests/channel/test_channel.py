@@ -9,6 +9,7 @@ import bolt
 from bolt.channel import (ChannelClient, HostRelay, ReferenceDevice, Report, reference_measurement,
                           fixture_vendor_key)
 from bolt.channel.attestation import rtl_measurement
+from bolt.channel.frames import FrameFormat
 from bolt.model import ReferenceAccelerator
 from bolt.params import Params
 from bolt.protocol import Cmd, Op, Status
@@ -259,6 +260,33 @@ def test_out_of_place_setup_commands_are_refused():
     [answer] = device.exchange([client.seal_command(Cmd.SETUP_ITEM, b"k", b"v")])
     assert client.open_response(answer).status == Status.REFUSED
 
+
+
+@pytest.mark.parametrize("lengths", ["one key and one value length", "mixed lengths"])
+def test_setup_items_decode_as_each_command_alone_would(lengths):
+    # The accelerator's end decodes a Setup's items all at once (one struct format for the usual
+    # single key and value lengths): the same items as decoding each command, a repeated key
+    # keeping its first place and its last value, and a bad length field refusing the lot.
+    fmt = FrameFormat(p := Params(**PARAMS))
+    rng = random.Random(len(lengths))
+    if lengths == "mixed lengths":
+        items = [(rng.randbytes(rng.randrange(p.key_size + 1)),
+                  rng.randbytes(rng.randrange(p.value_size + 1))) for _ in range(300)]
+    else:
+        items = [(rng.randbytes(5), rng.randbytes(p.value_size)) for _ in range(300)]
+    items.append((items[3][0], rng.randbytes(len(items[3][1]))))   # a repeated key
+    plaintexts = [fmt.pack_command(Cmd.SETUP_ITEM, key, value) for key, value in items]
+    one_by_one = {}
+    for plaintext in plaintexts:
+        op, key, value = fmt.unpack_command(plaintext)
+        assert op == Cmd.SETUP_ITEM
+        one_by_one[key] = value
+    decoded = fmt.unpack_items(b"".join(plaintexts))
+    assert list(decoded.items()) == list(one_by_one.items()) == list(dict(items).items())
+    bad = bytearray(plaintexts[7])
+    bad[1] = p.key_size + 1                       # a key length past the key field
+    assert fmt.unpack_items(b"".join(plaintexts[:7] + [bytes(bad)] + plaintexts[8:])) is None
+    assert fmt.unpack_items(b"") == {}
 
 # -- attestation ----------------------------------------------------------------------------------
 
