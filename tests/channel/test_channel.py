@@ -9,7 +9,7 @@ import bolt
 from bolt.channel import (ChannelClient, HostRelay, ReferenceDevice, Report, reference_measurement,
                           fixture_vendor_key)
 from bolt.channel.attestation import rtl_measurement
-from bolt.channel.frames import FrameFormat
+from bolt.channel.frames import TO_ACCELERATOR, FrameCipher, FrameFormat
 from bolt.model import ReferenceAccelerator
 from bolt.params import Params
 from bolt.protocol import Cmd, Op, Status
@@ -287,6 +287,20 @@ def test_setup_items_decode_as_each_command_alone_would(lengths):
     bad[1] = p.key_size + 1                       # a key length past the key field
     assert fmt.unpack_items(b"".join(plaintexts[:7] + [bytes(bad)] + plaintexts[8:])) is None
     assert fmt.unpack_items(b"") == {}
+
+
+def test_runs_of_frames_seal_and_open_as_one_frame_at_a_time():
+    # A Setup's frames are sealed and opened in runs (nonces built as one array): the same
+    # frames as sealing each alone, up to sequence numbers that fill the nonce's 8 bytes.
+    plaintexts = [bytes([i]) * 20 for i in range(50)]
+    for start in (0, 2**32 - 3, 2**64 - 60):
+        one, run, opener = (FrameCipher(bytes(range(16)), TO_ACCELERATOR) for _ in range(3))
+        one.sequence = run.sequence = opener.sequence = start
+        frames = [one.seal(plaintext) for plaintext in plaintexts]
+        assert run.seal_run(iter(plaintexts), len(plaintexts)) == frames
+        assert run.sequence == one.sequence == start + 50
+        assert opener.open_run(frames[:30] + [frames[31]] + frames[31:], 0, 36) == plaintexts[:30]
+        assert opener.sequence == start + 30
 
 # -- attestation ----------------------------------------------------------------------------------
 
