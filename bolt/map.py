@@ -305,10 +305,9 @@ class Map(MutableMapping):
     # -- outcomes: raised only after the full access, the same for every backend ----------------
 
     @staticmethod
-    def _outcome(response: Response, key) -> Response:
+    def _raise_for(response: Response, key) -> None:
+        """Raise the error a response that is not an answer stands for."""
         status = response.status
-        if status in _ANSWERED:
-            return response
         if status == Status.INTEGRITY:
             raise IntegrityError(response.page)
         if status == Status.FULL:
@@ -321,7 +320,6 @@ class Map(MutableMapping):
             raise NotSetUpError("the accelerator refused the access: no Setup has completed")
         if status == Status.CHANNEL:
             raise ChannelError("the accelerator rejected a command frame")
-        return response
 
     def _access(self, op: Op, key, value: bytes | None = None) -> Response:
         with self._lock:
@@ -332,8 +330,11 @@ class Map(MutableMapping):
                 response = self._backend.access(op, key, value)
             else:
                 response = client.access(op, key, value)
-                self._record(op, key, response)
-        return self._outcome(response, key)
+                if op != _GET:          # a GET changes no key
+                    self._record(op, key, response)
+        if response.status not in _ANSWERED:
+            self._raise_for(response, key)
+        return response
 
     def _record(self, op: Op, key: bytes, response: Response) -> None:
         """Keep the client's key set (len, iteration): nothing of it is on the host."""

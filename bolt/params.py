@@ -219,7 +219,7 @@ class Params:
             del arguments["placement"], arguments["pool_size"]
         return arguments
 
-    @property
+    @cached_property
     def pooled(self) -> bool:
         """True for the trusted-pool placement of algorithm §13."""
         return self.placement == POOL

@@ -29,6 +29,7 @@ _TWO_WRITES_LEFT = COUNTER_LIMIT - 2
 _GET, _PUT, _DELETE = Op.GET, Op.PUT, Op.DELETE
 _ABSENT, _FOUND, _FULL, _BOUND, _INTEGRITY = (Status.ABSENT, Status.FOUND, Status.FULL,
                                               Status.BOUND, Status.INTEGRITY)
+_new_response = tuple.__new__   # skips the namedtuple's Python-level __new__ (every access)
 
 #: What the reference backend's attestation measures besides the parameters: change it with any
 #: change of the model's behaviour (traces, host bytes or answers).
@@ -284,7 +285,7 @@ class ReferenceAccelerator:
                 self._pool(key, new_value, s, c1, c2, where if kind == POOL else None)
             else:
                 self._place(key, new_value, self._choose(c1, c2))
-        return Response(_FOUND if found else _ABSENT, old_value)
+        return _new_response(Response, (_FOUND if found else _ABSENT, old_value, None, None))
 
     # -- the pieces of Access ----------------------------------------------------------------------
 
@@ -333,17 +334,18 @@ class ReferenceAccelerator:
         counters.
         """
         state, k = self._state, self.params.hbm_bins
-        pages = state.pages
-        raws = [pages.read(bin_ - k) for bin_ in touched]
-        contents = [pages.open(bin_ - k, raw) for bin_, raw in zip(touched, raws)]
+        pages, frames = state.pages, state.frames
+        numbers = [bin_ - k for bin_ in touched]
+        raws = list(map(pages.read, numbers))
+        contents = list(map(pages.open, numbers, raws))
         if len(touched) == 2 and touched[0] == touched[1]:
             contents[1] = contents[0]
         edits = []
         for i, (bin_, page) in enumerate(zip(touched, contents)):
             # A bin's pending items go into its page once (x == y: the first touch).
             queue = state.pending[bin_ - k] if bin_ not in touched[:i] else []
-            value, slots = pages.edit(bin_ - k, page, take if bin_ == x else None,
-                                      [(key, state.frames[frame]) for key, frame in queue])
+            inserts = [(key, frames[frame]) for key, frame in queue] if queue else []
+            value, slots = pages.edit(bin_ - k, page, take if bin_ == x else None, inserts)
             if bin_ == x:
                 take = None
             edits.append((value, slots, len(queue)))

@@ -111,14 +111,6 @@ class SealedPages:
         self._cipher = PageCipher(page_key)
         self._padding = bytes(params.page_stride - params.page_sealed_bytes)
 
-    def _write(self, page: int, plaintext: bytes) -> None:
-        # The counter moves on only once the host took the page: a write that raised stored
-        # nothing (HostMemory checks before it stores), so its nonce never reached the host.
-        counter = self.counters[page] + 1
-        sealed = self._cipher.seal(page, counter, plaintext)
-        self.host.write(page * self.params.page_stride, sealed + self._padding)
-        self.counters[page] = counter
-
     def setup(self, host_items: HostItems) -> None:
         """Write every page in ascending order under counter 1, each page's items in its lowest
         slots."""
@@ -173,7 +165,12 @@ class SealedPages:
 
     def write(self, page: int, plaintext: bytearray) -> None:
         """Seal ``plaintext`` under the page's next counter and write it to the host."""
-        self._write(page, bytes(plaintext))
+        # The counter moves on only once the host took the page: a write that raised stored
+        # nothing (HostMemory checks before it stores), so its nonce never reached the host.
+        counter = self.counters[page] + 1
+        sealed = self._cipher.seal(page, counter, plaintext)
+        self.host.write(page * self.params.page_stride, sealed + self._padding)
+        self.counters[page] = counter
 
 
 class PlainPages:

@@ -115,7 +115,7 @@ def test_setup_writes_the_pages_that_one_write_per_page_would(small_params):
     bulk, one_by_one = (SealedPages(p, bytes(range(16)), Trace()) for _ in range(2))
     bulk.setup(host_items)
     for page, plaintext in enumerate(slot_array(p, host_items)):
-        one_by_one._write(page, plaintext.tobytes())
+        one_by_one.write(page, bytearray(plaintext.tobytes()))
     assert bulk.host.snapshot() == one_by_one.host.snapshot()
     assert list(bulk.host.trace) == list(one_by_one.host.trace)
     assert len(bulk.host.trace) == p.host_bins
