@@ -272,6 +272,12 @@ class AccessControl(Elaboratable):
                      hbm.wr.payload.zero.eq(request.zero),
                      self.advance.eq(~request.valid | (reading & hbm.rd.ready)
                                      | (writing & hbm.wr.ready))]
+        # Every index write reaches the lookup too, which keeps the overflow area on chip.
+        lookup, index_region = self.lookup, self.request_regions.index(self.hm.regions["index"])
+        m.d.comb += [lookup.write.eq(self.advance & chosen.valid & chosen.write & chosen.enable
+                                     & (chosen.region == index_region)),
+                     lookup.write_pos.eq(chosen.index),
+                     lookup.write_entry.eq(chosen.data[:self.entry_l.size])]
         with m.If(self.advance):
             m.d.sync += [request[name].eq(chosen[name]) for name in self.request_fields]
             m.d.sync += chosen.valid.eq(0)    # unless the step's :meth:`issue` chooses one
@@ -466,10 +472,12 @@ class AccessControl(Elaboratable):
         """Step 2: the index lookup (:class:`~bolt.hdl.lookup.Lookup`), one HBM step."""
         m = self.m
         with m.State("LOOKUP"):
+            budget = self.latency + 4 + 2 * (self.lookup.requests + self.lookup.beats)
+            assert self.lookup.scan_cycles <= budget     # the overflow's scan costs no cycle
             m.d.comb += [self.hbm.rd.valid.eq(self.lookup.rd.valid),
                          self.hbm.rd.payload.eq(self.lookup.rd.payload),
                          self.lookup.rd.ready.eq(self.hbm.rd.ready),
-                         self.hbm.budget.eq(self.latency + 4 + 3 * 2 + 2 * self.lookup.beats)]
+                         self.hbm.budget.eq(budget)]
             x = Mux(self.lookup.found, self.lookup.entry.bin, self.r)
             with m.If(self.lookup.done & self.hbm.done):
                 m.d.sync += [self.found.eq(self.lookup.found), self.entry.eq(self.lookup.entry),
@@ -855,8 +863,9 @@ class AccessControl(Elaboratable):
             m.d.comb += [self.aes.key_stream.valid.eq(1),
                          self.aes.key_stream.payload.eq(self.index_key)]
             with m.If(self.aes.key_stream.ready):
+                # The lookup empties its overflow area in a few cycles of the clear step.
                 m.d.comb += [self.sampler.restart.eq(1), self.pages_a.rekey.eq(1),
-                             self.pages_b.rekey.eq(1)]
+                             self.pages_b.rekey.eq(1), self.lookup.clear.eq(1)]
                 m.d.sync += [self.items.eq(0), self.setup_bound.eq(0), self.top.eq(0),
                              self.fresh.eq(0)]
                 self.enter("SB_CLEAR")

@@ -181,9 +181,7 @@ class HbmMap:
         self.address_width = max(12, (self.size - 1).bit_length())
         #: Widest element in beats: the width of a write request's data.
         self.max_element_beats = max(r.element_beats for r in self.regions.values())
-        bucket_beats = p.index_bucket_depth
-        assert bucket_beats <= MAX_BURST_BEATS
-        assert p.index_overflow_entries <= MAX_BURST_BEATS
+        assert p.index_bucket_depth <= MAX_BURST_BEATS     # a bucket is one burst
 
     def __getattr__(self, name):
         try:

@@ -1,26 +1,32 @@
-"""Step 2 of an Access, the index lookup: two-choice buckets and an overflow area in HBM.
+"""Step 2 of an Access, the index lookup: two-choice buckets in HBM and an overflow area on chip.
 
 A key is placed in one of two buckets whose numbers come from a PRF of the key (computed by
 the accelerator's AES core under the index key), the less full of the two; when both are full
-it goes to the overflow area, which every lookup reads in full. Entries sit one per HBM beat
-(:func:`bolt.hdl.hbm.index_entry_layout`): bucket ``b`` is the ``index_bucket_depth`` entries
-from entry ``b · depth``, the overflow area the ``index_overflow_entries`` after all buckets.
-An index position is that entry number.
+it goes to the overflow area, which every lookup searches in full. An index position is an
+entry number: bucket ``b`` is the ``index_bucket_depth`` entries from ``b · depth``, the
+overflow area the ``index_overflow_entries`` after all buckets.
 
-Every lookup reads the same three bursts (bucket 1, bucket 2, the overflow area) and compares
-each entry as its beat arrives, whatever the key, the buckets' contents or where (whether) the
-key is found.
+The buckets grow with N and sit in HBM, one entry per beat
+(:func:`bolt.hdl.hbm.index_entry_layout`). The overflow area is the same size at every N, so it
+lives on chip, in a memory of ``index_overflow_lanes`` entries a row with synchronous reads,
+scanned a row a cycle while the two bucket bursts are in flight. Every index write reaches
+:class:`Lookup` too (``write``), and it keeps those that fall in the overflow area.
+
+Every lookup reads the same two bursts and scans every overflow row, whatever the key, the
+buckets' contents or where (whether) the key is found.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bolt.params import Params
 
 from .hbm import BEAT_BITS, HbmMap, index_entry_layout, index_position_bits
+from .scan import lowest_set
 
 __all__ = ["Lookup"]
 
@@ -33,19 +39,31 @@ class Lookup(wiring.Component):
     start : ``In(1)``
         Pulse to begin; ``key``, ``klen``, ``bucket1``, ``bucket2`` are held until ``done``.
     rd : ``Out(stream)``
-        The three read bursts (to :class:`~bolt.hdl.hbm.HbmMaster`).
+        The two bucket read bursts (to :class:`~bolt.hdl.hbm.HbmMaster`), offered from the
+        cycle after ``start``.
     beat : ``In(stream)``
         Their beats, in order.
     done : ``Out(1)``
-        High once every beat is in; then ``found``, ``entry`` and ``pos`` give the key's entry,
+        High once every beat is in and the overflow area is scanned (:attr:`scan_cycles` after
+        ``start`` at the latest); then ``found``, ``entry`` and ``pos`` give the key's entry,
         and ``free_ok``/``free_pos`` where a new key would go (the less full bucket, ties to
         ``bucket1``, else the first free overflow entry) and whether there is room at all.
+    write, write_pos, write_entry : ``In``
+        An index write (``write`` high for a cycle): entry ``write_entry`` at position
+        ``write_pos``. The control passes every index write it makes, with its write enable;
+        those in the overflow area are kept (a cycle later), the others ignored.
+    clear : ``In(1)``
+        Pulse to empty the overflow area (Setup): a row a cycle, :attr:`clear_cycles` in all,
+        during which no lookup or write may run.
     """
 
     def __init__(self, params: Params, hbm: HbmMap):
         self._p = params
         self._map = hbm
         self.entry_layout = index_entry_layout(params)
+        lanes = params.index_overflow_lanes
+        assert params.index_overflow_entries % lanes == 0 and lanes & (lanes - 1) == 0
+        self._rows = params.index_overflow_entries // params.index_overflow_lanes
         bucket_bits = max(1, (params.index_buckets - 1).bit_length())
         pos_bits = index_position_bits(params)
         super().__init__({
@@ -63,78 +81,172 @@ class Lookup(wiring.Component):
             "pos": Out(pos_bits),
             "free_ok": Out(1),
             "free_pos": Out(pos_bits),
+            "write": In(1),
+            "write_pos": In(pos_bits),
+            "write_entry": In(self.entry_layout),
+            "clear": In(1),
         })
+
+    #: Read bursts of a lookup (bucket 1, bucket 2).
+    requests = 2
 
     @property
     def beats(self) -> int:
-        """Beats a lookup reads."""
-        return 2 * self._p.index_bucket_depth + self._p.index_overflow_entries
+        """Beats a lookup reads from HBM."""
+        return 2 * self._p.index_bucket_depth
+
+    @property
+    def scan_cycles(self) -> int:
+        """Cycles from ``start`` to the overflow area's result: a row read a cycle, its
+        comparison, its verdict, then the found entry read again from its row."""
+        return self._rows + 4
+
+    @property
+    def clear_cycles(self) -> int:
+        return self._rows
 
     def elaborate(self, platform):
         p = self._p
         m = Module()
-        depth = p.index_bucket_depth
+        depth, lanes, rows = p.index_bucket_depth, p.index_overflow_lanes, self._rows
         overflow_base = p.index_buckets * depth
         index = self._map.index
+        entry_layout = self.entry_layout
 
-        # The three requests, one per cycle once started.
-        request = Signal(range(4), init=3)
+        # The two requests, one per cycle once started.
+        request = Signal(range(self.requests + 1), init=self.requests)
         with m.If(self.start):
             m.d.sync += request.eq(0)
         with m.Switch(request):
-            for i, (first, beats) in enumerate([(self.bucket1 * depth, depth),
-                                                (self.bucket2 * depth, depth),
-                                                (overflow_base, p.index_overflow_entries)]):
+            for i, bucket in enumerate([self.bucket1, self.bucket2]):
                 with m.Case(i):
                     m.d.comb += [self.rd.valid.eq(1),
-                                 self.rd.payload.addr.eq(index.address(first)),
-                                 self.rd.payload.beats.eq(beats)]
+                                 self.rd.payload.addr.eq(index.address(bucket * depth)),
+                                 self.rd.payload.beats.eq(depth)]
         with m.If(self.rd.valid & self.rd.ready):
             m.d.sync += request.eq(request + 1)
 
-        # The scan: beat j is way j of bucket 1, way j - depth of bucket 2, or overflow entry
-        # j - 2 depth.
+        def matches(entry):
+            return entry.valid & (entry.klen == self.klen) & (entry.key == self.key)
+
+        # The key's entry, from the buckets and from the overflow area, each into registers of
+        # its own. A key is in the index at most once; were it found twice, the last place in
+        # bucket 1, bucket 2, overflow order would win, as in a scan of them in turn.
+        found = [Signal(name=f"found_{n}") for n in ("bucket", "overflow")]
+        found_entry = [Signal(entry_layout, name=f"entry_{n}") for n in ("bucket", "overflow")]
+        found_pos = [Signal.like(self.pos, name=f"pos_{n}") for n in ("bucket", "overflow")]
+        m.d.comb += [self.found.eq(found[0] | found[1]),
+                     self.entry.eq(Mux(found[1], found_entry[1], found_entry[0])),
+                     self.pos.eq(Mux(found[1], found_pos[1], found_pos[0]))]
+
+        # -- the buckets: beat j is way j of bucket 1 or way j - depth of bucket 2 --------------
         j = Signal(range(self.beats + 1), init=self.beats)
-        found = Signal()
         fill = [Signal(range(depth + 1), name=f"fill{i}") for i in range(2)]
         free_way = [Signal(range(depth), name=f"free_way{i}") for i in range(2)]
         has_free = [Signal(name=f"has_free{i}") for i in range(2)]
-        ovf_free = Signal()
-        ovf_free_pos = Signal.like(self.free_pos)
-        m.d.comb += [self.beat.ready.eq(1), self.done.eq(j == self.beats),
-                     self.found.eq(found)]
-        entry = Signal(self.entry_layout)
-        m.d.comb += entry.eq(self.beat.payload.data[:len(entry.as_value())])
-        match = entry.valid & (entry.klen == self.klen) & (entry.key == self.key)
-        in_bucket = [j < depth, (j >= depth) & (j < 2 * depth)]
-        position = Mux(in_bucket[0], self.bucket1 * depth + j,
-                       Mux(in_bucket[1], self.bucket2 * depth + (j - depth),
-                           overflow_base + (j - 2 * depth)))
+        m.d.comb += self.beat.ready.eq(1)
+        entry = Signal(entry_layout)
+        m.d.comb += entry.eq(self.beat.payload.data[:entry_layout.size])
+        in_bucket1 = j < depth
+        position = Mux(in_bucket1, self.bucket1 * depth + j, self.bucket2 * depth + (j - depth))
         with m.If(self.start):
-            m.d.sync += [j.eq(0), found.eq(0), ovf_free.eq(0),
+            m.d.sync += [j.eq(0), found[0].eq(0),
                          fill[0].eq(0), fill[1].eq(0), has_free[0].eq(0), has_free[1].eq(0)]
         with m.Elif(self.beat.valid & (j != self.beats)):
             m.d.sync += j.eq(j + 1)
-            with m.If(match):
-                m.d.sync += [found.eq(1), self.entry.eq(entry), self.pos.eq(position)]
-            for b in range(2):
+            with m.If(matches(entry)):
+                m.d.sync += [found[0].eq(1), found_entry[0].eq(entry), found_pos[0].eq(position)]
+            for b, in_bucket in enumerate([in_bucket1, ~in_bucket1]):
                 way = j - b * depth
-                with m.If(in_bucket[b]):
+                with m.If(in_bucket):
                     with m.If(entry.valid):
                         m.d.sync += fill[b].eq(fill[b] + 1)
                     with m.Elif(~has_free[b]):
                         m.d.sync += [has_free[b].eq(1), free_way[b].eq(way)]
-            with m.If(~in_bucket[0] & ~in_bucket[1] & ~entry.valid & ~ovf_free):
-                m.d.sync += [ovf_free.eq(1), ovf_free_pos.eq(position)]
 
+        # -- the overflow area: a row a cycle, in three register stages --------------------------
+        m.submodules.overflow = overflow = Memory(
+            shape=data.ArrayLayout(entry_layout, lanes), depth=rows, init=[])
+        row_read = overflow.read_port()
+        row_write = overflow.write_port(granularity=1)
+
+        # Stage 0, step s < rows: row s is read. Stage 1: its lanes compared (match, free),
+        # into registers. Stage 2: the row's verdict. Then the found row is read again
+        # (step rows + 2) and its entry taken (rows + 3).
+        step = Signal(range(self.scan_cycles + 1), init=self.scan_cycles)
+        with m.If(self.start):
+            m.d.sync += step.eq(0)
+        with m.Elif(step != self.scan_cycles):
+            m.d.sync += step.eq(step + 1)
+
+        lane_bits = (lanes - 1).bit_length()
+        reading, read_row = Signal(), Signal(range(rows))      # stage 1: the row just read
+        judged, judged_row = Signal(), Signal(range(rows))     # stage 2: the row compared
+        row_matches, row_free = Signal(lanes), Signal(lanes)
+        found_row, found_lane = Signal(range(rows)), Signal(range(lanes))
+        overflow_free = Signal()
+        overflow_free_pos = Signal.like(self.free_pos)
+        m.d.comb += row_read.addr.eq(Mux(step < rows, step, found_row))
+        lanes_read = [row_read.data[lane] for lane in range(lanes)]
+        m.d.sync += [reading.eq(step < rows), read_row.eq(step),
+                     judged.eq(reading), judged_row.eq(read_row),
+                     row_matches.eq(Cat(*[matches(e) for e in lanes_read])),
+                     row_free.eq(Cat(*[~e.valid for e in lanes_read]))]
+        with m.If(self.start):
+            m.d.sync += [found[1].eq(0), overflow_free.eq(0)]
+        with m.Elif(judged):
+            # A row's last match (the lowest set bit of its matches reversed) and first free lane.
+            with m.If(row_matches.any()):
+                last = Signal(range(lanes))
+                m.d.comb += last.eq(
+                    (lanes - 1) - lowest_set([row_matches[lanes - 1 - i] for i in range(lanes)]))
+                m.d.sync += [found[1].eq(1), found_row.eq(judged_row), found_lane.eq(last),
+                             found_pos[1].eq(overflow_base + judged_row * lanes + last)]
+            with m.If(row_free.any() & ~overflow_free):
+                m.d.sync += [overflow_free.eq(1), overflow_free_pos.eq(
+                    overflow_base + judged_row * lanes
+                    + lowest_set([row_free[i] for i in range(lanes)]))]
+        with m.If(step == rows + 3):
+            m.d.sync += found_entry[1].eq(row_read.data[found_lane])
+
+        m.d.comb += self.done.eq((j == self.beats) & (step == self.scan_cycles))
+
+        # The free place: the less full bucket, ties to bucket 1, else the overflow area.
         use2 = fill[1] < fill[0]
         both_full = (fill[0] == depth) & (fill[1] == depth)
         with m.If(both_full):
-            m.d.comb += [self.free_pos.eq(ovf_free_pos), self.free_ok.eq(ovf_free)]
+            m.d.comb += [self.free_pos.eq(overflow_free_pos), self.free_ok.eq(overflow_free)]
         with m.Elif(use2):
             m.d.comb += [self.free_pos.eq(self.bucket2 * depth + free_way[1]),
                          self.free_ok.eq(1)]
         with m.Else():
             m.d.comb += [self.free_pos.eq(self.bucket1 * depth + free_way[0]),
                          self.free_ok.eq(1)]
+
+        # -- writes into the overflow area, and its clear ---------------------------------------
+        # An index write is registered here first, so that the decision whether it falls in
+        # the overflow area, and its row and lane, start from registers.
+        written = Signal()
+        written_offset = Signal(len(self.write_pos) + 1)   # from the overflow area's start
+        written_entry = Signal(entry_layout)
+        m.d.sync += [written.eq(self.write), written_offset.eq(self.write_pos - overflow_base),
+                     written_entry.eq(self.write_entry)]
+        in_overflow = ~written_offset[-1] & (written_offset < p.index_overflow_entries)
+        clearing = Signal()
+        clear_row = Signal(range(rows))
+        with m.If(self.clear):
+            m.d.sync += [clearing.eq(1), clear_row.eq(0)]
+        with m.Elif(clearing):
+            m.d.sync += clear_row.eq(clear_row + 1)
+            with m.If(clear_row == rows - 1):
+                m.d.sync += clearing.eq(0)
+        with m.If(clearing):
+            m.d.comb += [row_write.addr.eq(clear_row), row_write.en.eq((1 << lanes) - 1)]
+        with m.Else():
+            written_lane = written_offset[:lane_bits]
+            m.d.comb += [row_write.addr.eq(written_offset[lane_bits:]),
+                         row_write.en.eq(Cat(*[written & in_overflow & (written_lane == i)
+                                               for i in range(lanes)]))]
+            for i in range(lanes):
+                m.d.comb += row_write.data[i].eq(written_entry)
         return m

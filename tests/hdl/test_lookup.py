@@ -1,11 +1,14 @@
 """The index lookup (:class:`bolt.hdl.lookup.Lookup`) in Amaranth's simulator, against a
 Python statement of the rule: the key's entry wherever it is; a new key goes to the less full
-bucket (ties to bucket 1) at its first free way, else the first free overflow entry."""
+bucket (ties to bucket 1) at its first free way, else the first free overflow entry. The
+buckets are in the simulated HBM, the overflow area on chip, filled through the lookup's write
+port and emptied by its clear."""
 
 from __future__ import annotations
 
 import random
 
+import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
@@ -32,29 +35,43 @@ def _expected(p, table, key, bucket1, bucket2):
     return (found[-1] if found else None), free
 
 
-def test_lookup_finds_keys_and_free_places():
-    p = Params(capacity=1024)
-    hbm = HbmMap(p)
-    dut = Lookup(p, hbm)
-    rng = random.Random(3)
+def _cases(p, rng, count):
+    """Random buckets and index contents, the key present in two of three cases."""
     depth, base = p.index_bucket_depth, p.index_buckets * p.index_bucket_depth
-    cases, outcomes = [], []
-    for n in range(24):
+    cases = []
+    for n in range(count):
         bucket1, bucket2 = rng.randrange(p.index_buckets), rng.randrange(p.index_buckets)
         table = {}
         for bucket in (bucket1, bucket2):
             fill = rng.choice([0, 2, depth - 1, depth, depth])
             for way in rng.sample(range(depth), fill):
                 table[bucket * depth + way] = rng.randbytes(4)
-        if all(sum((b * depth + w) in table for w in range(depth)) == depth
-               for b in (bucket1, bucket2)):
+        if rng.random() < 0.7:
             for entry in rng.sample(range(p.index_overflow_entries),
-                                    rng.choice([3, 40, p.index_overflow_entries])):
+                                    rng.choice([1, 3, 40, p.index_overflow_entries])):
                 table[base + entry] = rng.randbytes(4)
         key = rng.randbytes(5)
         if table and n % 3:
             table[rng.choice(sorted(table))] = key        # the key is present somewhere
         cases.append((table, key, bucket1, bucket2))
+    return cases
+
+
+def _entry(layout, stored, pos):
+    return pack_fields(layout, {"valid": 1, "klen": len(stored),
+                                "key": int.from_bytes(stored, "little"), "bin": pos % 7})
+
+
+@pytest.mark.parametrize("latency, stall", [(4, 0.2), (1, 0.0), (30, 0.0)])
+def test_lookup_finds_keys_and_free_places(latency, stall):
+    p = Params(capacity=1024)
+    hbm = HbmMap(p)
+    dut = Lookup(p, hbm)
+    rng = random.Random(3)
+    depth, base = p.index_bucket_depth, p.index_buckets * p.index_bucket_depth
+    index = hbm.regions["index"]
+    cases = _cases(p, rng, 24)
+    outcomes, cycles = [], []
 
     m = Module()
     m.submodules.lookup = dut
@@ -62,16 +79,34 @@ def test_lookup_finds_keys_and_free_places():
     m.d.comb += [master.rd.valid.eq(dut.rd.valid), master.rd.payload.eq(dut.rd.payload),
                  dut.rd.ready.eq(master.rd.ready), dut.beat.valid.eq(master.rdata.valid),
                  dut.beat.payload.eq(master.rdata.payload), master.rdata.ready.eq(1)]
-    memory = AxiMemory(master.axi, latency=4, stall=0.2, seed=7)
+    memory = AxiMemory(master.axi, latency=latency, stall=stall, seed=7)
     layout = dut.entry_layout
 
     async def bench(ctx):
         for table, key, bucket1, bucket2 in cases:
+            # Every case from an empty overflow area; its entries (and, ignored, some bucket
+            # positions) through the write port in random order, as the control's index
+            # writes come.
+            ctx.set(dut.clear, 1)
+            await ctx.tick()
+            ctx.set(dut.clear, 0)
+            await ctx.tick().repeat(dut.clear_cycles)
             memory.beats.clear()
-            for pos, stored in table.items():
-                memory.beats[hbm.regions["index"].address(pos) // 64] = pack_fields(layout, {
-                    "valid": 1, "klen": len(stored), "key": int.from_bytes(stored, "little"),
-                    "bin": pos % 7})
+            writes = sorted(table.items())
+            rng.shuffle(writes)
+            for pos, stored in writes:
+                if pos < base:
+                    memory.beats[index.address(pos) // 64] = _entry(layout, stored, pos)
+                ctx.set(dut.write, 1)
+                ctx.set(dut.write_pos, pos)
+                ctx.set(dut.write_entry.as_value(), _entry(layout, stored, pos))
+                await ctx.tick()
+            # The key and free overflow entries in the HBM copy of the overflow area, which no
+            # lookup reads.
+            for e in range(p.index_overflow_entries):
+                memory.beats[index.address(base + e) // 64] = _entry(layout, key, base + e)
+            ctx.set(dut.write, 0)
+            await ctx.tick()
             ctx.set(dut.key, int.from_bytes(key, "little"))
             ctx.set(dut.klen, len(key))
             ctx.set(dut.bucket1, bucket1)
@@ -79,8 +114,11 @@ def test_lookup_finds_keys_and_free_places():
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
+            n = 1
             while not ctx.get(dut.done):
                 await ctx.tick()
+                n += 1
+            cycles.append(n)
             found, free_ok = ctx.get(dut.found), ctx.get(dut.free_ok)
             outcomes.append((ctx.get(dut.pos) if found else None,
                              ctx.get(dut.free_pos) if free_ok else None,
@@ -91,16 +129,21 @@ def test_lookup_finds_keys_and_free_places():
     sim.add_testbench(memory.serve, background=True)
     sim.add_testbench(bench)
     sim.run()
-    hits = 0
+    hits = in_overflow = 0
     for (table, key, bucket1, bucket2), (pos, free, bin_) in zip(cases, outcomes):
         want_pos, want_free = _expected(p, table, key, bucket1, bucket2)
         assert (pos, free) == (want_pos, want_free), (bucket1, bucket2)
         if want_pos is not None:
             hits += 1
+            in_overflow += want_pos >= base
             assert bin_ == want_pos % 7
-    assert 0 < hits < len(cases)
+    assert 0 < hits < len(cases) and in_overflow
     assert any(free is None for _, free, _ in outcomes)        # a full index was seen too
-    assert memory.reads[:3] == [
-        (hbm.regions["index"].address(cases[0][2] * depth), depth),
-        (hbm.regions["index"].address(cases[0][3] * depth), depth),
-        (hbm.regions["index"].address(base), p.index_overflow_entries)]
+    assert any(free is not None and free >= base for _, free, _ in outcomes)
+    # Two bursts a lookup, the buckets only.
+    assert memory.reads == [(index.address(b * depth), depth)
+                            for _, _, bucket1, bucket2 in cases for b in (bucket1, bucket2)]
+    assert min(cycles) >= dut.scan_cycles
+    if stall == 0:
+        # Whatever the key, contents and outcome, a lookup takes the same cycles.
+        assert len(set(cycles)) == 1, cycles

@@ -15,7 +15,8 @@ def test_no_memory_on_chip_grows_with_n():
     """Every structure sized by N is in HBM: the accelerator's on-chip memories have the same
     depths at N = 2^10 and 2^20 (a bin number, log N bits, is the widest thing the FIFOs
     hold), but for the page engines' sealed pages and plaintext banks, which hold one page
-    each (its slots grow as log log N)."""
+    each (its slots grow as log log N); the index's overflow area is its 64 entries at every
+    N (an entry's bin and frame numbers are log N bits)."""
     from bolt.hdl.accelerator import RtlAccelerator
     from bolt.hdl.report import memory_inventory
 
@@ -28,7 +29,11 @@ def test_no_memory_on_chip_grows_with_n():
         plaintext = [m for m in memories if ".plaintext.bank" in m.path]
         assert [(m.depth, m.width) for m in plaintext] == \
             [(-(-p.slots // 2), 8 * p.slot_bytes)] * 4      # two banks in each engine
-        pages = sealed + plaintext
+        overflow = [m for m in memories if m.path.endswith(".lookup.overflow")]
+        assert [(m.depth, m.width) for m in overflow] == [
+            (p.index_overflow_entries // p.index_overflow_lanes,
+             p.index_overflow_lanes * p.index_entry_bits)]
+        pages = sealed + plaintext + overflow
         inventories[n] = sorted((m.path, m.depth, m.width) for m in memories if m not in pages)
     small, large = inventories.values()
     assert [m[:2] for m in small] == [m[:2] for m in large]
