@@ -71,9 +71,9 @@ class AccessControl(Elaboratable):
         self._early = []
         self._registers()
         self._datapath()
+        self._draw()
         with m.FSM():
             self._accept()
-            self._draw()
             self._index_prf()
             self._lookup()
             self._page_reads()
@@ -131,9 +131,10 @@ class AccessControl(Elaboratable):
             Signal(128, name=n) for n in ("page_key", "drbg_key", "index_key"))
         self.r, self.y, self.c1, self.c2, self.x, self.nb = (
             Signal(range(p.bins), name=n) for n in ("r", "y", "c1", "c2", "x", "nb"))
-        self.n_drawn = Signal(3)
+        self.n_drawn = Signal(range(_DRAWS + 1), init=_DRAWS)   # the access's draws so far
         self.mac = Signal(128)
-        self.mac_block = Signal(range(8))
+        self.nmsg = -(-(1 + p.key_size) // 16)   # PRF message blocks
+        self.mac_block = Signal(range(self.nmsg + 1))   # blocks sent to the AES core
         self.found = Signal()
         self.entry = Signal(self.entry_l)
         self.pos = Signal.like(self.lookup.pos, name="pos")
@@ -228,7 +229,7 @@ class AccessControl(Elaboratable):
             m.d.sync += self.data_at.eq(self.cycles)
 
         # The PRF message: klen ‖ key, zero padded to whole blocks (CBC-MAC under the index key).
-        self.nmsg = nmsg = -(-(1 + p.key_size) // 16)
+        nmsg = self.nmsg
         message = Signal(128 * nmsg)
         m.d.comb += message.eq(Cat(self.cmd.klen, self.cmd.key))
         self.msg_block = msg_block = Signal(128)
@@ -417,10 +418,10 @@ class AccessControl(Elaboratable):
                 with m.Switch(self.ports.cmd.payload.op):
                     with m.Case(Cmd.GET, Cmd.PUT, Cmd.DELETE):
                         m.d.sync += self.n_drawn.eq(0)
-                        m.next = "DRAW"
+                        m.next = "PRF_SEND"
                     with m.Case(Cmd.SETUP_ITEM):
                         m.d.sync += self.n_drawn.eq(2)
-                        m.next = "DRAW"
+                        m.next = "PRF_SEND"
                     with m.Case(Cmd.SETUP_BEGIN):
                         m.next = "SB_KEY"
                     with m.Case(Cmd.SETUP_END):
@@ -430,9 +431,11 @@ class AccessControl(Elaboratable):
                         m.next = "RESP"
 
     def _draw(self):
-        """Step 1: the DRBG draws (r, y, c1, c2 != c1; a Setup item only c1, c2)."""
+        """Step 1: the DRBG draws (r, y, c1, c2 != c1; a Setup item only c1, c2), taken as the
+        sampler offers them while the PRF and the lookup run: nothing there needs them, and
+        the lookup's step ends only once they are in."""
         m = self.m
-        with m.State("DRAW"):
+        with m.If(self.n_drawn != _DRAWS):
             m.d.comb += self.sampler.o.ready.eq(1)
             with m.If(self.sampler.o.valid):
                 sample = self.sampler.o.payload
@@ -446,27 +449,33 @@ class AccessControl(Elaboratable):
                         m.d.sync += [self.c1.eq(sample), self.n_drawn.eq(3)]
                     with m.Case(3):
                         with m.If(sample != self.c1):
-                            m.d.sync += self.c2.eq(sample)
-                            m.next = "PRF_SEND"
+                            m.d.sync += [self.c2.eq(sample), self.n_drawn.eq(_DRAWS)]
 
     def _index_prf(self):
-        """The index PRF: a CBC-MAC of (klen ‖ key) under the index key."""
-        m = self.m
+        """The index PRF: a CBC-MAC of (klen ‖ key) under the index key, each block sent to
+        the AES core in the cycle the one before it leaves."""
+        m, aes = self.m, self.aes
         with m.State("PRF_SEND"):
-            m.d.comb += [self.aes.i_stream.valid.eq(1),
-                         self.aes.i_stream.payload.eq(self.mac ^ self.msg_block)]
-            with m.If(self.aes.i_stream.ready):
+            m.d.comb += [aes.i_stream.valid.eq(1),
+                         aes.i_stream.payload.eq(self.mac ^ self.msg_block)]
+            with m.If(aes.i_stream.ready):
+                m.d.sync += self.mac_block.eq(self.mac_block + 1)
                 m.next = "PRF_WAIT"
         with m.State("PRF_WAIT"):
-            m.d.comb += self.aes.o_stream.ready.eq(1)
-            with m.If(self.aes.o_stream.valid):
-                m.d.sync += [self.mac.eq(self.aes.o_stream.payload),
-                             self.mac_block.eq(self.mac_block + 1)]
-                with m.If(self.mac_block == self.nmsg - 1):
+            m.d.comb += aes.o_stream.ready.eq(1)
+            with m.If(aes.o_stream.valid):
+                m.d.sync += self.mac.eq(aes.o_stream.payload)
+                with m.If(self.mac_block == self.nmsg):
                     m.d.comb += self.lookup.start.eq(1)
                     self.enter("LOOKUP")
                 with m.Else():
-                    m.next = "PRF_SEND"
+                    # The next block (`mac_block` counts those sent) follows at once.
+                    m.d.comb += [aes.i_stream.valid.eq(1),
+                                 aes.i_stream.payload.eq(aes.o_stream.payload ^ self.msg_block)]
+                    with m.If(aes.i_stream.ready):
+                        m.d.sync += self.mac_block.eq(self.mac_block + 1)
+                    with m.Else():
+                        m.next = "PRF_SEND"
 
     def _lookup(self):
         """Step 2: the index lookup (:class:`~bolt.hdl.lookup.Lookup`), one HBM step."""
@@ -479,7 +488,7 @@ class AccessControl(Elaboratable):
                          self.lookup.rd.ready.eq(self.hbm.rd.ready),
                          self.hbm.budget.eq(budget)]
             x = Mux(self.lookup.found, self.lookup.entry.bin, self.r)
-            with m.If(self.lookup.done & self.hbm.done):
+            with m.If(self.lookup.done & self.hbm.done & (self.n_drawn == _DRAWS)):
                 m.d.sync += [self.found.eq(self.lookup.found), self.entry.eq(self.lookup.entry),
                              self.pos.eq(self.lookup.pos), self.free_ok.eq(self.lookup.free_ok),
                              self.free_pos.eq(self.lookup.free_pos),
@@ -978,6 +987,8 @@ class AccessControl(Elaboratable):
 #: cycle and the two pipeline stages of :meth:`AccessControl.issue`), which each step's budget
 #: allows for.
 _PIPELINE_CYCLES = 3
+#: DRBG draws of an access (r, y, c1, c2); a Setup item makes the last two.
+_DRAWS = 4
 #: The most requests of a step that :meth:`AccessControl.issue` chooses by a case each.
 _CHOSEN_BY_CASE = 64
 
