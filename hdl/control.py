@@ -228,13 +228,11 @@ class AccessControl(Elaboratable):
         with m.If(host_page_port.rd_data.valid & host_page_port.rd_data.ready):
             m.d.sync += self.data_at.eq(self.cycles)
 
-        # The PRF message: klen ‖ key, zero padded to whole blocks (CBC-MAC under the index key).
-        nmsg = self.nmsg
-        message = Signal(128 * nmsg)
-        m.d.comb += message.eq(Cat(self.cmd.klen, self.cmd.key))
+        # The PRF message's block `mac_block` (the first also from the command as it comes).
+        message = self.prf_message(self.cmd)
         self.msg_block = msg_block = Signal(128)
         with m.Switch(self.mac_block):
-            for j in range(nmsg):
+            for j in range(self.nmsg):
                 with m.Case(j):
                     m.d.comb += msg_block.eq(bswap(message[128 * j:128 * (j + 1)]))
 
@@ -310,6 +308,13 @@ class AccessControl(Elaboratable):
         register = Signal(shape)
         self._early.append(register.eq(value))
         return register
+
+    def prf_message(self, cmd):
+        """The index PRF's message for command ``cmd``: klen ‖ key, zero padded to whole blocks
+        (a CBC-MAC under the index key; block ``j`` is ``bswap`` of bits ``128 j`` on)."""
+        message = Signal(128 * self.nmsg)
+        self.m.d.comb += message.eq(Cat(cmd.klen, cmd.key))
+        return message
 
     def new_value(self, layout, **fields):
         """A signal of ``layout`` driven with ``fields``."""
@@ -418,10 +423,10 @@ class AccessControl(Elaboratable):
                 with m.Switch(self.ports.cmd.payload.op):
                     with m.Case(Cmd.GET, Cmd.PUT, Cmd.DELETE):
                         m.d.sync += self.n_drawn.eq(0)
-                        m.next = "PRF_SEND"
+                        self._prf_first()
                     with m.Case(Cmd.SETUP_ITEM):
                         m.d.sync += self.n_drawn.eq(2)
-                        m.next = "PRF_SEND"
+                        self._prf_first()
                     with m.Case(Cmd.SETUP_BEGIN):
                         m.next = "SB_KEY"
                     with m.Case(Cmd.SETUP_END):
@@ -450,6 +455,17 @@ class AccessControl(Elaboratable):
                     with m.Case(3):
                         with m.If(sample != self.c1):
                             m.d.sync += [self.c2.eq(sample), self.n_drawn.eq(_DRAWS)]
+
+    def _prf_first(self):
+        """The PRF's first block goes to the AES core with the command it is made of."""
+        m, aes = self.m, self.aes
+        m.d.comb += [aes.i_stream.valid.eq(1),
+                     aes.i_stream.payload.eq(bswap(self.prf_message(self.ports.cmd.payload)[:128]))]
+        with m.If(aes.i_stream.ready):
+            m.d.sync += self.mac_block.eq(1)
+            m.next = "PRF_WAIT"
+        with m.Else():
+            m.next = "PRF_SEND"
 
     def _index_prf(self):
         """The index PRF: a CBC-MAC of (klen ‖ key) under the index key, each block sent to
