@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..crypto import MASTER_KEY_BYTES, SALT_BYTES
 from ..errors import ChannelError
+from ..model.pages import OCCUPIED, EncodedItems
 from ..params import FRAME_OP_BYTES, SETUP_KEY_MATERIAL_BYTES, Params
 from ..protocol import Cmd, Response, Status
 
@@ -156,7 +157,18 @@ class FrameFormat:
     def unpack_items(self, plaintexts: bytes) -> dict[bytes, bytes] | None:
         """The items of the ``SETUP_ITEM`` plaintexts in ``plaintexts`` (concatenated; a
         repeated key keeps its first place and its last value), or None if any has a length
-        field exceeding its field."""
+        field exceeding its field. Without a repeated key they come as
+        :class:`~bolt.model.pages.EncodedItems`: a command plaintext is its item's slot
+        plaintext with the op byte in place of the slot's flag."""
+        items = self._unpack_items(plaintexts)
+        count = len(plaintexts) // self._command.size
+        if items is None or len(items) != count or not count:
+            return items
+        slots = np.frombuffer(plaintexts, dtype=np.uint8).reshape(count, -1).copy()
+        slots[:, 0] = OCCUPIED
+        return EncodedItems(items, slots)
+
+    def _unpack_items(self, plaintexts: bytes) -> dict[bytes, bytes] | None:
         ks, vs = self._key_size, self._value_size
         # The length fields as columns, checked whole (no Python frame per item).
         rows = np.frombuffer(plaintexts, dtype=np.uint8).reshape(-1, self._command.size)

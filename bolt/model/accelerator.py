@@ -18,7 +18,7 @@ from ..errors import (BOUND_BIN_LOAD, BOUND_PAGE_COUNTER, BOUND_VALUE_FRAMES,
 from ..params import Params
 from ..protocol import HBM, HOST, PENDING, POOL, Op, Response, Status
 from ..trace import Trace
-from .pages import COUNTER_LIMIT, HostItems, PlainPages, SealedPages
+from .pages import COUNTER_LIMIT, EncodedItems, HostItems, PlainPages, SealedPages
 from .placement import OUT_OF_SAMPLES, place
 
 __all__ = ["ReferenceAccelerator", "MODEL_VERSION"]
@@ -131,11 +131,13 @@ class ReferenceAccelerator:
         """Bulk-load ``items`` (validated (key, value) byte pairs), replacing the whole map;
         ``master_key`` replaces the master key (the channel's Setup sends one every time).
 
-        The last value of a repeated key wins. On an error nothing changes.
+        The last value of a repeated key wins. On an error nothing changes. Items given as
+        :class:`~bolt.model.pages.EncodedItems` fill the host slots with their encodings.
         """
         p = self.params
         if master_key is not None:
             master_key = master_key_or_new(master_key)
+        encoded = items.slots if isinstance(items, EncodedItems) else None
         items = dict(items)
         if len(items) > p.capacity:
             raise CapacityError(f"{len(items)} items exceed the capacity of {p.capacity}")
@@ -186,7 +188,8 @@ class ReferenceAccelerator:
         in_host = ~in_hbm
         host_flags = in_host.tolist()
         host_items = HostItems(chosen[in_host] - k, ranks[in_host],
-                               list(compress(keys, host_flags)), list(compress(values, host_flags)))
+                               list(compress(keys, host_flags)), list(compress(values, host_flags)),
+                               None if encoded is None else encoded[len(pooled):][in_host])
         self.trace.begin_op()
         state.pages.setup(host_items)
         self._state, self._drbg = state, drbg

@@ -17,7 +17,8 @@ from ..errors import IntegrityError
 from ..params import Params
 from ..trace import READ, WRITE, HostMemory, Trace
 
-__all__ = ["SealedPages", "PlainPages", "HostItems", "encode_slot", "slot_rows", "COUNTER_LIMIT"]
+__all__ = ["SealedPages", "PlainPages", "HostItems", "EncodedItems", "encode_slot", "slot_rows",
+           "OCCUPIED", "COUNTER_LIMIT"]
 
 #: The largest write counter a page is ever sealed under: the nonce's counter field is 8 bytes.
 #: An access whose writes would need a larger one is refused before it changes anything
@@ -25,6 +26,21 @@ __all__ = ["SealedPages", "PlainPages", "HostItems", "encode_slot", "slot_rows",
 COUNTER_LIMIT = 2**64 - 1
 
 Item = tuple[bytes, bytes]  # (key, value)
+#: The flag byte of a slot that holds an item (an empty slot is all zeros).
+OCCUPIED = 1
+
+
+class EncodedItems(dict):
+    """Setup items (key -> value, no key repeated) with their slot plaintexts: ``slots[i]`` is
+    :func:`encode_slot` of the i-th item. The channel's Setup frames carry items in the slot
+    layout already, so a Setup given these takes its host slots from them instead of encoding
+    every item again."""
+
+    def __init__(self, items, slots: np.ndarray):
+        super().__init__(items)
+        if slots.shape[0] != len(self):
+            raise ValueError(f"{slots.shape[0]} slot plaintexts for {len(self)} items")
+        self.slots = slots
 
 
 class HostItems(NamedTuple):
@@ -34,6 +50,7 @@ class HostItems(NamedTuple):
     slots: np.ndarray    #: its slot in the page (int64)
     keys: list[bytes]
     values: list[bytes]
+    encoded: np.ndarray | None = None   #: their slot plaintexts, if known (EncodedItems)
 
     def rows(self):
         """``(page, slot, key, value)`` of each item."""
@@ -42,8 +59,9 @@ class HostItems(NamedTuple):
 
 def encode_slot(params: Params, key: bytes, value: bytes) -> bytes:
     """``flag ‖ key length ‖ key (padded) ‖ value length (2, BE) ‖ value (padded)``."""
-    return b"".join((b"\x01", len(key).to_bytes(1, "big"), key.ljust(params.key_size, b"\0"),
-                     len(value).to_bytes(2, "big"), value.ljust(params.value_size, b"\0")))
+    return b"".join((bytes((OCCUPIED,)), len(key).to_bytes(1, "big"),
+                     key.ljust(params.key_size, b"\0"), len(value).to_bytes(2, "big"),
+                     value.ljust(params.value_size, b"\0")))
 
 
 def decode_slot(params: Params, slot: bytes) -> Item | None:
@@ -62,8 +80,9 @@ def slot_array(params: Params, host_items: HostItems) -> np.ndarray:
     p = params
     slots = np.zeros((p.host_bins * p.slots, p.slot_bytes), dtype=np.uint8)
     if host_items.keys:
-        slots[host_items.pages * p.slots + host_items.slots] = slot_rows(p, host_items.keys,
-                                                                         host_items.values)
+        encoded = host_items.encoded
+        slots[host_items.pages * p.slots + host_items.slots] = (
+            encoded if encoded is not None else slot_rows(p, host_items.keys, host_items.values))
     return slots.reshape(p.host_bins, p.page_plaintext_bytes)
 
 
@@ -76,7 +95,7 @@ def slot_rows(params: Params, keys: list[bytes], values: list[bytes]) -> np.ndar
     ks, vs = p.key_size, p.value_size
     key_lengths = np.fromiter(map(len, keys), dtype=np.uint8, count=n)
     value_lengths = np.fromiter(map(len, values), dtype=np.uint16, count=n)
-    rows[:, 0] = 1
+    rows[:, 0] = OCCUPIED
     rows[:, 1] = key_lengths
     rows[:, 2:2 + ks] = _padded(keys, key_lengths, ks)
     rows[:, 2 + ks] = value_lengths >> 8

@@ -11,6 +11,7 @@ from bolt.channel import (ChannelClient, HostRelay, ReferenceDevice, Report, ref
 from bolt.channel.attestation import rtl_measurement
 from bolt.channel.frames import TO_ACCELERATOR, FrameCipher, FrameFormat
 from bolt.model import ReferenceAccelerator
+from bolt.model.pages import EncodedItems, encode_slot
 from bolt.params import Params
 from bolt.protocol import Cmd, Op, Status
 
@@ -270,8 +271,8 @@ def test_setup_items_decode_as_each_command_alone_would(lengths):
     fmt = FrameFormat(p := Params(**PARAMS))
     rng = random.Random(len(lengths))
     if lengths == "mixed lengths":
-        items = [(rng.randbytes(rng.randrange(p.key_size + 1)),
-                  rng.randbytes(rng.randrange(p.value_size + 1))) for _ in range(300)]
+        items = [(i.to_bytes(2, "big") + rng.randbytes(rng.randrange(p.key_size - 1)),
+                  rng.randbytes(rng.randrange(p.value_size + 1))) for i in range(300)]
     else:
         items = [(rng.randbytes(5), rng.randbytes(p.value_size)) for _ in range(300)]
     items.append((items[3][0], rng.randbytes(len(items[3][1]))))   # a repeated key
@@ -283,6 +284,11 @@ def test_setup_items_decode_as_each_command_alone_would(lengths):
         one_by_one[key] = value
     decoded = fmt.unpack_items(b"".join(plaintexts))
     assert list(decoded.items()) == list(one_by_one.items()) == list(dict(items).items())
+    assert not isinstance(decoded, EncodedItems)   # a repeated key: no slot per item
+    distinct = fmt.unpack_items(b"".join(plaintexts[:-1]))
+    assert isinstance(distinct, EncodedItems) and distinct == dict(items[:-1])
+    assert [row.tobytes() for row in distinct.slots] == [encode_slot(p, key, value)
+                                                         for key, value in items[:-1]]
     bad = bytearray(plaintexts[7])
     bad[1] = p.key_size + 1                       # a key length past the key field
     assert fmt.unpack_items(b"".join(plaintexts[:7] + [bytes(bad)] + plaintexts[8:])) is None
@@ -301,6 +307,27 @@ def test_runs_of_frames_seal_and_open_as_one_frame_at_a_time():
         assert run.sequence == one.sequence == start + 50
         assert opener.open_run(frames[:30] + [frames[31]] + frames[31:], 0, 36) == plaintexts[:30]
         assert opener.sequence == start + 30
+
+
+@pytest.mark.parametrize("placement", ["two-choice", "pool"])
+@pytest.mark.parametrize("crypto", [True, False])
+def test_a_setup_from_the_frames_encodings_equals_one_from_the_items(placement, crypto):
+    # The channel's Setup hands the model its items with their slot plaintexts (taken from
+    # the frames); the model must write the same pages as when it encodes the items itself.
+    p = Params(**PARAMS, placement=placement)
+    fmt = FrameFormat(p)
+    items = {b"k%d" % i: b"v" * (i % (p.value_size + 1)) for i in range(150)}
+    encoded = fmt.unpack_items(b"".join(fmt.pack_items(items)))
+    assert isinstance(encoded, EncodedItems)
+    plain, from_frames = (ReferenceAccelerator(p, master_key=MASTER_KEY, salt=SALT, items=given,
+                                               crypto=crypto) for given in (items, encoded))
+    assert list(from_frames.trace) == list(plain.trace)
+    if crypto:
+        assert from_frames.host_memory.snapshot() == plain.host_memory.snapshot()
+    for key, value in items.items():
+        assert from_frames.locate(key) == plain.locate(key)
+        assert from_frames.access(Op.GET, key) == plain.access(Op.GET, key)
+        assert plain.access(Op.GET, key).value == from_frames.access(Op.GET, key).value == value
 
 # -- attestation ----------------------------------------------------------------------------------
 
