@@ -72,6 +72,7 @@ class AccessControl(Elaboratable):
         self._registers()
         self._datapath()
         self._draw()
+        self.replacement_reads, self.replacement_writes, self.replaced = self._replacement()
         with m.FSM():
             self._accept()
             self._index_prf()
@@ -152,6 +153,13 @@ class AccessControl(Elaboratable):
         self.key_frame = Signal(self.frame_l)
         self.counter_x, self.counter_y, self.counter = (
             Signal(64, name=n) for n in ("counter_x", "counter_y", "counter"))
+        # What the re-placement sees after a touch's flushes (:meth:`_flush_read` sets them,
+        # REPLACE_READ clears them): whether they pushed frames on the free stack and the last
+        # one pushed, whether nb is a flushed bin (its list is empty now), and where the
+        # flushes' pushes begin (the stack's height before them).
+        self.pushed_any, self.nb_flushed = Signal(name="pushed_any"), Signal(name="nb_flushed")
+        self.last_pushed = Signal(fb)
+        self.pushed_at = Signal(range(p.frames + 1))
         # The counters pages a and b are written under.
         self.counter_a, self.counter_b = (Signal(64, name=n) for n in ("counter_a", "counter_b"))
         self.stack_top = Signal(fb)
@@ -188,7 +196,7 @@ class AccessControl(Elaboratable):
                                               for n in ("free_slot_a", "free_slot_b"))
         self.forwarded = Signal(range(S + 1))   # slots copied from engine a to b (T_FORWARD)
         self.clear_bursts = self.hm.clear_end // 4096
-        self.k = Signal(range(max(self.clear_bursts, 4 * S + 8) + 1))  # the step's next request
+        self.k = Signal(range(max(self.clear_bursts, _CHOSEN_BY_CASE) + 1))  # the step's next request
         # The request pipeline (:meth:`issue`): a step's request is chosen into `chosen` (its
         # region and element index), its byte address computed into `request` the next cycle,
         # and offered to HbmMaster from there, so that no path runs from the step's registers
@@ -246,8 +254,6 @@ class AccessControl(Elaboratable):
         self.stack_r, self.counters_r = regions["stack"], regions["counters"]
         self.stack_below_top = Mux(self.top != 0, self.top - 1, 0)
         self.free_count = (p.frames - self.fresh) + self.top
-        # The frame an allocation takes: the top of the free stack, else a fresh one.
-        self.alloc_frame = Mux(self.top != 0, self.stack_top, self.fresh[:p.frame_bits])
         # Bins compared with x (set by the lookup, long before the decisions and touches).
         self.c1_is_x, self.c2_is_x, self.y_is_x = (self.early(b == self.x)
                                                    for b in (self.c1, self.c2, self.y))
@@ -388,13 +394,16 @@ class AccessControl(Elaboratable):
         """The step's ``i``-th element is on ``hbm.element`` now."""
         return self.hbm.element_valid & (self.hbm.element_index == i)
 
-    def read_into(self, reads):
-        """Issue one read per ``(region, index, register, view)`` and keep each element,
-        seen through ``view``, in its register. Returns the condition that the step is over."""
-        over = self.issue([(1, lambda i, region=region, index=index: self.read(region, index))
-                           for region, index, _, _ in reads])
+    def read_into(self, reads, before=()):
+        """Issue one read per ``(region, index, register, view)``, after the requests of the
+        segments ``before``, and keep each element, seen through ``view``, in its register.
+        Returns the condition that the step is over."""
+        over = self.issue([*before, *[
+            (1, lambda i, region=region, index=index: self.read(region, index))
+            for region, index, _, _ in reads]])
+        first = sum(count for count, _ in before)
         for n, (_, _, register, view) in enumerate(reads):
-            with self.m.If(self.arrived(n)):
+            with self.m.If(self.arrived(first + n)):
                 self.m.d.sync += register.eq(view)
         return over
 
@@ -668,10 +677,10 @@ class AccessControl(Elaboratable):
 
     def _flush_read(self, flushes):
         """The flushes' frame reads: ``slots`` per page, engine a's first; each frame goes
-        into its page's lowest free slot as it arrives."""
+        into its page's lowest free slot as it arrives. The re-placement's reads follow."""
         m, p, S = self.m, self.p, self.p.slots
         with m.State(f"FLUSH_READ_{len(flushes)}"):
-            over = self.issue([
+            over = self.read_into(self.replacement_reads, before=[
                 (S, lambda i, pending=f.pending: self.read(
                     self.frames_r, Mux(i < pending.count, pending.frames[i], 0)))
                 for f in flushes])
@@ -697,7 +706,20 @@ class AccessControl(Elaboratable):
                                  free_slot.eq(lowest_set([rest[j] for j in range(S)])),
                                  self.flushed_slot.word_select(i, p.slot_bits).eq(free_slot),
                                  self.flushed_ipos.word_select(i, len(self.pos)).eq(record.ipos)]
+            # What the re-placement will see after the flushes (from the lists, which do not
+            # change in the step): the last frame pushed on the free stack (b's last if it has
+            # any, else a's last) and whether nb's list is empty now.
+            last_pushed = 0
+            for f in flushes:
+                count = f.pending.count
+                last_pushed = Mux(count != 0, f.pending.frames[(count - 1)[:len(count)]],
+                                  last_pushed)
+            m.d.sync += [self.last_pushed.eq(last_pushed),
+                         self.pushed_any.eq(Cat(*[f.pending.count != 0 for f in flushes]).any()),
+                         self.nb_flushed.eq(Cat(*[self.nb == f.bin for f in flushes]).any())]
+            height = self.early(self.top + sum(f.pending.count for f in flushes))
             with m.If(over):
+                m.d.sync += [self.pushed_at.eq(self.top), self.top.eq(height)]
                 if len(flushes) == 2:
                     m.d.sync += self.forwarded.eq(0)
                     m.next = "T_FORWARD"
@@ -708,7 +730,8 @@ class AccessControl(Elaboratable):
         """The flushes' writes: every flushed item's index entry (now in its page's slot),
         the freed frames pushed on the free stack (engine a's first, then b's, the order the
         reference model frees them in), each bin's emptied list and its page's next write
-        counter (y == x: x's counter plus two, written after x's plus one)."""
+        counter (y == x: x's counter plus two, written after x's plus one). The
+        re-placement's writes follow, on the stack and lists the flushes leave."""
         m, p, S = self.m, self.p, self.p.slots
         with m.State(f"FLUSH_WRITE_{len(flushes)}"):
             # Each index update's slot is read the cycle before it is chosen: the first in the
@@ -733,12 +756,11 @@ class AccessControl(Elaboratable):
                 return update
 
             early = self.early
-            pushed = self.top                  # where each flush's first push goes
             stack_pushes, clears, counter_writes, next_counters = [], [], [], []
             for n, f in enumerate(flushes):
-                stack_pushes.append((S, lambda i, f=f, at=pushed: self.write(
+                at = self.pushed_at if n == 0 else early(self.pushed_at + flushes[0].pending.count)
+                stack_pushes.append((S, lambda i, f=f, at=at: self.write(
                     self.stack_r, at + i, f.pending.frames[i], i < f.pending.count)))
-                pushed = early(self.top + sum(g.pending.count for g in flushes[:n + 1]))
                 page = early(self.host_page(f.bin))
                 # y's counter: x's next but one when y == x, the second write of the page.
                 counter = self.counter if n == 0 else Mux(self.y_is_x, self.counter + 1,
@@ -749,10 +771,10 @@ class AccessControl(Elaboratable):
                 counter_writes.append((1, lambda i, page=page, value=next_counter: self.write(
                     self.counters_r, page, value)))
             over = self.issue([(S, index_update(f, n * S)) for n, f in enumerate(flushes)]
-                              + stack_pushes + clears + counter_writes)
+                              + stack_pushes + clears + counter_writes + self.replacement_writes)
             with m.If(over):
-                m.d.sync += self.top.eq(pushed)
                 m.d.sync += [f.counter.eq(c) for f, c in zip(flushes, next_counters)]
+                self.replaced()
                 m.next = "T_STORE"
 
     def _page_writes(self):
@@ -779,7 +801,7 @@ class AccessControl(Elaboratable):
         with m.State("T_STORE_RESPONSE"):
             # The pages are written once the host has answered every burst of them.
             with m.If(~self.bridge.writes_pending):
-                self.enter("REPLACE_READ")
+                m.next = "IDLE"
 
     def _result(self):
         """Step 4: the key's value and the status; the answer leaves before the writes."""
@@ -806,56 +828,72 @@ class AccessControl(Elaboratable):
             m.next = "RESP"
 
     def _replace(self):
-        """Steps 5 and 6: the key's re-placement into bin nb."""
-        m, fb = self.m, self.p.frame_bits
+        """Steps 5 and 6 of an access that touches no page: the key's re-placement into bin
+        nb in two steps of its own (after a touch, the flushes' steps carry it)."""
+        m = self.m
         with m.State("REPLACE_READ"):
-            over = self.read_into([
-                (self.bins_r, self.early(self.host_page(self.nb)), self.bin_nb, self.as_bin),
-                (self.stack_r, self.early(self.stack_below_top), self.stack_top,
-                 self.as_frame_number)])
+            m.d.sync += [self.pushed_any.eq(0), self.nb_flushed.eq(0)]
+            over = self.read_into(self.replacement_reads)
             with m.If(over):
                 self.enter("REPLACE_WRITE")
         with m.State("REPLACE_WRITE"):
-            own_freed = self.take & (self.kind != HOST)
-            frame = Mux(own_freed, self.loc[:fb], self.alloc_frame)
-            target = Mux(self.found, self.pos, self.free_pos)
-            cmd, nb, fits = self.cmd, self.nb, self.fits
-            is_put = cmd.op == Cmd.PUT
-            new_load_x = self.load_x - self.take + (fits & (nb == self.x))
-            record = self.new_value(self.frame_l, vlen=Mux(is_put, cmd.vlen, self.out_vlen),
-                                    value=Mux(is_put, cmd.value, self.out_value), klen=cmd.klen,
-                                    key=cmd.key, ipos=target)
-            placed = self.new_value(self.entry_l, valid=1,
-                                    kind=Mux(self.is_host(nb), PENDING, HBM),
-                                    klen=cmd.klen, key=cmd.key, bin=nb, loc=frame)
-            appended = Signal(self.bin_l)
-            m.d.comb += [appended.eq(self.bin_nb), appended.count.eq(self.bin_nb.count + 1),
-                         appended.frames[self.bin_nb.count].eq(frame)]
-            early = self.early
-            over = self.issue([
-                (1, lambda i: self.write(self.loads_r, self.x, early(new_load_x))),
-                (1, lambda i: self.write(self.loads_r, nb, early(
-                    Mux(nb == self.x, new_load_x, self.load_nb + fits)))),
-                (1, lambda i: self.write(self.frames_r, early(frame), early(record), fits)),
-                (1, lambda i: self.write(self.index_r, early(target),
-                                         early(Mux(fits, placed.as_value(), 0)),
-                                         fits | self.take)),
-                (1, lambda i: self.write(self.bins_r, early(self.host_page(nb)), early(appended),
-                                         early(fits & self.is_host(nb)))),
-                (1, lambda i: self.write(self.stack_r, self.top, self.loc[:fb],
-                                         early(own_freed & ~fits))),
-            ])
-            with m.If(over):
-                with m.If(fits):
-                    with m.If(~own_freed):
-                        _allocate(m, self.top, self.fresh)
-                    with m.If(~self.found):
-                        m.d.sync += self.items.eq(self.items + 1)
-                with m.Elif(self.take):   # DELETE of a present key
-                    m.d.sync += self.items.eq(self.items - 1)
-                    with m.If(own_freed):
-                        m.d.sync += self.top.eq(self.top + 1)
+            with m.If(self.issue(self.replacement_writes)):
+                self.replaced()
                 m.next = "IDLE"
+
+    def _replacement(self):
+        """Steps 5 and 6: the key's re-placement into bin nb, on the free stack and nb's list
+        as the touches' flushes leave them. Returns its reads (bin nb's eviction list and the
+        frame on top of the free stack, for :meth:`read_into`), its writes (for
+        :meth:`issue`), and what to do once they are over (the stack's height, fresh frames,
+        item count)."""
+        m, fb = self.m, self.p.frame_bits
+        early = self.early
+        reads = [(self.bins_r, early(self.host_page(self.nb)), self.bin_nb, self.as_bin),
+                 (self.stack_r, early(self.stack_below_top), self.stack_top,
+                  self.as_frame_number)]
+        own_freed = self.take & (self.kind != HOST)
+        # The frame an allocation takes: the top of the free stack, else a fresh one.
+        stack_top = Mux(self.pushed_any, self.last_pushed, self.stack_top)
+        alloc_frame = Mux(self.top != 0, stack_top, self.fresh[:fb])
+        frame = Mux(own_freed, self.loc[:fb], alloc_frame)
+        target = Mux(self.found, self.pos, self.free_pos)
+        cmd, nb, fits = self.cmd, self.nb, self.fits
+        is_put = cmd.op == Cmd.PUT
+        new_load_x = self.load_x - self.take + (fits & (nb == self.x))
+        record = self.new_value(self.frame_l, vlen=Mux(is_put, cmd.vlen, self.out_vlen),
+                                value=Mux(is_put, cmd.value, self.out_value), klen=cmd.klen,
+                                key=cmd.key, ipos=target)
+        placed = self.new_value(self.entry_l, valid=1, kind=Mux(self.is_host(nb), PENDING, HBM),
+                                klen=cmd.klen, key=cmd.key, bin=nb, loc=frame)
+        bin_nb = self.bin_l(Mux(self.nb_flushed, 0, self.bin_nb))
+        appended = Signal(self.bin_l)
+        m.d.comb += [appended.eq(bin_nb), appended.count.eq(bin_nb.count + 1),
+                     appended.frames[bin_nb.count].eq(frame)]
+        writes = [
+            (1, lambda i: self.write(self.loads_r, self.x, early(new_load_x))),
+            (1, lambda i: self.write(self.loads_r, nb, early(
+                Mux(nb == self.x, new_load_x, self.load_nb + fits)))),
+            (1, lambda i: self.write(self.frames_r, early(frame), early(record), fits)),
+            (1, lambda i: self.write(self.index_r, early(target),
+                                     early(Mux(fits, placed.as_value(), 0)), fits | self.take)),
+            (1, lambda i: self.write(self.bins_r, early(self.host_page(nb)), early(appended),
+                                     early(fits & self.is_host(nb)))),
+            (1, lambda i: self.write(self.stack_r, self.top, self.loc[:fb],
+                                     early(own_freed & ~fits))),
+        ]
+
+        def replaced():
+            with m.If(fits):
+                with m.If(~own_freed):
+                    _allocate(m, self.top, self.fresh)
+                with m.If(~self.found):
+                    m.d.sync += self.items.eq(self.items + 1)
+            with m.Elif(self.take):   # DELETE of a present key
+                m.d.sync += self.items.eq(self.items - 1)
+                with m.If(own_freed):
+                    m.d.sync += self.top.eq(self.top + 1)
+        return reads, writes, replaced
 
     def _setup_begin(self):
         """Setup begins: the subkeys, the DRBG restart, the clear of every structure."""
@@ -1006,7 +1044,7 @@ _PIPELINE_CYCLES = 3
 #: DRBG draws of an access (r, y, c1, c2); a Setup item makes the last two.
 _DRAWS = 4
 #: The most requests of a step that :meth:`AccessControl.issue` chooses by a case each.
-_CHOSEN_BY_CASE = 64
+_CHOSEN_BY_CASE = 128
 
 
 @dataclass(frozen=True)
