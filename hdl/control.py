@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, Shape, Signal
 from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
 
 from bolt.params import Params
 from bolt.protocol import HBM, HOST, PENDING, Cmd, Status
@@ -117,6 +118,13 @@ class AccessControl(Elaboratable):
         self.entry_l = self.lookup.entry_layout
         self.frame_l, self.bin_l = frame_record_layout(p), bin_record_layout(p)
         self.slot_l = self.pages_a.slot_layout
+        # The flushes' index updates (each flushed item's index position and new entry),
+        # written as its frame arrives and read back as the write step chooses them, not
+        # rebuilt from the pages' slots: the page writes run beside the write step.
+        m.submodules.flushed = flushed = Memory(
+            shape=data.StructLayout({"ipos": len(self.lookup.pos), "entry": self.entry_l}),
+            depth=2 * p.slots, init=[])
+        self.flushed_wr, self.flushed_rd = flushed.write_port(), flushed.read_port()
         self.lshape = range(p.slots + 1)
         self.element = element = self.hbm.element
         self.as_frame = self.frame_l(element[:self.frame_l.size])
@@ -186,15 +194,12 @@ class AccessControl(Elaboratable):
         self.resume = Signal()            # after the response: the page writes and re-placement
         self.derive = Signal(2)
         self.page_number = Signal(range(p.host_bins + 1))
-        # Each flushed item's slot and index position: engine a's items first, then b's.
-        self.flushed_slot = Signal(2 * S * p.slot_bits)
-        self.flushed_ipos = Signal(2 * S * len(self.pos))
         # The free slots of engine a's (b's) page as its flush fills them, and the lowest.
         self.free_slots_a, self.free_slots_b = (Signal(S, name=n)
                                                 for n in ("free_slots_a", "free_slots_b"))
         self.free_slot_a, self.free_slot_b = (Signal(range(S), name=n)
                                               for n in ("free_slot_a", "free_slot_b"))
-        self.forwarded = Signal(range(S + 1))   # slots copied from engine a to b (T_FORWARD)
+        self.forwarded = Signal(range(S + 2))   # slots copied from engine a to b
         self.clear_bursts = self.hm.clear_end // 4096
         self.k = Signal(range(max(self.clear_bursts, _CHOSEN_BY_CASE) + 1))  # the step's next request
         # The request pipeline (:meth:`issue`): a step's request is chosen into `chosen` (its
@@ -653,8 +658,8 @@ class AccessControl(Elaboratable):
     def _flush(self):
         """The touches' flushes: each touched bin's pending items into the lowest free slots
         of its page, both pages' in one read step and one write step (``FLUSH_READ_2``,
-        ``FLUSH_WRITE_2``), or the one page's (``FLUSH_READ_1``, ``FLUSH_WRITE_1``)."""
-        m, S = self.m, self.p.slots
+        ``FLUSH_WRITE_2``), or the one page's (``FLUSH_READ_1``, ``FLUSH_WRITE_1``); the
+        pages are encrypted and written while the write step runs."""
         flushes = [_Flush(self.pages_a, self.pending_a, self.free_slots_a, self.free_slot_a,
                           self.first, self.counter_a),
                    _Flush(self.pages_b, self.pending_b, self.free_slots_b, self.free_slot_b,
@@ -662,29 +667,18 @@ class AccessControl(Elaboratable):
         for pages in (1, 2):
             self._flush_read(flushes[:pages])
             self._flush_write(flushes[:pages])
-        with m.State("T_FORWARD"):
-            # y == x: engine b read the page before a's write; it takes a's flushed page
-            # instead, a slot a cycle (read from a, written into b the next), and its own flush
-            # was empty. The copy runs, without its writes, for y != x as well, so that its
-            # cycles do not say which.
-            k = self.forwarded
-            m.d.comb += [self.pages_a.slot_rd_idx.eq(k), self.pages_b.slot_wr_idx.eq(k - 1),
-                         self.pages_b.slot_wr.eq(self.pages_a.slot_rd),
-                         self.pages_b.slot_wr_en.eq(self.y_is_x & (k != 0))]
-            m.d.sync += k.eq(k + 1)
-            with m.If(k == S):
-                self.enter("FLUSH_WRITE_2")
 
     def _flush_read(self, flushes):
         """The flushes' frame reads: ``slots`` per page, engine a's first; each frame goes
-        into its page's lowest free slot as it arrives. The re-placement's reads follow."""
+        into its page's lowest free slot as it arrives, and its index update into the
+        ``flushed`` buffer. The re-placement's reads follow."""
         m, p, S = self.m, self.p, self.p.slots
         with m.State(f"FLUSH_READ_{len(flushes)}"):
             over = self.read_into(self.replacement_reads, before=[
                 (S, lambda i, pending=f.pending: self.read(
                     self.frames_r, Mux(i < pending.count, pending.frames[i], 0)))
                 for f in flushes])
-            record, i = self.as_frame, self.hbm.element_index
+            record, i, buffer = self.as_frame, self.hbm.element_index, self.flushed_wr
             for n, f in enumerate(flushes):
                 # The free slots, taken from the page as the step begins (no frame has arrived
                 # yet) and kept with the lowest of them, so that a frame's slot is a register.
@@ -703,9 +697,12 @@ class AccessControl(Elaboratable):
                                                                      record.vlen, record.value))]
                     rest = free & (free - 1)          # the lowest is taken
                     m.d.sync += [free.eq(rest),
-                                 free_slot.eq(lowest_set([rest[j] for j in range(S)])),
-                                 self.flushed_slot.word_select(i, p.slot_bits).eq(free_slot),
-                                 self.flushed_ipos.word_select(i, len(self.pos)).eq(record.ipos)]
+                                 free_slot.eq(lowest_set([rest[j] for j in range(S)]))]
+                    m.d.comb += [buffer.en.eq(1), buffer.addr.eq(i),
+                                 buffer.data.ipos.eq(record.ipos),
+                                 buffer.data.entry.eq(self.new_value(
+                                     self.entry_l, valid=1, kind=HOST, klen=record.klen,
+                                     key=record.key, bin=f.bin, loc=free_slot))]
             # What the re-placement will see after the flushes (from the lists, which do not
             # change in the step): the last frame pushed on the free stack (b's last if it has
             # any, else a's last) and whether nb's list is empty now.
@@ -718,84 +715,92 @@ class AccessControl(Elaboratable):
                          self.pushed_any.eq(Cat(*[f.pending.count != 0 for f in flushes]).any()),
                          self.nb_flushed.eq(Cat(*[self.nb == f.bin for f in flushes]).any())]
             height = self.early(self.top + sum(f.pending.count for f in flushes))
+            # The pages' next counters (y == x: x's next but one, its page's second write).
+            next_counters = [self.early(self.counter + 1),
+                             self.early(Mux(self.y_is_x, self.counter + 2, self.counter_y + 1))]
             with m.If(over):
-                m.d.sync += [self.pushed_at.eq(self.top), self.top.eq(height)]
-                if len(flushes) == 2:
-                    m.d.sync += self.forwarded.eq(0)
-                    m.next = "T_FORWARD"
-                else:
-                    self.enter("FLUSH_WRITE_1")
+                m.d.sync += [self.pushed_at.eq(self.top), self.top.eq(height),
+                             self.forwarded.eq(0)]
+                m.d.sync += [f.counter.eq(c) for f, c in zip(flushes, next_counters)]
+                self.enter(f"FLUSH_WRITE_{len(flushes)}")
 
     def _flush_write(self, flushes):
-        """The flushes' writes: every flushed item's index entry (now in its page's slot),
-        the freed frames pushed on the free stack (engine a's first, then b's, the order the
-        reference model frees them in), each bin's emptied list and its page's next write
-        counter (y == x: x's counter plus two, written after x's plus one). The
-        re-placement's writes follow, on the stack and lists the flushes leave."""
-        m, p, S = self.m, self.p, self.p.slots
+        """The flushes' writes: every flushed item's index entry (from the ``flushed``
+        buffer), the freed frames pushed on the free stack (engine a's first, then b's, the
+        order the reference model frees them in), each bin's emptied list and its page's
+        next write counter (y == x: x's counter plus one, then plus two). The re-placement's
+        writes follow, on the stack and lists the flushes leave. The page writes start with
+        the step (after the copy between the engines, with two pages) and run beside it."""
+        m, S = self.m, self.p.slots
         with m.State(f"FLUSH_WRITE_{len(flushes)}"):
-            # Each index update's slot is read the cycle before it is chosen: the first in the
-            # settling cycle (k is reset then), the next one's as this one is chosen.
+            # Each index update is read from the buffer the cycle before it is chosen: the
+            # first in the settling cycle (k is reset then), the next one's as this one is.
             update_bits = max(1, (len(flushes) * S - 1).bit_length())
-            next_update = Mux(self.settling, 0,
-                              (self.k[:update_bits] + self.choosing)[:update_bits])
-            for f in flushes:
-                m.d.comb += f.pages.slot_rd_idx.eq(
-                    self.flushed_slot.word_select(next_update, p.slot_bits))
-
-            def index_update(f, first):
-                def update(i):
-                    slot = f.pages.slot_rd
-                    flushed = self.new_value(self.entry_l, valid=1, kind=HOST, klen=slot.klen,
-                                             key=slot.key, bin=f.bin,
-                                             loc=self.flushed_slot.word_select(first + i,
-                                                                               p.slot_bits))
-                    return self.write(self.index_r,
-                                      self.flushed_ipos.word_select(first + i, len(self.pos)),
-                                      flushed, i < f.pending.count)
-                return update
-
+            m.d.comb += self.flushed_rd.addr.eq(
+                Mux(self.settling, 0, (self.k[:update_bits] + self.choosing)[:update_bits]))
+            update = self.flushed_rd.data
+            index_updates = [(S, lambda i, f=f: self.write(self.index_r, update.ipos,
+                                                           update.entry, i < f.pending.count))
+                             for f in flushes]
             early = self.early
-            stack_pushes, clears, counter_writes, next_counters = [], [], [], []
+            stack_pushes, clears, counter_writes = [], [], []
             for n, f in enumerate(flushes):
                 at = self.pushed_at if n == 0 else early(self.pushed_at + flushes[0].pending.count)
                 stack_pushes.append((S, lambda i, f=f, at=at: self.write(
                     self.stack_r, at + i, f.pending.frames[i], i < f.pending.count)))
                 page = early(self.host_page(f.bin))
-                # y's counter: x's next but one when y == x, the second write of the page.
-                counter = self.counter if n == 0 else Mux(self.y_is_x, self.counter + 1,
-                                                          self.counter_y)
-                next_counter = early(counter + 1)
-                next_counters.append(next_counter)
                 clears.append((1, lambda i, page=page: self.write(self.bins_r, page, 0)))
-                counter_writes.append((1, lambda i, page=page, value=next_counter: self.write(
-                    self.counters_r, page, value)))
-            over = self.issue([(S, index_update(f, n * S)) for n, f in enumerate(flushes)]
-                              + stack_pushes + clears + counter_writes + self.replacement_writes)
+                counter_writes.append((1, lambda i, page=page, f=f: self.write(
+                    self.counters_r, page, f.counter)))
+            over = self.issue(index_updates + stack_pushes + clears + counter_writes
+                              + self.replacement_writes)
+
+            if len(flushes) == 2:
+                # y == x: engine b read the page before a's write; it takes a's flushed page
+                # instead, a slot a cycle (read from a, written into b the next), and its own
+                # flush was empty. The copy runs, without its writes, for y != x as well, so
+                # that its cycles do not say which. The page writes start after it.
+                k = self.forwarded
+                m.d.comb += [self.pages_a.slot_rd_idx.eq(k), self.pages_b.slot_wr_idx.eq(k - 1),
+                             self.pages_b.slot_wr.eq(self.pages_a.slot_rd),
+                             self.pages_b.slot_wr_en.eq(self.y_is_x & (k != 0) & (k <= S))]
+                with m.If(k != S + 1):
+                    m.d.sync += k.eq(k + 1)
+                store = k == S
+            else:
+                store = self.settling
+            with m.If(store):
+                self._store_pages()
+            self._stored()
             with m.If(over):
-                m.d.sync += [f.counter.eq(c) for f, c in zip(flushes, next_counters)]
                 self.replaced()
-                m.next = "T_STORE"
+                m.next = "T_STORE_WAIT"
+
+    def _store_pages(self):
+        """Both page writes start, posted: a's page goes out first (the port's order), b's
+        is encrypted beside it."""
+        m = self.m
+        m.d.comb += [self.pages_a.store.eq(1),
+                     self.pages_a.page.eq(self.host_page(self.first)),
+                     self.pages_a.counter.eq(self.counter_a),
+                     self.pages_b.store.eq(self.two),
+                     self.pages_b.page.eq(self.host_page(self.y)),
+                     self.pages_b.counter.eq(self.counter_b)]
+        m.d.sync += [self.a_in.eq(0), self.b_in.eq(~self.two)]
+
+    def _stored(self):
+        """Note each engine's page as stored when it is."""
+        m = self.m
+        with m.If(self.pages_a.done):
+            m.d.sync += self.a_in.eq(1)
+        with m.If(self.pages_b.done):
+            m.d.sync += self.b_in.eq(1)
 
     def _page_writes(self):
-        """Both page writes, posted: x's (engine a) first, y's beside it."""
+        """The end of both page writes (begun in the flushes' write step)."""
         m = self.m
-        with m.State("T_STORE"):
-            # Both writes start together: a's page goes out first (the port's order), b's
-            # is encrypted beside it.
-            m.d.comb += [self.pages_a.store.eq(1),
-                         self.pages_a.page.eq(self.host_page(self.first)),
-                         self.pages_a.counter.eq(self.counter_a),
-                         self.pages_b.store.eq(self.two),
-                         self.pages_b.page.eq(self.host_page(self.y)),
-                         self.pages_b.counter.eq(self.counter_b)]
-            m.d.sync += [self.a_in.eq(0), self.b_in.eq(~self.two)]
-            m.next = "T_STORE_WAIT"
         with m.State("T_STORE_WAIT"):
-            with m.If(self.pages_a.done):
-                m.d.sync += self.a_in.eq(1)
-            with m.If(self.pages_b.done):
-                m.d.sync += self.b_in.eq(1)
+            self._stored()
             with m.If(self.a_in & self.b_in):
                 m.next = "T_STORE_RESPONSE"
         with m.State("T_STORE_RESPONSE"):
