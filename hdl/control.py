@@ -34,8 +34,9 @@ class AccessControl(Elaboratable):
     Its states are grouped into the algorithm's steps, one method each, in the order an access
     runs them: :meth:`_accept`, :meth:`_draw`, :meth:`_index_prf`, :meth:`_lookup`,
     :meth:`_page_reads`, :meth:`_gather`, :meth:`_decide`, :meth:`_touch`, :meth:`_result`, the
-    response (:meth:`_respond`), then :meth:`_flush`, :meth:`_page_writes` and
-    :meth:`_replace`; and Setup's :meth:`_setup_begin`, :meth:`_setup_item`,
+    response (:meth:`_respond`), then :meth:`_flush` (which carries the re-placement's requests,
+    :meth:`_replacement`) and :meth:`_page_writes`, or :meth:`_replace` when no page is
+    touched; and Setup's :meth:`_setup_begin`, :meth:`_setup_item`,
     :meth:`_setup_end`. The units it drives are components of their own, each tested alone:
     :class:`~bolt.hdl.lookup.Lookup`, two :class:`~bolt.hdl.pages.PageEngine`, the
     :class:`~bolt.hdl.hbm.HbmMaster` that runs the fixed-schedule HBM steps, the
@@ -201,7 +202,8 @@ class AccessControl(Elaboratable):
                                               for n in ("free_slot_a", "free_slot_b"))
         self.forwarded = Signal(range(S + 2))   # slots copied from engine a to b
         self.clear_bursts = self.hm.clear_end // 4096
-        self.k = Signal(range(max(self.clear_bursts, _CHOSEN_BY_CASE) + 1))  # the step's next request
+        # The step's next request.
+        self.k = Signal(range(max(self.clear_bursts, _CHOSEN_BY_CASE) + 1))
         # The request pipeline (:meth:`issue`): a step's request is chosen into `chosen` (its
         # region and element index), its byte address computed into `request` the next cycle,
         # and offered to HbmMaster from there, so that no path runs from the step's registers
