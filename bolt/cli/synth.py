@@ -68,8 +68,8 @@ def _memories(top) -> None:
     click.echo("")
     memories = memory_inventory(top)
     on_chip = sum(m.bits for m in memories)
-    click.echo(f"on-chip memories: {len(memories)} (S-box ROMs, FIFOs, page RAMs), "
-               f"{_mbit(on_chip)}")
+    click.echo(f"on-chip memories: {len(memories)} (S-box ROMs, FIFOs, page RAMs, the index's "
+               f"overflow area), {_mbit(on_chip)}")
     hbm = 8 * top.hbm_map.size
     click.echo("U55C budget:")
     for name, bits in U55C.items():
