@@ -221,7 +221,8 @@ class RtlBackend:
     waveform : path, optional
         A directory for an FST waveform of the whole session (``dump.fst``, opens in GTKWave).
     timeout_s : float
-        Longest wait for the simulator to answer one request before it is declared dead.
+        Longest wait for the simulator to answer one request before it is declared dead (a
+        Setup waits that long per 2^16 of capacity: it is linear in N).
     channel : bool
         Simulate the accelerator behind its sealed channel, with the security monitor in the
         simulation process: then this object is the device a :class:`bolt.channel.ChannelClient`
@@ -250,7 +251,7 @@ class RtlBackend:
                               simulated_link=simulated_link)
         self._master_key = master_key
         self._keys: dict[bytes, None] = {}
-        self._timeout_s = timeout_s
+        self._timeout_s = self._waiting_s = timeout_s
         self._process = None
         self._connection = None
         self._directory = Path(tempfile.mkdtemp(prefix="bolt-rtl-"))
@@ -305,7 +306,7 @@ class RtlBackend:
             raise BackendError(f"the RTL simulator exited (code {self._process.returncode}) "
                                f"during {doing}:\n{self._log_tail()}")
         if time.monotonic() > deadline:
-            raise BackendError(f"the RTL simulator did not answer within {self._timeout_s} s "
+            raise BackendError(f"the RTL simulator did not answer within {self._waiting_s:g} s "
                                f"during {doing}:\n{self._log_tail()}")
 
     def _log_tail(self) -> str:
@@ -336,14 +337,19 @@ class RtlBackend:
             else:
                 raise BackendError(f"unexpected message {kind!r} from the RTL simulator")
 
-    def _request(self, *request):
+    def _request(self, *request, long: bool = False):
+        """Send ``request`` and serve the simulation until it is done. ``long``: a Setup, whose
+        clear and page writes are linear in N (millions of cycles with no message at
+        N = 2^20), so its deadline grows with N (``timeout_s`` per 2^16 items)."""
         if self._connection is None:
             raise BackendError("this RTL map is closed")
         try:
             self._connection.send(request)
         except OSError as error:
             raise BackendError(f"lost the RTL simulator: {error}\n{self._log_tail()}") from error
-        return self._receive("done", time.monotonic() + self._timeout_s)
+        self._waiting_s = self._timeout_s * (max(1.0, self.params.capacity / 2**16) if long
+                                             else 1.0)
+        return self._receive("done", time.monotonic() + self._waiting_s)
 
     # -- the backend interface -----------------------------------------------------------------
 
@@ -361,7 +367,7 @@ class RtlBackend:
         self.trace.begin_op()
         _, status, cycles = self._request("setup", self._master_key,
                                           salt if salt is not None else new_salt(),
-                                          list(items.items()))
+                                          list(items.items()), long=True)
         if status != 0:
             self._keys = {}
             raise BoundExceededError(BOUND_UNNAMED,
@@ -417,7 +423,8 @@ class RtlBackend:
         (an operation of the trace), a batch as one Setup."""
         self.trace.begin_op()
         start = len(self.trace)
-        _, answers, cycles, total = self._request("frames", [bytes(f) for f in frames], session)
+        _, answers, cycles, total = self._request("frames", [bytes(f) for f in frames], session,
+                                                  long=len(frames) > 1)
         if len(frames) == 1 and len(answers) == 1:
             events = self.trace[start:]
             self.stats.record(cycles[0], sum(e.kind == "read" for e in events),
