@@ -251,7 +251,7 @@ class RtlBackend:
                               simulated_link=simulated_link)
         self._master_key = master_key
         self._keys: dict[bytes, None] = {}
-        self._timeout_s = self._waiting_s = timeout_s
+        self._timeout_s = timeout_s
         self._process = None
         self._connection = None
         self._directory = Path(tempfile.mkdtemp(prefix="bolt-rtl-"))
@@ -295,18 +295,18 @@ class RtlBackend:
                     client, _ = listener.accept()
                     break
                 except socket.timeout:
-                    self._check_alive(deadline, "start")
+                    self._check_alive(deadline, self._timeout_s, "start")
         finally:
             listener.close()
         self._connection = Connection(client.detach())
-        self._receive("ready", deadline)
+        self._receive("ready", deadline, self._timeout_s)
 
-    def _check_alive(self, deadline: float, doing: str) -> None:
+    def _check_alive(self, deadline: float, timeout_s: float, doing: str) -> None:
         if self._process.poll() is not None:
             raise BackendError(f"the RTL simulator exited (code {self._process.returncode}) "
                                f"during {doing}:\n{self._log_tail()}")
         if time.monotonic() > deadline:
-            raise BackendError(f"the RTL simulator did not answer within {self._waiting_s:g} s "
+            raise BackendError(f"the RTL simulator did not answer within {timeout_s:g} s "
                                f"during {doing}:\n{self._log_tail()}")
 
     def _log_tail(self) -> str:
@@ -315,7 +315,7 @@ class RtlBackend:
         except OSError:
             return "(no simulator log)"
 
-    def _receive(self, expected: str, deadline: float):
+    def _receive(self, expected: str, deadline: float, timeout_s: float):
         """Serve the simulation's host-memory requests until it sends ``expected``."""
         connection, memory = self._connection, self.host_memory
         while True:
@@ -325,7 +325,7 @@ class RtlBackend:
             except (EOFError, OSError) as error:
                 raise BackendError(f"lost the RTL simulator: {error}\n{self._log_tail()}") from error
             if message is None:
-                self._check_alive(deadline, expected)
+                self._check_alive(deadline, timeout_s, expected)
                 continue
             kind = message[0]
             if kind == "read":
@@ -347,9 +347,8 @@ class RtlBackend:
             self._connection.send(request)
         except OSError as error:
             raise BackendError(f"lost the RTL simulator: {error}\n{self._log_tail()}") from error
-        self._waiting_s = self._timeout_s * (max(1.0, self.params.capacity / 2**16) if long
-                                             else 1.0)
-        return self._receive("done", time.monotonic() + self._waiting_s)
+        timeout_s = self._timeout_s * (max(1.0, self.params.capacity / 2**16) if long else 1.0)
+        return self._receive("done", time.monotonic() + timeout_s, timeout_s)
 
     # -- the backend interface -----------------------------------------------------------------
 
