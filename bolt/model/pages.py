@@ -208,6 +208,11 @@ class PlainPages:
         for page, slot, key, value in host_items.rows():
             self._pages[page][slot] = (key, value)
         self.counters[:] = [1] * p.host_bins
+        self._record_setup_writes(host_items)
+
+    def _record_setup_writes(self, host_items: HostItems) -> None:
+        # Every page is written, used or not: how many items a page holds stays hidden.
+        p = self.params
         self.trace.record_run(WRITE, 0, p.page_stride, p.host_bins)
 
     def read(self, page: int) -> list[Item | None]:

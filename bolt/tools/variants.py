@@ -138,14 +138,9 @@ class _MaxValueSkipsY(_Variant):
 
 
 class _SkipEmptyPages(PlainPages):
-    def setup(self, host_items):
+    def _record_setup_writes(self, host_items):
         p = self.params
-        used = sorted(set(host_items.pages.tolist()))
-        for page, slot, key, value in host_items.rows():
-            self._pages[page][slot] = (key, value)
-        for page in range(p.host_bins):
-            self.counters[page] = 1
-        for page in used:
+        for page in sorted(set(host_items.pages.tolist())):
             self.trace.record(WRITE, page * p.page_stride, p.page_stride)
 
 
