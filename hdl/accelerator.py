@@ -13,7 +13,8 @@ Interfaces
     One response per command: ``status`` (:class:`~bolt.protocol.Status`), ``has_value``,
     ``vlen``/``value``, ``page`` (for INTEGRITY), and, counted from the command's acceptance
     (measurement only), ``cycles`` to the response being offered, ``reads_at`` to the first page
-    read request and ``data_at`` to the last page beat in (:class:`Cycles`).
+    read request, ``data_at`` to the last page beat in and ``ready_at`` to the end of its HBM
+    reads (:class:`Cycles`).
 ``host`` (``Out(AxiSignature)``)
     The host-memory AXI4 master (:class:`bolt.hdl.pages.HostAxiBridge`): whole pages, split at
     4 KB boundaries. It is the only path to the host.
@@ -26,9 +27,9 @@ Timing
 ------
 Every Access runs the same steps whatever its op, key, value, hit or miss and pending items:
 draw, PRF, lookup; the page reads of ``x`` and ``y`` that are host bins, both at once (reads
-first, algorithm §12) on two page engines; gather and decisions while they travel; the key's
-item out of page ``x``; the response; then, before the next command, the flushes, both page
-writes and the re-placement. Each HBM step issues the same requests every time (a write the data would skip
+first, algorithm §12) on two page engines; gather, decisions and the flushes' frame reads while
+they travel; the key's item out of page ``x``; the response; then, before the next command, the
+flushes' writes, both page writes and the re-placement. Each HBM step issues the same requests every time (a write the data would skip
 carries no byte strobes) and ends a fixed number of cycles after it began, given HBM answers
 within ``hbm_latency`` cycles. The only branches are on whether ``x`` and ``y`` are host bins
 (both visible in the trace) and on an integrity failure (which the trace also shows); the
@@ -81,6 +82,7 @@ def response_layout(params: Params) -> data.StructLayout:
         "cycles": 32,
         "reads_at": 32,      # cycle of the first page read request (0: none)
         "data_at": 32,       # cycle of the last page beat in
+        "ready_at": 32,      # cycle its HBM reads ended (the flushes' frames in; 0: no page)
     })
 
 
@@ -188,6 +190,7 @@ class Cycles(NamedTuple):
     reads_at: int    #: to its first page read request (0: it read no page)
     data_at: int     #: to its last page beat in (0: none)
     idle_at: int = 0  #: to when it takes the next command (the driver's count)
+    ready_at: int = 0  #: to the end of its HBM reads, the flushes' frames (0: it read no page)
 
 
 def unpack_response(params: Params, word: int):
@@ -198,4 +201,5 @@ def unpack_response(params: Params, word: int):
     value = (f["value"].to_bytes(params.value_size, "little")[:f["vlen"]]
              if f["has_value"] else None)
     page = f["page"] if status == Status.INTEGRITY else None
-    return Response(status, value, page), Cycles(f["cycles"], f["reads_at"], f["data_at"])
+    return Response(status, value, page), Cycles(f["cycles"], f["reads_at"], f["data_at"],
+                                                   ready_at=f["ready_at"])

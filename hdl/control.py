@@ -119,13 +119,13 @@ class AccessControl(Elaboratable):
         self.entry_l = self.lookup.entry_layout
         self.frame_l, self.bin_l = frame_record_layout(p), bin_record_layout(p)
         self.slot_l = self.pages_a.slot_layout
-        # The flushes' index updates (each flushed item's index position and new entry),
-        # written as its frame arrives and read back as the write step chooses them, not
-        # rebuilt from the pages' slots: the page writes run beside the write step.
-        m.submodules.flushed = flushed = Memory(
-            shape=data.StructLayout({"ipos": len(self.lookup.pos), "entry": self.entry_l}),
-            depth=2 * p.slots, init=[])
-        self.flushed_wr, self.flushed_rd = flushed.write_port(), flushed.read_port()
+        # The flushes' frames, read from HBM into engine a's (b's) buffer while the pages
+        # travel (the lists are known at the decisions), put into the pages' free slots after
+        # the take and read again for their index updates.
+        self.held = []
+        for name in ("held_a", "held_b"):
+            m.submodules[name] = held = Memory(shape=self.frame_l, depth=p.slots, init=[])
+            self.held.append((held.write_port(), held.read_port()))
         self.lshape = range(p.slots + 1)
         self.element = element = self.hbm.element
         self.as_frame = self.frame_l(element[:self.frame_l.size])
@@ -191,7 +191,8 @@ class AccessControl(Elaboratable):
         self.x_host, self.y_host = Signal(name="x_host"), Signal(name="y_host")  # host bins?
         # Engine a's (b's) load or store is finished.
         self.a_in, self.b_in = (Signal(name=n) for n in ("a_in", "b_in"))
-        self.reads_at, self.data_at = (Signal(32, name=n) for n in ("reads_at", "data_at"))
+        self.reads_at, self.data_at, self.ready_at = (
+            Signal(32, name=n) for n in ("reads_at", "data_at", "ready_at"))
         self.resume = Signal()            # after the response: the page writes and re-placement
         self.derive = Signal(2)
         self.page_number = Signal(range(p.host_bins + 1))
@@ -200,7 +201,16 @@ class AccessControl(Elaboratable):
                                                 for n in ("free_slots_a", "free_slots_b"))
         self.free_slot_a, self.free_slot_b = (Signal(range(S), name=n)
                                               for n in ("free_slot_a", "free_slot_b"))
+        self.filled = Signal(range(S + 3))      # the flushes' fill: its cycle
         self.forwarded = Signal(range(S + 2))   # slots copied from engine a to b
+        # The slot each item of engine a's (b's) flush went to.
+        self.slots_a, self.slots_b = (Signal(data.ArrayLayout(range(S), S), name=n)
+                                      for n in ("slots_a", "slots_b"))
+        self.flushes = [
+            _Flush(self.pages_a, self.pending_a, *self.held[0], self.free_slots_a,
+                   self.free_slot_a, self.slots_a, self.first, self.counter_a),
+            _Flush(self.pages_b, self.pending_b, *self.held[1], self.free_slots_b,
+                   self.free_slot_b, self.slots_b, self.y, self.counter_b)]
         self.clear_bursts = self.hm.clear_end // 4096
         # The step's next request.
         self.k = Signal(range(max(self.clear_bursts, _CHOSEN_BY_CASE) + 1))
@@ -435,7 +445,8 @@ class AccessControl(Elaboratable):
                              self.err_page.eq(0),
                              self.status.eq(Status.ABSENT), self.mac.eq(0), self.mac_block.eq(0),
                              self.taken.eq(0), self.derive.eq(0),
-                             self.reads_at.eq(0), self.data_at.eq(0), self.resume.eq(0)]
+                             self.reads_at.eq(0), self.data_at.eq(0), self.ready_at.eq(0),
+                             self.resume.eq(0)]
                 with m.Switch(self.ports.cmd.payload.op):
                     with m.Case(Cmd.GET, Cmd.PUT, Cmd.DELETE):
                         m.d.sync += self.n_drawn.eq(0)
@@ -606,8 +617,11 @@ class AccessControl(Elaboratable):
                 m.d.sync += self.pending_a.eq(self.bin_x)
             m.d.sync += [self.pending_b.eq(self.bin_y),
                          self.pending_b.count.eq(Mux(self.y_is_x, 0, self.bin_y.count))]
-            with m.If(host_x | host_y):
-                m.next = "T_LOAD_WAIT"
+            # The flushes' frames are read while the pages travel.
+            with m.If(self.two):
+                self.enter("FRAME_READ_2")
+            with m.Elif(host_x | host_y):
+                self.enter("FRAME_READ_1")
             with m.Else():
                 m.next = "RESULT"
 
@@ -659,93 +673,70 @@ class AccessControl(Elaboratable):
 
     def _flush(self):
         """The touches' flushes: each touched bin's pending items into the lowest free slots
-        of its page, both pages' in one read step and one write step (``FLUSH_READ_2``,
-        ``FLUSH_WRITE_2``), or the one page's (``FLUSH_READ_1``, ``FLUSH_WRITE_1``); the
-        pages are encrypted and written while the write step runs."""
-        flushes = [_Flush(self.pages_a, self.pending_a, self.free_slots_a, self.free_slot_a,
-                          self.first, self.counter_a),
-                   _Flush(self.pages_b, self.pending_b, self.free_slots_b, self.free_slot_b,
-                          self.y, self.counter_b)]
+        of its page. Their frames are read right after the decisions, while the pages travel
+        (``FRAME_READ_1`` or ``_2``, one step for both pages); after the response one write
+        step (``FLUSH_WRITE_1`` or ``_2``) puts them into the pages and writes everything the
+        flushes change, the page writes beside it."""
         for pages in (1, 2):
-            self._flush_read(flushes[:pages])
-            self._flush_write(flushes[:pages])
+            self._frame_reads(self.flushes[:pages])
+            self._flush_write(self.flushes[:pages])
 
-    def _flush_read(self, flushes):
-        """The flushes' frame reads: ``slots`` per page, engine a's first; each frame goes
-        into its page's lowest free slot as it arrives, and its index update into the
-        ``flushed`` buffer. The re-placement's reads follow."""
-        m, p, S = self.m, self.p, self.p.slots
-        with m.State(f"FLUSH_READ_{len(flushes)}"):
+    def _frame_reads(self, flushes):
+        """The flushes' frame reads: ``slots`` per page, engine a's first, each frame into its
+        engine's buffer (``held_a``, ``held_b``). The re-placement's reads follow. Then the
+        pages are awaited (``T_LOAD_WAIT``)."""
+        m, S = self.m, self.p.slots
+        with m.State(f"FRAME_READ_{len(flushes)}"):
             over = self.read_into(self.replacement_reads, before=[
                 (S, lambda i, pending=f.pending: self.read(
                     self.frames_r, Mux(i < pending.count, pending.frames[i], 0)))
                 for f in flushes])
-            record, i, buffer = self.as_frame, self.hbm.element_index, self.flushed_wr
+            i = self.hbm.element_index
             for n, f in enumerate(flushes):
-                # The free slots, taken from the page as the step begins (no frame has arrived
-                # yet) and kept with the lowest of them, so that a frame's slot is a register.
-                free, free_slot = f.free_slots, f.free_slot
-                with m.If(self.settling):
-                    m.d.sync += [free.eq(~f.pages.slot_used),
-                                 free_slot.eq(lowest_set([~used for used in f.pages.slot_used]))]
-                if n == 0:
-                    arrived = self.hbm.element_valid & (i < f.pending.count)
-                else:
-                    arrived = (self.hbm.element_valid & (i >= n * S)
-                               & (i < self.early(n * S + f.pending.count)))
-                with m.If(arrived):
-                    m.d.comb += [f.pages.slot_wr_en.eq(1), f.pages.slot_wr_idx.eq(free_slot),
-                                 f.pages.slot_wr.eq(self.slot_record(record.klen, record.key,
-                                                                     record.vlen, record.value))]
-                    rest = free & (free - 1)          # the lowest is taken
-                    m.d.sync += [free.eq(rest),
-                                 free_slot.eq(lowest_set([rest[j] for j in range(S)]))]
-                    m.d.comb += [buffer.en.eq(1), buffer.addr.eq(i),
-                                 buffer.data.ipos.eq(record.ipos),
-                                 buffer.data.entry.eq(self.new_value(
-                                     self.entry_l, valid=1, kind=HOST, klen=record.klen,
-                                     key=record.key, bin=f.bin, loc=free_slot))]
-            # What the re-placement will see after the flushes (from the lists, which do not
-            # change in the step): the last frame pushed on the free stack (b's last if it has
-            # any, else a's last) and whether nb's list is empty now.
-            last_pushed = 0
-            for f in flushes:
-                count = f.pending.count
-                last_pushed = Mux(count != 0, f.pending.frames[(count - 1)[:len(count)]],
-                                  last_pushed)
-            m.d.sync += [self.last_pushed.eq(last_pushed),
-                         self.pushed_any.eq(Cat(*[f.pending.count != 0 for f in flushes]).any()),
-                         self.nb_flushed.eq(Cat(*[self.nb == f.bin for f in flushes]).any())]
-            height = self.early(self.top + sum(f.pending.count for f in flushes))
-            # The pages' next counters (y == x: x's next but one, its page's second write).
-            next_counters = [self.early(self.counter + 1),
-                             self.early(Mux(self.y_is_x, self.counter + 2, self.counter_y + 1))]
+                with m.If(self.hbm.element_valid & (i >= n * S) & (i < (n + 1) * S)):
+                    m.d.comb += [f.held_wr.en.eq(1), f.held_wr.addr.eq(i - n * S),
+                                 f.held_wr.data.eq(self.as_frame)]
+            self._stored()
             with m.If(over):
-                m.d.sync += [self.pushed_at.eq(self.top), self.top.eq(height),
-                             self.forwarded.eq(0)]
-                m.d.sync += [f.counter.eq(c) for f, c in zip(flushes, next_counters)]
-                self.enter(f"FLUSH_WRITE_{len(flushes)}")
+                m.d.sync += self.ready_at.eq(self.cycles)
+                m.next = "T_LOAD_WAIT"
+
+    def _flush_begin(self, flushes):
+        """On the way into the flushes' write step (the touches have verified and the answer
+        is out): what the flushes change on chip, and what the re-placement then sees: the
+        stack's height (the pushes begin at the old one), the pages' next counters (y == x:
+        x's next but one, its page's second write), the last frame pushed (b's last if it has
+        any, else a's last), whether any was, and whether nb's list is now empty."""
+        m = self.m
+        last_pushed = 0
+        for f in flushes:
+            count = f.pending.count
+            last_pushed = Mux(count != 0, f.pending.frames[(count - 1)[:len(count)]],
+                              last_pushed)
+        next_counters = [self.counter + 1,
+                         Mux(self.y_is_x, self.counter + 2, self.counter_y + 1)]
+        m.d.sync += [f.counter.eq(c) for f, c in zip(flushes, next_counters)]
+        m.d.sync += [self.pushed_at.eq(self.top),
+                     self.top.eq(self.top + sum(f.pending.count for f in flushes)),
+                     self.last_pushed.eq(last_pushed),
+                     self.pushed_any.eq(Cat(*[f.pending.count != 0 for f in flushes]).any()),
+                     self.nb_flushed.eq(Cat(*[self.nb == f.bin for f in flushes]).any()),
+                     self.filled.eq(0), self.forwarded.eq(0)]
 
     def _flush_write(self, flushes):
-        """The flushes' writes: every flushed item's index entry (from the ``flushed``
-        buffer), the freed frames pushed on the free stack (engine a's first, then b's, the
-        order the reference model frees them in), each bin's emptied list and its page's
-        next write counter (y == x: x's counter plus one, then plus two). The re-placement's
-        writes follow, on the stack and lists the flushes leave. The page writes start with
-        the step (after the copy between the engines, with two pages) and run beside it."""
+        """The flushes' writes. The step's first ``slots + 1`` cycles put the buffered frames
+        into the lowest free slots of their pages (both engines side by side, a slot a cycle)
+        while its first requests go out: the freed frames pushed on the free stack (engine a's
+        first, then b's, the order the reference model frees them in), each bin's emptied
+        list and its page's next write counter; then every flushed item's index entry (its
+        frame read again from the buffer, its slot as the fill chose it), and the
+        re-placement's writes, on the stack and lists the flushes leave. The page writes start
+        once the pages are filled (after the copy between the engines, with two pages) and
+        run beside the step."""
         m, S = self.m, self.p.slots
         with m.State(f"FLUSH_WRITE_{len(flushes)}"):
-            # Each index update is read from the buffer the cycle before it is chosen: the
-            # first in the settling cycle (k is reset then), the next one's as this one is.
-            update_bits = max(1, (len(flushes) * S - 1).bit_length())
-            m.d.comb += self.flushed_rd.addr.eq(
-                Mux(self.settling, 0, (self.k[:update_bits] + self.choosing)[:update_bits]))
-            update = self.flushed_rd.data
-            index_updates = [(S, lambda i, f=f: self.write(self.index_r, update.ipos,
-                                                           update.entry, i < f.pending.count))
-                             for f in flushes]
             early = self.early
-            stack_pushes, clears, counter_writes = [], [], []
+            stack_pushes, clears, counter_writes, index_updates = [], [], [], []
             for n, f in enumerate(flushes):
                 at = self.pushed_at if n == 0 else early(self.pushed_at + flushes[0].pending.count)
                 stack_pushes.append((S, lambda i, f=f, at=at: self.write(
@@ -754,8 +745,43 @@ class AccessControl(Elaboratable):
                 clears.append((1, lambda i, page=page: self.write(self.bins_r, page, 0)))
                 counter_writes.append((1, lambda i, page=page, f=f: self.write(
                     self.counters_r, page, f.counter)))
-            over = self.issue(index_updates + stack_pushes + clears + counter_writes
+                index_updates.append((S, lambda i, f=f: self.write(
+                    self.index_r, f.held_rd.data.ipos, self.flushed_entry(f, i),
+                    i < f.pending.count)))
+            first_update = sum(count for count, _ in stack_pushes + clears + counter_writes)
+            # A request is chosen a cycle at the soonest: the fill is over before the first
+            # index update reads the buffers.
+            assert first_update >= S + 1
+            over = self.issue(stack_pushes + clears + counter_writes + index_updates
                               + self.replacement_writes)
+
+            # The fill, cycle `filled` (0 to slots): entry `filled` of each buffer is read,
+            # entry `filled - 1` goes into its page's lowest free slot.
+            j = self.filled
+            with m.If(j != S + 2):
+                m.d.sync += j.eq(j + 1)
+            # Each index update's frame is read from its buffer the cycle before it is chosen
+            # (the next one's as this one is).
+            update = Mux(self.settling, 0, self.k + self.choosing) - first_update
+            for n, f in enumerate(flushes):
+                m.d.comb += f.held_rd.addr.eq(Mux(j < S, j, update - n * S))
+                free, free_slot, record = f.free_slots, f.free_slot, f.held_rd.data
+                with m.If(j == 0):
+                    # The free slots once the key's item is out, and the lowest.
+                    m.d.sync += [free.eq(~f.pages.slot_used),
+                                 free_slot.eq(lowest_set([~used for used in f.pages.slot_used]))]
+                with m.If((j != 0) & (j <= f.pending.count)):
+                    m.d.comb += [f.pages.slot_wr_en.eq(1), f.pages.slot_wr_idx.eq(free_slot),
+                                 f.pages.slot_wr.eq(self.slot_record(record.klen, record.key,
+                                                                     record.vlen, record.value))]
+                    rest = free & (free - 1)          # the lowest is taken
+                    m.d.sync += [free.eq(rest),
+                                 free_slot.eq(lowest_set([rest[e] for e in range(S)]))]
+                    with m.Switch(j):
+                        for e in range(S):
+                            with m.Case(e + 1):
+                                m.d.sync += f.slots[e].eq(free_slot)
+            filled = j == S + 1                       # for one cycle
 
             if len(flushes) == 2:
                 # y == x: engine b read the page before a's write; it takes a's flushed page
@@ -763,20 +789,29 @@ class AccessControl(Elaboratable):
                 # flush was empty. The copy runs, without its writes, for y != x as well, so
                 # that its cycles do not say which. The page writes start after it.
                 k = self.forwarded
-                m.d.comb += [self.pages_a.slot_rd_idx.eq(k), self.pages_b.slot_wr_idx.eq(k - 1),
-                             self.pages_b.slot_wr.eq(self.pages_a.slot_rd),
-                             self.pages_b.slot_wr_en.eq(self.y_is_x & (k != 0) & (k <= S))]
-                with m.If(k != S + 1):
-                    m.d.sync += k.eq(k + 1)
-                store = k == S
+                with m.If(j == S + 2):
+                    m.d.comb += [self.pages_a.slot_rd_idx.eq(k),
+                                 self.pages_b.slot_wr_idx.eq(k - 1),
+                                 self.pages_b.slot_wr.eq(self.pages_a.slot_rd),
+                                 self.pages_b.slot_wr_en.eq(self.y_is_x & (k != 0) & (k <= S))]
+                    with m.If(k != S + 1):
+                        m.d.sync += k.eq(k + 1)
+                store = (j == S + 2) & (k == S)
             else:
-                store = self.settling
+                store = filled
             with m.If(store):
                 self._store_pages()
             self._stored()
             with m.If(over):
                 self.replaced()
                 m.next = "T_STORE_WAIT"
+
+    def flushed_entry(self, flush, i):
+        """The index entry of the ``i``-th item of ``flush``'s list, in its page's slot: its
+        key from the frame buffer (read for it), its slot as the fill chose it."""
+        record = flush.held_rd.data
+        return self.new_value(self.entry_l, valid=1, kind=HOST, klen=record.klen,
+                              key=record.key, bin=flush.bin, loc=flush.slots[i])
 
     def _store_pages(self):
         """Both page writes start, posted: a's page goes out first (the port's order), b's
@@ -1032,14 +1067,17 @@ class AccessControl(Elaboratable):
                          self.ports.resp.payload.page.eq(self.err_page),
                          self.ports.resp.payload.cycles.eq(self.cycles),
                          self.ports.resp.payload.reads_at.eq(self.reads_at),
-                         self.ports.resp.payload.data_at.eq(self.data_at)]
+                         self.ports.resp.payload.data_at.eq(self.data_at),
+                         self.ports.resp.payload.ready_at.eq(self.ready_at)]
             with m.If(self.ports.resp.ready):
                 with m.If(~self.resume):
                     m.next = "IDLE"
                 with m.Elif(self.two):
-                    self.enter("FLUSH_READ_2")
+                    self._flush_begin(self.flushes)
+                    self.enter("FLUSH_WRITE_2")
                 with m.Elif(self.x_host | self.y_host):
-                    self.enter("FLUSH_READ_1")
+                    self._flush_begin(self.flushes[:1])
+                    self.enter("FLUSH_WRITE_1")
                 with m.Else():
                     self.enter("REPLACE_READ")
 
@@ -1074,12 +1112,16 @@ class _Write:
 
 @dataclass(frozen=True)
 class _Flush:
-    """One page's flush: its engine, the eviction list it empties, the free slots as it fills
-    them and the lowest, its bin, and the counter its page is written under."""
+    """One page's flush: its engine, the eviction list it empties, the buffer its frames wait
+    in (write and read port), the free slots as it fills them and the lowest, the slot each
+    item went to, its bin, and the counter its page is written under."""
     pages: PageEngine
     pending: Signal
+    held_wr: object
+    held_rd: object
     free_slots: Signal
     free_slot: Signal
+    slots: Signal
     bin: Signal
     counter: Signal
 

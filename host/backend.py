@@ -77,8 +77,10 @@ class RtlStats:
     on a real host link (:mod:`bolt.model.schedule`, the one home of the timing rule).
 
     From the simulated accesses it takes the on-chip phases (:class:`AccessPhases`): ``front``,
-    acceptance to the first page read request; ``back[t]``, the last page beat in to the
-    response, by touch count ``t``. The simulated host link's latency and beats are replaced by
+    acceptance to the first page read request; ``hbm_reads[t]``, that request to the end of the
+    access's HBM reads (the flushes' frames in); ``back[t]``, the later of the last page beat
+    in and that end to the response; ``tail[t]``, the response to taking commands again; by
+    touch count ``t``. The simulated host link's latency and beats are replaced by
     ``host_round_trip_s`` and ``host_bandwidth``; the projection then runs the recorded touch
     counts through the schedule with one access in flight and with the best number in flight.
     ``back`` holds whatever on-chip work the simulated host did not hide: simulated as the
@@ -99,21 +101,23 @@ class RtlStats:
     reads_at: list[int] = field(default_factory=list)    #: cycle of the first page read
     data_at: list[int] = field(default_factory=list)     #: cycle of the last page beat in
     idle_at: list[int] = field(default_factory=list)     #: cycle it took commands again
+    ready_at: list[int] = field(default_factory=list)    #: cycle its HBM reads ended
     setup_cycles: int = 0
 
     def record(self, cycles, reads: int, bytes_moved: int) -> None:
-        """``cycles``: the access's ``(total, reads_at, data_at, idle_at)`` stamps
+        """``cycles``: the access's ``(total, reads_at, data_at, idle_at, ready_at)`` stamps
         (:class:`bolt.hdl.accelerator.Cycles`), or its total alone (through the sealed channel,
         which does not carry the stamps: the projection then counts the simulated host link's
         cycles as on-chip work, a pessimistic figure)."""
-        total, reads_at, data_at, idle_at = (cycles, 0, 0, cycles) if isinstance(cycles, int) \
-            else cycles
+        total, reads_at, data_at, idle_at, ready_at = (
+            (cycles, 0, 0, cycles, 0) if isinstance(cycles, int) else cycles)
         self.cycles.append(total)
         self.reads.append(reads)
         self.bytes_moved.append(bytes_moved)
         self.reads_at.append(reads_at)
         self.data_at.append(data_at)
         self.idle_at.append(idle_at)
+        self.ready_at.append(ready_at)
 
     @property
     def link(self):
@@ -125,19 +129,24 @@ class RtlStats:
         from ..model.schedule import AccessPhases
         touched = [i for i, reads in enumerate(self.reads) if reads]
         front = (sum(self.reads_at[i] for i in touched) / len(touched)) if touched else 0.0
-        back, tail = [], []
+        back, tail, hbm_reads = [], [], []
         for t in range(3):
             rows = [i for i, reads in enumerate(self.reads) if reads == t]
             if not rows:         # never used: the projection runs the recorded counts
                 back.append(0.0)
                 tail.append(0.0)
+                hbm_reads.append(0.0)
                 continue
-            if t == 0:
-                back.append(sum(self.cycles[i] for i in rows) / len(rows) - front)
+            if t == 0:           # no page to wait for: its work to the response is HBM reads
+                hbm_reads.append(sum(self.cycles[i] for i in rows) / len(rows) - front)
+                back.append(0.0)
             else:
-                back.append(sum(self.cycles[i] - self.data_at[i] for i in rows) / len(rows))
+                hbm_reads.append(sum(max(0, self.ready_at[i] - self.reads_at[i]) for i in rows)
+                                 / len(rows))
+                back.append(sum(self.cycles[i] - max(self.data_at[i], self.ready_at[i])
+                                for i in rows) / len(rows))
             tail.append(sum(self.idle_at[i] - self.cycles[i] for i in rows) / len(rows))
-        return AccessPhases(front, tuple(back), tuple(tail))
+        return AccessPhases(front, tuple(back), tuple(tail), tuple(hbm_reads))
 
     def projection(self, depth: int | None = 1) -> dict:
         """The schedule's projection of the recorded touch counts at ``depth`` accesses in
@@ -162,7 +171,10 @@ class RtlStats:
             "max cycles": max(self.cycles),
             "mean cycles by touches": {t: sum(c) / len(c) for t, c in sorted(by_touches.items())},
             "front cycles (to the reads)": phases.front,
-            "back cycles by touches (data in to response)": dict(enumerate(phases.back)),
+            "HBM read cycles by touches (reads to the end of the frame reads)":
+                dict(enumerate(phases.hbm_reads)),
+            "back cycles by touches (data and frames in to response)":
+                dict(enumerate(phases.back)),
             "tail cycles by touches (writes, re-placement)": dict(enumerate(phases.tail)),
         }
         report["idle accelerator: mean latency (us)"] = \
@@ -174,6 +186,7 @@ class RtlStats:
             report[f"{name}: p99 latency (us)"] = run["p99 latency (us)"]
             report[f"{name}: throughput (accesses/s)"] = run["throughput (accesses/s)"]
         report["host link cap (accesses/s)"] = run["link cap (accesses/s)"]
+        report["HBM port cap (accesses/s)"] = run["HBM port cap (accesses/s)"]
         if self.value_size in PAPER_LATENCY_US:
             paper = PAPER_LATENCY_US[self.value_size]
             report["paper's FPGA latency (us)"] = paper

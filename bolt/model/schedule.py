@@ -9,24 +9,36 @@ The rule
 An access has a public **touch count** ``t`` (0, 1 or 2: which of x, y are host bins, which its
 trace shows) and a public **arrival** (when its command reaches the accelerator). Its on-chip
 work is fixed by ``t`` (:class:`AccessPhases`): ``front`` cycles from acceptance to its page read
-requests (draws, PRF, index lookup), then, once its ``t`` pages are in, ``back[t]`` cycles to its
-response (decrypt tail, take, flush), then ``tail[t]`` cycles in which its page writes are
-posted and its re-placement is written (the response never waits for them). An access is in
-flight from its acceptance to the end of its tail. With up to ``depth`` accesses in flight,
-access ``i`` (in command order):
+requests (draws, PRF, index lookup), ``hbm_reads[t]`` cycles from those requests to the end of
+its HBM reads (the gather, the decisions and the flushes' frame reads, which run while its pages
+travel), then, once its ``t`` pages are in and its HBM reads are over, ``back[t]`` cycles to its
+response (decrypt tail, take), then ``tail[t]`` cycles in which the flushes and the
+re-placement are written and the page writes posted (the response never waits for them). An
+access is in flight from its acceptance to the end of its tail.
 
-- is accepted at ``accept_i = max(arrival_i, accept_{i-1} + front, idle_{i-depth})``: one
-  control front at a time, in order, and at most ``depth`` accesses in flight;
-- issues its reads at ``reads_i = accept_i + front`` (both of them, before any write of its own);
+The accelerator has one HBM port, and two kinds of work hold it: an access's **reads**, from
+its acceptance to the end of its HBM reads (the front's PRF does not use HBM, but the rule
+counts it in), and its **tail**. The port serves them one at a time, each whole, in the order
+they become ready (an earlier access's tail first on a tie). With up to ``depth`` accesses in
+flight, access ``i`` (in command order):
+
+- is ready for its reads at ``max(arrival_i, idle_{i-depth})`` (at most ``depth`` in flight),
+  and is accepted (``accept_i``) when the port takes its reads; reads run in command order;
+- issues its page reads at ``reads_i = accept_i + front`` (both of them, before any write of
+  its own) and ends its HBM reads at ``ready_i = reads_i + hbm_reads[t_i]``;
 - gets its page data over the host link, in order: the first byte comes back one round trip
   after the request, pages follow each other at the link's bandwidth, and access ``i``'s pages
   never overtake access ``i-1``'s;
-- answers at ``response_i = max(data_i, idle_{i-1}) + back[t_i]``: one back end at a time, in
-  order, busy with an access until ``idle_i = response_i + tail[t_i]``;
-- posts its writes from ``response_i`` on, in order behind earlier accesses' writes.
+- answers at ``response_i = max(data_i, ready_i, idle_{i-1}) + back[t_i]``: one back end at a
+  time, in order;
+- is ready for its tail at ``response_i``, and is idle at ``idle_i = start + tail[t_i]`` once
+  the port has taken its tail at ``start``;
+- posts its page writes from ``response_i`` on, in order behind earlier accesses' writes.
 
-With ``depth = 1`` this is the RTL as built: one access at a time, its reads issued together
-after the lookup, its answer before its writes.
+An access that touches no page (``t = 0``) has no pages to wait for: its whole work before the
+response is HBM reads (``hbm_reads[0]``; ``back[0]`` is what follows them). With ``depth = 1``
+this is the RTL as built: one access at a time, its reads issued together after the lookup, its
+answer before its writes.
 
 Every time is a function of the arrivals and touch counts only, so the interleaving of different
 accesses' events is public. A **hazard** is a read of a page that an earlier access in flight
@@ -34,8 +46,10 @@ will write after that read leaves (:func:`schedule` marks it): the read still le
 (the trace keeps its shape and timing), its bytes are ignored and the earlier access's sealed
 plaintext is forwarded on chip instead, exactly as the second touch of ``x == y`` works on the
 first touch's result. A key re-placed by an earlier access in flight is a hazard on trusted
-state: fronts run one at a time in command order, so every decision sees every earlier decision,
-and back ends run in order, so a value is read after the earlier access wrote it.
+state: reads run one at a time in command order, so every decision sees every earlier decision,
+and back ends run in order, so a value is read after the earlier access wrote it. A decision
+that reads a list or the free stack an earlier access's tail still changes is forwarded the
+same way, from that access's flush and re-placement held on chip.
 """
 
 from __future__ import annotations
@@ -63,26 +77,34 @@ class HostLink:
 class AccessPhases:
     """The on-chip cycles of an access, fixed by its touch count ``t``.
 
-    ``front``: acceptance to its page read requests; ``back[t]``: its last page byte in (or,
-    for ``t = 0``, the end of the front) to its response; ``tail[t]``: its response to the end
-    of its page writes and re-placement.
+    ``front``: acceptance to its page read requests; ``hbm_reads[t]``: its page read requests
+    to the end of its HBM reads; ``back[t]``: the later of its last page byte in and the end
+    of its HBM reads to its response; ``tail[t]``: its response to the end of its writes and
+    re-placement.
     """
 
     front: float
     back: tuple[float, float, float]
     tail: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    hbm_reads: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def port_cycles(self, t: int) -> float:
+        """Cycles access of ``t`` touches holds the HBM port: its reads and its tail."""
+        return self.front + self.hbm_reads[t] + self.tail[t]
 
 
 @dataclass
 class Schedule:
-    """Per access (in command order): acceptance, read requests, last page byte in, response,
-    end of its tail and of its page writes, in cycles; and how many of its reads are forwarded
-    (:func:`schedule`)."""
+    """Per access (in command order): acceptance, read requests, end of its HBM reads, last
+    page byte in, response, start and end of its tail and the end of its page writes, in
+    cycles; and how many of its reads are forwarded (:func:`schedule`)."""
 
     accept: list[float]
     reads: list[float]
+    ready: list[float]
     data: list[float]
     response: list[float]
+    tail_start: list[float]
     idle: list[float]
     writes_done: list[float]
     forwarded: list[int]
@@ -101,33 +123,52 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
     rtt = link.cycles(link.round_trip_s)
     page_time = link.cycles(page_bytes / link.bandwidth)
     n = len(touches)
-    accept, reads, data, response, idle, writes_done = ([0.0] * n for _ in range(6))
+    accept, reads, ready, data, response, tail_start, idle, writes_done = (
+        [0.0] * n for _ in range(8))
     forwarded = [0] * n
-    link_free = write_free = 0.0
-    back_free = -math.inf
-    for i, t in enumerate(touches):
-        start = 0.0 if arrivals is None or arrivals[i] is None else arrivals[i]
-        if i:
-            start = max(start, accept[i - 1] + phases.front)
-        if i >= depth:
-            start = max(start, idle[i - depth])
-        accept[i] = start
-        reads[i] = start + phases.front
-        if t:
-            first = max(reads[i] + rtt, link_free)
-            data[i] = link_free = first + t * page_time
+    link_free = write_free = port_free = 0.0
+    # The port's next reads (access `nr`) and next tail (access `nw`): whichever is ready
+    # first goes next, the tail on a tie. A tail is ready once its access has answered (its
+    # reads have run: nw < nr); reads once the access may be in flight (nr - depth < nw).
+    nr = nw = 0
+    while nw < n:
+        reads_ready = math.inf
+        if nr < n and nr - depth < nw:
+            reads_ready = 0.0 if arrivals is None or arrivals[nr] is None else arrivals[nr]
+            if nr >= depth:
+                reads_ready = max(reads_ready, idle[nr - depth])
+        tail_ready = math.inf
+        if nw < nr:
+            t = touches[nw]
+            before = idle[nw - 1] if nw else -math.inf
+            response[nw] = max(data[nw], ready[nw], before) + phases.back[t]
+            tail_ready = response[nw]
+        if reads_ready < tail_ready:
+            i, t = nr, touches[nr]
+            accept[i] = max(reads_ready, port_free)
+            reads[i] = accept[i] + phases.front
+            ready[i] = port_free = reads[i] + phases.hbm_reads[t]
+            if t:
+                first = max(reads[i] + rtt, link_free)
+                data[i] = link_free = first + t * page_time
+            else:
+                data[i] = reads[i]
+            nr += 1
         else:
-            data[i] = reads[i]
-        response[i] = max(data[i], back_free) + phases.back[t]
-        idle[i] = back_free = response[i] + phases.tail[t]
-        write_free = max(write_free, response[i]) + t * page_time
-        writes_done[i] = write_free
+            i, t = nw, touches[nw]
+            tail_start[i] = max(response[i], port_free)
+            idle[i] = port_free = tail_start[i] + phases.tail[t]
+            write_free = max(write_free, response[i]) + t * page_time
+            writes_done[i] = write_free
+            nw += 1
+    for i in range(n):
         # Hazards: an earlier access still in flight writes one of these pages after this
         # access's read leaves; its plaintext is forwarded.
         for j in range(max(0, i - depth), i):
             if writes_done[j] > reads[i] and set(pages[j]) & set(pages[i]):
                 forwarded[i] += 1
-    return Schedule(accept, reads, data, response, idle, writes_done, forwarded)
+    return Schedule(accept, reads, ready, data, response, tail_start, idle, writes_done,
+                    forwarded)
 
 
 def project(touches, phases: AccessPhases, link: HostLink, page_bytes: int,
@@ -146,8 +187,8 @@ def project(touches, phases: AccessPhases, link: HostLink, page_bytes: int,
     span = max(timed.idle) / link.clock_hz
     rtt = link.cycles(link.round_trip_s)
     page_time = link.cycles(page_bytes / link.bandwidth)
-    idle = sum(phases.front + (rtt + t * page_time if t else 0) + phases.back[t]
-               for t in touches) / n / link.clock_hz
+    idle = sum(phases.front + max(rtt + t * page_time if t else 0, phases.hbm_reads[t])
+               + phases.back[t] for t in touches) / n / link.clock_hz
     return {
         "depth": depth,
         "accesses": n,
@@ -156,6 +197,8 @@ def project(touches, phases: AccessPhases, link: HostLink, page_bytes: int,
         "p99 latency (us)": 1e6 * latencies[min(n - 1, math.ceil(0.99 * n) - 1)],
         "throughput (accesses/s)": n / span,
         "link cap (accesses/s)": link.bandwidth / (page_bytes * max(sum(touches) / n, 1e-9)),
+        "HBM port cap (accesses/s)":
+            link.clock_hz * n / sum(phases.port_cycles(t) for t in touches),
     }
 
 

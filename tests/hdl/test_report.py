@@ -15,11 +15,11 @@ def test_no_memory_on_chip_grows_with_n():
     """Every structure sized by N is in HBM: the accelerator's on-chip memories have the same
     depths at N = 2^10 and 2^20 (a bin number, log N bits, is the widest thing the FIFOs
     hold), but for the page engines' sealed pages and plaintext banks, which hold one page
-    each (its slots grow as log log N), and the control's buffer of the flushes' index
-    updates, one per slot of both pages; the index's overflow area is its 64 entries at every
+    each (its slots grow as log log N), and the control's buffers of the flushes' frames, one
+    per slot of each page (a frame record holds an index position, log N bits); the index's overflow area is its 64 entries at every
     N (an entry's bin and frame numbers are log N bits)."""
     from bolt.hdl.accelerator import RtlAccelerator
-    from bolt.hdl.hbm import index_position_bits
+    from bolt.hdl.hbm import frame_record_layout
     from bolt.hdl.report import memory_inventory
 
     inventories = {}
@@ -35,10 +35,10 @@ def test_no_memory_on_chip_grows_with_n():
         assert [(m.depth, m.width) for m in overflow] == [
             (p.index_overflow_entries // p.index_overflow_lanes,
              p.index_overflow_lanes * p.index_entry_bits)]
-        flushed = [m for m in memories if m.path.endswith(".flushed")]
-        assert [(m.depth, m.width) for m in flushed] == \
-            [(2 * p.slots, index_position_bits(p) + p.index_entry_bits)]
-        pages = sealed + plaintext + overflow + flushed
+        held = [m for m in memories if m.path.endswith((".held_a", ".held_b"))]
+        assert [(m.depth, m.width) for m in held] == \
+            [(p.slots, frame_record_layout(p).size)] * 2
+        pages = sealed + plaintext + overflow + held
         inventories[n] = sorted((m.path, m.depth, m.width) for m in memories if m not in pages)
     small, large = inventories.values()
     assert [m[:2] for m in small] == [m[:2] for m in large]

@@ -61,21 +61,28 @@ def _phases(simulated_link: bool):
         # bytes' time on the link after the reads.
         least = link.cycles(link.round_trip_s) + link.cycles(
             (PARAMS_PAGE_BEATS - 1) * 64 / link.bandwidth) if simulated_link else 0
-        for reads, reads_at, data_at in zip(stats.reads, stats.reads_at, stats.data_at):
+        for reads, reads_at, data_at, ready_at in zip(stats.reads, stats.reads_at,
+                                                      stats.data_at, stats.ready_at):
             assert data_at - reads_at >= least if reads else reads_at == data_at == 0
+            # The quickest host's pages are in before the HBM reads end, a real link's after.
+            if reads:
+                assert (data_at > ready_at) == simulated_link
         return min(reads_at for reads, reads_at in zip(stats.reads, stats.reads_at) if reads), \
             stats.phases()
 
 
 def test_a_simulated_link_hides_the_on_chip_work_of_its_round_trip():
-    # The gather and the decisions run while the pages travel: with the host simulated as a
-    # real link, less is left after the last page beat, and the front does not change (but
-    # for a cycle per DRBG word a draw rejects, hence the shortest front of each run).
+    # The gather, the decisions and the flushes' frame reads run while the pages travel: they
+    # take the same cycles whatever the host, and the front does not change (but for a cycle
+    # per DRBG word a draw rejects, hence the shortest front of each run). After a real link's
+    # last page beat the back is the decryption's tail; after the quickest host's pages, long
+    # decrypted by the end of the HBM reads, only the take is left.
     quick_front, quick = _phases(simulated_link=False)
     slow_front, slow = _phases(simulated_link=True)
     assert quick_front == slow_front
     for t in (1, 2):
-        assert 0 < slow.back[t] < quick.back[t]
+        assert quick.hbm_reads[t] == slow.hbm_reads[t] > 0
+        assert 0 < quick.back[t] < slow.back[t]
     with pytest.raises(ValueError, match="bytes a cycle"):
         bolt.Map(**PARAMS, backend="rtl", channel=False, simulated_link=True,
                  host_bandwidth=1e15)

@@ -10,7 +10,7 @@ from bolt.model.schedule import AccessPhases, HostLink, best_depth, project, sch
 
 LINK = HostLink(clock_hz=300e6, round_trip_s=1e-6, bandwidth=12e9)
 PAGE = 1200                                  # 0.1 us on the link: 30 cycles
-PHASES = AccessPhases(front=60, back=(120, 100, 160), tail=(40, 50, 70))
+PHASES = AccessPhases(front=60, back=(120, 100, 160), tail=(40, 50, 70), hbm_reads=(30, 80, 120))
 
 
 def _touches(n, seed):
@@ -26,7 +26,8 @@ def test_times_depend_only_on_arrivals_and_touch_counts():
     for _ in range(2):   # other pages, same public data: the same times
         pages = [tuple(rng.randrange(8) for _ in range(t)) for t in touches]
         run = schedule(arrivals, touches, pages, PHASES, LINK, PAGE, depth=4)
-        runs.append((run.accept, run.reads, run.data, run.response, run.idle, run.writes_done))
+        runs.append((run.accept, run.reads, run.ready, run.data, run.response, run.tail_start,
+                     run.idle, run.writes_done))
     assert runs[0] == runs[1]
 
 
@@ -36,20 +37,28 @@ def test_each_access_keeps_its_order_and_depth_bounds_the_accesses_in_flight(dep
     run = schedule(None, touches, [()] * 300, PHASES, LINK, PAGE, depth)
     for i, t in enumerate(touches):
         assert run.accept[i] + PHASES.front == run.reads[i] <= run.data[i] < run.response[i]
-        assert run.idle[i] == run.response[i] + PHASES.tail[t]
+        assert run.ready[i] == run.reads[i] + PHASES.hbm_reads[t]
+        assert run.response[i] >= max(run.data[i], run.ready[i]) + PHASES.back[t]
+        assert run.tail_start[i] >= run.response[i]
+        assert run.idle[i] == run.tail_start[i] + PHASES.tail[t]
         assert run.writes_done[i] >= run.response[i] + t * 30 - 1e-9
         if i:
             assert run.response[i] > run.response[i - 1]      # in command order
             assert run.accept[i] >= run.accept[i - 1] + PHASES.front
         if i >= depth:
             assert run.accept[i] >= run.idle[i - depth]
+    # One HBM port: every access's reads (acceptance to the end of its HBM reads) and tail
+    # hold it, one at a time.
+    held = sorted([*zip(run.accept, run.ready), *zip(run.tail_start, run.idle)])
+    assert all(end <= start for (_, end), (start, _) in zip(held, held[1:]))
 
 
 def test_one_in_flight_is_the_sum_of_the_phases_and_the_link():
     rtt, page = 300, 30
     for t in (0, 1, 2):
         run = project([t] * 10, PHASES, LINK, PAGE, depth=1)
-        latency = PHASES.front + (rtt + t * page if t else 0) + PHASES.back[t]
+        latency = (PHASES.front + max(rtt + t * page if t else 0, PHASES.hbm_reads[t])
+                   + PHASES.back[t])
         # The first access is answered after its latency; each later one waits for the tail
         # of the one before (the command arrives at the response, is taken when idle).
         assert run["mean latency (us)"] == pytest.approx(
@@ -63,10 +72,25 @@ def test_accesses_in_flight_hide_the_round_trip_up_to_the_busiest_stage():
     touches = _touches(2000, 5)
     one = project(touches, PHASES, LINK, PAGE, 1)
     best = best_depth(touches, PHASES, LINK, PAGE)
-    assert best["throughput (accesses/s)"] > 2.5 * one["throughput (accesses/s)"]
-    # The back end (one access at a time) bounds the rate: mean back cycles per access.
+    assert best["throughput (accesses/s)"] > 2 * one["throughput (accesses/s)"]
+    # The back end (one access at a time) and the HBM port (reads and tails one at a time)
+    # bound the rate: their mean cycles per access.
     mean_back = sum(PHASES.back[t] + PHASES.tail[t] for t in touches) / len(touches)
-    assert best["throughput (accesses/s)"] <= 300e6 / mean_back * 1.001
+    mean_port = sum(PHASES.port_cycles(t) for t in touches) / len(touches)
+    assert best["throughput (accesses/s)"] <= 300e6 / max(mean_back, mean_port) * 1.001
+    assert best["HBM port cap (accesses/s)"] == pytest.approx(300e6 / mean_port)
+
+
+def test_the_hbm_port_caps_the_rate_when_it_is_the_busiest_stage():
+    """Long HBM reads and tails, a short back: the port's cycles per access set the rate,
+    however many accesses are in flight."""
+    touches = _touches(1000, 6)
+    busy = AccessPhases(front=60, back=(10, 10, 10), tail=(100, 200, 300),
+                        hbm_reads=(100, 150, 250))
+    run = best_depth(touches, busy, LINK, PAGE)
+    assert run["depth"] > 1
+    assert run["throughput (accesses/s)"] == pytest.approx(run["HBM port cap (accesses/s)"],
+                                                           rel=0.02)
 
 
 def test_the_link_caps_the_rate_when_it_is_the_busiest_stage():
@@ -92,10 +116,13 @@ def test_projection_of_rtl_stamps():
     # 300 cycles at 300 MHz is 1 us; a 1,200-byte page is 0.1 us on the link.
     stats = RtlStats(clock_hz=300e6, host_round_trip_s=1e-6, host_bandwidth=12e9,
                      page_bytes=PAGE, value_size=64)
-    stats.record((300, 0, 0, 300), 0, 0)
-    stats.record((330, 30, 100, 360), 1, 2 * PAGE)   # 30 cycles to the read, 230 after the data
+    stats.record((300, 0, 0, 300, 0), 0, 0)
+    # 30 cycles to the read, its HBM reads over 60 later, 230 after the data.
+    stats.record((330, 30, 100, 360, 90), 1, 2 * PAGE)
     phases = stats.phases()
-    assert phases.front == 30 and phases.back[:2] == (270, 230) and phases.tail[:2] == (0, 30)
+    assert phases.front == 30 and phases.tail[:2] == (0, 30)
+    # No page: its work after the front is HBM reads.
+    assert phases.hbm_reads[:2] == (270, 60) and phases.back[:2] == (0, 230)
     one = stats.projection(1)
     assert one["mean latency (us)"] == pytest.approx((1 + (0.1 + 1 + 0.1 + 230 / 300)) / 2)
     summary = stats.summary()
