@@ -75,6 +75,7 @@ class AccessControl(Elaboratable):
         self._datapath()
         self._draw()
         self.replacement_reads, self.replacement_writes, self.replaced = self._replacement()
+        self._stack_pushes()
         with m.FSM():
             self._accept()
             self._index_prf()
@@ -221,7 +222,8 @@ class AccessControl(Elaboratable):
         self.clear_r = Region("clear", 0, self.clear_bursts, 8 * 4096)
         self.request_regions = [*self.hm.regions.values(), self.clear_r]
         fields = {"valid": 1, "write": 1, "beats": range(1, MAX_BURST_BEATS + 1),
-                  "data": BEAT_BITS * self.hm.max_element_beats, "enable": 1, "zero": 1}
+                  "data": BEAT_BITS * self.hm.max_element_beats, "enable": 1, "zero": 1,
+                  "streamed": 1, "first": 8}
         self.request_fields = tuple(fields)    # what `request` takes from `chosen` as it is
         index_bits = max((r.count - 1).bit_length() for r in self.request_regions)
         self.chosen = Signal(data.StructLayout({
@@ -292,6 +294,8 @@ class AccessControl(Elaboratable):
                      hbm.wr.payload.beats.eq(request.beats), hbm.wr.payload.data.eq(request.data),
                      hbm.wr.payload.enable.eq(request.enable),
                      hbm.wr.payload.zero.eq(request.zero),
+                     hbm.wr.payload.streamed.eq(request.streamed),
+                     hbm.wr.payload.first.eq(request.first),
                      self.advance.eq(~request.valid | (reading & hbm.rd.ready)
                                      | (writing & hbm.wr.ready))]
         # Every index write reaches the lookup too, which keeps the overflow area on chip.
@@ -377,7 +381,7 @@ class AccessControl(Elaboratable):
                 (count, make), = segments        # the clear: one counted segment
                 with m.If(k < count):
                     request = self._choose(make(k))
-                budget += count * (2 * request.region.element_beats + 2)
+                budget += count * (2 * request.budget_beats + 2)
             else:
                 # k never passes the step's total: its low bits are enough to tell the cases.
                 start = 0
@@ -387,7 +391,7 @@ class AccessControl(Elaboratable):
                             with m.Case(start + i):
                                 request = self._choose(make(i))
                         start += count
-                        budget += count * (2 * request.region.element_beats + 2)
+                        budget += count * (2 * request.budget_beats + 2)
         m.d.comb += hbm.budget.eq(budget)
         if total <= _CHOSEN_BY_CASE:
             k = k[:total.bit_length()]
@@ -399,12 +403,13 @@ class AccessControl(Elaboratable):
         region = self.request_regions.index(request.region)
         self.m.d.sync += [self.chosen.valid.eq(1), self.chosen.write.eq(is_write),
                           self.chosen.region.eq(region), self.chosen.index.eq(request.index),
-                          self.chosen.beats.eq(request.region.element_beats),
-                          self.k.eq(self.k + 1)]
+                          self.chosen.beats.eq(request.beats), self.k.eq(self.k + 1)]
         if is_write:
             self.m.d.sync += [self.chosen.data.eq(request.data),
                               self.chosen.enable.eq(request.enable),
-                              self.chosen.zero.eq(request.zero)]
+                              self.chosen.zero.eq(request.zero),
+                              self.chosen.streamed.eq(request.first is not None),
+                              self.chosen.first.eq(0 if request.first is None else request.first)]
         return request
 
     def arrived(self, i):
@@ -737,10 +742,20 @@ class AccessControl(Elaboratable):
         with m.State(f"FLUSH_WRITE_{len(flushes)}"):
             early = self.early
             stack_pushes, clears, counter_writes, index_updates = [], [], [], []
+            per_page = MAX_BURST_BEATS // self.stack_r.element_beats
             for n, f in enumerate(flushes):
                 at = self.pushed_at if n == 0 else early(self.pushed_at + flushes[0].pending.count)
-                stack_pushes.append((S, lambda i, f=f, at=at: self.write(
-                    self.stack_r, at + i, f.pending.frames[i], i < f.pending.count)))
+                # The list's frames as one burst of `slots` stack elements from `at`, streamed
+                # (:meth:`_stack_pushes`), split where it crosses a 4 KB page; the second
+                # part, when it would be empty, is one beat that writes nothing.
+                room = per_page - at % per_page
+                part = early(Mux(room < S, room, S))
+                stack_pushes += [
+                    (1, lambda i, at=at, part=part, n=n: _Write(
+                        self.stack_r, at, first=n * S, streamed_beats=part, streamed_budget=S)),
+                    (1, lambda i, at=at, part=part, n=n: _Write(
+                        self.stack_r, at + part, enable=part != S, first=n * S + part,
+                        streamed_beats=Mux(part == S, 1, S - part), streamed_budget=1))]
                 page = early(self.host_page(f.bin))
                 clears.append((1, lambda i, page=page: self.write(self.bins_r, page, 0)))
                 counter_writes.append((1, lambda i, page=page, f=f: self.write(
@@ -749,9 +764,10 @@ class AccessControl(Elaboratable):
                     self.index_r, f.held_rd.data.ipos, self.flushed_entry(f, i),
                     i < f.pending.count)))
             first_update = sum(count for count, _ in stack_pushes + clears + counter_writes)
-            # A request is chosen a cycle at the soonest: the fill is over before the first
-            # index update reads the buffers.
-            assert first_update >= S + 1
+            # The fill is over before the first index update reads the buffers: HbmMaster
+            # takes a write once the beats of the one before are out, and the pushes alone
+            # are `slots` beats.
+            assert stack_pushes and clears
             over = self.issue(stack_pushes + clears + counter_writes + index_updates
                               + self.replacement_writes)
 
@@ -805,6 +821,16 @@ class AccessControl(Elaboratable):
             with m.If(over):
                 self.replaced()
                 m.next = "T_STORE_WAIT"
+
+    def _stack_pushes(self):
+        """The streamed stack pushes' beats: beat ``n * slots + i`` is frame ``i`` of flush
+        ``n``'s list, written if the list has it."""
+        m, S, hbm = self.m, self.p.slots, self.hbm
+        for n, f in enumerate(self.flushes):
+            i = (hbm.wbeat - n * S)[:max(1, (S - 1).bit_length())]
+            with m.If((hbm.wbeat >= n * S) & (hbm.wbeat < (n + 1) * S)):
+                m.d.comb += [hbm.wbeat_data.eq(f.pending.frames[i]),
+                             hbm.wbeat_enable.eq(i < f.pending.count)]
 
     def flushed_entry(self, flush, i):
         """The index entry of the ``i``-th item of ``flush``'s list, in its page's slot: its
@@ -1098,16 +1124,35 @@ class _Read:
     region: Region
     index: object
 
+    @property
+    def beats(self):
+        return self.region.element_beats
+
+    budget_beats = beats
+
 
 @dataclass(frozen=True)
 class _Write:
     """A write of element ``index`` of ``region`` (no byte strobes unless ``enable``; all
-    zeros if ``zero``)."""
+    zeros if ``zero``). A streamed write (``first`` given) is a burst of ``beats`` elements
+    of one beat, each taken as it goes out (:attr:`HbmMaster.wbeat <bolt.hdl.hbm.HbmMaster>`
+    numbers them from ``first``); the step's budget allows ``budget_beats`` for it."""
     region: Region
     index: object
     data: object = 0
     enable: object = 1
     zero: bool = False
+    first: object = None
+    streamed_beats: object = None
+    streamed_budget: int = 0
+
+    @property
+    def beats(self):
+        return self.region.element_beats if self.first is None else self.streamed_beats
+
+    @property
+    def budget_beats(self):
+        return self.region.element_beats if self.first is None else self.streamed_budget
 
 
 @dataclass(frozen=True)

@@ -211,10 +211,15 @@ class HbmMaster(wiring.Component):
         beats of the current burst (up to ``max_element_beats``), valid for one cycle with
         ``element_valid`` at its last beat, which is the ``element_index``-th burst completed
         since ``begin``.
-    wr : ``In(stream)``: ``addr``, ``beats``, ``data``, ``enable``, ``zero``
+    wr : ``In(stream)``: ``addr``, ``beats``, ``data``, ``enable``, ``zero``, ``streamed``, ``first``
         A write burst: ``data`` (``max_element_beats`` beats, lowest first), or zeros if
         ``zero``; with ``enable`` low the burst carries no byte strobes (same timing, writes
-        nothing). Accepted when the previous write's beats are out.
+        nothing). A ``streamed`` burst takes each beat from ``wbeat_data`` instead (strobed if
+        ``wbeat_enable`` too), as the beat goes out: beat ``j`` is numbered ``first + j`` on
+        ``wbeat``, so a burst of any length up to :data:`MAX_BURST_BEATS` needs no register
+        of its width. Accepted when the previous write's beats are out.
+    wbeat : ``Out``, wbeat_data : ``In(BEAT_BITS)``, wbeat_enable : ``In(1)``
+        The number of the streamed write's beat going out, and its data and strobe.
     begin : ``In(1)``, ``budget`` : ``In``
         ``begin`` starts a step; ``done`` is high once every request of the step has its
         response and ``budget`` cycles have passed since ``begin``.
@@ -234,7 +239,11 @@ class HbmMaster(wiring.Component):
             "element_valid": Out(1),
             "element_index": Out(8),
             "wr": In(stream.Signature(data.StructLayout({
-                "addr": aw, "beats": range(1, 65), "data": wide, "enable": 1, "zero": 1}))),
+                "addr": aw, "beats": range(1, 65), "data": wide, "enable": 1, "zero": 1,
+                "streamed": 1, "first": 8}))),
+            "wbeat": Out(8),
+            "wbeat_data": In(BEAT_BITS),
+            "wbeat_enable": In(1),
             "begin": In(1),
             "budget": In(BUDGET_BITS),
             "done": Out(1),
@@ -282,9 +291,12 @@ class HbmMaster(wiring.Component):
                      axi.awsize.eq(BEAT_SIZE_CODE), axi.awburst.eq(AXI_BURST_INCR),
                      axi.awvalid.eq(aw_pending),
                      axi.wvalid.eq(w_busy), axi.wlast.eq(w_beat == w.beats - 1),
-                     axi.wstrb.eq(Mux(w.enable, (1 << len(axi.wstrb)) - 1, 0)),
-                     axi.bready.eq(1)]
-        with m.If(~w.zero):
+                     axi.wstrb.eq(Mux(w.enable & (~w.streamed | self.wbeat_enable),
+                                      (1 << len(axi.wstrb)) - 1, 0)),
+                     axi.bready.eq(1), self.wbeat.eq(w.first + w_beat)]
+        with m.If(w.streamed):
+            m.d.comb += axi.wdata.eq(self.wbeat_data)
+        with m.Elif(~w.zero):
             with m.Switch(w_beat):
                 for i in range(wide_beats):
                     with m.Case(i):

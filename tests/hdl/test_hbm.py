@@ -104,3 +104,41 @@ def test_writes_reads_strobes_zero_bursts_and_fixed_step_end():
     assert seen["elements"][0][1] & ((1 << 1024) - 1) == 7 | 8 << 512
     assert seen["elements"][1][1] & ((1 << 1024) - 1) == 5 | 6 << 512
     assert seen["overruns before"] == 0 and seen["overruns after"] == 1
+
+
+def test_a_streamed_write_takes_each_beat_and_its_strobe_as_it_goes_out():
+    """A burst longer than a write request's data: each beat from ``wbeat_data``, numbered on
+    ``wbeat`` from the request's ``first``, strobed only with ``wbeat_enable``."""
+    from amaranth.hdl import Module
+
+    hbm = HbmMap(Params(capacity=1024))
+    dut = HbmMaster(hbm)
+    top = Module()
+    top.submodules.hbm = dut
+    top.d.comb += [dut.wbeat_data.eq(dut.wbeat * 3 + 1), dut.wbeat_enable.eq(dut.wbeat != 7)]
+    memory = AxiMemory(dut.axi, latency=5, stall=0.3, seed=2)
+    memory.beats.update({502: 42, 506: 43})
+    done = []
+
+    async def bench(ctx):
+        ctx.set(dut.begin, 1)
+        ctx.set(dut.budget, 40)
+        await ctx.tick()
+        ctx.set(dut.begin, 0)
+        ctx.set(dut.wr.payload, {"addr": 500 * 64, "beats": 6, "data": 0, "enable": 1,
+                                 "zero": 0, "streamed": 1, "first": 5})
+        ctx.set(dut.wr.valid, 1)
+        await ctx.tick().until(dut.wr.ready)
+        ctx.set(dut.wr.valid, 0)
+        await ctx.tick().until(dut.done)
+        done.append(True)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(memory.serve, background=True)
+    sim.add_testbench(bench)
+    sim.run()
+    assert done
+    assert memory.writes == [(500 * 64, 6)]
+    assert [memory.beats[500 + j] for j in range(6)] == [16, 19, 42, 25, 28, 31]
+    assert memory.beats[506] == 43                     # past the burst: untouched
