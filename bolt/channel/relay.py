@@ -8,8 +8,8 @@ through :attr:`HostRelay.interpose`.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Sequence
+from itertools import chain, repeat
 from typing import NamedTuple
 
 __all__ = ["HostRelay", "HostFrame", "TO_ACCELERATOR", "TO_CLIENT", "KINDS"]
@@ -52,33 +52,37 @@ class HostRelay:
         self.device = device
         self._exchange = device.exchange
         self.interpose: Callable[[list[bytes]], list[bytes]] | None = None
-        self._kinds = bytearray()
-        self._lengths = array("L")
-        self._positions = array("Q")
+        # Each message as kind, length, position in one flat list (one extend per message, the
+        # cheapest record per access), its bytes concatenated.
+        self._records: list[int] = []
         self._data = bytearray()
 
     # -- the transport the client uses ------------------------------------------------------------
 
     def report(self) -> bytes:
         report = self.device.report()
-        self._record_one(KINDS.index("report"), report)
+        self._record(KINDS.index("report"), [report])
         return report
 
     def open_session(self, encapsulated_key: bytes) -> bytes:
-        self._record_one(KINDS.index("session request"), encapsulated_key)
+        self._record(KINDS.index("session request"), [encapsulated_key])
         nonce = self.device.open_session(encapsulated_key)
-        self._record_one(KINDS.index("session nonce"), nonce)
+        self._record(KINDS.index("session nonce"), [nonce])
         return nonce
 
     def exchange(self, frames: Sequence[bytes]) -> list[bytes]:
         if self.interpose is not None:
             frames = self.interpose(list(frames))
-        if len(frames) == 1:     # one access: record without the batch machinery
-            event_count = self.device.trace.event_count
-            self._record_one(_COMMAND, frames[0], event_count())
+        if len(frames) == 1:     # one access: recorded inline, two calls per message
+            event_count, records, data = self.device.trace.event_count, self._records, self._data
+            frame = frames[0]
+            records.extend((_COMMAND, len(frame), event_count()))
+            data += frame
             responses = self._exchange(frames)
             if len(responses) == 1:
-                self._record_one(_RESPONSE, responses[0], event_count())
+                response = responses[0]
+                records.extend((_RESPONSE, len(response), event_count()))
+                data += response
                 return responses
         else:
             self._record(_COMMAND, frames)
@@ -86,19 +90,10 @@ class HostRelay:
         self._record(_RESPONSE, responses)
         return responses
 
-    def _record_one(self, kind: int, data: bytes, position: int | None = None) -> None:
-        self._kinds.append(kind)
-        self._lengths.append(len(data))
-        self._positions.append(self.device.trace.event_count() if position is None
-                               else position)
-        self._data += data
-
     def _record(self, kind: int, messages: Sequence[bytes]) -> None:
-        position = len(self.device.trace)
         count = len(messages)
-        self._kinds.extend(bytes((kind,)) * count)
-        self._lengths.extend(map(len, messages))
-        self._positions.extend((position,) * count)
+        self._records += chain.from_iterable(zip(repeat(kind, count), map(len, messages),
+                                                 repeat(self.device.trace.event_count(), count)))
         self._data += b"".join(messages)
 
     # -- the host's view ---------------------------------------------------------------------------
@@ -115,8 +110,8 @@ class HostRelay:
     @property
     def frames(self) -> list[HostFrame]:
         """Every message relayed, in order."""
-        frames, start = [], 0
-        for kind, length, position in zip(self._kinds, self._lengths, self._positions):
+        frames, start, records = [], 0, self._records
+        for kind, length, position in zip(records[0::3], records[1::3], records[2::3]):
             name = KINDS[kind]
             frames.append(HostFrame(_DIRECTION[name], name, length,
                                     bytes(self._data[start:start + length]), position))
@@ -124,9 +119,8 @@ class HostRelay:
         return frames
 
     def frame_count(self, kind: str | None = None) -> int:
-        if kind is None:
-            return len(self._kinds)
-        return self._kinds.count(KINDS.index(kind))
+        kinds = self._records[0::3]
+        return len(kinds) if kind is None else kinds.count(KINDS.index(kind))
 
     def frame_bytes(self) -> bytes:
         """Every relayed byte, concatenated (to search for what must not be there)."""
@@ -134,7 +128,6 @@ class HostRelay:
 
     def clear(self) -> None:
         """Forget the recorded messages and the page trace."""
-        self._kinds.clear()
-        del self._lengths[:], self._positions[:]
+        self._records.clear()
         self._data.clear()
         self.device.trace.clear()

@@ -253,8 +253,12 @@ class ReferenceAccelerator:
                 pending_position = state.pending[x - k].index((key, where))
                 del state.pending[x - k][pending_position]
             # Step 3, in the order of algorithm §12: both page reads, then both writes.
-            self._touch_all([b for b in (x, y) if b >= k and self._touches(b)], x,
-                            (where, key) if take and kind == HOST else None, taken)
+            touched = []
+            if x >= k and self._touches(x):
+                touched.append(x)
+            if y >= k and self._touches(y):
+                touched.append(y)
+            self._touch_all(touched, x, (where, key) if take and kind == HOST else None, taken)
         except BaseException as error:
             self._restore(key, kind, x, where, pending_position, taken[0] if taken else None)
             if isinstance(error, IntegrityError):
@@ -296,14 +300,16 @@ class ReferenceAccelerator:
         """The bound the re-placement of step 6 would cross, or None if it finds room;
         computed before the touches from what they will free, so that a crossing never
         strands a taken item."""
-        state, k = self._state, self.params.hbm_bins
-        loads = [state.loads[c] - (found and c == x) for c in (c1, c2)]
-        if min(loads) >= self.params.slots:
+        state, k, slots = self._state, self.params.hbm_bins, self.params.slots
+        loads = state.loads
+        if loads[c1] - (found and c1 == x) >= slots and loads[c2] - (found and c2 == x) >= slots:
             return BOUND_BIN_LOAD
-        freed = (found and kind != HOST) + sum(
-            len(state.pending[b - k]) for b in {x, y} if b >= k)
         # An item pending in x is counted among x's pending and as its own frame: subtract it.
-        freed -= found and kind == PENDING
+        freed = (found and kind != HOST) - (found and kind == PENDING)
+        if x >= k:
+            freed += len(state.pending[x - k])
+        if y >= k and y != x:
+            freed += len(state.pending[y - k])
         return None if len(state.free_frames) + freed >= 1 else BOUND_VALUE_FRAMES
 
     def _check_counters(self, x: int, y: int) -> None:
@@ -336,30 +342,37 @@ class ReferenceAccelerator:
         bytes from before the first write), so the page is written twice, under two fresh
         counters.
         """
+        # Plain loops: in CPython 3.11 a map or a comprehension over these calls costs more
+        # than the calls themselves (this runs on every access).
         state, k = self._state, self.params.hbm_bins
-        pages, frames = state.pages, state.frames
-        numbers = [bin_ - k for bin_ in touched]
-        raws = list(map(pages.read, numbers))
-        contents = list(map(pages.open, numbers, raws))
+        pages, pending, frames = state.pages, state.pending, state.frames
+        raws = []
+        for bin_ in touched:
+            raws.append(pages.read(bin_ - k))
+        contents = []
+        for bin_, raw in zip(touched, raws):
+            contents.append(pages.open(bin_ - k, raw))
         if len(touched) == 2 and touched[0] == touched[1]:
             contents[1] = contents[0]
         edits = []
-        for i, (bin_, page) in enumerate(zip(touched, contents)):
+        for i, bin_ in enumerate(touched):
             # A bin's pending items go into its page once (x == y: the first touch).
-            queue = state.pending[bin_ - k] if bin_ not in touched[:i] else []
-            inserts = [(key, frames[frame]) for key, frame in queue] if queue else []
-            value, slots = pages.edit(bin_ - k, page, take if bin_ == x else None, inserts)
+            queue = pending[bin_ - k] if i == 0 or bin_ != touched[0] else ()
+            inserts = [(key, frames[frame]) for key, frame in queue] if queue else ()
+            value, slots = pages.edit(bin_ - k, contents[i], take if bin_ == x else None, inserts)
             if bin_ == x:
                 take = None
             edits.append((value, slots, len(queue)))
+        index, free_frames = state.index, state.free_frames
         for bin_, page, (value, slots, flushed) in zip(touched, contents, edits):
             pages.write(bin_ - k, page)
-            queue = state.pending[bin_ - k]
-            for (key, frame), slot in zip(queue[:flushed], slots):
-                state.index[key] = (HOST, bin_, slot)
-                state.frames[frame] = None
-                state.free_frames.append(frame)
-            del queue[:flushed]
+            if flushed:
+                queue = pending[bin_ - k]
+                for (key, frame), slot in zip(queue[:flushed], slots):
+                    index[key] = (HOST, bin_, slot)
+                    frames[frame] = None
+                    free_frames.append(frame)
+                del queue[:flushed]
             if bin_ == x and not taken:
                 taken.append(value)
 
