@@ -35,6 +35,9 @@ class Trace(Sequence):
     def __init__(self):
         self._events: list[TraceEvent] = []
         self._op_starts: list[int] = []
+        #: ``append(event)``: record one :class:`TraceEvent` (the host store's record on every
+        #: access, without a Python frame).
+        self.append = self._events.append
         #: ``event_count()``: the number of events recorded so far (``len(trace)`` without a
         #: Python frame, for the channel's record of where each frame falls among the events).
         self.event_count = self._events.__len__
@@ -127,15 +130,15 @@ class HostMemory:
         return len(self._bytes)
 
     def read(self, address: int, length: int) -> bytes:
-        self._check(address, length)
-        self.trace.record(READ, address, length)
-        return self._view[address:address + length].tobytes()
+        view = self._span(address, length)
+        self.trace.append(_new_tuple(TraceEvent, (READ, address, length)))
+        return view.tobytes()
 
     def write(self, address: int, data: bytes) -> None:
         length = len(data)
-        self._check(address, length)
-        self.trace.record(WRITE, address, length)
-        self._view[address:address + length] = data
+        view = self._span(address, length)
+        self.trace.append(_new_tuple(TraceEvent, (WRITE, address, length)))
+        view[:] = data
 
     def write_run(self, address: int, data, length: int) -> None:
         """Write ``data`` from ``address`` as consecutive writes of ``length`` bytes each
@@ -143,14 +146,17 @@ class HostMemory:
         count, rest = divmod(len(data), length)
         if rest:
             raise ValueError(f"{len(data)} bytes are not whole writes of {length}")
-        self._check(address, len(data))
+        view = self._span(address, len(data))
         self.trace.record_run(WRITE, address, length, count)
-        self._view[address:address + len(data)] = data
+        view[:] = data
 
-    def _check(self, address: int, length: int) -> None:
+    def _span(self, address: int, length: int) -> memoryview:
+        """The store's bytes ``[address, address + length)``; IndexError if they are not all
+        in it."""
         if address < 0 or length < 0 or address + length > len(self._bytes):
             raise IndexError(f"host access [{address}, {address + length}) outside "
                              f"host memory of {len(self._bytes)} bytes")
+        return self._view[address:address + length]
 
     def __getitem__(self, index):
         return self._bytes[index]

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..crypto import MASTER_KEY_BYTES, SALT_BYTES
 from ..errors import ChannelError
-from ..model.pages import OCCUPIED, EncodedItems
+from ..model.pages import OCCUPIED, EncodedItems, slot_format
 from ..params import FRAME_OP_BYTES, SETUP_KEY_MATERIAL_BYTES, Params
 from ..protocol import Cmd, Response, Status
 
@@ -129,7 +129,7 @@ class FrameFormat:
     def __init__(self, params: Params):
         ks, vs = params.key_size, params.value_size
         self.params = params
-        self._command = struct.Struct(f">BB{ks}sH{vs}s")
+        self._command = slot_format(ks, vs)
         self._response = struct.Struct(f">BH{vs}sI")
         assert self._command.size == params.command_plaintext_bytes
         assert self._response.size == params.response_plaintext_bytes

@@ -8,6 +8,8 @@ of algorithm §9, for large audit samples).
 
 from __future__ import annotations
 
+import functools
+import struct
 from typing import NamedTuple
 
 import numpy as np
@@ -17,7 +19,8 @@ from ..errors import IntegrityError
 from ..params import Params
 from ..trace import READ, WRITE, HostMemory, Trace
 
-__all__ = ["SealedPages", "PlainPages", "HostItems", "EncodedItems", "encode_slot", "slot_rows",
+__all__ = ["SealedPages", "PlainPages", "HostItems", "EncodedItems", "encode_slot", "slot_format",
+           "slot_rows",
            "OCCUPIED", "COUNTER_LIMIT"]
 
 #: The largest write counter a page is ever sealed under: the nonce's counter field is 8 bytes.
@@ -57,11 +60,17 @@ class HostItems(NamedTuple):
         return zip(self.pages.tolist(), self.slots.tolist(), self.keys, self.values)
 
 
+@functools.lru_cache(maxsize=16)
+def slot_format(key_size: int, value_size: int) -> struct.Struct:
+    """A slot plaintext: ``flag ‖ key length ‖ key (zero padded) ‖ value length (2, BE) ‖
+    value (zero padded)``; a channel command has this layout, its op in place of the flag."""
+    return struct.Struct(f">BB{key_size}sH{value_size}s")
+
+
 def encode_slot(params: Params, key: bytes, value: bytes) -> bytes:
-    """``flag ‖ key length ‖ key (padded) ‖ value length (2, BE) ‖ value (padded)``."""
-    return b"".join((bytes((OCCUPIED,)), len(key).to_bytes(1, "big"),
-                     key.ljust(params.key_size, b"\0"), len(value).to_bytes(2, "big"),
-                     value.ljust(params.value_size, b"\0")))
+    """The slot plaintext of an item (:func:`slot_format`)."""
+    return slot_format(params.key_size, params.value_size).pack(OCCUPIED, len(key), key,
+                                                                len(value), value)
 
 
 def decode_slot(params: Params, slot: bytes) -> Item | None:
@@ -128,6 +137,8 @@ class SealedPages:
         self.host = HostMemory(params.host_bytes, trace)
         self.counters = [0] * params.host_bins
         self._cipher = PageCipher(page_key)
+        self._stride, self._sealed_bytes = params.page_stride, params.page_sealed_bytes
+        self._slot_bytes = params.slot_bytes
         self._padding = bytes(params.page_stride - params.page_sealed_bytes)
 
     def setup(self, host_items: HostItems) -> None:
@@ -144,14 +155,13 @@ class SealedPages:
 
     def read(self, page: int) -> bytes:
         """Read ``page`` from the host (one trace event); :meth:`open` verifies it."""
-        p = self.params
-        return self.host.read(page * p.page_stride, p.page_stride)
+        stride = self._stride
+        return self.host.read(page * stride, stride)
 
     def open(self, page: int, raw: bytes) -> bytearray:
         """The plaintext of what :meth:`read` returned, verified under the page's counter now.
         Raises :class:`IntegrityError` if it does not verify."""
-        p = self.params
-        plaintext = self._cipher.open(page, self.counters[page], raw[:p.page_sealed_bytes])
+        plaintext = self._cipher.open(page, self.counters[page], raw[:self._sealed_bytes])
         if plaintext is None:
             raise IntegrityError(page)
         return bytearray(plaintext)
@@ -162,8 +172,7 @@ class SealedPages:
         the lowest free slots, on chip. Returns the taken value (or None) and the slots the
         inserts went to; raises :class:`IntegrityError`, having changed nothing, if the slot
         does not hold the key."""
-        p = self.params
-        size = p.slot_bytes
+        p, size = self.params, self._slot_bytes
         taken = None
         if take is not None:
             slot, key = take
@@ -176,10 +185,15 @@ class SealedPages:
             plaintext[start:start + size] = bytes(size)
         free = []
         if inserts:
+            # The lowest free slots, found by their flag bytes.
             flags = plaintext[0::size]
-            free = [slot for slot, flag in enumerate(flags) if not flag][:len(inserts)]
-        for slot, (key, value) in zip(free, inserts):
-            plaintext[slot * size:(slot + 1) * size] = encode_slot(p, key, value)
+            slot = flags.find(0)
+            for key, value in inserts:
+                if slot < 0:
+                    break
+                plaintext[slot * size:(slot + 1) * size] = encode_slot(p, key, value)
+                free.append(slot)
+                slot = flags.find(0, slot + 1)
         return taken, free
 
     def write(self, page: int, plaintext: bytearray) -> None:
@@ -188,7 +202,7 @@ class SealedPages:
         # nothing (HostMemory checks before it stores), so its nonce never reached the host.
         counter = self.counters[page] + 1
         sealed = self._cipher.seal(page, counter, plaintext)
-        self.host.write(page * self.params.page_stride, sealed + self._padding)
+        self.host.write(page * self._stride, sealed + self._padding)
         self.counters[page] = counter
 
 
