@@ -9,7 +9,6 @@ through :attr:`HostRelay.interpose`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import chain, repeat
 from typing import NamedTuple
 
 __all__ = ["HostRelay", "HostFrame", "TO_ACCELERATOR", "TO_CLIENT", "KINDS"]
@@ -91,9 +90,9 @@ class HostRelay:
         return responses
 
     def _record(self, kind: int, messages: Sequence[bytes]) -> None:
-        count = len(messages)
-        self._records += chain.from_iterable(zip(repeat(kind, count), map(len, messages),
-                                                 repeat(self.device.trace.event_count(), count)))
+        records = [kind, 0, self.device.trace.event_count()] * len(messages)
+        records[1::3] = list(map(len, messages))
+        self._records += records
         self._data += b"".join(messages)
 
     # -- the host's view ---------------------------------------------------------------------------
