@@ -18,10 +18,12 @@ Interfaces
 ``host`` (``Out(AxiSignature)``)
     The host-memory AXI4 master (:class:`bolt.hdl.pages.HostAxiBridge`): whole pages, split at
     4 KB boundaries. It is the only path to the host.
-``hbm`` (``Out(AxiSignature)``)
-    The trusted HBM, laid out by :class:`bolt.hdl.hbm.HbmMap`: every structure sized by N.
+``hbm`` (``Out(AxiSignature)``, one per HBM port)
+    The trusted HBM, laid out by :class:`bolt.hdl.hbm.HbmMap` over its ports: every structure
+    sized by N.
 ``overruns`` (``Out(16)``)
-    Steps whose HBM responses came later than their fixed budget (:class:`~bolt.hdl.hbm.HbmMaster`).
+    Steps whose HBM responses came later than their fixed budget, summed over the ports
+    (:class:`~bolt.hdl.hbm.HbmMaster`).
 
 Timing
 ------
@@ -112,7 +114,8 @@ class RtlAccelerator(wiring.Component):
             "cmd": In(stream.Signature(command_layout(params))),
             "resp": Out(stream.Signature(response_layout(params))),
             "host": Out(AxiSignature(address_width=ADDRESS_BITS)),
-            "hbm": Out(AxiSignature(address_width=self.hbm_map.address_width)),
+            "hbm": Out(AxiSignature(address_width=self.hbm_map.address_width)).array(
+                self.hbm_map.ports),
             "overruns": Out(16),
         })
 

@@ -104,17 +104,26 @@ class AccessControl(Elaboratable):
         m.submodules.pages_b = self.pages_b = PageEngine(p, self._gcm_factory)
         m.submodules.page_port = page_port = PagePortArbiter(p)
         m.submodules.host_bridge = self.bridge = HostAxiBridge(p)
-        m.submodules.hbm = self.hbm = HbmMaster(self.hm)
+        # One HbmMaster per HBM port; port 0 holds every structure but the index's other
+        # stripes, so every element the control reads itself arrives there.
+        self.hbms = [HbmMaster(self.hm, port=port) for port in range(self.hm.ports)]
+        for port, master in enumerate(self.hbms):
+            m.submodules[f"hbm{port}" if port else "hbm"] = master
+        self.hbm = self.hbms[0]
         m.submodules.aes = self.aes = Aes128(pipelined=False)
         m.submodules.sampler = self.sampler = make_sampler(p, self._sampler_factory)
         wiring.connect(m, self.pages_a.host, page_port.a)
         wiring.connect(m, self.pages_b.host, page_port.b)
         wiring.connect(m, page_port.host, self.bridge.page)
         wiring.connect(m, wiring.flipped(self.ports.host), self.bridge.axi)
-        wiring.connect(m, wiring.flipped(self.ports.hbm), self.hbm.axi)
-        m.d.comb += [self.ports.overruns.eq(self.hbm.overruns), self.hbm.rdata.ready.eq(1),
-                     self.lookup.beat.valid.eq(self.hbm.rdata.valid),
-                     self.lookup.beat.payload.eq(self.hbm.rdata.payload)]
+        for port, master in enumerate(self.hbms):
+            wiring.connect(m, wiring.flipped(self.ports.hbm[port]), master.axi)
+            m.d.comb += [master.rdata.ready.eq(1),
+                         self.lookup.beat[port].valid.eq(master.rdata.valid),
+                         self.lookup.beat[port].payload.eq(master.rdata.payload)]
+        m.d.comb += self.ports.overruns.eq(sum(master.overruns for master in self.hbms))
+        #: Every port's step is over.
+        self.hbm_done = Cat(*[master.done for master in self.hbms]).all()
 
         # The HBM element just read, seen as each region's record.
         self.entry_l = self.lookup.entry_layout
@@ -212,15 +221,13 @@ class AccessControl(Elaboratable):
                    self.free_slot_a, self.slots_a, self.first, self.counter_a),
             _Flush(self.pages_b, self.pending_b, *self.held[1], self.free_slots_b,
                    self.free_slot_b, self.slots_b, self.y, self.counter_b)]
-        self.clear_bursts = self.hm.clear_end // 4096
         # The step's next request.
-        self.k = Signal(range(max(self.clear_bursts, _CHOSEN_BY_CASE) + 1))
+        self.k = Signal(range(max(*(c.count for c in self.hm.clears), _CHOSEN_BY_CASE) + 1))
         # The request pipeline (:meth:`issue`): a step's request is chosen into `chosen` (its
         # region and element index), its byte address computed into `request` the next cycle,
-        # and offered to HbmMaster from there, so that no path runs from the step's registers
-        # through the choice and the address arithmetic to the AXI port in one cycle.
-        self.clear_r = Region("clear", 0, self.clear_bursts, 8 * 4096)
-        self.request_regions = [*self.hm.regions.values(), self.clear_r]
+        # and offered to its port's HbmMaster from there, so that no path runs from the step's
+        # registers through the choice and the address arithmetic to the AXI port in one cycle.
+        self.request_regions = [*self.hm.regions.values(), *self.hm.clears]
         fields = {"valid": 1, "write": 1, "beats": range(1, MAX_BURST_BEATS + 1),
                   "data": BEAT_BITS * self.hm.max_element_beats, "enable": 1, "zero": 1,
                   "streamed": 1, "first": 8}
@@ -228,7 +235,8 @@ class AccessControl(Elaboratable):
         index_bits = max((r.count - 1).bit_length() for r in self.request_regions)
         self.chosen = Signal(data.StructLayout({
             **fields, "region": range(len(self.request_regions)), "index": max(1, index_bits)}))
-        self.request = Signal(data.StructLayout({**fields, "addr": self.hm.address_width}))
+        self.request = Signal(data.StructLayout({**fields, "addr": self.hm.address_width,
+                                                 "port": range(self.hm.ports)}))
         self.advance = Signal()      # the pipeline moves on: `request` is empty or taken now
         self.settling = Signal()     # a step's first cycle: its :meth:`early` values settle
         self.choosing = Signal()     # a step's request may be chosen (:meth:`issue`)
@@ -286,18 +294,22 @@ class AccessControl(Elaboratable):
     def _request_pipeline(self):
         """The second stage of the request pipeline (the first is in :meth:`issue`): the
         chosen request's byte address, and the request offered to HbmMaster."""
-        m, hbm, chosen, request = self.m, self.hbm, self.chosen, self.request
+        m, chosen, request = self.m, self.chosen, self.request
         reading, writing = request.valid & ~request.write, request.valid & request.write
-        m.d.comb += [hbm.rd.valid.eq(reading), hbm.rd.payload.addr.eq(request.addr),
-                     hbm.rd.payload.beats.eq(request.beats),
-                     hbm.wr.valid.eq(writing), hbm.wr.payload.addr.eq(request.addr),
-                     hbm.wr.payload.beats.eq(request.beats), hbm.wr.payload.data.eq(request.data),
-                     hbm.wr.payload.enable.eq(request.enable),
-                     hbm.wr.payload.zero.eq(request.zero),
-                     hbm.wr.payload.streamed.eq(request.streamed),
-                     hbm.wr.payload.first.eq(request.first),
-                     self.advance.eq(~request.valid | (reading & hbm.rd.ready)
-                                     | (writing & hbm.wr.ready))]
+        taken = []
+        for port, hbm in enumerate(self.hbms):
+            here = request.port == port
+            m.d.comb += [hbm.rd.valid.eq(reading & here), hbm.rd.payload.addr.eq(request.addr),
+                         hbm.rd.payload.beats.eq(request.beats),
+                         hbm.wr.valid.eq(writing & here), hbm.wr.payload.addr.eq(request.addr),
+                         hbm.wr.payload.beats.eq(request.beats),
+                         hbm.wr.payload.data.eq(request.data),
+                         hbm.wr.payload.enable.eq(request.enable),
+                         hbm.wr.payload.zero.eq(request.zero),
+                         hbm.wr.payload.streamed.eq(request.streamed),
+                         hbm.wr.payload.first.eq(request.first)]
+            taken.append(here & ((reading & hbm.rd.ready) | (writing & hbm.wr.ready)))
+        m.d.comb += self.advance.eq(~request.valid | Cat(*taken).any())
         # Every index write reaches the lookup too, which keeps the overflow area on chip.
         lookup, index_region = self.lookup, self.request_regions.index(self.hm.regions["index"])
         m.d.comb += [lookup.write.eq(self.advance & chosen.valid & chosen.write & chosen.enable
@@ -310,7 +322,8 @@ class AccessControl(Elaboratable):
             with m.Switch(chosen.region):
                 for n, region in enumerate(self.request_regions):
                     with m.Case(n):
-                        m.d.sync += request.addr.eq(region.address(chosen.index))
+                        m.d.sync += [request.addr.eq(region.address(chosen.index)),
+                                     request.port.eq(region.port(chosen.index))]
         m.d.sync += self.settling.eq(0)      # unless a step is entered (:meth:`enter`)
         with m.If(self.settling):
             m.d.sync += self.k.eq(0)         # the step's requests from the first
@@ -360,7 +373,7 @@ class AccessControl(Elaboratable):
         m = self.m
         m.next = state
         m.d.sync += self.settling.eq(1)
-        m.d.comb += self.hbm.begin.eq(1)
+        m.d.comb += [hbm.begin.eq(1) for hbm in self.hbms]
 
     def issue(self, segments):
         """Drive the step's requests, one after another: ``segments`` is a list of
@@ -373,7 +386,7 @@ class AccessControl(Elaboratable):
         by a case per request, its index ``i`` a constant; a longer one (the clear) is a single
         segment, ``i`` counted.
         """
-        m, k, hbm = self.m, self.k, self.hbm
+        m, k = self.m, self.k
         total = sum(count for count, _ in segments)
         budget = self.latency + 4 + _PIPELINE_CYCLES
         with m.If(self.choosing):
@@ -392,14 +405,17 @@ class AccessControl(Elaboratable):
                                 request = self._choose(make(i))
                         start += count
                         budget += count * (2 * request.budget_beats + 2)
-        m.d.comb += hbm.budget.eq(budget)
+        m.d.comb += [hbm.budget.eq(budget) for hbm in self.hbms]
         if total <= _CHOSEN_BY_CASE:
             k = k[:total.bit_length()]
-        return (k == total) & ~self.chosen.valid & hbm.done
+        return (k == total) & ~self.chosen.valid & self.hbm_done
 
     def _choose(self, request):
         """Request ``request`` into the pipeline's first stage; on to the step's next."""
         is_write = isinstance(request, _Write)
+        # Elements arrive on port 0's HbmMaster only (:meth:`read_into`), and streamed writes
+        # take their beats from it (:meth:`_stack_pushes`).
+        assert (is_write and request.first is None) or request.region.ports == (0,)
         region = self.request_regions.index(request.region)
         self.m.d.sync += [self.chosen.valid.eq(1), self.chosen.write.eq(is_write),
                           self.chosen.region.eq(region), self.chosen.index.eq(request.index),
@@ -529,14 +545,14 @@ class AccessControl(Elaboratable):
         """Step 2: the index lookup (:class:`~bolt.hdl.lookup.Lookup`), one HBM step."""
         m = self.m
         with m.State("LOOKUP"):
+            # Every index port carries its share of both buckets, side by side.
             budget = self.latency + 4 + 2 * (self.lookup.requests + self.lookup.beats)
             assert self.lookup.scan_cycles <= budget     # the overflow's scan costs no cycle
-            m.d.comb += [self.hbm.rd.valid.eq(self.lookup.rd.valid),
-                         self.hbm.rd.payload.eq(self.lookup.rd.payload),
-                         self.lookup.rd.ready.eq(self.hbm.rd.ready),
-                         self.hbm.budget.eq(budget)]
+            for hbm, rd in zip(self.hbms, self.lookup.rd):
+                m.d.comb += [hbm.rd.valid.eq(rd.valid), hbm.rd.payload.eq(rd.payload),
+                             rd.ready.eq(hbm.rd.ready), hbm.budget.eq(budget)]
             x = Mux(self.lookup.found, self.lookup.entry.bin, self.r)
-            with m.If(self.lookup.done & self.hbm.done & (self.n_drawn == _DRAWS)):
+            with m.If(self.lookup.done & self.hbm_done & (self.n_drawn == _DRAWS)):
                 m.d.sync += [self.found.eq(self.lookup.found), self.entry.eq(self.lookup.entry),
                              self.pos.eq(self.lookup.pos), self.free_ok.eq(self.lookup.free_ok),
                              self.free_pos.eq(self.lookup.free_pos),
@@ -999,12 +1015,18 @@ class AccessControl(Elaboratable):
                              self.pages_b.rekey.eq(1), self.lookup.clear.eq(1)]
                 m.d.sync += [self.items.eq(0), self.setup_bound.eq(0), self.top.eq(0),
                              self.fresh.eq(0)]
-                self.enter("SB_CLEAR")
-        with m.State("SB_CLEAR"):
-            # The clear sequencer: zeros over the index, loads, eviction lists and staging.
-            over = self.issue([(self.clear_bursts, lambda i: _Write(self.clear_r, i, zero=True))])
-            with m.If(over):
-                m.next = "RESP"
+                self.enter("SB_CLEAR_0")
+        for port, clear in enumerate(self.hm.clears):
+            with m.State(f"SB_CLEAR_{port}"):
+                # The clear sequencer: zeros over the index, loads, eviction lists and staging,
+                # a step for each HBM port.
+                over = self.issue([(clear.count, lambda i, clear=clear: _Write(clear, i,
+                                                                               zero=True))])
+                with m.If(over):
+                    if port + 1 < len(self.hm.clears):
+                        self.enter(f"SB_CLEAR_{port + 1}")
+                    else:
+                        m.next = "RESP"
 
     def _setup_item(self):
         """Setup: one item placed by the two-choice rule."""

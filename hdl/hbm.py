@@ -1,8 +1,11 @@
-"""The accelerator's trusted memory behind an AXI4 master port (algorithm §11).
+"""The accelerator's trusted memory behind AXI4 master ports (algorithm §11).
 
-Every structure whose size grows with N lives in HBM, reached through one AXI4 memory-mapped
-master port with 512-bit data (an HBM pseudo-channel of the Alveo U55C). :class:`HbmMap` lays
-the structures out from :class:`~bolt.params.Params`; :class:`HbmMaster` turns the control's
+Every structure whose size grows with N lives in HBM, reached through AXI4 memory-mapped
+master ports with 512-bit data (each an HBM pseudo-channel of the Alveo U55C).
+:class:`HbmMap` lays the structures out from :class:`~bolt.params.Params` and says which port
+holds each element: the index is striped over :data:`INDEX_PORTS` ports (entry ``i`` on port
+``i mod INDEX_PORTS``), so that a lookup reads its two buckets on every port side by side;
+every other structure is on port 0. :class:`HbmMaster` (one per port) turns the control's
 element reads and writes into AXI4 bursts and closes each step of an access on a fixed
 schedule: a step ends when its responses are in *and* its cycle budget has passed, so the
 cycles of a step never depend on what it read, provided HBM answers within the budget
@@ -22,7 +25,7 @@ from bolt.params import BEAT_BYTES, Params
 from .scan import prefix_or
 
 __all__ = ["AxiSignature", "Region", "HbmMap", "HbmMaster", "BEAT_BITS", "AXI_BURST_INCR",
-           "MAX_BURST_BEATS", "hbm_map", "frame_record_layout", "bin_record_layout",
+           "MAX_BURST_BEATS", "INDEX_PORTS", "hbm_map", "frame_record_layout", "bin_record_layout",
            "bin_record_matches", "bin_record_without", "index_entry_layout"]
 
 BEAT_BITS = 8 * BEAT_BYTES
@@ -34,6 +37,11 @@ MAX_BURST_BEATS = 4096 // BEAT_BYTES
 BUDGET_BITS = 32
 #: ``AxSIZE`` of a full 64-byte beat.
 BEAT_SIZE_CODE = (BEAT_BYTES - 1).bit_length()
+#: HBM ports (pseudo-channels) the index is striped over, a power of two: a lookup's two
+#: buckets are read on all of them at once, so its step's budget is that of a ``1 /
+#: INDEX_PORTS`` share of the beats (the U55C has 32 pseudo-channels; every other structure is
+#: on port 0).
+INDEX_PORTS = 2
 
 
 class AxiSignature(wiring.Signature):
@@ -122,12 +130,18 @@ def bin_record_without(m: Module, pending, frame, matches=None):
 @dataclass(frozen=True)
 class Region:
     """``count`` elements of ``element_bits`` bits, each in ``element_beats`` whole beats,
-    from byte address ``base`` (a multiple of 4 KB)."""
+    striped over the HBM ports ``ports``: element ``i`` is on port ``ports[i mod len(ports)]``
+    at byte address ``base + (i div len(ports)) · stride`` there (``base`` a multiple of 4 KB,
+    the same on every port; ``len(ports)`` a power of two)."""
 
     name: str
     base: int
     count: int
     element_bits: int
+    ports: tuple[int, ...] = (0,)
+
+    def __post_init__(self):
+        assert len(self.ports) & (len(self.ports) - 1) == 0
 
     @property
     def element_beats(self) -> int:
@@ -138,47 +152,70 @@ class Region:
         return self.element_beats * BEAT_BYTES
 
     @property
+    def stripe_shift(self) -> int:
+        """log2 of the ports: an element number's low bits choose its port."""
+        return (len(self.ports) - 1).bit_length()
+
+    @property
     def size(self) -> int:
-        """Bytes, rounded up to whole 4 KB pages."""
-        return -(-self.count * self.stride // 4096) * 4096
+        """Bytes on each of its ports, rounded up to whole 4 KB pages."""
+        per_port = -(-self.count // len(self.ports))
+        return -(-per_port * self.stride // 4096) * 4096
 
     @property
     def end(self) -> int:
         return self.base + self.size
 
+    def port(self, index):
+        """The port of element ``index`` (an int or an Amaranth value)."""
+        if len(self.ports) == 1:
+            return self.ports[0]
+        if isinstance(index, int):
+            return self.ports[index % len(self.ports)]
+        assert self.ports == tuple(range(len(self.ports)))
+        return index[:self.stripe_shift]
+
     def address(self, index):
-        """The byte address of element ``index`` (an int or an Amaranth value)."""
-        return self.base + index * self.stride
+        """The byte address of element ``index`` (an int or an Amaranth value) on its port."""
+        return self.base + (index >> self.stripe_shift) * self.stride
 
 
 class HbmMap:
-    """The HBM address map of one parameter set, in the order of :attr:`regions`.
+    """The HBM address map of one parameter set: its :attr:`regions` in order, each from
+    ``base`` on its ports, and the :attr:`ports` it spreads over.
 
-    The regions that Setup zeroes (index, loads, eviction lists, staging area) come first and
-    are contiguous: ``clear_end`` bytes from address 0.
+    The index is striped over ``index_ports`` ports (:data:`INDEX_PORTS`), from address 0 on
+    each; the other regions follow it on port 0. The regions that Setup zeroes (index, loads,
+    eviction lists, staging area) come first on every port: :attr:`clears` are the zero
+    bursts that cover them, a region of 4 KB bursts per port.
     """
 
-    def __init__(self, params: Params):
+    def __init__(self, params: Params, *, index_ports: int = INDEX_PORTS):
         from .pages import slot_layout
         p = params
+        self.ports = index_ports
         layouts = [
-            ("index", p.index_entries, p.index_entry_bits),
-            ("loads", p.bins, p.load_bits),
-            ("bins", p.host_bins, bin_record_layout(p).size),
-            ("staging", p.host_bins * p.slots, slot_layout(p).size),
-            ("frames", p.frames, frame_record_layout(p).size),
-            ("stack", p.frames, p.frame_bits),
-            ("counters", p.host_bins, 64),
+            ("index", p.index_entries, p.index_entry_bits, tuple(range(index_ports))),
+            ("loads", p.bins, p.load_bits, (0,)),
+            ("bins", p.host_bins, bin_record_layout(p).size, (0,)),
+            ("staging", p.host_bins * p.slots, slot_layout(p).size, (0,)),
+            ("frames", p.frames, frame_record_layout(p).size, (0,)),
+            ("stack", p.frames, p.frame_bits, (0,)),
+            ("counters", p.host_bins, 64, (0,)),
         ]
         base = 0
         self.regions: dict[str, Region] = {}
-        for name, count, bits in layouts:
-            region = Region(name, base, count, bits)
+        for name, count, bits, ports in layouts:
+            region = Region(name, base, count, bits, ports)
             self.regions[name] = region
             base = region.end
-        self.size = base
+        #: Bytes used on each port.
+        self.port_sizes = [base] + [self.regions["index"].end] * (index_ports - 1)
+        self.size = sum(self.port_sizes)
         self.clear_end = self.regions["staging"].end
-        self.address_width = max(12, (self.size - 1).bit_length())
+        self.clears = [Region(f"clear{port}", 0, end // 4096, 8 * 4096, (port,)) for port, end
+                       in enumerate([self.clear_end] + self.port_sizes[1:])]
+        self.address_width = max(12, (max(self.port_sizes) - 1).bit_length())
         #: Widest element in beats: the width of a write request's data.
         self.max_element_beats = max(r.element_beats for r in self.regions.values())
         assert p.index_bucket_depth <= MAX_BURST_BEATS     # a bucket is one burst
@@ -189,9 +226,15 @@ class HbmMap:
         except KeyError:
             raise AttributeError(name) from None
 
-    def table(self) -> list[tuple[str, int, int, int, int]]:
-        """(name, base, elements, beats per element, bytes) of every region."""
-        return [(r.name, r.base, r.count, r.element_beats, r.size) for r in self.regions.values()]
+    def element_beats_on(self, port: int) -> int:
+        """The widest element on ``port``, in beats."""
+        return max(r.element_beats for r in self.regions.values() if port in r.ports)
+
+    def table(self) -> list[tuple[str, str, int, int, int, int]]:
+        """(name, ports, base, elements, beats per element, bytes on each port) of every
+        region."""
+        return [(r.name, ",".join(map(str, r.ports)), r.base, r.count, r.element_beats, r.size)
+                for r in self.regions.values()]
 
 
 def hbm_map(params: Params) -> HbmMap:
@@ -199,8 +242,8 @@ def hbm_map(params: Params) -> HbmMap:
 
 
 class HbmMaster(wiring.Component):
-    """Element reads and writes of the control, as AXI4 bursts on ``axi``, and the fixed-time
-    end of each step.
+    """Element reads and writes of the control on HBM port ``port`` of the map, as AXI4
+    bursts on ``axi``, and the fixed-time end of each step there.
 
     Members
     -------
@@ -208,11 +251,11 @@ class HbmMaster(wiring.Component):
         A read burst; its beats come back on ``rdata`` in request order (one ID).
     rdata : ``Out(stream)``: ``data``, ``last``
         Read beats; ``last`` ends a request's burst. Also assembled: ``element`` holds the
-        beats of the current burst (up to ``max_element_beats``), valid for one cycle with
+        beats of the current burst (up to the port's widest element), valid for one cycle with
         ``element_valid`` at its last beat, which is the ``element_index``-th burst completed
         since ``begin``.
     wr : ``In(stream)``: ``addr``, ``beats``, ``data``, ``enable``, ``zero``, ``streamed``, ``first``
-        A write burst: ``data`` (``max_element_beats`` beats, lowest first), or zeros if
+        A write burst: ``data`` (the port's widest element, lowest beat first), or zeros if
         ``zero``; with ``enable`` low the burst carries no byte strobes (same timing, writes
         nothing). A ``streamed`` burst takes each beat from ``wbeat_data`` instead (strobed if
         ``wbeat_enable`` too), as the beat goes out: beat ``j`` is numbered ``first + j`` on
@@ -227,10 +270,11 @@ class HbmMaster(wiring.Component):
         Steps whose responses came after their budget (the schedule was not met).
     """
 
-    def __init__(self, hbm: HbmMap):
+    def __init__(self, hbm: HbmMap, *, port: int = 0):
         self._map = hbm
+        self._element_beats = hbm.element_beats_on(port)
         aw = hbm.address_width
-        wide = BEAT_BITS * hbm.max_element_beats
+        wide = BEAT_BITS * self._element_beats
         super().__init__({
             "axi": Out(AxiSignature(address_width=aw)),
             "rd": In(stream.Signature(data.StructLayout({"addr": aw, "beats": range(1, 65)}))),
@@ -253,7 +297,7 @@ class HbmMaster(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         axi = self.axi
-        wide_beats = self._map.max_element_beats
+        wide_beats = self._element_beats
 
         # Reads: the request is the AR beat; R goes straight to the client.
         m.d.comb += [axi.arid.eq(0), axi.araddr.eq(self.rd.payload.addr),

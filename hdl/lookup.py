@@ -7,16 +7,22 @@ entry number: bucket ``b`` is the ``index_bucket_depth`` entries from ``b · dep
 overflow area the ``index_overflow_entries`` after all buckets.
 
 The buckets grow with N and sit in HBM, one entry per beat
-(:func:`bolt.hdl.hbm.index_entry_layout`). The overflow area is the same size at every N, so it
-lives on chip, in a memory of ``index_overflow_lanes`` entries a row with synchronous reads,
-scanned a row a cycle while the two bucket bursts are in flight. Every index write reaches
-:class:`Lookup` too (``write``), and it keeps those that fall in the overflow area.
+(:func:`bolt.hdl.hbm.index_entry_layout`), striped over the map's index ports (entry ``i`` on
+port ``i mod ports``): a bucket is a burst of ``ceil(depth / ports)`` beats on every port (the
+last one may belong to the next bucket, and is ignored), and both buckets' bursts on all ports
+are in flight at once. The overflow area is the same size at every N, so it lives on chip, in a
+memory of ``index_overflow_lanes`` entries a row with synchronous reads, scanned a row a cycle
+while the bucket bursts are in flight. Every index write reaches :class:`Lookup` too
+(``write``), and it keeps those that fall in the overflow area.
 
-Every lookup reads the same two bursts and scans every overflow row, whatever the key, the
+Every lookup reads the same bursts and scans every overflow row, whatever the key, the
 buckets' contents or where (whether) the key is found.
 """
 
 from __future__ import annotations
+
+import operator
+from functools import reduce
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
@@ -38,10 +44,10 @@ class Lookup(wiring.Component):
     -------
     start : ``In(1)``
         Pulse to begin; ``key``, ``klen``, ``bucket1``, ``bucket2`` are held until ``done``.
-    rd : ``Out(stream)``
-        The two bucket read bursts (to :class:`~bolt.hdl.hbm.HbmMaster`), offered from the
-        cycle after ``start``.
-    beat : ``In(stream)``
+    rd : ``Out(stream)``, one per index port
+        Each port's two bucket read bursts (to its :class:`~bolt.hdl.hbm.HbmMaster`),
+        offered from the cycle after ``start``.
+    beat : ``In(stream)``, one per index port
         Their beats, in order.
     done : ``Out(1)``
         High once every beat is in and the overflow area is scanned (:attr:`scan_cycles` after
@@ -73,8 +79,9 @@ class Lookup(wiring.Component):
             "bucket1": In(bucket_bits),
             "bucket2": In(bucket_bits),
             "rd": Out(stream.Signature(data.StructLayout({
-                "addr": hbm.address_width, "beats": range(1, 65)}))),
-            "beat": In(stream.Signature(data.StructLayout({"data": BEAT_BITS, "last": 1}))),
+                "addr": hbm.address_width, "beats": range(1, 65)}))).array(hbm.ports),
+            "beat": In(stream.Signature(data.StructLayout({
+                "data": BEAT_BITS, "last": 1}))).array(hbm.ports),
             "done": Out(1),
             "found": Out(1),
             "entry": Out(self.entry_layout),
@@ -87,13 +94,18 @@ class Lookup(wiring.Component):
             "clear": In(1),
         })
 
-    #: Read bursts of a lookup (bucket 1, bucket 2).
+    #: Read bursts of a lookup on each index port (bucket 1, bucket 2).
     requests = 2
 
     @property
+    def stripe_beats(self) -> int:
+        """Beats of a bucket on each index port."""
+        return -(-self._p.index_bucket_depth // self._map.ports)
+
+    @property
     def beats(self) -> int:
-        """Beats a lookup reads from HBM."""
-        return 2 * self._p.index_bucket_depth
+        """Beats a lookup reads on each index port."""
+        return self.requests * self.stripe_beats
 
     @property
     def scan_cycles(self) -> int:
@@ -113,56 +125,82 @@ class Lookup(wiring.Component):
         index = self._map.index
         entry_layout = self.entry_layout
 
-        # The two requests, one per cycle once started.
-        request = Signal(range(self.requests + 1), init=self.requests)
-        with m.If(self.start):
-            m.d.sync += request.eq(0)
-        with m.Switch(request):
-            for i, bucket in enumerate([self.bucket1, self.bucket2]):
-                with m.Case(i):
-                    m.d.comb += [self.rd.valid.eq(1),
-                                 self.rd.payload.addr.eq(index.address(bucket * depth)),
-                                 self.rd.payload.beats.eq(depth)]
-        with m.If(self.rd.valid & self.rd.ready):
-            m.d.sync += request.eq(request + 1)
+        ports, stripe = self._map.ports, self.stripe_beats
+        shift = index.stripe_shift
+        # Where each bucket begins (its way 0's index position).
+        starts = [Signal(len(self.pos), name=f"start{b}") for b in range(2)]
+        m.d.comb += [starts[0].eq(self.bucket1 * depth), starts[1].eq(self.bucket2 * depth)]
 
         def matches(entry):
             return entry.valid & (entry.klen == self.klen) & (entry.key == self.key)
 
-        # The key's entry, from the buckets and from the overflow area, each into registers of
-        # its own. A key is in the index at most once; were it found twice, the last place in
-        # bucket 1, bucket 2, overflow order would win, as in a scan of them in turn.
-        found = [Signal(name=f"found_{n}") for n in ("bucket", "overflow")]
-        found_entry = [Signal(entry_layout, name=f"entry_{n}") for n in ("bucket", "overflow")]
-        found_pos = [Signal.like(self.pos, name=f"pos_{n}") for n in ("bucket", "overflow")]
-        m.d.comb += [self.found.eq(found[0] | found[1]),
-                     self.entry.eq(Mux(found[1], found_entry[1], found_entry[0])),
-                     self.pos.eq(Mux(found[1], found_pos[1], found_pos[0]))]
+        # The key's entry, from each port's bucket beats and from the overflow area, each into
+        # registers of its own. A key is in the index at most once; were it found twice, the
+        # last place in port order, then the overflow area, would win.
+        sources = [f"port{q}" for q in range(ports)] + ["overflow"]
+        found = [Signal(name=f"found_{n}") for n in sources]
+        found_entry = [Signal(entry_layout, name=f"entry_{n}") for n in sources]
+        found_pos = [Signal.like(self.pos, name=f"pos_{n}") for n in sources]
+        m.d.comb += [self.found.eq(Cat(*found).any()), self.entry.eq(found_entry[0]),
+                     self.pos.eq(found_pos[0])]
+        for n in range(1, len(sources)):
+            with m.If(found[n]):
+                m.d.comb += [self.entry.eq(found_entry[n]), self.pos.eq(found_pos[n])]
 
-        # -- the buckets: beat j is way j of bucket 1 or way j - depth of bucket 2 --------------
-        j = Signal(range(self.beats + 1), init=self.beats)
-        fill = [Signal(range(depth + 1), name=f"fill{i}") for i in range(2)]
-        free_way = [Signal(range(depth), name=f"free_way{i}") for i in range(2)]
-        has_free = [Signal(name=f"has_free{i}") for i in range(2)]
-        m.d.comb += self.beat.ready.eq(1)
-        entry = Signal(entry_layout)
-        m.d.comb += entry.eq(self.beat.payload.data[:entry_layout.size])
-        in_bucket1 = j < depth
-        position = Mux(in_bucket1, self.bucket1 * depth + j, self.bucket2 * depth + (j - depth))
-        with m.If(self.start):
-            m.d.sync += [j.eq(0), found[0].eq(0),
-                         fill[0].eq(0), fill[1].eq(0), has_free[0].eq(0), has_free[1].eq(0)]
-        with m.Elif(self.beat.valid & (j != self.beats)):
-            m.d.sync += j.eq(j + 1)
-            with m.If(matches(entry)):
-                m.d.sync += [found[0].eq(1), found_entry[0].eq(entry), found_pos[0].eq(position)]
-            for b, in_bucket in enumerate([in_bucket1, ~in_bucket1]):
-                way = j - b * depth
-                with m.If(in_bucket):
-                    with m.If(entry.valid):
-                        m.d.sync += fill[b].eq(fill[b] + 1)
-                    with m.Elif(~has_free[b]):
-                        m.d.sync += [has_free[b].eq(1), free_way[b].eq(way)]
+        # -- the buckets: on port q, beat i of bucket b's burst is way w0 + i · ports, w0 the
+        # first way on that port; ways past the bucket's depth belong to the next one ------
+        fills = [[Signal(range(stripe + 1), name=f"fill{b}_port{q}") for b in range(2)]
+                 for q in range(ports)]
+        free_ways = [Signal(depth, name=f"free_ways{b}") for b in range(2)]
+        free_set = [[] for _ in range(2)]     # each port's free way seen this cycle, one-hot
+        beats_in = []
+        for q in range(ports):
+            rd, beat = self.rd[q], self.beat[q]
+            # The two requests, one per cycle once started.
+            request = Signal(range(self.requests + 1), init=self.requests, name=f"request{q}")
+            with m.If(self.start):
+                m.d.sync += request.eq(0)
+            with m.Switch(request):
+                for b in range(2):
+                    with m.Case(b):
+                        first = (starts[b] + (ports - 1 - q)) >> shift   # on port q
+                        m.d.comb += [rd.valid.eq(1),
+                                     rd.payload.addr.eq(index.base + first * index.stride),
+                                     rd.payload.beats.eq(stripe)]
+            with m.If(rd.valid & rd.ready):
+                m.d.sync += request.eq(request + 1)
+
+            j = Signal(range(self.beats + 1), init=self.beats, name=f"beat{q}")
+            beats_in.append(j == self.beats)
+            m.d.comb += beat.ready.eq(1)
+            entry = Signal(entry_layout, name=f"entry{q}")
+            m.d.comb += entry.eq(beat.payload.data[:entry_layout.size])
+            second = j >= stripe
+            start = Mux(second, starts[1], starts[0])
+            way = Signal(range(depth + ports * stripe), name=f"way{q}")
+            first_way = (q - start)[:shift] if shift else 0
+            m.d.comb += way.eq(first_way + Mux(second, j - stripe, j) * ports)
+            arrived = beat.valid & (j != self.beats)
+            with m.If(self.start):
+                m.d.sync += [j.eq(0), found[q].eq(0), fills[q][0].eq(0), fills[q][1].eq(0)]
+            with m.Elif(arrived):
+                m.d.sync += j.eq(j + 1)
+                with m.If(matches(entry) & (way < depth)):
+                    m.d.sync += [found[q].eq(1), found_entry[q].eq(entry),
+                                 found_pos[q].eq(start + way)]
+                for b, in_bucket in enumerate([~second, second]):
+                    with m.If(in_bucket & (way < depth) & entry.valid):
+                        m.d.sync += fills[q][b].eq(fills[q][b] + 1)
+            for b, in_bucket in enumerate([~second, second]):
+                free_set[b].append(Mux(arrived & in_bucket & (way < depth) & ~entry.valid,
+                                       (1 << way)[:depth], 0))
+        for b in range(2):
+            with m.If(self.start):
+                m.d.sync += free_ways[b].eq(0)
+            with m.Else():
+                m.d.sync += free_ways[b].eq(reduce(operator.or_, free_set[b], free_ways[b]))
+        fill = [sum(fills[q][b] for q in range(ports)) for b in range(2)]
+        free_way = [lowest_set([free_ways[b][w] for w in range(depth)]) for b in range(2)]
 
         # -- the overflow area: a row a cycle, in three register stages --------------------------
         m.submodules.overflow = overflow = Memory(
@@ -193,23 +231,23 @@ class Lookup(wiring.Component):
                      row_matches.eq(Cat(*[matches(e) for e in lanes_read])),
                      row_free.eq(Cat(*[~e.valid for e in lanes_read]))]
         with m.If(self.start):
-            m.d.sync += [found[1].eq(0), overflow_free.eq(0)]
+            m.d.sync += [found[-1].eq(0), overflow_free.eq(0)]
         with m.Elif(judged):
             # A row's last match (the lowest set bit of its matches reversed) and first free lane.
             with m.If(row_matches.any()):
                 last = Signal(range(lanes))
                 m.d.comb += last.eq(
                     (lanes - 1) - lowest_set([row_matches[lanes - 1 - i] for i in range(lanes)]))
-                m.d.sync += [found[1].eq(1), found_row.eq(judged_row), found_lane.eq(last),
-                             found_pos[1].eq(overflow_base + judged_row * lanes + last)]
+                m.d.sync += [found[-1].eq(1), found_row.eq(judged_row), found_lane.eq(last),
+                             found_pos[-1].eq(overflow_base + judged_row * lanes + last)]
             with m.If(row_free.any() & ~overflow_free):
                 m.d.sync += [overflow_free.eq(1), overflow_free_pos.eq(
                     overflow_base + judged_row * lanes
                     + lowest_set([row_free[i] for i in range(lanes)]))]
         with m.If(step == rows + 3):
-            m.d.sync += found_entry[1].eq(row_read.data[found_lane])
+            m.d.sync += found_entry[-1].eq(row_read.data[found_lane])
 
-        m.d.comb += self.done.eq((j == self.beats) & (step == self.scan_cycles))
+        m.d.comb += self.done.eq(Cat(*beats_in).all() & (step == self.scan_cycles))
 
         # The free place: the less full bucket, ties to bucket 1, else the overflow area.
         use2 = fill[1] < fill[0]
@@ -217,10 +255,10 @@ class Lookup(wiring.Component):
         with m.If(both_full):
             m.d.comb += [self.free_pos.eq(overflow_free_pos), self.free_ok.eq(overflow_free)]
         with m.Elif(use2):
-            m.d.comb += [self.free_pos.eq(self.bucket2 * depth + free_way[1]),
+            m.d.comb += [self.free_pos.eq(starts[1] + free_way[1]),
                          self.free_ok.eq(1)]
         with m.Else():
-            m.d.comb += [self.free_pos.eq(self.bucket1 * depth + free_way[0]),
+            m.d.comb += [self.free_pos.eq(starts[0] + free_way[0]),
                          self.free_ok.eq(1)]
 
         # -- writes into the overflow area, and its clear ---------------------------------------

@@ -2,10 +2,10 @@
 (or :class:`~bolt.hdl.channel.SealedAccelerator`) with simulation-only memory models on its
 ports.
 
-The HBM port carries a hundred or so requests per access; served from Python (cocotbext-axi's
+The HBM ports carry a hundred or so requests per access; served from Python (cocotbext-axi's
 ``AxiRam``) they were most of the simulator's time, so the model is Verilog inside the
 simulated design (``hbm_model.v``: an AXI4 slave over a dense memory, zero at start, with a
-read latency and random back-pressure set from ports).
+read latency and random back-pressure set from ports), one instance per HBM port of the map.
 
 The host port goes to one of two slaves, chosen by the ``host_model_select`` port: the top
 level's ``host__*`` AXI4 ports, served from Python by cocotbext-axi
@@ -72,8 +72,8 @@ def set_hbm(dut, *, latency: int = HBM_LATENCY_SIMULATED, stall: float = 0.0,
 
 
 class SimulatedCard(wiring.Component):
-    """Every port of ``design`` but ``hbm``, which the HBM model serves, and the host model's
-    ports.
+    """Every port of ``design`` but ``hbm``, whose ports the HBM models serve (one each), and
+    the host model's ports.
 
     ``hbm_latency`` (cycles from a read request to its first beat, at least), ``hbm_stall``
     (chance in 256 that the model holds a handshake in a cycle) and ``hbm_seed`` (its stall
@@ -86,8 +86,8 @@ class SimulatedCard(wiring.Component):
     Parameters
     ----------
     design : RtlAccelerator or SealedAccelerator
-        Has ``params``, a ``host`` AXI4 master and an ``hbm`` AXI4 master laid out by
-        :class:`~bolt.hdl.hbm.HbmMap`.
+        Has ``params``, a ``host`` AXI4 master and ``hbm`` AXI4 masters (one per HBM port)
+        laid out by :class:`~bolt.hdl.hbm.HbmMap`.
     """
 
     def __init__(self, design):
@@ -113,12 +113,16 @@ class SimulatedCard(wiring.Component):
             if name != "host" and not name.startswith(("hbm_", "host_model_")):
                 pass_through(m, self, design, name)
         hbm_map = HbmMap(design.params)
-        m.submodules.hbm = Instance(
-            "bolt_hbm_model",
-            p_ADDR_WIDTH=hbm_map.address_width, p_WORDS=hbm_map.size // BEAT_BYTES,
-            i_clk=ClockSignal(), i_rst=ResetSignal(),
-            i_latency=self.hbm_latency, i_stall=self.hbm_stall, i_seed=self.hbm_seed,
-            **_axi_ports(design.hbm, lambda name, signal: signal))
+        for port, size in enumerate(hbm_map.port_sizes):
+            # A model per HBM port, each holding what the map puts there; their stalls are
+            # drawn apart (seeds one apart).
+            m.submodules[f"hbm{port}" if port else "hbm"] = Instance(
+                "bolt_hbm_model",
+                p_ADDR_WIDTH=hbm_map.address_width, p_WORDS=size // BEAT_BYTES,
+                i_clk=ClockSignal(), i_rst=ResetSignal(),
+                i_latency=self.hbm_latency, i_stall=self.hbm_stall,
+                i_seed=(self.hbm_seed + port)[:32],
+                **_axi_ports(design.hbm[port], lambda name, signal: signal))
         m.submodules.host_model = Instance(
             "bolt_host_model",
             p_ADDR_WIDTH=ADDRESS_BITS, p_BEATS=host_model_beats(design.params),

@@ -61,10 +61,11 @@ def command(component, no_yosys, **options):
 
 def _memories(top) -> None:
     """The HBM address map and the on-chip memories against the U55C's memory budget."""
-    click.echo("HBM address map (behind the hbm AXI4 port):")
-    print_table([(name, f"{base:#x}", count, beats, f"{size / 2**20:.2f}")
-                 for name, base, count, beats, size in top.hbm_map.table()],
-                headers=("region", "base", "elements", "beats each", "MiB"))
+    click.echo(f"HBM address map (behind the {top.hbm_map.ports} hbm AXI4 ports; a region on "
+               "several is striped over them, element i on the (i mod ports)-th):")
+    print_table([(name, ports, f"{base:#x}", count, beats, f"{size / 2**20:.2f}")
+                 for name, ports, base, count, beats, size in top.hbm_map.table()],
+                headers=("region", "ports", "base", "elements", "beats each", "MiB each"))
     click.echo("")
     memories = memory_inventory(top)
     on_chip = sum(m.bits for m in memories)

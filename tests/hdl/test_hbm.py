@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from amaranth.sim import Simulator
 
-from bolt.hdl.hbm import HbmMap, HbmMaster, MAX_BURST_BEATS
+from bolt.hdl.hbm import INDEX_PORTS, HbmMap, HbmMaster, MAX_BURST_BEATS
 from bolt.params import Params
 
 from .axi_model import AxiMemory
@@ -20,12 +20,38 @@ def test_map_regions_are_disjoint_4k_aligned_and_hold_every_element(capacity):
         assert before.end == after.base
     for region in regions:
         assert region.base % 4096 == 0
-        assert region.count * region.stride <= region.size
+        assert -(-region.count // len(region.ports)) * region.stride <= region.size
     assert hbm.regions["index"].count == p.index_entries
+    assert hbm.regions["index"].ports == tuple(range(INDEX_PORTS)) == tuple(range(hbm.ports))
     assert hbm.regions["frames"].count == p.frames
     assert hbm.regions["loads"].count == p.bins
     assert hbm.clear_end == hbm.regions["staging"].end
-    assert hbm.size < 2 ** hbm.address_width
+    assert max(hbm.port_sizes) <= 2 ** hbm.address_width
+    assert hbm.size == sum(hbm.port_sizes)
+
+
+@pytest.mark.parametrize("ports", [1, 2, 4])
+def test_every_element_has_a_place_of_its_own_and_the_clears_cover_the_cleared_regions(ports):
+    hbm = HbmMap(Params(capacity=1024), index_ports=ports)
+    assert hbm.ports == ports == len(hbm.clears) == len(hbm.port_sizes)
+    places, cleared = {}, set()
+    for clear in hbm.clears:
+        port, = clear.ports
+        cleared |= {(port, clear.address(i) // 64 + beat)
+                    for i in range(clear.count) for beat in range(clear.stride // 64)}
+    for region in hbm.regions.values():
+        for i in range(region.count):
+            port, address = region.port(i), region.address(i)
+            assert address + region.stride <= hbm.port_sizes[port]
+            for beat in range(region.element_beats):
+                place = (port, address // 64 + beat)
+                assert place not in places, (region.name, i, places.get(place))
+                places[place] = (region.name, i)
+                assert (place in cleared) == (region.name in ("index", "loads", "bins",
+                                                              "staging"))
+    # The index's entries alternate over the ports, a bucket's ways on all of them.
+    index = hbm.regions["index"]
+    assert {index.port(i) for i in range(ports)} == set(range(ports))
 
 
 def _run(dut, bench, memory):

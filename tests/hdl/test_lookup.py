@@ -62,10 +62,12 @@ def _entry(layout, stored, pos):
                                 "key": int.from_bytes(stored, "little"), "bin": pos % 7})
 
 
-@pytest.mark.parametrize("latency, stall", [(4, 0.2), (1, 0.0), (30, 0.0)])
-def test_lookup_finds_keys_and_free_places(latency, stall):
-    p = Params(capacity=1024)
-    hbm = HbmMap(p)
+@pytest.mark.parametrize("capacity, ports, latency, stall", [
+    (1024, 2, 4, 0.2), (1024, 2, 1, 0.0), (1024, 2, 30, 0.0), (1024, 1, 4, 0.2),
+    (1024, 4, 3, 0.1), (1 << 17, 2, 2, 0.1)])
+def test_lookup_finds_keys_and_free_places(capacity, ports, latency, stall):
+    p = Params(capacity=capacity)
+    hbm = HbmMap(p, index_ports=ports)
     dut = Lookup(p, hbm)
     rng = random.Random(3)
     depth, base = p.index_bucket_depth, p.index_buckets * p.index_bucket_depth
@@ -75,12 +77,20 @@ def test_lookup_finds_keys_and_free_places(latency, stall):
 
     m = Module()
     m.submodules.lookup = dut
-    m.submodules.master = master = HbmMaster(hbm)
-    m.d.comb += [master.rd.valid.eq(dut.rd.valid), master.rd.payload.eq(dut.rd.payload),
-                 dut.rd.ready.eq(master.rd.ready), dut.beat.valid.eq(master.rdata.valid),
-                 dut.beat.payload.eq(master.rdata.payload), master.rdata.ready.eq(1)]
-    memory = AxiMemory(master.axi, latency=latency, stall=stall, seed=7)
+    memories = []
+    for port in range(ports):
+        m.submodules[f"master{port}"] = master = HbmMaster(hbm, port=port)
+        m.d.comb += [master.rd.valid.eq(dut.rd[port].valid),
+                     master.rd.payload.eq(dut.rd[port].payload),
+                     dut.rd[port].ready.eq(master.rd.ready),
+                     dut.beat[port].valid.eq(master.rdata.valid),
+                     dut.beat[port].payload.eq(master.rdata.payload), master.rdata.ready.eq(1)]
+        memories.append(AxiMemory(master.axi, latency=latency, stall=stall, seed=7 + port))
     layout = dut.entry_layout
+
+    def beat(pos):
+        """Where index entry ``pos`` lies: its port's memory and beat address."""
+        return memories[index.port(pos)].beats, index.address(pos) // 64
 
     async def bench(ctx):
         for table, key, bucket1, bucket2 in cases:
@@ -91,12 +101,14 @@ def test_lookup_finds_keys_and_free_places(latency, stall):
             await ctx.tick()
             ctx.set(dut.clear, 0)
             await ctx.tick().repeat(dut.clear_cycles)
-            memory.beats.clear()
+            for memory in memories:
+                memory.beats.clear()
             writes = sorted(table.items())
             rng.shuffle(writes)
             for pos, stored in writes:
                 if pos < base:
-                    memory.beats[index.address(pos) // 64] = _entry(layout, stored, pos)
+                    beats, address = beat(pos)
+                    beats[address] = _entry(layout, stored, pos)
                 ctx.set(dut.write, 1)
                 ctx.set(dut.write_pos, pos)
                 ctx.set(dut.write_entry.as_value(), _entry(layout, stored, pos))
@@ -104,7 +116,8 @@ def test_lookup_finds_keys_and_free_places(latency, stall):
             # The key and free overflow entries in the HBM copy of the overflow area, which no
             # lookup reads.
             for e in range(p.index_overflow_entries):
-                memory.beats[index.address(base + e) // 64] = _entry(layout, key, base + e)
+                beats, address = beat(base + e)
+                beats[address] = _entry(layout, key, base + e)
             ctx.set(dut.write, 0)
             await ctx.tick()
             ctx.set(dut.key, int.from_bytes(key, "little"))
@@ -126,7 +139,8 @@ def test_lookup_finds_keys_and_free_places(latency, stall):
 
     sim = Simulator(m)
     sim.add_clock(1e-8)
-    sim.add_testbench(memory.serve, background=True)
+    for memory in memories:
+        sim.add_testbench(memory.serve, background=True)
     sim.add_testbench(bench)
     sim.run()
     hits = in_overflow = 0
@@ -140,10 +154,17 @@ def test_lookup_finds_keys_and_free_places(latency, stall):
     assert 0 < hits < len(cases) and in_overflow
     assert any(free is None for _, free, _ in outcomes)        # a full index was seen too
     assert any(free is not None and free >= base for _, free, _ in outcomes)
-    # Two bursts a lookup, the buckets only.
-    assert memory.reads == [(index.address(b * depth), depth)
-                            for _, _, bucket1, bucket2 in cases for b in (bucket1, bucket2)]
+    # Two bursts a lookup on every port, each bucket's ways there (from its first way on the
+    # port), the same length on every port.
+    stripe = -(-depth // ports)
+    for port, memory in enumerate(memories):
+        firsts = [[pos for pos in range(b * depth, b * depth + ports) if index.port(pos) == port]
+                  for _, _, bucket1, bucket2 in cases for b in (bucket1, bucket2)]
+        assert memory.reads == [(index.address(first), stripe) for first, in firsts]
     assert min(cycles) >= dut.scan_cycles
     if stall == 0:
-        # Whatever the key, contents and outcome, a lookup takes the same cycles.
-        assert len(set(cycles)) == 1, cycles
+        # Whatever the key, contents and outcome, a lookup takes the same cycles: from the
+        # cycle after ``start``, the overflow scan or, if longer, the latency and then a
+        # port's share of both buckets' beats, a beat a cycle (the ports side by side).
+        assert set(cycles) == {1 + max(dut.scan_cycles, latency + dut.beats)}, cycles
+        assert dut.beats == 2 * -(-depth // ports)
