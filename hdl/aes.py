@@ -11,8 +11,9 @@ Two area/speed points share one component, :class:`Aes128`:
   for the rounds (read synchronously: the S-box read register is the stage register) plus 4 for
   the key expansion.
 * ``pipelined=False``: one round per cycle on one state register, round keys computed on the fly
-  (16 + 4 S-boxes, read combinationally). 11 cycles per block, for the DRBG, the subkey
-  derivation and the index PRF where area matters more than speed.
+  (16 + 4 S-boxes, read combinationally); the first AddRoundKey is made as the block is
+  loaded and the last round's result is offered as it is computed. 10 cycles per block, for
+  the DRBG, the subkey derivation and the index PRF where area matters more than speed.
 
 The S-box is a 256 x 8 ROM (:class:`amaranth.lib.memory.Memory`), which maps to LUTs or block
 ROM on an FPGA and simulates fast in Verilator.
@@ -20,7 +21,7 @@ ROM on an FPGA and simulates fast in Verilator.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -208,7 +209,7 @@ class Aes128(wiring.Component):
     ----------
     pipelined : bool
         ``True``: 10-stage round pipeline, one block per cycle. ``False``: one round per cycle,
-        one block per 11 cycles.
+        one block per 10 cycles.
 
     Members
     -------
@@ -226,8 +227,10 @@ class Aes128(wiring.Component):
     ----------------------
     Pipelined: a block accepted at cycle ``t`` is offered on ``o_stream`` at cycle ``t + 10``;
     one block per cycle; a stall of ``o_stream`` holds the whole pipeline (``i_stream.ready``
-    falls in the same cycle). Iterative: accepted at ``t``, offered at ``t + 11``; a new block is
-    accepted in the cycle its predecessor leaves, so 11 cycles per block.
+    falls in the same cycle). Iterative: accepted at ``t``, offered at ``t + 10`` (the last
+    round's result straight from its logic, then from the state register while ``o_stream``
+    is not ready); a new block is accepted in the cycle its predecessor leaves, so 10 cycles
+    per block.
     """
 
     def __init__(self, *, pipelined: bool = True):
@@ -245,11 +248,11 @@ class Aes128(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a block's acceptance to its ciphertext being offered."""
-        return ROUNDS if self._pipelined else ROUNDS + 1
+        return ROUNDS
 
     @property
     def cycles_per_block(self) -> int:
-        return 1 if self._pipelined else ROUNDS + 1
+        return 1 if self._pipelined else ROUNDS
 
     def elaborate(self, platform):
         if self._pipelined:
@@ -333,7 +336,7 @@ class Aes128(wiring.Component):
         state = Signal(128)
         round_key = Signal(128)                     # key of the round computed this cycle
         rnd = Signal(range(ROUNDS + 1))             # 0: idle; 1..10: computing round rnd
-        done = Signal()
+        done = Signal()                             # `state` holds a ciphertext not yet taken
 
         rcon = Signal(8)
         m.d.comb += rcon.eq(Const(0, 8))
@@ -351,13 +354,16 @@ class Aes128(wiring.Component):
         with m.Else():
             m.d.comb += after.eq(mix_columns(m, sr, name="mix") ^ this_key)
 
-        leaving = done & self.o_stream.ready
-        idle = (rnd == 0) & (~done | leaving)
+        # The ciphertext is offered as the last round computes it, and kept in `state` (`done`)
+        # if it is not taken then.
+        last = rnd == ROUNDS
+        leaving = (done | last) & self.o_stream.ready
+        idle = ((rnd == 0) & ~done) | leaving
         m.d.comb += [
             self.key_stream.ready.eq((rnd == 0) & ~done),
             self.i_stream.ready.eq(key_loaded & idle & ~self.key_stream.valid),
-            self.o_stream.valid.eq(done),
-            self.o_stream.payload.eq(state),
+            self.o_stream.valid.eq(done | last),
+            self.o_stream.payload.eq(Mux(done, state, after)),
         ]
         with m.If(leaving):
             m.d.sync += done.eq(0)
@@ -367,8 +373,8 @@ class Aes128(wiring.Component):
             m.d.sync += [state.eq(self.i_stream.payload ^ key), round_key.eq(key), rnd.eq(1)]
         with m.Elif(rnd != 0):
             m.d.sync += [state.eq(after), round_key.eq(this_key)]
-            with m.If(rnd == ROUNDS):
-                m.d.sync += [rnd.eq(0), done.eq(1)]
+            with m.If(last):
+                m.d.sync += [rnd.eq(0), done.eq(~self.o_stream.ready)]
             with m.Else():
                 m.d.sync += rnd.eq(rnd + 1)
         return m

@@ -12,6 +12,7 @@ import random
 import cocotb
 from Crypto.Cipher import AES
 
+from bolt.hdl.aes import Aes128
 from bolt.sim.streams import (CycleCounter, StreamSink, StreamSource, env_float, env_int,
                               start_clock_and_reset)
 
@@ -72,7 +73,8 @@ async def latency_and_throughput(dut):
     out = await sink.receive(len(blocks))
     assert out == [_aes(key, b) for b in blocks]
     cycles = counter.cycles
-    latency, per_block = (10, 1) if PIPELINED else (11, 11)
+    aes = Aes128(pipelined=PIPELINED)
+    latency, per_block = aes.latency, aes.cycles_per_block
     # Key expansion (pipelined: 10 cycles) precedes the first accepted block.
     setup = 10 if PIPELINED else 0
     expected = setup + latency + per_block * (len(blocks) - 1) + 1

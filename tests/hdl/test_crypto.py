@@ -39,31 +39,38 @@ def test_gf128_mul_equals_the_bit_serial_definition():
     assert not wrong, wrong[:3]
 
 
-@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "iterative"])
-def test_aes128_equals_pycryptodome(pipelined):
-    """Two keys, blocks sent back to back: every ciphertext equals pycryptodome's."""
+@pytest.mark.parametrize("pipelined, stall", [(True, 0.0), (False, 0.0), (False, 0.5)],
+                         ids=["pipelined", "iterative", "iterative-stalled"])
+def test_aes128_equals_pycryptodome(pipelined, stall):
+    """Two keys, blocks sent back to back (the ciphertexts taken at once or, with ``stall``,
+    each cycle by chance): every ciphertext equals pycryptodome's; taken at once, a block
+    every ``cycles_per_block``."""
     dut = Aes128(pipelined=pipelined)
     rng = random.Random(7)
+    taken_at = []
     keys = [rng.randbytes(16) for _ in range(2)]
     blocks = [rng.randbytes(16) for _ in range(6)]
     got, expected = [], []
 
     async def bench(ctx):
+        cycle = 0
         for key in keys:
             ctx.set(dut.key_stream.payload, int.from_bytes(key, "big"))
             ctx.set(dut.key_stream.valid, 1)
             await ctx.tick().until(dut.key_stream.ready)
             ctx.set(dut.key_stream.valid, 0)
-            ctx.set(dut.o_stream.ready, 1)
             sent = 0
             while len(got) < len(expected) + len(blocks):
+                ctx.set(dut.o_stream.ready, rng.random() >= stall)
                 if sent < len(blocks):
                     ctx.set(dut.i_stream.payload, int.from_bytes(blocks[sent], "big"))
                     ctx.set(dut.i_stream.valid, 1)
                 accepted = ctx.get(dut.i_stream.valid) and ctx.get(dut.i_stream.ready)
-                if ctx.get(dut.o_stream.valid):
+                if ctx.get(dut.o_stream.valid) and ctx.get(dut.o_stream.ready):
                     got.append(ctx.get(dut.o_stream.payload).to_bytes(16, "big"))
+                    taken_at.append(cycle)
                 await ctx.tick()
+                cycle += 1
                 if accepted:
                     sent += 1
                     if sent == len(blocks):
@@ -75,3 +82,8 @@ def test_aes128_equals_pycryptodome(pipelined):
     sim.add_testbench(bench)
     sim.run()
     assert got == expected
+    gaps = {b - a for a, b in zip(taken_at, taken_at[1:])}
+    if stall:
+        assert max(gaps) > dut.cycles_per_block
+    else:
+        assert min(gaps) == dut.cycles_per_block
