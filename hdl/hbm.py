@@ -41,7 +41,7 @@ BEAT_SIZE_CODE = (BEAT_BYTES - 1).bit_length()
 #: buckets are read on all of them at once, so its step's budget is that of a ``1 /
 #: INDEX_PORTS`` share of the beats (the U55C has 32 pseudo-channels; every other structure is
 #: on port 0).
-INDEX_PORTS = 2
+INDEX_PORTS = 4
 
 
 class AxiSignature(wiring.Signature):
