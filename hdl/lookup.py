@@ -43,7 +43,8 @@ class Lookup(wiring.Component):
     Members
     -------
     start : ``In(1)``
-        Pulse to begin; ``key``, ``klen``, ``bucket1``, ``bucket2`` are held until ``done``.
+        Pulse to begin; ``key``, ``klen``, ``bucket1``, ``bucket2`` are read from the cycle
+        after and held until ``done``.
     rd : ``Out(stream)``, one per index port
         Each port's two bucket read bursts (to its :class:`~bolt.hdl.hbm.HbmMaster`),
         offered from the cycle after ``start``.
@@ -170,29 +171,39 @@ class Lookup(wiring.Component):
             with m.If(rd.valid & rd.ready):
                 m.d.sync += request.eq(request + 1)
 
+            # The next beat's place, in registers ahead of it (off the path from the beat to
+            # the comparisons): its number j, its way, whether that way is in the bucket, and
+            # its index position.
             j = Signal(range(self.beats + 1), init=self.beats, name=f"beat{q}")
+            way = Signal(range(depth + ports * stripe), name=f"way{q}")
+            inside, position = Signal(name=f"inside{q}"), Signal.like(self.pos, name=f"pos{q}")
             beats_in.append(j == self.beats)
             m.d.comb += beat.ready.eq(1)
             entry = Signal(entry_layout, name=f"entry{q}")
             m.d.comb += entry.eq(beat.payload.data[:entry_layout.size])
             second = j >= stripe
-            start = Mux(second, starts[1], starts[0])
-            way = Signal(range(depth + ports * stripe), name=f"way{q}")
-            first_way = (q - start)[:shift] if shift else 0
-            m.d.comb += way.eq(first_way + Mux(second, j - stripe, j) * ports)
             arrived = beat.valid & (j != self.beats)
+            # Computed from the beat number after this cycle, so ready for that beat: the
+            # first beat comes two cycles after ``start`` at the earliest (its request leaves
+            # in the cycle after, with the buckets).
+            j_next = Mux(self.start, 0, j + arrived)
+            start_next = Mux(j_next >= stripe, starts[1], starts[0])
+            way_next = (((q - start_next)[:shift] if shift else 0)
+                        + Mux(j_next >= stripe, j_next - stripe, j_next) * ports)
+            m.d.sync += [way.eq(way_next), inside.eq(way_next < depth),
+                         position.eq(start_next + way_next)]
             with m.If(self.start):
                 m.d.sync += [j.eq(0), found[q].eq(0), fills[q][0].eq(0), fills[q][1].eq(0)]
             with m.Elif(arrived):
                 m.d.sync += j.eq(j + 1)
-                with m.If(matches(entry) & (way < depth)):
+                with m.If(matches(entry) & inside):
                     m.d.sync += [found[q].eq(1), found_entry[q].eq(entry),
-                                 found_pos[q].eq(start + way)]
+                                 found_pos[q].eq(position)]
                 for b, in_bucket in enumerate([~second, second]):
-                    with m.If(in_bucket & (way < depth) & entry.valid):
+                    with m.If(in_bucket & inside & entry.valid):
                         m.d.sync += fills[q][b].eq(fills[q][b] + 1)
             for b, in_bucket in enumerate([~second, second]):
-                free_set[b].append(Mux(arrived & in_bucket & (way < depth) & ~entry.valid,
+                free_set[b].append(Mux(arrived & in_bucket & inside & ~entry.valid,
                                        (1 << way)[:depth], 0))
         for b in range(2):
             with m.If(self.start):
