@@ -142,7 +142,8 @@ class RtlAccelerator(wiring.Component):
 
 def pass_through(m, outer, inner, name: str) -> None:
     """Connect member ``name`` of a wrapper ``outer`` to the same member of the design
-    ``inner`` it wraps (a plain port or an interface such as a stream or an AXI4 port)."""
+    ``inner`` it wraps (a plain port or an interface such as a stream or an AXI4 port, or an
+    array of interfaces such as the HBM ports)."""
     member = outer.signature.members[name]
     if member.is_port:
         if member.flow == Out:
@@ -150,7 +151,11 @@ def pass_through(m, outer, inner, name: str) -> None:
         else:
             m.d.comb += getattr(inner, name).eq(getattr(outer, name))
     else:
-        wiring.connect(m, wiring.flipped(getattr(outer, name)), getattr(inner, name))
+        pairs = [(getattr(outer, name), getattr(inner, name))]
+        for _ in member.dimensions:
+            pairs = [pair for outers, inners in pairs for pair in zip(outers, inners)]
+        for outer_interface, inner_interface in pairs:
+            wiring.connect(m, wiring.flipped(outer_interface), inner_interface)
 
 
 # -- packing of commands and responses, for testbenches and the host driver ------------------------
