@@ -33,7 +33,7 @@ class UniformSampler(wiring.Component):
     """AES-128-CTR words (four per block, most significant first) filtered by ``U(n)``'s
     rejection rule into a FIFO of ``depth`` samples.
 
-    Uses the iterative :class:`~bolt.hdl.aes.Aes128` (11 cycles per block).
+    Uses the iterative :class:`~bolt.hdl.aes.Aes128` (10 cycles per block).
     """
 
     def __init__(self, n: int, *, depth: int = 16):
