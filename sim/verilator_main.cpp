@@ -1,0 +1,151 @@
+// The executable's main() for bolt's Verilator builds under cocotb (bolt.sim.verilator).
+//
+// cocotb ships a main loop of its own; this one keeps its contract with cocotb's VPI library
+// (the same callbacks in the same order in every time step, the same --trace option) and
+// saves one evaluation of the design per time step. cocotb deposits its writes, among them
+// every toggle of its C++ clock, as vpiInertialDelay puts, which are held until the time
+// step's first evaluation is over: that evaluation sees no change at all (the previous time
+// step ended with an evaluation after its last write), and yet Verilator runs the logic fed
+// by top-level inputs at every evaluation. Here a time step evaluates the design only once a
+// write has been applied, so the value-change callbacks (a RisingEdge of the clock) still run
+// before the design reacts to the edge, as under cocotb's loop.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "Vtop.h"
+#include "verilated.h"
+#include "verilated_vpi.h"
+
+#if VM_TRACE
+#if VM_TRACE_FST
+#include <verilated_fst_c.h>
+using WaveWriter = VerilatedFstC;
+static const char* const kDefaultWaveFile = "dump.fst";
+#else
+#include <verilated_vcd_c.h>
+using WaveWriter = VerilatedVcdC;
+static const char* const kDefaultWaveFile = "dump.vcd";
+#endif
+#endif
+
+extern "C" void vlog_startup_routines_bootstrap(void);
+
+namespace {
+
+uint64_t now = 0;  // simulation time, in the time precision's units
+
+#if VM_TRACE
+WaveWriter* waves = nullptr;
+#endif
+
+// Value-change callbacks may write signals, which may fire more callbacks: run them until
+// none fires. Returns whether any did.
+bool drain_value_callbacks() {
+    bool fired = false;
+    while (VerilatedVpi::callValueCbs()) fired = true;
+    return fired;
+}
+
+// Evaluate the design if anything was written since it was last evaluated (always at the
+// first call), then apply the writes the evaluation's callbacks held back, until nothing is
+// left to evaluate; then the same around the ReadWrite callbacks.
+void run_time_step(Vtop& top, bool& evaluated) {
+    do {
+        do {
+            if (VerilatedVpi::evalNeeded() || !evaluated) {
+                top.eval_step();
+                evaluated = true;
+            }
+            VerilatedVpi::clearEvalNeeded();
+            VerilatedVpi::doInertialPuts();
+            drain_value_callbacks();
+        } while (VerilatedVpi::evalNeeded());
+        VerilatedVpi::callCbs(cbReadWriteSynch);
+        VerilatedVpi::doInertialPuts();
+        drain_value_callbacks();
+    } while (VerilatedVpi::evalNeeded());
+    top.eval_end_step();
+}
+
+bool ended = false;
+
+void end_of_simulation() {
+    if (ended) return;
+    ended = true;
+    VerilatedVpi::callCbs(cbEndOfSimulation);
+#if VM_TRACE
+    if (waves) waves->close();
+#endif
+}
+
+}  // namespace
+
+double sc_time_stamp() { return static_cast<double>(now); }
+
+int main(int argc, char** argv) {
+    bool wave_wanted = false;
+    bool flush_waves = false;
+    const char* wave_file = nullptr;
+    for (int i = 1; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--trace")) {
+            wave_wanted = true;
+        } else if (!std::strcmp(argv[i], "--trace-flush")) {
+            flush_waves = true;
+        } else if (!std::strcmp(argv[i], "--trace-file") && i + 1 < argc) {
+            wave_file = argv[++i];
+        }
+    }
+#if !VM_TRACE
+    if (wave_wanted) {
+        std::fprintf(stderr, "--trace needs a build with waveform support\n");
+        return 2;
+    }
+#endif
+
+    Verilated::commandArgs(argc, argv);
+    auto top = std::make_unique<Vtop>("");
+    Verilated::fatalOnVpiError(false);  // cocotb probes handles that may not exist
+#if VM_TRACE
+    Verilated::traceEverOn(true);
+    if (wave_wanted) {
+        waves = new WaveWriter;  // never deleted: its destructor may wait on a thread at exit
+        top->trace(waves, 99);
+        waves->open(wave_file ? wave_file : kDefaultWaveFile);
+    }
+#endif
+
+    vlog_startup_routines_bootstrap();
+    Verilated::addExitCb([](void*) { end_of_simulation(); }, nullptr);
+    VerilatedVpi::callCbs(cbStartOfSimulation);
+    drain_value_callbacks();
+
+    bool evaluated = false;
+    constexpr uint64_t kNothingPending = ~uint64_t{0};
+    while (!Verilated::gotFinish()) {
+        run_time_step(*top, evaluated);
+        VerilatedVpi::callCbs(cbReadOnlySynch);
+#if VM_TRACE
+        if (waves) {
+            waves->dump(now);
+            if (flush_waves) waves->flush();
+        }
+#endif
+        const uint64_t next = std::min(VerilatedVpi::cbNextDeadline(),
+                                       top->eventsPending() ? top->nextTimeSlot()
+                                                            : kNothingPending);
+        if (next == kNothingPending) break;  // no callback and no event left: the end
+        now = next;
+        VerilatedVpi::callCbs(cbNextSimTime);
+        drain_value_callbacks();
+        VerilatedVpi::callTimedCbs();  // cocotb's clock toggles and Timer wake-ups
+        drain_value_callbacks();
+    }
+
+    top->final();
+    end_of_simulation();
+    return Verilated::threadContextp()->errorCount() > 0 ? 1 : 0;
+}
