@@ -340,11 +340,15 @@ class RtlBackend:
             if message is None:
                 self._check_alive(deadline, timeout_s, expected)
                 continue
+            if message[0] == "writes":      # page writes held back, then what followed them
+                for address, data in message[1]:
+                    memory.write(address, data)
+                message = message[2]
+                if message is None:
+                    continue
             kind = message[0]
             if kind == "read":
                 connection.send_bytes(memory.read(message[1], message[2]))
-            elif kind == "write":
-                memory.write(message[1], message[2])
             elif kind == expected:
                 return message
             else:
