@@ -12,7 +12,7 @@ from cocotb.simtime import get_sim_time
 from cocotb.triggers import First, ReadOnly, RisingEdge
 
 from bolt.params import Params
-from bolt.sim.streams import offer, start_clock_and_reset
+from bolt.sim.streams import CLOCK_PERIOD_NS, offer, start_clock_and_reset
 
 __all__ = ["ChannelDriver"]
 
@@ -20,7 +20,7 @@ __all__ = ["ChannelDriver"]
 class ChannelDriver:
     """Drive ``dut``'s ``frames_in``/``frames_out``/``key_port`` (clock ``clk``, reset ``rst``)."""
 
-    def __init__(self, dut, params: Params, *, clock_period_ns: int = 10):
+    def __init__(self, dut, params: Params, *, clock_period_ns: int = CLOCK_PERIOD_NS):
         self.dut = dut
         self.params = params
         self.clock_period_ns = clock_period_ns

@@ -13,7 +13,7 @@ from cocotb.triggers import RisingEdge
 from bolt.hdl.accelerator import Cmd, pack_command, unpack_response
 from bolt.params import Params
 from bolt.protocol import Response, Status
-from bolt.sim.streams import offer, start_clock_and_reset, until_high
+from bolt.sim.streams import CLOCK_PERIOD_NS, offer, start_clock_and_reset, until_high
 
 __all__ = ["AcceleratorDriver", "SetupFailed"]
 
@@ -39,7 +39,7 @@ class AcceleratorDriver:
         Period of the clock this driver starts.
     """
 
-    def __init__(self, dut, params: Params, *, clock_period_ns: int = 10):
+    def __init__(self, dut, params: Params, *, clock_period_ns: int = CLOCK_PERIOD_NS):
         self.dut = dut
         self.params = params
         self.clock_period_ns = clock_period_ns

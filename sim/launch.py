@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from bolt.sim.verilator import SimulationFailed, VerilatorBuild, run
+from bolt.sim.streams import CLOCK_PERIOD_NS
+from bolt.sim.verilator import SimulationFailed, VerilatorBuild, main_clock_env, run
 
 
 def main() -> int:
@@ -19,7 +20,10 @@ def main() -> int:
     name = os.environ["BOLT_BUILD_NAME"]
     handle = VerilatorBuild(name=name, directory=directory, verilog=directory / f"{name}.v")
     waveform = os.environ.get("BOLT_WAVEFORM_DIR")
-    env = {key: value for key, value in os.environ.items() if key.startswith("BOLT_")}
+    # The main loop drives the clock (two VPI writes and a timer fewer a half period) unless
+    # the environment says otherwise (BOLT_MAIN_CLOCK empty: cocotb's clock).
+    env = {**main_clock_env(CLOCK_PERIOD_NS),
+           **{key: value for key, value in os.environ.items() if key.startswith("BOLT_")}}
     try:
         run(handle, os.environ.get("BOLT_SERVER_MODULE", "bolt.sim.server"), env=env, waves=bool(waveform), verbose=True,
             test_dir=Path(waveform) if waveform else None)

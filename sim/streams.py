@@ -14,10 +14,13 @@ import os
 import random
 
 import cocotb
+from cocotb import simtime
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-__all__ = ["env_int", "env_float", "start_clock", "start_clock_and_reset", "until_high", "offer",
+from bolt.sim.verilator import MAIN_CLOCK_ENV
+
+__all__ = ["env_int", "env_float", "CLOCK_PERIOD_NS", "start_clock", "start_clock_and_reset", "until_high", "offer",
            "StreamSource", "StreamSink", "CycleCounter"]
 
 
@@ -29,16 +32,29 @@ def env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
-def start_clock(clk, period_ns: int = 10) -> None:
-    """Drive ``clk`` from the simulator's side of cocotb (its C++ GPI clock).
+#: The clock period every driver and testbench simulates (it only scales simulated time).
+CLOCK_PERIOD_NS = 10
+
+
+def start_clock(clk, period_ns: int = CLOCK_PERIOD_NS) -> None:
+    """Drive ``clk`` from C++: the executable's main loop drives it when the environment asks
+    (:data:`bolt.sim.verilator.MAIN_CLOCK_ENV`, set for the RTL backend's simulations), else
+    cocotb's GPI clock does.
 
     cocotb's default clock is a Python task, two Python wake-ups per cycle: with it an idle
-    accelerator simulated at a third of the speed it reaches with the GPI clock.
+    accelerator simulated at a third of the speed it reaches with the GPI clock. The GPI clock
+    in turn writes the clock through VPI and registers a timer at every edge, a few per cent
+    of the time of a simulation that runs for millions of cycles.
     """
-    Clock(clk, period_ns, unit="ns", impl="gpi").start()
+    half_period = os.environ.get(MAIN_CLOCK_ENV)
+    if not half_period:
+        Clock(clk, period_ns, unit="ns", impl="gpi").start()
+    elif 2 * int(half_period) != simtime.convert(period_ns, "ns", to="step"):
+        raise ValueError(f"the simulation's main loop drives {clk._name} with a half period of "
+                         f"{half_period} steps, not half of {period_ns} ns")
 
 
-async def start_clock_and_reset(dut, cycles: int = 3, *, period_ns: int = 10):
+async def start_clock_and_reset(dut, cycles: int = 3, *, period_ns: int = CLOCK_PERIOD_NS):
     """Start a clock on ``dut.clk`` and hold ``dut.rst`` for ``cycles`` cycles."""
     start_clock(dut.clk, period_ns)
     dut.rst.value = 1

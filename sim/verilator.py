@@ -65,6 +65,17 @@ _RECIPE_VERSION = "2"
 #: The executable's main loop (it replaces cocotb's ``verilator.cpp``): one evaluation of the
 #: design per time step instead of two.
 MAIN_LOOP = Path(__file__).with_name("verilator_main.cpp")
+#: The builds' time unit and precision (Verilator's ``--timescale``).
+TIMESCALE = ("1ns", "1ps")
+#: An environment variable that asks :data:`MAIN_LOOP` to drive the top level's ``clk`` itself,
+#: high from time 0, turning over every so many time steps (of the precision); then
+#: :func:`bolt.sim.streams.start_clock` starts no clock of its own (empty: cocotb's clock).
+MAIN_CLOCK_ENV = "BOLT_MAIN_CLOCK"
+
+
+def main_clock_env(period_ns: int) -> dict[str, str]:
+    """The environment that has the main loop drive a clock of ``period_ns``."""
+    return {MAIN_CLOCK_ENV: str(period_ns * 1000 // 2)}    # 1 ps steps (TIMESCALE)
 
 
 def _build_runner():
@@ -271,7 +282,7 @@ def _compile(text: str, target: VerilatorBuild, *, digest: str, build_args: tupl
         os.environ["CXXFLAGS"] = CXXFLAGS
         try:
             runner.build(sources=[verilog_path], hdl_toplevel=name, build_dir=directory,
-                         build_args=list(build_args), timescale=("1ns", "1ps"),
+                         build_args=list(build_args), timescale=TIMESCALE,
                          log_file=None if verbose else log_file)
         except (RuntimeError, SystemExit) as error:
             tail = log_file.read_text()[-4000:] if log_file.is_file() else ""

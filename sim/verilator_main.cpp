@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -52,18 +53,26 @@ bool drain_value_callbacks() {
 
 // Evaluate the design if anything was written since it was last evaluated (always at the
 // first call), then apply the writes the evaluation's callbacks held back, until nothing is
-// left to evaluate; then the same around the ReadWrite callbacks.
-void run_time_step(Vtop& top, bool& evaluated) {
+// left to evaluate; then the same around the ReadWrite callbacks. `clock_edge`: the clock
+// this loop drives turns over in this time step, where cocotb's clock would have its write
+// applied (after the first, skipped, evaluation, before the value-change callbacks).
+void run_time_step(Vtop& top, bool& evaluated, bool clock_edge) {
+    bool forced = false;
     do {
         do {
-            if (VerilatedVpi::evalNeeded() || !evaluated) {
+            if (VerilatedVpi::evalNeeded() || forced || !evaluated) {
                 top.eval_step();
                 evaluated = true;
             }
             VerilatedVpi::clearEvalNeeded();
+            forced = clock_edge;
+            if (clock_edge) {
+                top.clk = !top.clk;
+                clock_edge = false;
+            }
             VerilatedVpi::doInertialPuts();
             drain_value_callbacks();
-        } while (VerilatedVpi::evalNeeded());
+        } while (VerilatedVpi::evalNeeded() || forced);
         VerilatedVpi::callCbs(cbReadWriteSynch);
         VerilatedVpi::doInertialPuts();
         drain_value_callbacks();
@@ -123,10 +132,19 @@ int main(int argc, char** argv) {
     VerilatedVpi::callCbs(cbStartOfSimulation);
     drain_value_callbacks();
 
+    // The clock, when the environment asks this loop to drive it (BOLT_MAIN_CLOCK: its half
+    // period in time steps): high from time 0, then turning over every half period, as
+    // cocotb's own clock does once started, but with no VPI write and no timer callback.
+    const char* const half_period_text = std::getenv("BOLT_MAIN_CLOCK");
+    const uint64_t half_period = half_period_text ? std::strtoull(half_period_text, nullptr, 10) : 0;
+    uint64_t next_edge = 0;
+
     bool evaluated = false;
     constexpr uint64_t kNothingPending = ~uint64_t{0};
     while (!Verilated::gotFinish()) {
-        run_time_step(*top, evaluated);
+        const bool clock_edge = half_period && now == next_edge;
+        if (clock_edge) next_edge += half_period;
+        run_time_step(*top, evaluated, clock_edge);
         VerilatedVpi::callCbs(cbReadOnlySynch);
 #if VM_TRACE
         if (waves) {
@@ -134,9 +152,10 @@ int main(int argc, char** argv) {
             if (flush_waves) waves->flush();
         }
 #endif
-        const uint64_t next = std::min(VerilatedVpi::cbNextDeadline(),
-                                       top->eventsPending() ? top->nextTimeSlot()
-                                                            : kNothingPending);
+        const uint64_t next = std::min({VerilatedVpi::cbNextDeadline(),
+                                        top->eventsPending() ? top->nextTimeSlot()
+                                                             : kNothingPending,
+                                        half_period ? next_edge : kNothingPending});
         if (next == kNothingPending) break;  // no callback and no event left: the end
         now = next;
         VerilatedVpi::callCbs(cbNextSimTime);
