@@ -79,9 +79,23 @@ def index_entry_layout(params: Params) -> data.StructLayout:
     return layout
 
 
+def index_bucket_stride(params: Params) -> int:
+    """Index positions from one bucket's start to the next: the bucket depth rounded up to a
+    power of two. Striped over a power of two of ports, a bucket's entries on a port are then
+    a run of beats inside an aligned power-of-two block of beats, which no 4 KB boundary
+    crosses: a bucket is one AXI4 burst on each port, and a burst must not cross 4 KB."""
+    return 1 << (params.index_bucket_depth - 1).bit_length()
+
+
+def index_positions(params: Params) -> int:
+    """Index positions in all: the buckets (each :func:`index_bucket_stride` apart, the
+    positions past a bucket's depth unused), then the overflow area."""
+    return params.index_buckets * index_bucket_stride(params) + params.index_overflow_entries
+
+
 def index_position_bits(params: Params) -> int:
     """An index position: the entry's number in the index region (buckets, then overflow)."""
-    return max(1, (params.index_entries - 1).bit_length())
+    return max(1, (index_positions(params) - 1).bit_length())
 
 
 def frame_record_layout(params: Params) -> data.StructLayout:
@@ -195,7 +209,7 @@ class HbmMap:
         p = params
         self.ports = index_ports
         layouts = [
-            ("index", p.index_entries, p.index_entry_bits, tuple(range(index_ports))),
+            ("index", index_positions(p), p.index_entry_bits, tuple(range(index_ports))),
             ("loads", p.bins, p.load_bits, (0,)),
             ("bins", p.host_bins, bin_record_layout(p).size, (0,)),
             ("staging", p.host_bins * p.slots, slot_layout(p).size, (0,)),
@@ -219,6 +233,8 @@ class HbmMap:
         #: Widest element in beats: the width of a write request's data.
         self.max_element_beats = max(r.element_beats for r in self.regions.values())
         assert p.index_bucket_depth <= MAX_BURST_BEATS     # a bucket is one burst
+        # A bucket's run on each port stays inside 64 beats (4 KB).
+        assert index_ports <= index_bucket_stride(p) <= 64 * index_ports
 
     def __getattr__(self, name):
         try:

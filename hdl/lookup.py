@@ -3,7 +3,8 @@
 A key is placed in one of two buckets whose numbers come from a PRF of the key (computed by
 the accelerator's AES core under the index key), the less full of the two; when both are full
 it goes to the overflow area, which every lookup searches in full. An index position is an
-entry number: bucket ``b`` is the ``index_bucket_depth`` entries from ``b · depth``, the
+entry number: bucket ``b`` is the ``index_bucket_depth`` entries from ``b · stride``
+(:func:`~bolt.hdl.hbm.index_bucket_stride`, the depth rounded up to a power of two), the
 overflow area the ``index_overflow_entries`` after all buckets.
 
 The buckets grow with N and sit in HBM, one entry per beat
@@ -31,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from bolt.params import Params
 
-from .hbm import BEAT_BITS, HbmMap, index_entry_layout, index_position_bits
+from .hbm import BEAT_BITS, HbmMap, index_bucket_stride, index_entry_layout, index_position_bits
 from .scan import lowest_set
 
 __all__ = ["Lookup"]
@@ -122,7 +123,8 @@ class Lookup(wiring.Component):
         p = self._p
         m = Module()
         depth, lanes, rows = p.index_bucket_depth, p.index_overflow_lanes, self._rows
-        overflow_base = p.index_buckets * depth
+        bucket_stride = index_bucket_stride(p)
+        overflow_base = p.index_buckets * bucket_stride
         index = self._map.index
         entry_layout = self.entry_layout
 
@@ -130,7 +132,8 @@ class Lookup(wiring.Component):
         shift = index.stripe_shift
         # Where each bucket begins (its way 0's index position).
         starts = [Signal(len(self.pos), name=f"start{b}") for b in range(2)]
-        m.d.comb += [starts[0].eq(self.bucket1 * depth), starts[1].eq(self.bucket2 * depth)]
+        m.d.comb += [starts[0].eq(self.bucket1 * bucket_stride),
+                     starts[1].eq(self.bucket2 * bucket_stride)]
 
         def matches(entry):
             return entry.valid & (entry.klen == self.klen) & (entry.key == self.key)

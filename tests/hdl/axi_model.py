@@ -51,6 +51,10 @@ class AxiMemory:
             ar, aw = ar_ready and arvalid, aw_ready and awvalid
             w = w_ready and bool(writes) and wvalid
             r, b = r_valid and rready, b_valid and bready
+            for valid_request, address, beats in ((ar, araddr, arlen + 1), (aw, awaddr, awlen + 1)):
+                # AXI4: a burst never crosses a 4 KB boundary.
+                assert not valid_request or address // 4096 == (address + 64 * beats - 1) // 4096, \
+                    f"a {beats}-beat burst at {address:#x} crosses 4 KB"
             if ar:
                 request = (araddr, arlen + 1)
                 self.reads.append(request)

@@ -13,22 +13,28 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from bolt.hdl.accelerator import pack_fields
-from bolt.hdl.hbm import HbmMap, HbmMaster
+from bolt.hdl.hbm import HbmMap, HbmMaster, index_bucket_stride
 from bolt.hdl.lookup import Lookup
 from bolt.params import Params
 
 from .axi_model import AxiMemory
 
 
+def _layout(p):
+    """(bucket depth, bucket stride, the overflow area's first position)."""
+    stride = index_bucket_stride(p)
+    return p.index_bucket_depth, stride, p.index_buckets * stride
+
+
 def _expected(p, table, key, bucket1, bucket2):
-    depth, base = p.index_bucket_depth, p.index_buckets * p.index_bucket_depth
-    places = ([bucket1 * depth + w for w in range(depth)] + [bucket2 * depth + w for w in range(depth)]
+    depth, stride, base = _layout(p)
+    places = ([bucket1 * stride + w for w in range(depth)] + [bucket2 * stride + w for w in range(depth)]
               + [base + e for e in range(p.index_overflow_entries)])
     found = [pos for pos in places if table.get(pos) == key]
-    fills = [sum((b * depth + w) in table for w in range(depth)) for b in (bucket1, bucket2)]
+    fills = [sum((b * stride + w) in table for w in range(depth)) for b in (bucket1, bucket2)]
     if fills[0] < depth or fills[1] < depth:
         bucket = bucket2 if fills[1] < fills[0] else bucket1
-        free = next(bucket * depth + w for w in range(depth) if bucket * depth + w not in table)
+        free = next(bucket * stride + w for w in range(depth) if bucket * stride + w not in table)
     else:
         free = next((base + e for e in range(p.index_overflow_entries) if base + e not in table),
                     None)
@@ -37,7 +43,7 @@ def _expected(p, table, key, bucket1, bucket2):
 
 def _cases(p, rng, count):
     """Random buckets and index contents, the key present in two of three cases."""
-    depth, base = p.index_bucket_depth, p.index_buckets * p.index_bucket_depth
+    depth, stride, base = _layout(p)
     cases = []
     for n in range(count):
         bucket1, bucket2 = rng.randrange(p.index_buckets), rng.randrange(p.index_buckets)
@@ -45,7 +51,7 @@ def _cases(p, rng, count):
         for bucket in (bucket1, bucket2):
             fill = rng.choice([0, 2, depth - 1, depth, depth])
             for way in rng.sample(range(depth), fill):
-                table[bucket * depth + way] = rng.randbytes(4)
+                table[bucket * stride + way] = rng.randbytes(4)
         if rng.random() < 0.7:
             for entry in rng.sample(range(p.index_overflow_entries),
                                     rng.choice([1, 3, 40, p.index_overflow_entries])):
@@ -70,7 +76,7 @@ def test_lookup_finds_keys_and_free_places(capacity, ports, latency, stall):
     hbm = HbmMap(p, index_ports=ports)
     dut = Lookup(p, hbm)
     rng = random.Random(3)
-    depth, base = p.index_bucket_depth, p.index_buckets * p.index_bucket_depth
+    depth, stride, base = _layout(p)
     index = hbm.regions["index"]
     cases = _cases(p, rng, 24)
     outcomes, cycles = [], []
@@ -158,9 +164,12 @@ def test_lookup_finds_keys_and_free_places(capacity, ports, latency, stall):
     # port), the same length on every port.
     stripe = -(-depth // ports)
     for port, memory in enumerate(memories):
-        firsts = [[pos for pos in range(b * depth, b * depth + ports) if index.port(pos) == port]
+        firsts = [[pos for pos in range(b * stride, b * stride + ports) if index.port(pos) == port]
                   for _, _, bucket1, bucket2 in cases for b in (bucket1, bucket2)]
         assert memory.reads == [(index.address(first), stripe) for first, in firsts]
+        # No burst crosses a 4 KB boundary (AXI4 forbids it), at depth 9 too.
+        assert all(address // 4096 == (address + 64 * beats - 1) // 4096
+                   for address, beats in memory.reads)
     assert min(cycles) >= dut.scan_cycles
     if stall == 0:
         # Whatever the key, contents and outcome, a lookup takes the same cycles: from the
