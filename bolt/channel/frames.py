@@ -160,18 +160,18 @@ class FrameFormat:
         field exceeding its field. Without a repeated key they come as
         :class:`~bolt.model.pages.EncodedItems`: a command plaintext is its item's slot
         plaintext with the op byte in place of the slot's flag."""
-        items = self._unpack_items(plaintexts)
-        count = len(plaintexts) // self._command.size
-        if items is None or len(items) != count or not count:
+        # One command per row: its length fields checked as columns, its slot plaintext copied.
+        rows = np.frombuffer(plaintexts, dtype=np.uint8).reshape(-1, self._command.size)
+        items = self._unpack_items(plaintexts, rows)
+        if items is None or len(items) != len(rows) or not len(rows):
             return items
-        slots = np.frombuffer(plaintexts, dtype=np.uint8).reshape(count, -1).copy()
+        slots = rows.copy()
         slots[:, 0] = OCCUPIED
         return EncodedItems(items, slots)
 
-    def _unpack_items(self, plaintexts: bytes) -> dict[bytes, bytes] | None:
+    def _unpack_items(self, plaintexts: bytes, rows: np.ndarray) -> dict[bytes, bytes] | None:
         ks, vs = self._key_size, self._value_size
         # The length fields as columns, checked whole (no Python frame per item).
-        rows = np.frombuffer(plaintexts, dtype=np.uint8).reshape(-1, self._command.size)
         key_lengths = rows[:, 1]
         value_lengths = rows[:, 2 + ks].astype(np.uint16) << 8 | rows[:, 3 + ks]
         if not len(rows):
