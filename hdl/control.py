@@ -24,6 +24,7 @@ from .lookup import Lookup
 from .pages import HostAxiBridge, PageEngine, PagePortArbiter, bswap
 from .sampler import make_sampler
 from .scan import lowest_set
+from .touch import Take
 
 __all__ = ["AccessControl"]
 
@@ -112,6 +113,9 @@ class AccessControl(Elaboratable):
         self.hbm = self.hbms[0]
         m.submodules.aes = self.aes = Aes128(pipelined=False)
         m.submodules.sampler = self.sampler = make_sampler(p, self._sampler_factory)
+        m.submodules.take = self.taker = Take(params=p)
+        m.d.comb += [self.taker.page.rd.eq(self.pages_a.slot_rd),
+                     self.taker.page.used.eq(self.pages_a.slot_used)]
         wiring.connect(m, self.pages_a.host, page_port.a)
         wiring.connect(m, self.pages_b.host, page_port.b)
         wiring.connect(m, page_port.host, self.bridge.page)
@@ -184,8 +188,8 @@ class AccessControl(Elaboratable):
         self.stack_top = Signal(fb)
         self.top = Signal(range(p.frames + 1))      # frames on the free stack (in HBM)
         self.fresh = Signal(range(p.frames + 1))    # frames never used since Setup
-        self.fits, self.take, self.full, self.replace, self.taken, self.holds = (
-            Signal(name=n) for n in ("fits", "take", "full", "replace", "taken", "holds"))
+        self.fits, self.take, self.full, self.replace = (
+            Signal(name=n) for n in ("fits", "take", "full", "replace"))
         self.taken_vlen = Signal(16)
         self.taken_value = Signal(8 * p.value_size)
         self.status = Signal(3)
@@ -273,7 +277,6 @@ class AccessControl(Elaboratable):
 
         self._request_pipeline()
 
-        self.slot_vlen = Cat(pages_a.slot_rd.vlen_be[8:16], pages_a.slot_rd.vlen_be[0:8])
         regions = self.hm.regions
         self.index_r, self.loads_r, self.bins_r = (regions["index"], regions["loads"],
                                                    regions["bins"])
@@ -465,7 +468,7 @@ class AccessControl(Elaboratable):
                              self.has_value.eq(0), self.out_vlen.eq(0), self.out_value.eq(0),
                              self.err_page.eq(0),
                              self.status.eq(Status.ABSENT), self.mac.eq(0), self.mac_block.eq(0),
-                             self.taken.eq(0), self.derive.eq(0),
+                             self.derive.eq(0),
                              self.reads_at.eq(0), self.data_at.eq(0), self.ready_at.eq(0),
                              self.resume.eq(0)]
                 with m.Switch(self.ports.cmd.payload.op):
@@ -647,11 +650,18 @@ class AccessControl(Elaboratable):
                 m.next = "RESULT"
 
     def _touch(self):
-        """Step 3: both pages in and verified; the key's item out of page x."""
-        m = self.m
+        """Step 3: both pages in and verified; the key's item out of page x
+        (:class:`~bolt.hdl.touch.Take`)."""
+        m, taker = self.m, self.taker
+        taking = self.take & (self.kind == HOST)
         with m.State("T_LOAD_WAIT"):
-            # The key's slot, read a cycle ahead of T_TAKE (the page's reads are synchronous).
-            m.d.comb += self.pages_a.slot_rd_idx.eq(self.loc)
+            # The key's slot is read in the cycle the take is requested, the page's last of
+            # waiting (the page's reads are synchronous).
+            m.d.comb += [taker.request.payload.slot.eq(self.loc),
+                         taker.request.payload.klen.eq(self.cmd.klen),
+                         taker.request.payload.key.eq(self.cmd.key),
+                         taker.request.payload.take.eq(taking),
+                         self.pages_a.slot_rd_idx.eq(taker.page.rd_idx)]
             with m.If(self.pages_a.done):
                 m.d.sync += self.a_in.eq(1)
             with m.If(self.pages_b.done):
@@ -667,30 +677,29 @@ class AccessControl(Elaboratable):
                                  self.err_page.eq(self.host_page(self.y))]
                     m.next = "RESP"
                 with m.Elif(self.x_host):
+                    # The take is idle: its last result was taken in T_TAKE.
+                    m.d.comb += taker.request.valid.eq(1)
                     m.next = "T_TAKE"
                 with m.Else():
                     m.next = "RESULT"
         with m.State("T_TAKE"):
-            # The key's slot of page x: whether it holds the key, decided in a cycle of its own.
-            slot = self.pages_a.slot_rd
-            m.d.sync += self.holds.eq((slot.flag != 0) & (slot.klen == self.cmd.klen)
-                                      & (slot.key == self.cmd.key))
-            with m.If(self.take & (self.kind == HOST)):
-                m.d.sync += [self.taken.eq(1), self.taken_vlen.eq(self.slot_vlen),
-                             self.taken_value.eq(slot.value)]
-            m.next = "T_TAKE_OUT"
-        with m.State("T_TAKE_OUT"):
-            # The key's item leaves its slot of page x.
-            holds = self.holds
-            with m.If(self.take & (self.kind == HOST)):
-                m.d.comb += [self.pages_a.slot_wr_idx.eq(self.loc), self.pages_a.slot_wr.eq(0),
-                             self.pages_a.slot_wr_en.eq(holds)]
-            with m.If(self.take & (self.kind == HOST) & ~holds):
-                m.d.sync += [self.status.eq(Status.INTEGRITY),
-                             self.err_page.eq(self.host_page(self.x)), self.taken.eq(0)]
-                m.next = "RESP"
-            with m.Else():
-                m.next = "RESULT"
+            # The key's slot is checked (a cycle), then its item leaves it as the result is
+            # taken (the next).
+            m.d.comb += [taker.result.ready.eq(1),
+                         self.pages_a.slot_wr_en.eq(taker.page.wr_en),
+                         self.pages_a.slot_wr_idx.eq(taker.page.wr_idx),
+                         self.pages_a.slot_wr.eq(taker.page.wr)]
+            taken = taker.result.payload
+            with m.If(taker.result.valid):
+                with m.If(taking & ~taken.holds):
+                    m.d.sync += [self.status.eq(Status.INTEGRITY),
+                                 self.err_page.eq(self.host_page(self.x))]
+                    m.next = "RESP"
+                with m.Else():
+                    with m.If(taking):
+                        m.d.sync += [self.taken_vlen.eq(taken.vlen),
+                                     self.taken_value.eq(taken.value)]
+                    m.next = "RESULT"
 
     def _flush(self):
         """The touches' flushes: each touched bin's pending items into the lowest free slots

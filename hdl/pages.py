@@ -32,8 +32,8 @@ from amaranth.lib.wiring import In, Out
 
 from bolt.params import BEAT_BYTES, TAG_BYTES, Params
 
-__all__ = ["HostPortSignature", "HostAxiBridge", "PageEngine", "PagePortArbiter", "slot_layout", "bswap", "page_blocks",
-           "ADDRESS_BITS", "BLOCKS_PER_BEAT"]
+__all__ = ["HostPortSignature", "HostAxiBridge", "PageEngine", "PagePortArbiter", "SlotPortSignature",
+           "slot_layout", "bswap", "page_blocks", "ADDRESS_BITS", "BLOCKS_PER_BEAT"]
 
 #: Width of a host byte address on the master port.
 ADDRESS_BITS = 48
@@ -80,6 +80,23 @@ def slot_layout(params: Params) -> data.StructLayout:
     })
     assert layout.size == 8 * params.slot_bytes
     return layout
+
+
+class SlotPortSignature(wiring.Signature):
+    """A page buffer's slots as a unit that edits them sees them (``Out`` in the unit), the
+    page engine's slot ports (:class:`PageEngine`) under shorter names.
+
+    ``rd_idx``/``rd``: a synchronous read, ``rd`` the slot ``rd_idx`` named the cycle before;
+    ``used``: which slots hold an item (their flag is set), as of the last write;
+    ``wr_en``, ``wr_idx``, ``wr``: a write of one slot.
+    """
+
+    def __init__(self, params: Params):
+        layout = slot_layout(params)
+        super().__init__({
+            "rd_idx": Out(range(params.slots)), "rd": In(layout), "used": In(params.slots),
+            "wr_en": Out(1), "wr_idx": Out(range(params.slots)), "wr": Out(layout),
+        })
 
 
 def bswap(value):
