@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, Shape, Signal
 from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
 
 from bolt.params import Params
 from bolt.protocol import HBM, HOST, PENDING, Cmd, Status
@@ -23,7 +22,7 @@ from .hbm import (BEAT_BITS, HbmMap, HbmMaster, MAX_BURST_BEATS, Region, bin_rec
 from .lookup import Lookup
 from .pages import HostAxiBridge, PageEngine, PagePortArbiter, bswap
 from .sampler import make_sampler
-from .scan import lowest_set
+from .flush import Flush
 from .touch import Take
 
 __all__ = ["AccessControl"]
@@ -114,8 +113,13 @@ class AccessControl(Elaboratable):
         m.submodules.aes = self.aes = Aes128(pipelined=False)
         m.submodules.sampler = self.sampler = make_sampler(p, self._sampler_factory)
         m.submodules.take = self.taker = Take(params=p)
-        m.d.comb += [self.taker.page.rd.eq(self.pages_a.slot_rd),
-                     self.taker.page.used.eq(self.pages_a.slot_used)]
+        # Each page's flush, the frames it puts in held from their read (while the pages
+        # travel, the lists being known at the decisions) to the items' index updates.
+        m.submodules.flush_a = self.flush_a = Flush(params=p)
+        m.submodules.flush_b = self.flush_b = Flush(params=p)
+        for unit, pages in ((self.taker, self.pages_a), (self.flush_a, self.pages_a),
+                            (self.flush_b, self.pages_b)):
+            m.d.comb += [unit.page.rd.eq(pages.slot_rd), unit.page.used.eq(pages.slot_used)]
         wiring.connect(m, self.pages_a.host, page_port.a)
         wiring.connect(m, self.pages_b.host, page_port.b)
         wiring.connect(m, page_port.host, self.bridge.page)
@@ -133,13 +137,6 @@ class AccessControl(Elaboratable):
         self.entry_l = self.lookup.entry_layout
         self.frame_l, self.bin_l = frame_record_layout(p), bin_record_layout(p)
         self.slot_l = self.pages_a.slot_layout
-        # The flushes' frames, read from HBM into engine a's (b's) buffer while the pages
-        # travel (the lists are known at the decisions), put into the pages' free slots after
-        # the take and read again for their index updates.
-        self.held = []
-        for name in ("held_a", "held_b"):
-            m.submodules[name] = held = Memory(shape=self.frame_l, depth=p.slots, init=[])
-            self.held.append((held.write_port(), held.read_port()))
         self.lshape = range(p.slots + 1)
         self.element = element = self.hbm.element
         self.as_frame = self.frame_l(element[:self.frame_l.size])
@@ -210,21 +207,11 @@ class AccessControl(Elaboratable):
         self.resume = Signal()            # after the response: the page writes and re-placement
         self.derive = Signal(2)
         self.page_number = Signal(range(p.host_bins + 1))
-        # The free slots of engine a's (b's) page as its flush fills them, and the lowest.
-        self.free_slots_a, self.free_slots_b = (Signal(S, name=n)
-                                                for n in ("free_slots_a", "free_slots_b"))
-        self.free_slot_a, self.free_slot_b = (Signal(range(S), name=n)
-                                              for n in ("free_slot_a", "free_slot_b"))
-        self.filled = Signal(range(S + 3))      # the flushes' fill: its cycle
         self.forwarded = Signal(range(S + 2))   # slots copied from engine a to b
-        # The slot each item of engine a's (b's) flush went to.
-        self.slots_a, self.slots_b = (Signal(data.ArrayLayout(range(S), S), name=n)
-                                      for n in ("slots_a", "slots_b"))
         self.flushes = [
-            _Flush(self.pages_a, self.pending_a, *self.held[0], self.free_slots_a,
-                   self.free_slot_a, self.slots_a, self.first, self.counter_a),
-            _Flush(self.pages_b, self.pending_b, *self.held[1], self.free_slots_b,
-                   self.free_slot_b, self.slots_b, self.y, self.counter_b)]
+            _Flush(self.pages_a, self.flush_a, self.pending_a, self.first, self.counter_a),
+            _Flush(self.pages_b, self.flush_b, self.pending_b, self.y, self.counter_b)]
+        self.m.d.comb += [f.unit.count.eq(f.pending.count) for f in self.flushes]
         # The step's next request.
         self.k = Signal(range(max(*(c.count for c in self.hm.clears), _CHOSEN_BY_CASE) + 1))
         # The request pipeline (:meth:`issue`): a step's request is chosen into `chosen` (its
@@ -713,7 +700,7 @@ class AccessControl(Elaboratable):
 
     def _frame_reads(self, flushes):
         """The flushes' frame reads: ``slots`` per page, engine a's first, each frame into its
-        engine's buffer (``held_a``, ``held_b``). The re-placement's reads follow. Then the
+        page's :class:`~bolt.hdl.flush.Flush`. The re-placement's reads follow. Then the
         pages are awaited (``T_LOAD_WAIT``)."""
         m, S = self.m, self.p.slots
         with m.State(f"FRAME_READ_{len(flushes)}"):
@@ -723,9 +710,10 @@ class AccessControl(Elaboratable):
                 for f in flushes])
             i = self.hbm.element_index
             for n, f in enumerate(flushes):
-                with m.If(self.hbm.element_valid & (i >= n * S) & (i < (n + 1) * S)):
-                    m.d.comb += [f.held_wr.en.eq(1), f.held_wr.addr.eq(i - n * S),
-                                 f.held_wr.data.eq(self.as_frame)]
+                m.d.comb += [f.unit.hold.valid.eq(self.hbm.element_valid & (i >= n * S)
+                                                  & (i < (n + 1) * S)),
+                             f.unit.hold.payload.index.eq(i - n * S),
+                             f.unit.hold.payload.frame.eq(self.as_frame)]
             self._stored()
             with m.If(over):
                 m.d.sync += self.ready_at.eq(self.cycles)
@@ -746,12 +734,13 @@ class AccessControl(Elaboratable):
         next_counters = [self.counter + 1,
                          Mux(self.y_is_x, self.counter + 2, self.counter_y + 1)]
         m.d.sync += [f.counter.eq(c) for f, c in zip(flushes, next_counters)]
+        m.d.comb += [f.unit.start.eq(1) for f in flushes]
         m.d.sync += [self.pushed_at.eq(self.top),
                      self.top.eq(self.top + sum(f.pending.count for f in flushes)),
                      self.last_pushed.eq(last_pushed),
                      self.pushed_any.eq(Cat(*[f.pending.count != 0 for f in flushes]).any()),
                      self.nb_flushed.eq(Cat(*[self.nb == f.bin for f in flushes]).any()),
-                     self.filled.eq(0), self.forwarded.eq(0)]
+                     self.forwarded.eq(0)]
 
     def _flush_write(self, flushes):
         """The flushes' writes. The step's first ``slots + 1`` cycles put the buffered frames
@@ -786,7 +775,7 @@ class AccessControl(Elaboratable):
                 counter_writes.append((1, lambda i, page=page, f=f: self.write(
                     self.counters_r, page, f.counter)))
                 index_updates.append((S, lambda i, f=f: self.write(
-                    self.index_r, f.held_rd.data.ipos, self.flushed_entry(f, i),
+                    self.index_r, f.unit.frame.ipos, self.flushed_entry(f, i),
                     i < f.pending.count)))
             first_update = sum(count for count, _ in stack_pushes + clears + counter_writes)
             # The fill is over before the first index update reads the buffers: HbmMaster
@@ -796,33 +785,16 @@ class AccessControl(Elaboratable):
             over = self.issue(stack_pushes + clears + counter_writes + index_updates
                               + self.replacement_writes)
 
-            # The fill, cycle `filled` (0 to slots): entry `filled` of each buffer is read,
-            # entry `filled - 1` goes into its page's lowest free slot.
-            j = self.filled
-            with m.If(j != S + 2):
-                m.d.sync += j.eq(j + 1)
-            # Each index update's frame is read from its buffer the cycle before it is chosen
-            # (the next one's as this one is).
+            # The fill (:class:`~bolt.hdl.flush.Flush`, begun on the way in): each buffer's
+            # frames into its page, a slot a cycle, while the first requests go out. Each index
+            # update's frame is read from its buffer the cycle before it is chosen (the next
+            # one's as this one is).
             update = Mux(self.settling, 0, self.k + self.choosing) - first_update
             for n, f in enumerate(flushes):
-                m.d.comb += f.held_rd.addr.eq(Mux(j < S, j, update - n * S))
-                free, free_slot, record = f.free_slots, f.free_slot, f.held_rd.data
-                with m.If(j == 0):
-                    # The free slots once the key's item is out, and the lowest.
-                    m.d.sync += [free.eq(~f.pages.slot_used),
-                                 free_slot.eq(lowest_set([~used for used in f.pages.slot_used]))]
-                with m.If((j != 0) & (j <= f.pending.count)):
-                    m.d.comb += [f.pages.slot_wr_en.eq(1), f.pages.slot_wr_idx.eq(free_slot),
-                                 f.pages.slot_wr.eq(self.slot_record(record.klen, record.key,
-                                                                     record.vlen, record.value))]
-                    rest = free & (free - 1)          # the lowest is taken
-                    m.d.sync += [free.eq(rest),
-                                 free_slot.eq(lowest_set([rest[e] for e in range(S)]))]
-                    with m.Switch(j):
-                        for e in range(S):
-                            with m.Case(e + 1):
-                                m.d.sync += f.slots[e].eq(free_slot)
-            filled = j == S + 1                       # for one cycle
+                m.d.comb += [f.unit.frame_idx.eq(update - n * S),
+                             f.pages.slot_wr_en.eq(f.unit.page.wr_en),
+                             f.pages.slot_wr_idx.eq(f.unit.page.wr_idx),
+                             f.pages.slot_wr.eq(f.unit.page.wr)]
 
             if len(flushes) == 2:
                 # y == x: engine b read the page before a's write; it takes a's flushed page
@@ -830,16 +802,16 @@ class AccessControl(Elaboratable):
                 # flush was empty. The copy runs, without its writes, for y != x as well, so
                 # that its cycles do not say which. The page writes start after it.
                 k = self.forwarded
-                with m.If(j == S + 2):
+                with m.If(~self.flush_a.busy):
                     m.d.comb += [self.pages_a.slot_rd_idx.eq(k),
                                  self.pages_b.slot_wr_idx.eq(k - 1),
                                  self.pages_b.slot_wr.eq(self.pages_a.slot_rd),
                                  self.pages_b.slot_wr_en.eq(self.y_is_x & (k != 0) & (k <= S))]
                     with m.If(k != S + 1):
                         m.d.sync += k.eq(k + 1)
-                store = (j == S + 2) & (k == S)
+                store = ~self.flush_a.busy & (k == S)
             else:
-                store = filled
+                store = self.flush_a.done
             with m.If(store):
                 self._store_pages()
             self._stored()
@@ -860,9 +832,9 @@ class AccessControl(Elaboratable):
     def flushed_entry(self, flush, i):
         """The index entry of the ``i``-th item of ``flush``'s list, in its page's slot: its
         key from the frame buffer (read for it), its slot as the fill chose it."""
-        record = flush.held_rd.data
+        record = flush.unit.frame
         return self.new_value(self.entry_l, valid=1, kind=HOST, klen=record.klen,
-                              key=record.key, bin=flush.bin, loc=flush.slots[i])
+                              key=record.key, bin=flush.bin, loc=flush.unit.slots[i])
 
     def _store_pages(self):
         """Both page writes start, posted: a's page goes out first (the port's order), b's
@@ -1188,16 +1160,11 @@ class _Write:
 
 @dataclass(frozen=True)
 class _Flush:
-    """One page's flush: its engine, the eviction list it empties, the buffer its frames wait
-    in (write and read port), the free slots as it fills them and the lowest, the slot each
-    item went to, its bin, and the counter its page is written under."""
+    """One page's flush: its engine, its :class:`~bolt.hdl.flush.Flush`, the eviction list it
+    empties, its bin, and the counter its page is written under."""
     pages: PageEngine
+    unit: Flush
     pending: Signal
-    held_wr: object
-    held_rd: object
-    free_slots: Signal
-    free_slot: Signal
-    slots: Signal
     bin: Signal
     counter: Signal
 

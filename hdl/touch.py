@@ -10,13 +10,13 @@ slot shares a cycle neither with the page RAM's read nor with the write enable i
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bolt.params import Params
 
-from .pages import SlotPortSignature
+from .pages import SlotPortSignature, bswap
 
 __all__ = ["Take"]
 
@@ -73,7 +73,7 @@ class Take(wiring.Component):
             m.d.sync += [checking.eq(0), result.valid.eq(1),
                          result.payload.holds.eq((slot.flag != 0) & (slot.klen == held.klen)
                                                  & (slot.key == held.key)),
-                         result.payload.vlen.eq(Cat(slot.vlen_be[8:16], slot.vlen_be[0:8])),
+                         result.payload.vlen.eq(bswap(slot.vlen_be)),
                          result.payload.value.eq(slot.value)]
 
         # The result is taken: the item leaves its slot.

@@ -35,7 +35,7 @@ def test_no_memory_on_chip_grows_with_n():
         assert [(m.depth, m.width) for m in overflow] == [
             (p.index_overflow_entries // p.index_overflow_lanes,
              p.index_overflow_lanes * p.index_entry_bits)]
-        held = [m for m in memories if m.path.endswith((".held_a", ".held_b"))]
+        held = [m for m in memories if m.path.endswith((".flush_a.held", ".flush_b.held"))]
         assert [(m.depth, m.width) for m in held] == \
             [(p.slots, frame_record_layout(p).size)] * 2
         pages = sealed + plaintext + overflow + held

@@ -1,0 +1,119 @@
+"""Step 3 of an Access, a touch's flush: a host bin's pending items into its page.
+
+A touched host bin's eviction list names the frames of its pending items (algorithm §3,
+step 3). Their frames, each holding the item's key and index position beside its value, are
+read from HBM while the page travels and wait here, in a buffer with a synchronous read; once
+the page is in (and the key's own item out of it), :class:`Flush` puts them into the page's
+lowest free slots, a slot a cycle, and notes where each went, for the items' index updates,
+which then read the frames again. The fill takes the same number of cycles however many items
+the list holds.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from bolt.params import Params
+
+from .hbm import frame_record_layout
+from .pages import SlotPortSignature, bswap
+from .scan import lowest_set
+
+__all__ = ["Flush"]
+
+
+class Flush(wiring.Component):
+    """Hold a bin's pending frames, put them into its page's lowest free slots.
+
+    Parameters
+    ----------
+    params : Params
+        The public parameters (slots, key and value sizes, frame record).
+
+    Members
+    -------
+    hold : ``In(stream.Signature(...))``
+        The list's frames as HBM returns them: frame record ``frame``, ``index``-th of the list
+        (taken every cycle).
+    start : ``In(1)``
+        Pulse to begin the fill: the first ``count`` frames held go into the page's lowest free
+        slots (free as ``page.used`` says in the cycle after), in list order; ``count`` is held
+        until ``done``, and the page has at least ``count`` free slots.
+    page : ``Out(SlotPortSignature(params))``
+        The page's slots (a :class:`~bolt.hdl.pages.PageEngine`'s plaintext buffer); the fill
+        only writes them.
+    busy, done : ``Out(1)``
+        The fill runs (``busy``) for :attr:`fill_cycles` cycles after ``start``, whatever
+        ``count`` is; ``done`` is high in the last, when the page holds every item.
+    slots : ``Out(data.ArrayLayout(range(slots), slots))``
+        From ``done`` on, the slot each of the first ``count`` frames went to.
+    frame_idx, frame : synchronous read of the frames held: ``frame`` is the frame
+        ``frame_idx`` named the cycle before, from ``slots`` cycles after ``start`` (the fill
+        reads them before).
+    """
+
+    def __init__(self, *, params: Params):
+        self._p = params
+        self.frame_layout = frame_record_layout(params)
+        slots = range(params.slots)
+        super().__init__({
+            "hold": In(stream.Signature(data.StructLayout({
+                "index": slots, "frame": self.frame_layout}))),
+            "start": In(1),
+            "count": In(range(params.slots + 1)),
+            "page": Out(SlotPortSignature(params)),
+            "busy": Out(1),
+            "done": Out(1),
+            "slots": Out(data.ArrayLayout(slots, params.slots)),
+            "frame_idx": In(slots),
+            "frame": Out(self.frame_layout),
+        })
+
+    @property
+    def fill_cycles(self) -> int:
+        """Cycles of a fill: the free slots found, then a frame a cycle, then one more."""
+        return self._p.slots + 2
+
+    def elaborate(self, platform):
+        S = self._p.slots
+        m = Module()
+
+        m.submodules.held = held = Memory(shape=self.frame_layout, depth=S, init=[])
+        held_wr, held_rd = held.write_port(), held.read_port()
+        m.d.comb += [self.hold.ready.eq(1),
+                     held_wr.en.eq(self.hold.valid), held_wr.addr.eq(self.hold.payload.index),
+                     held_wr.data.eq(self.hold.payload.frame)]
+
+        # The fill's cycle j: 0 to slots + 1, then idle (slots + 2). In cycle j frame j is read
+        # and frame j - 1 goes into the lowest free slot.
+        j = Signal(range(S + 3), init=S + 2)
+        with m.If(self.start):
+            m.d.sync += j.eq(0)
+        with m.Elif(j != S + 2):
+            m.d.sync += j.eq(j + 1)
+        m.d.comb += [self.busy.eq(j != S + 2), self.done.eq(j == S + 1),
+                     held_rd.addr.eq(Mux(j < S, j, self.frame_idx)),
+                     self.frame.eq(held_rd.data)]
+
+        # The free slots as the fill takes them, and the lowest, in registers.
+        free, free_slot = Signal(S), Signal(range(S))
+        with m.If(j == 0):
+            used = self.page.used
+            m.d.sync += [free.eq(~used), free_slot.eq(lowest_set([~used[s] for s in range(S)]))]
+        with m.If((j != 0) & (j <= self.count)):
+            frame = held_rd.data
+            m.d.comb += [self.page.wr_en.eq(1), self.page.wr_idx.eq(free_slot),
+                         self.page.wr.flag.eq(1), self.page.wr.klen.eq(frame.klen),
+                         self.page.wr.key.eq(frame.key),
+                         self.page.wr.vlen_be.eq(bswap(frame.vlen)),
+                         self.page.wr.value.eq(frame.value)]
+            rest = free & (free - 1)          # the lowest is taken
+            m.d.sync += [free.eq(rest), free_slot.eq(lowest_set([rest[s] for s in range(S)]))]
+            with m.Switch(j):
+                for e in range(S):
+                    with m.Case(e + 1):
+                        m.d.sync += self.slots[e].eq(free_slot)
+        return m

@@ -1,0 +1,116 @@
+"""A touch's flush (:class:`bolt.hdl.flush.Flush`) in Amaranth's simulator, on a page engine's
+plaintext buffer, with the reference model's page edit (``PlainPages.edit``) as the oracle: the
+pending items go into the page's lowest free slots in list order, each noted where it went;
+frames held past the list's count are never written; the fill takes the same cycles whatever
+the list and the page hold; the frames read back for the index updates are those held."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.sim import Simulator
+
+from bolt.hdl.accelerator import pack_fields
+from bolt.hdl.flush import Flush
+from bolt.model.pages import PlainPages
+from bolt.params import Params
+from bolt.trace import Trace
+
+from .page_slots import PageSlots, slot_value
+
+
+def _item(p, rng):
+    return (rng.randbytes(rng.randint(1, p.key_size)),
+            rng.randbytes(rng.randint(0, p.value_size)))
+
+
+def _cases(p, rng):
+    """(page, pending): the page's items and the bin's pending items (as many as it has free
+    slots at most, as a bin's load bound keeps them)."""
+    S = p.slots
+    cases = []
+    for count in (0, 1, 2, 3, S - 1, S):
+        for fill in ("empty", "exactly", "holes", "last slot"):
+            page = [None] * S
+            if fill == "exactly":                 # as many free slots as pending items
+                for s in rng.sample(range(S), S - count):
+                    page[s] = _item(p, rng)
+            elif fill == "holes":
+                for s in rng.sample(range(S), rng.randint(0, S - count)):
+                    page[s] = _item(p, rng)
+            elif fill == "last slot" and count <= 1:  # the one free slot is the last
+                page = [_item(p, rng) for _ in range(S - 1)] + [None]
+            cases.append((page, [_item(p, rng) for _ in range(count)]))
+    rng.shuffle(cases)
+    return cases
+
+
+def _frame(dut, p, item, ipos):
+    key, value = item
+    return pack_fields(dut.frame_layout, {
+        "vlen": len(value), "value": int.from_bytes(value, "little"), "klen": len(key),
+        "key": int.from_bytes(key, "little"), "ipos": ipos})
+
+
+@pytest.mark.parametrize("params", [Params(capacity=1024, key_size=8, value_size=12),
+                                    Params(capacity=1024, key_size=2, value_size=6)],
+                         ids=["V12", "V6"])
+def test_flush_fills_the_lowest_free_slots_in_list_order(params):
+    p, S = params, params.slots
+    rng = random.Random(17)
+    cases = _cases(p, rng)
+    dut = Flush(params=p)
+    m = Module()
+    m.submodules.flush = dut
+    m.submodules.page = page_slots = PageSlots(p, dut.page)
+    seen = []
+
+    async def bench(ctx):
+        for page, pending in cases:
+            await page_slots.fill(ctx, page)
+            # Every frame of the buffer, in random order: the list's, then ones past its count
+            # (left from an earlier access), which the fill must not put in.
+            frames = [_frame(dut, p, item, rng.randrange(1 << 10)) for item in pending]
+            frames += [_frame(dut, p, _item(p, rng), 0) for _ in range(S - len(pending))]
+            for index in rng.sample(range(S), S):
+                ctx.set(dut.hold.payload.index, index)
+                ctx.set(dut.hold.payload.frame.as_value(), frames[index])
+                ctx.set(dut.hold.valid, 1)
+                await ctx.tick()
+            ctx.set(dut.hold.valid, 0)
+            ctx.set(dut.count, len(pending))
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            cycles = 1
+            while not ctx.get(dut.done):
+                assert ctx.get(dut.busy)
+                await ctx.tick()
+                cycles += 1
+            slots = [ctx.get(dut.slots[e]) for e in range(len(pending))]
+            await ctx.tick()
+            assert not ctx.get(dut.busy)
+            # The frames again, as the index updates read them.
+            read_back = []
+            for index in range(S):
+                ctx.set(dut.frame_idx, index)
+                await ctx.tick()
+                read_back.append(ctx.get(dut.frame.as_value()))
+            seen.append((cycles, slots, await page_slots.contents(ctx), read_back == frames))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+    assert len(seen) == len(cases)
+    for (page, pending), (cycles, slots, after, frames_kept) in zip(cases, seen):
+        edited = list(page)
+        _, free = PlainPages(p, b"", Trace()).edit(0, edited, None, pending)
+        assert len(free) == len(pending)
+        assert cycles == dut.fill_cycles
+        assert slots == free
+        assert after == [slot_value(p, item) for item in edited]
+        assert frames_kept
