@@ -4,11 +4,41 @@ reads it back through the same slot ports, while ``bench`` is high."""
 
 from __future__ import annotations
 
+import pytest
 from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from amaranth.sim import Simulator
 
 from bolt.hdl.pages import PageEngine
 from bolt.model.pages import encode_slot
 from bolt.params import Params
+
+
+#: Two page formats: 24-byte slots (a 16-byte block spans up to two) and 11-byte ones (three).
+PAGE_PARAMS = pytest.mark.parametrize(
+    "params", [Params(capacity=1024, key_size=8, value_size=12),
+               Params(capacity=1024, key_size=2, value_size=6)], ids=["V12", "V6"])
+
+
+def random_item(p: Params, rng, key=None):
+    """A (key, value) of random lengths (``key`` if given)."""
+    key = key if key is not None else rng.randbytes(rng.randint(1, p.key_size))
+    return key, rng.randbytes(rng.randint(0, p.value_size))
+
+
+def simulate_on_page(p: Params, unit, bench):
+    """Run the testbench ``bench(ctx, page)`` on ``unit`` (a component with a ``page`` slot
+    port) over a page engine's buffer, ``page`` its :class:`PageSlots`."""
+    m = Module()
+    m.submodules.unit = unit
+    m.submodules.page = page = PageSlots(p, unit.page)
+
+    async def testbench(ctx):
+        await bench(ctx, page)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
 
 
 def slot_value(p: Params, item) -> int:

@@ -8,22 +8,12 @@ from __future__ import annotations
 
 import random
 
-import pytest
-from amaranth.hdl import Module
-from amaranth.sim import Simulator
-
 from bolt.hdl.accelerator import pack_fields
 from bolt.hdl.flush import Flush
 from bolt.model.pages import PlainPages
-from bolt.params import Params
 from bolt.trace import Trace
 
-from .page_slots import PageSlots, slot_value
-
-
-def _item(p, rng):
-    return (rng.randbytes(rng.randint(1, p.key_size)),
-            rng.randbytes(rng.randint(0, p.value_size)))
+from .page_slots import PAGE_PARAMS, random_item, simulate_on_page, slot_value
 
 
 def _cases(p, rng):
@@ -36,13 +26,13 @@ def _cases(p, rng):
             page = [None] * S
             if fill == "exactly":                 # as many free slots as pending items
                 for s in rng.sample(range(S), S - count):
-                    page[s] = _item(p, rng)
+                    page[s] = random_item(p, rng)
             elif fill == "holes":
                 for s in rng.sample(range(S), rng.randint(0, S - count)):
-                    page[s] = _item(p, rng)
+                    page[s] = random_item(p, rng)
             elif fill == "last slot" and count <= 1:  # the one free slot is the last
-                page = [_item(p, rng) for _ in range(S - 1)] + [None]
-            cases.append((page, [_item(p, rng) for _ in range(count)]))
+                page = [random_item(p, rng) for _ in range(S - 1)] + [None]
+            cases.append((page, [random_item(p, rng) for _ in range(count)]))
     rng.shuffle(cases)
     return cases
 
@@ -54,26 +44,21 @@ def _frame(dut, p, item, ipos):
         "key": int.from_bytes(key, "little"), "ipos": ipos})
 
 
-@pytest.mark.parametrize("params", [Params(capacity=1024, key_size=8, value_size=12),
-                                    Params(capacity=1024, key_size=2, value_size=6)],
-                         ids=["V12", "V6"])
+@PAGE_PARAMS
 def test_flush_fills_the_lowest_free_slots_in_list_order(params):
     p, S = params, params.slots
     rng = random.Random(17)
     cases = _cases(p, rng)
     dut = Flush(params=p)
-    m = Module()
-    m.submodules.flush = dut
-    m.submodules.page = page_slots = PageSlots(p, dut.page)
     seen = []
 
-    async def bench(ctx):
+    async def bench(ctx, page_slots):
         for page, pending in cases:
             await page_slots.fill(ctx, page)
             # Every frame of the buffer, in random order: the list's, then ones past its count
             # (left from an earlier access), which the fill must not put in.
             frames = [_frame(dut, p, item, rng.randrange(1 << 10)) for item in pending]
-            frames += [_frame(dut, p, _item(p, rng), 0) for _ in range(S - len(pending))]
+            frames += [_frame(dut, p, random_item(p, rng), 0) for _ in range(S - len(pending))]
             for index in rng.sample(range(S), S):
                 ctx.set(dut.hold.payload.index, index)
                 ctx.set(dut.hold.payload.frame.as_value(), frames[index])
@@ -100,10 +85,7 @@ def test_flush_fills_the_lowest_free_slots_in_list_order(params):
                 read_back.append(ctx.get(dut.frame.as_value()))
             seen.append((cycles, slots, await page_slots.contents(ctx), read_back == frames))
 
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate_on_page(p, dut, bench)
 
     assert len(seen) == len(cases)
     for (page, pending), (cycles, slots, after, frames_kept) in zip(cases, seen):

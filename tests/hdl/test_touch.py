@@ -7,22 +7,12 @@ from __future__ import annotations
 
 import random
 
-import pytest
-from amaranth.hdl import Module
-from amaranth.sim import Simulator
-
 from bolt.errors import IntegrityError
 from bolt.hdl.touch import Take
 from bolt.model.pages import PlainPages
-from bolt.params import Params
 from bolt.trace import Trace
 
-from .page_slots import PageSlots, slot_value
-
-
-def _item(p, rng, key=None):
-    key = key if key is not None else rng.randbytes(rng.randint(1, p.key_size))
-    return key, rng.randbytes(rng.randint(0, p.value_size))
+from .page_slots import PAGE_PARAMS, random_item, simulate_on_page, slot_value
 
 
 def _cases(p, rng):
@@ -35,23 +25,23 @@ def _cases(p, rng):
             for slot in (0, S - 1, rng.randrange(S)):
                 page = [None] * S
                 if fill == "full":
-                    page = [_item(p, rng) for _ in range(S)]
+                    page = [random_item(p, rng) for _ in range(S)]
                 elif fill == "half":
-                    page = [_item(p, rng) if rng.random() < 0.5 else None for _ in range(S)]
+                    page = [random_item(p, rng) if rng.random() < 0.5 else None for _ in range(S)]
                 key = rng.randbytes(rng.randint(1, p.key_size - 1))
                 take = placed not in ("no take", "none")
                 if placed in ("there", "no take"):
-                    page[slot] = _item(p, rng, key)
+                    page[slot] = random_item(p, rng, key)
                 elif placed == "none":
                     page[slot] = None
                 elif placed == "elsewhere":
                     if fill != "full":
                         page[slot] = None          # the slot is empty
-                    page[(slot + 1) % S] = _item(p, rng, key)
+                    page[(slot + 1) % S] = random_item(p, rng, key)
                 elif placed == "other key":
-                    page[slot] = _item(p, rng, bytes(b ^ 1 for b in key))
+                    page[slot] = random_item(p, rng, bytes(b ^ 1 for b in key))
                 else:                               # the key and a zero byte: klen differs
-                    page[slot] = _item(p, rng, key + b"\0")
+                    page[slot] = random_item(p, rng, key + b"\0")
                 cases.append((page, slot, key, take))
     rng.shuffle(cases)
     return cases
@@ -67,20 +57,15 @@ def _expected(p, page, slot, key, take):
     return True, (edited if take else page), value
 
 
-@pytest.mark.parametrize("params", [Params(capacity=1024, key_size=8, value_size=12),
-                                    Params(capacity=1024, key_size=2, value_size=6)],
-                         ids=["V12", "V6"])
+@PAGE_PARAMS
 def test_take_empties_the_keys_slot_or_changes_nothing(params):
     p = params
     rng = random.Random(13)
     cases = _cases(p, rng)
     dut = Take(params=p)
-    m = Module()
-    m.submodules.take = dut
-    m.submodules.page = page_slots = PageSlots(p, dut.page)
     seen = []
 
-    async def bench(ctx):
+    async def bench(ctx, page_slots):
         for page, slot, key, take in cases:
             await page_slots.fill(ctx, page)
             ctx.set(dut.request.payload.slot, slot)
@@ -106,10 +91,7 @@ def test_take_empties_the_keys_slot_or_changes_nothing(params):
             seen.append((cycles, result.holds, result.vlen, result.value,
                          await page_slots.contents(ctx)))
 
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate_on_page(p, dut, bench)
 
     assert len(seen) == len(cases)
     outcomes = set()
