@@ -23,6 +23,7 @@ from .lookup import Lookup
 from .pages import HostAxiBridge, PageEngine, PagePortArbiter, bswap
 from .sampler import make_sampler
 from .flush import Flush
+from .replace import Replacement
 from .touch import Take
 
 __all__ = ["AccessControl"]
@@ -38,7 +39,9 @@ class AccessControl(Elaboratable):
     :meth:`_replacement`) and :meth:`_page_writes`, or :meth:`_replace` when no page is
     touched; and Setup's :meth:`_setup_begin`, :meth:`_setup_item`,
     :meth:`_setup_end`. The units it drives are components of their own, each tested alone:
-    :class:`~bolt.hdl.lookup.Lookup`, two :class:`~bolt.hdl.pages.PageEngine`, the
+    :class:`~bolt.hdl.lookup.Lookup`, the touch's :class:`~bolt.hdl.touch.Take`, a
+    :class:`~bolt.hdl.flush.Flush` for each page, the :class:`~bolt.hdl.replace.Replacement`,
+    two :class:`~bolt.hdl.pages.PageEngine`, the
     :class:`~bolt.hdl.hbm.HbmMaster` that runs the fixed-schedule HBM steps, the
     :class:`~bolt.hdl.pages.HostAxiBridge`, an AES core for the PRF and key derivation, and the
     DRBG sampler.
@@ -117,6 +120,7 @@ class AccessControl(Elaboratable):
         # travel, the lists being known at the decisions) to the items' index updates.
         m.submodules.flush_a = self.flush_a = Flush(params=p)
         m.submodules.flush_b = self.flush_b = Flush(params=p)
+        m.submodules.replacement = self.replacement = Replacement(params=p)
         for unit, pages in ((self.taker, self.pages_a), (self.flush_a, self.pages_a),
                             (self.flush_b, self.pages_b)):
             m.d.comb += [unit.page.rd.eq(pages.slot_rd), unit.page.used.eq(pages.slot_used)]
@@ -907,8 +911,9 @@ class AccessControl(Elaboratable):
                 m.next = "IDLE"
 
     def _replacement(self):
-        """Steps 5 and 6: the key's re-placement into bin nb, on the free stack and nb's list
-        as the touches' flushes leave them. Returns its reads (bin nb's eviction list and the
+        """Steps 5 and 6: the key's re-placement into bin nb
+        (:class:`~bolt.hdl.replace.Replacement`), on the free stack and nb's list as the
+        touches' flushes leave them. Returns its reads (bin nb's eviction list and the
         frame on top of the free stack, for :meth:`read_into`), its writes (for
         :meth:`issue`), and what to do once they are over (the stack's height, fresh frames,
         item count)."""
@@ -917,47 +922,40 @@ class AccessControl(Elaboratable):
         reads = [(self.bins_r, early(self.host_page(self.nb)), self.bin_nb, self.as_bin),
                  (self.stack_r, early(self.stack_below_top), self.stack_top,
                   self.as_frame_number)]
-        own_freed = self.take & (self.kind != HOST)
-        # The frame an allocation takes: the top of the free stack, else a fresh one.
-        stack_top = Mux(self.pushed_any, self.last_pushed, self.stack_top)
-        alloc_frame = Mux(self.top != 0, stack_top, self.fresh[:fb])
-        frame = Mux(own_freed, self.loc[:fb], alloc_frame)
-        target = Mux(self.found, self.pos, self.free_pos)
-        cmd, nb, fits = self.cmd, self.nb, self.fits
-        is_put = cmd.op == Cmd.PUT
-        new_load_x = self.load_x - self.take + (fits & (nb == self.x))
-        record = self.new_value(self.frame_l, vlen=Mux(is_put, cmd.vlen, self.out_vlen),
-                                value=Mux(is_put, cmd.value, self.out_value), klen=cmd.klen,
-                                key=cmd.key, ipos=target)
-        placed = self.new_value(self.entry_l, valid=1, kind=Mux(self.is_host(nb), PENDING, HBM),
-                                klen=cmd.klen, key=cmd.key, bin=nb, loc=frame)
-        bin_nb = self.bin_l(Mux(self.nb_flushed, 0, self.bin_nb))
-        appended = Signal(self.bin_l)
-        m.d.comb += [appended.eq(bin_nb), appended.count.eq(bin_nb.count + 1),
-                     appended.frames[bin_nb.count].eq(frame)]
+        # What the re-placement is made of: registers that hold through its steps.
+        cmd, r = self.cmd, self.replacement
+        m.d.comb += [r.put.eq(cmd.op == Cmd.PUT), r.found.eq(self.found), r.take.eq(self.take),
+                     r.fits.eq(self.fits), r.kind.eq(self.kind), r.loc.eq(self.loc),
+                     r.pos.eq(self.pos), r.free_pos.eq(self.free_pos),
+                     r.klen.eq(cmd.klen), r.key.eq(cmd.key),
+                     r.put_vlen.eq(cmd.vlen), r.put_value.eq(cmd.value),
+                     r.old_vlen.eq(self.out_vlen), r.old_value.eq(self.out_value),
+                     r.x.eq(self.x), r.load_x.eq(self.load_x),
+                     r.nb.eq(self.nb), r.load_nb.eq(self.load_nb),
+                     r.top.eq(self.top), r.fresh.eq(self.fresh), r.stack_top.eq(self.stack_top),
+                     r.pushed_any.eq(self.pushed_any), r.last_pushed.eq(self.last_pushed),
+                     r.nb_list.eq(self.bin_nb), r.nb_flushed.eq(self.nb_flushed)]
         writes = [
-            (1, lambda i: self.write(self.loads_r, self.x, early(new_load_x))),
-            (1, lambda i: self.write(self.loads_r, nb, early(
-                Mux(nb == self.x, new_load_x, self.load_nb + fits)))),
-            (1, lambda i: self.write(self.frames_r, early(frame), early(record), fits)),
-            (1, lambda i: self.write(self.index_r, early(target),
-                                     early(Mux(fits, placed.as_value(), 0)), fits | self.take)),
-            (1, lambda i: self.write(self.bins_r, early(self.host_page(nb)), early(appended),
-                                     early(fits & self.is_host(nb)))),
-            (1, lambda i: self.write(self.stack_r, self.top, self.loc[:fb],
-                                     early(own_freed & ~fits))),
+            (1, lambda i: self.write(self.loads_r, self.x, early(r.new_load_x))),
+            (1, lambda i: self.write(self.loads_r, self.nb, early(r.new_load_nb))),
+            (1, lambda i: self.write(self.frames_r, early(r.frame), early(r.record),
+                                     r.frame_write)),
+            (1, lambda i: self.write(self.index_r, early(r.ipos), early(r.entry),
+                                     r.entry_write)),
+            (1, lambda i: self.write(self.bins_r, early(self.host_page(self.nb)), early(r.list),
+                                     early(r.list_write))),
+            (1, lambda i: self.write(self.stack_r, self.top, self.loc[:fb], early(r.push))),
         ]
 
         def replaced():
-            with m.If(fits):
-                with m.If(~own_freed):
-                    _allocate(m, self.top, self.fresh)
-                with m.If(~self.found):
-                    m.d.sync += self.items.eq(self.items + 1)
-            with m.Elif(self.take):   # DELETE of a present key
+            with m.If(r.allocate):
+                _allocate(m, self.top, self.fresh)
+            with m.If(r.push):
+                m.d.sync += self.top.eq(self.top + 1)
+            with m.If(self.fits & ~self.found):
+                m.d.sync += self.items.eq(self.items + 1)
+            with m.Elif(~self.fits & self.take):   # DELETE of a present key
                 m.d.sync += self.items.eq(self.items - 1)
-                with m.If(own_freed):
-                    m.d.sync += self.top.eq(self.top + 1)
         return reads, writes, replaced
 
     def _setup_begin(self):
