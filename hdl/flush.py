@@ -98,6 +98,11 @@ class Flush(wiring.Component):
                      held_rd.addr.eq(Mux(j < S, j, self.frame_idx)),
                      self.frame.eq(held_rd.data)]
 
+        # The slot each frame went to, a register each (as one array register driving the
+        # output, Yosys's ABC9 mapping of this module fails).
+        placed_in = [Signal(range(S), name=f"placed_in_{e}") for e in range(S)]
+        m.d.comb += [self.slots[e].eq(placed) for e, placed in enumerate(placed_in)]
+
         # The free slots as the fill takes them, and the lowest, in registers.
         free, free_slot = Signal(S), Signal(range(S))
         with m.If(j == 0):
@@ -112,8 +117,7 @@ class Flush(wiring.Component):
                          self.page.wr.value.eq(frame.value)]
             rest = free & (free - 1)          # the lowest is taken
             m.d.sync += [free.eq(rest), free_slot.eq(lowest_set([rest[s] for s in range(S)]))]
-            with m.Switch(j):
-                for e in range(S):
-                    with m.Case(e + 1):
-                        m.d.sync += self.slots[e].eq(free_slot)
+            for e, placed in enumerate(placed_in):
+                with m.If(j == e + 1):
+                    m.d.sync += placed.eq(free_slot)
         return m

@@ -341,8 +341,8 @@ def _run_yosys(top, name: str, commands: list[str], *, result: str = "stat.txt")
 
 #: What ``bolt synth --component`` can synthesise: the accelerator core, the core behind its
 #: sealed channel (the RTL backend's top), or one of their components alone.
-COMPONENTS = ("accelerator", "sealed", "pages", "gcm", "aes", "aes-iterative", "lookup", "hbm",
-              "host-bridge", "sampler", "channel")
+COMPONENTS = ("accelerator", "sealed", "pages", "gcm", "aes", "aes-iterative", "lookup", "take",
+              "flush", "replacement", "hbm", "host-bridge", "sampler", "channel")
 
 
 def make_component(component: str, params):
@@ -367,6 +367,15 @@ def make_component(component: str, params):
     if component == "lookup":
         from .lookup import Lookup
         return Lookup(params, HbmMap(params))
+    if component == "take":
+        from .touch import Take
+        return Take(params=params)
+    if component == "flush":
+        from .flush import Flush
+        return Flush(params=params)
+    if component == "replacement":
+        from .replace import Replacement
+        return Replacement(params=params)
     if component == "hbm":
         from .hbm import HbmMaster
         return HbmMaster(HbmMap(params))
