@@ -150,6 +150,7 @@ class Drbg:
         self._buffer: list[int] = []
         self._buffer_start = 0   # stream index of _buffer[0]
         self._position = 0       # index into _buffer of the next word
+        self._mask, self._mask_of = 0, None   # uniform_mask(self._mask_of)
 
     @property
     def words_drawn(self) -> int:
@@ -181,10 +182,17 @@ class Drbg:
 
     def uniform(self, n: int) -> int:
         """``U(n)``: draw words until ``w & m < n`` with ``m = uniform_mask(n)``; return it."""
-        mask = uniform_mask(n)
-        # Scans the buffer in place rather than calling word() per draw, and finds its end by
-        # the IndexError (free in CPython 3.11 until raised): this runs four times per access.
-        buffer, position = self._buffer, self._position
+        return self.uniforms(n, 1)[0]
+
+    def uniforms(self, n: int, count: int) -> list[int]:
+        """``count`` draws of ``U(n)`` in order (an access's first four in one call)."""
+        # This runs on every access: the mask of the last n is kept, and the buffer is
+        # scanned in place rather than by word() per word, its end found by the IndexError
+        # (free in CPython 3.11 until raised).
+        if n != self._mask_of:
+            self._mask, self._mask_of = uniform_mask(n), n
+        mask, buffer, position = self._mask, self._buffer, self._position
+        samples: list[int] = []
         while True:
             try:
                 sample = buffer[position] & mask
@@ -195,8 +203,10 @@ class Drbg:
                 continue
             position += 1
             if sample < n:
-                self._position = position
-                return sample
+                samples.append(sample)
+                if len(samples) == count:
+                    self._position = position
+                    return samples
 
     def peek_uniform(self, n: int, count: int) -> tuple[list[int], np.ndarray]:
         """The next ``count`` samples of ``U(n)`` without consuming them, and for each the

@@ -210,10 +210,7 @@ class ReferenceAccelerator:
         self.trace.begin_op()
         # Step 1: every access draws all four, in this order (and s = U(P) after them with
         # the pool, algorithm §13).
-        r = u(m)
-        y = u(m)
-        c1 = u(m)
-        c2 = u(m)
+        r, y, c1, c2 = self._drbg.uniforms(m, 4)
         while c2 == c1:
             c2 = u(m)
         s = u(p.pool_size) if p.pooled else None

@@ -179,7 +179,7 @@ def _instrument(accelerator) -> _Steps:
     """Route the accelerator's DRBG, index, page cipher and host store through step counters."""
     steps = _Steps()
     state = accelerator._state
-    accelerator._drbg = _Failing(accelerator._drbg, {"uniform"}, steps)
+    accelerator._drbg = _Failing(accelerator._drbg, {"uniform", "uniforms"}, steps)
     index = _FailingIndex(state.index)
     index.steps = steps
     state.index = index

@@ -46,6 +46,9 @@ class _DrawLog:
         self.draws.append(value)
         return value
 
+    def uniforms(self, n, count):
+        return [self.uniform(n) for _ in range(count)]
+
     def __getattr__(self, name):
         return getattr(self._drbg, name)
 

@@ -26,7 +26,7 @@ def test_no_fault_is_silent_and_no_item_is_lost(kind, placement):
 
 def test_exceptions_are_injected_at_every_kind_of_step():
     tally = faults.run_kind("exception mid-access", 300, seed=5)
-    assert set(tally.notes) >= {"Drbg.uniform", "index.get", "HostMemory.read", "HostMemory.write",
+    assert set(tally.notes) >= {"Drbg.uniforms", "index.get", "HostMemory.read", "HostMemory.write",
                                 "PageCipher.open", "PageCipher.seal"}
 
 
