@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NamedTuple
 
-__all__ = ["Op", "Cmd", "Status", "Response", "HBM", "PENDING", "HOST", "POOL"]
+__all__ = ["Op", "Cmd", "Status", "Response", "BARE_RESPONSES", "HBM", "PENDING", "HOST", "POOL"]
 
 #: Kinds of index location (the trusted index of the design): an item sits in an HBM bin's frame,
 #: waits in a host bin's eviction buffer (its frame), or lives in a host page's slot. The model
@@ -53,3 +53,8 @@ class Response(NamedTuple):
     value: bytes | None = None   #: the value found (FOUND) or None
     page: int | None = None      #: the failing page (INTEGRITY) or None
     bound: str | None = None     #: which bound (BOUND; the model names it, the RTL does not)
+
+
+#: The response of each status with nothing else in it, built once: a response is immutable,
+#: and making one costs more than the rest of its trip through the channel (a miss, an insert).
+BARE_RESPONSES = {status: Response(status) for status in Status}

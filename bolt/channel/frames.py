@@ -31,7 +31,7 @@ from ..crypto import MASTER_KEY_BYTES, SALT_BYTES
 from ..errors import ChannelError
 from ..model.pages import OCCUPIED, EncodedItems, slot_format
 from ..params import FRAME_OP_BYTES, SETUP_KEY_MATERIAL_BYTES, Params
-from ..protocol import Cmd, Response, Status
+from ..protocol import BARE_RESPONSES, Cmd, Response, Status
 
 __all__ = ["TO_ACCELERATOR", "TO_CLIENT", "SEQUENCE_LIMIT", "FrameCipher", "frame_nonce",
            "FrameFormat",
@@ -198,9 +198,11 @@ class FrameFormat:
         """The :class:`Response` of a response plaintext: a value for FOUND, a page for
         INTEGRITY."""
         status, value_length, value, page = self._response.unpack(plaintext)
-        status = _STATUSES[status]
-        return _new_response(Response, (status, value[:value_length] if status == _FOUND else None,
-                                        page if status == _INTEGRITY else None, None))
+        if status == _FOUND:
+            return _new_response(Response, (_FOUND, value[:value_length], None, None))
+        if status == _INTEGRITY:
+            return _new_response(Response, (_INTEGRITY, None, page, None))
+        return BARE_RESPONSES[_STATUSES[status]]
 
 
 def setup_key_commands(params: Params, master_key: bytes, salt: bytes) -> list[bytes]:

@@ -16,7 +16,7 @@ from ..crypto import Drbg, derive_subkeys, master_key_or_new, new_salt
 from ..errors import (BOUND_BIN_LOAD, BOUND_PAGE_COUNTER, BOUND_VALUE_FRAMES,
                       BoundExceededError, CapacityError, IntegrityError)
 from ..params import Params
-from ..protocol import HBM, HOST, PENDING, POOL, Op, Response, Status
+from ..protocol import BARE_RESPONSES, HBM, HOST, PENDING, POOL, Op, Response, Status
 from ..trace import Trace
 from .pages import COUNTER_LIMIT, EncodedItems, HostItems, PlainPages, SealedPages
 from .placement import OUT_OF_SAMPLES, place
@@ -27,9 +27,9 @@ __all__ = ["ReferenceAccelerator", "MODEL_VERSION"]
 _TWO_WRITES_LEFT = COUNTER_LIMIT - 2
 # Enum members as module constants: an enum's attribute lookup costs more than the comparison.
 _GET, _PUT, _DELETE = Op.GET, Op.PUT, Op.DELETE
-_ABSENT, _FOUND, _FULL, _BOUND, _INTEGRITY = (Status.ABSENT, Status.FOUND, Status.FULL,
-                                              Status.BOUND, Status.INTEGRITY)
+_FOUND, _FULL, _BOUND, _INTEGRITY = Status.FOUND, Status.FULL, Status.BOUND, Status.INTEGRITY
 _new_response = tuple.__new__   # skips the namedtuple's Python-level __new__ (every access)
+_ABSENT_RESPONSE = BARE_RESPONSES[Status.ABSENT]
 
 #: What the reference backend's attestation measures besides the parameters: change it with any
 #: change of the model's behaviour (traces, host bytes or answers).
@@ -289,7 +289,9 @@ class ReferenceAccelerator:
                 self._pool(key, new_value, s, c1, c2, where if kind == POOL else None)
             else:
                 self._place(key, new_value, self._choose(c1, c2))
-        return _new_response(Response, (_FOUND if found else _ABSENT, old_value, None, None))
+        if not found:
+            return _ABSENT_RESPONSE
+        return _new_response(Response, (_FOUND, old_value, None, None))
 
     # -- the pieces of Access ----------------------------------------------------------------------
 
