@@ -108,22 +108,28 @@ class PageCipher:
 
     def __init__(self, page_key: bytes):
         self._aead = AESGCM(page_key)
+        self._encrypt, self._encrypt_into = self._aead.encrypt, self._aead.encrypt_into
+        self._decrypt = self._aead.decrypt
 
-    def seal(self, page: int, counter: int, plaintext: bytes) -> bytes:
-        """Ciphertext ‖ 16-byte tag."""
-        return self._aead.encrypt(_NONCE.pack(page, counter), plaintext, None)
+    def seal(self, page: int, counter: int, plaintext, into: memoryview | None = None):
+        """Ciphertext ‖ 16-byte tag, as new bytes or written ``into`` a buffer of exactly that
+        length (the page's host image: no copy of the sealed page on every write)."""
+        if into is None:
+            return self._encrypt(_NONCE.pack(page, counter), plaintext, None)
+        self._encrypt_into(_NONCE.pack(page, counter), plaintext, None, into)
+        return into
 
     def seal_pages(self, counter: int, plaintexts) -> list[bytes]:
         """:meth:`seal` of pages 0, 1, ... (the rows of ``plaintexts``) under ``counter``, in
         one pass (Setup's hundred thousand pages: no Python frame per page)."""
         count = len(plaintexts)
-        return list(map(self._aead.encrypt, map(_NONCE.pack, range(count), repeat(counter, count)),
+        return list(map(self._encrypt, map(_NONCE.pack, range(count), repeat(counter, count)),
                         plaintexts, repeat(None, count)))
 
     def open(self, page: int, counter: int, sealed: bytes) -> bytes | None:
         """The plaintext, or ``None`` if the tag does not verify."""
         try:
-            return self._aead.decrypt(_NONCE.pack(page, counter), sealed, None)
+            return self._decrypt(_NONCE.pack(page, counter), sealed, None)
         except InvalidTag:
             return None
 

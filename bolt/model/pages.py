@@ -139,7 +139,9 @@ class SealedPages:
         self._cipher = PageCipher(page_key)
         self._stride, self._sealed_bytes = params.page_stride, params.page_sealed_bytes
         self._slot_bytes = params.slot_bytes
-        self._padding = bytes(params.page_stride - params.page_sealed_bytes)
+        # A page's host image, sealed in place on every write: sealed page, then zero padding.
+        self._image = bytearray(params.page_stride)
+        self._sealed_image = memoryview(self._image)[:params.page_sealed_bytes]
 
     def setup(self, host_items: HostItems) -> None:
         """Write every page in ascending order under counter 1, each page's items in its lowest
@@ -201,8 +203,8 @@ class SealedPages:
         # The counter moves on only once the host took the page: a write that raised stored
         # nothing (HostMemory checks before it stores), so its nonce never reached the host.
         counter = self.counters[page] + 1
-        sealed = self._cipher.seal(page, counter, plaintext)
-        self.host.write(page * self._stride, sealed + self._padding)
+        self._cipher.seal(page, counter, plaintext, self._sealed_image)
+        self.host.write(page * self._stride, self._image)
         self.counters[page] = counter
 
 

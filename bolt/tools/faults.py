@@ -432,12 +432,12 @@ def recorded_nonces():
             super().__init__(page_key)
             self._key_id = key_ids.setdefault(page_key, len(key_ids))
 
-        def seal(self, page, counter, plaintext):
+        def seal(self, page, counter, plaintext, into=None):
             nonce = (self._key_id << 96) | (page << 64) | counter
             count.seals += 1
             count.repeats += nonce in seen
             seen.add(nonce)
-            return super().seal(page, counter, plaintext)
+            return super().seal(page, counter, plaintext, into)
 
         def seal_pages(self, counter, plaintexts):   # Setup's run of pages, each counted
             return [self.seal(page, counter, plaintext)
