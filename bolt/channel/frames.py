@@ -120,6 +120,7 @@ class FrameCipher:
 _new_response = tuple.__new__   # skips the namedtuple's Python-level __new__ (every access)
 _STATUSES = {int(status): status for status in Status}
 _FOUND, _INTEGRITY = Status.FOUND, Status.INTEGRITY
+_ABSENT_RESPONSE = BARE_RESPONSES[Status.ABSENT]
 
 
 class FrameFormat:
@@ -134,6 +135,7 @@ class FrameFormat:
         assert self._command.size == params.command_plaintext_bytes
         assert self._response.size == params.response_plaintext_bytes
         self._key_size, self._value_size = ks, vs
+        self._absent = self._response.pack(Status.ABSENT, 0, b"", 0)
 
     def pack_command(self, op: int, key: bytes = b"", value: bytes = b"") -> bytes:
         """A command plaintext (``key`` and ``value`` already checked against the sizes)."""
@@ -143,9 +145,13 @@ class FrameFormat:
         """``(op, key, value)`` of a command plaintext, or None if a length field exceeds its
         field (only a faulty client sends that; the accelerator refuses it)."""
         op, key_length, key, value_length, value = self._command.unpack(plaintext)
-        if key_length > self._key_size or value_length > self._value_size:
+        ks, vs = self._key_size, self._value_size
+        if key_length > ks or value_length > vs:
             return None
-        return op, key[:key_length], value[:value_length]
+        # A comparison costs less than a slice; full-length fields are common (a GET's value
+        # is empty, a hash key fills its field).
+        return (op, key if key_length == ks else key[:key_length],
+                value if value_length == vs else value[:value_length])
 
     def pack_items(self, items: dict[bytes, bytes]) -> Iterator[bytes]:
         """The ``SETUP_ITEM`` plaintexts of ``items`` (checked keys and values), packed as
@@ -190,6 +196,8 @@ class FrameFormat:
                 for _, key_length, key, value_length, value in commands}
 
     def pack_response(self, response: Response) -> bytes:
+        if response is _ABSENT_RESPONSE:   # a miss or an insert: packed once
+            return self._absent
         value = response.value
         return self._response.pack(response.status, len(value) if value is not None else 0,
                                    value or b"", response.page or 0)

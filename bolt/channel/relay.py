@@ -50,6 +50,7 @@ class HostRelay:
     def __init__(self, device):
         self.device = device
         self._exchange = device.exchange
+        self._event_count = device.trace.event_count   # a device keeps its one trace
         self.interpose: Callable[[list[bytes]], list[bytes]] | None = None
         # Each message as kind, length, position in one flat list (one extend per message, the
         # cheapest record per access), its bytes concatenated.
@@ -73,7 +74,7 @@ class HostRelay:
         if self.interpose is not None:
             frames = self.interpose(list(frames))
         if len(frames) == 1:     # one access: recorded inline, two calls per message
-            event_count, records, data = self.device.trace.event_count, self._records, self._data
+            event_count, records, data = self._event_count, self._records, self._data
             frame = frames[0]
             records.extend((_COMMAND, len(frame), event_count()))
             data += frame
