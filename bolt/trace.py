@@ -137,14 +137,20 @@ class HostMemory:
     def __len__(self) -> int:
         return len(self._bytes)
 
+    # read and write take their span as _span does, inline: they run on every page touch.
+
     def read(self, address: int, length: int) -> bytes:
-        view = self._span(address, length)
+        view = self._view[address:address + length]
+        if address < 0 or len(view) != length:
+            self._outside(address, length)
         self.trace.append((READ, address, length))
         return view.tobytes()
 
     def write(self, address: int, data: bytes) -> None:
         length = len(data)
-        view = self._span(address, length)
+        view = self._view[address:address + length]
+        if address < 0 or len(view) != length:
+            self._outside(address, length)
         self.trace.append((WRITE, address, length))
         view[:] = data
 
@@ -160,11 +166,15 @@ class HostMemory:
 
     def _span(self, address: int, length: int) -> memoryview:
         """The store's bytes ``[address, address + length)``; IndexError if they are not all
-        in it."""
-        if address < 0 or length < 0 or address + length > len(self._bytes):
-            raise IndexError(f"host access [{address}, {address + length}) outside "
-                             f"host memory of {len(self._bytes)} bytes")
-        return self._view[address:address + length]
+        in it (the slice comes out short: it stops at the store's end)."""
+        view = self._view[address:address + length]
+        if address < 0 or len(view) != length:
+            self._outside(address, length)
+        return view
+
+    def _outside(self, address: int, length: int):
+        raise IndexError(f"host access [{address}, {address + length}) outside "
+                         f"host memory of {len(self._bytes)} bytes")
 
     def __getitem__(self, index):
         return self._bytes[index]
