@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Shape, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data, wiring
 
 from bolt.params import Params
@@ -24,6 +24,7 @@ from .pages import HostAxiBridge, PageEngine, PagePortArbiter, bswap
 from .sampler import make_sampler
 from .flush import Flush
 from .replace import Replacement
+from .scan import one_hot_select
 from .touch import Take
 
 __all__ = ["AccessControl"]
@@ -74,6 +75,7 @@ class AccessControl(Elaboratable):
         self.m = m = Module()
         self._units()
         self._early = []
+        self._steps, self._requests = [], []      # for :meth:`_choose`, from :meth:`issue`
         self._registers()
         self._datapath()
         self._draw()
@@ -95,6 +97,7 @@ class AccessControl(Elaboratable):
             self._setup_item()
             self._setup_end()
             self._respond()
+        self._choose()
         m.d.sync += self._early
         return m
 
@@ -218,6 +221,7 @@ class AccessControl(Elaboratable):
         self.m.d.comb += [f.unit.count.eq(f.pending.count) for f in self.flushes]
         # The step's next request.
         self.k = Signal(range(max(*(c.count for c in self.hm.clears), _CHOSEN_BY_CASE) + 1))
+        self.k_hot = Signal(_CHOSEN_BY_CASE + 1, init=1)   # k in one-hot, up to the case limit
         # The request pipeline (:meth:`issue`): a step's request is chosen into `chosen` (its
         # region and element index), its byte address computed into `request` the next cycle,
         # and offered to its port's HbmMaster from there, so that no path runs from the step's
@@ -320,7 +324,7 @@ class AccessControl(Elaboratable):
                                      request.port.eq(region.port(chosen.index))]
         m.d.sync += self.settling.eq(0)      # unless a step is entered (:meth:`enter`)
         with m.If(self.settling):
-            m.d.sync += self.k.eq(0)         # the step's requests from the first
+            m.d.sync += [self.k.eq(0), self.k_hot.eq(1)]    # the step's requests from the first
         m.d.comb += self.choosing.eq(self.advance & ~self.settling)
 
     # -- helpers --------------------------------------------------------------------------------
@@ -350,11 +354,21 @@ class AccessControl(Elaboratable):
         self.m.d.comb += message.eq(Cat(cmd.klen, cmd.key))
         return message
 
-    def new_value(self, layout, **fields):
-        """A signal of ``layout`` driven with ``fields``."""
-        v = Signal(layout)
-        self.m.d.comb += [getattr(v, name).eq(value) for name, value in fields.items()]
-        return v
+    @staticmethod
+    def new_value(layout, **fields):
+        """A value of ``layout`` made of ``fields`` (the others 0), each extended or truncated
+        as an assignment would. An expression, not a signal driven where it is made: one
+        driven in an FSM state would be 0 outside it, so decoded from the state register on
+        its way into any request."""
+        parts = []
+        for name, field in layout:
+            value = Value.cast(fields.pop(name, 0))
+            if len(value) < field.width:
+                fill = value[-1] if value.shape().signed else Const(0, 1)
+                value = Cat(value, fill.replicate(field.width - len(value)))
+            parts.append(value[:field.width])
+        assert not fields, f"no such field: {fields}"
+        return layout(Cat(*parts))
 
     def slot_record(self, klen, key, vlen, value):
         """A page slot holding the item."""
@@ -378,49 +392,66 @@ class AccessControl(Elaboratable):
         advances; its address is computed the cycle after (:meth:`_request_pipeline`) and it is
         offered the cycle after that. A step of up to :data:`_CHOSEN_BY_CASE` requests chooses
         by a case per request, its index ``i`` a constant; a longer one (the clear) is a single
-        segment, ``i`` counted.
+        segment, ``i`` counted. Every step's requests are chosen by one multiplexer
+        (:meth:`_choose`).
         """
         m, k = self.m, self.k
         total = sum(count for count, _ in segments)
         budget = self.latency + 4 + _PIPELINE_CYCLES
-        with m.If(self.choosing):
-            if total > _CHOSEN_BY_CASE:
-                (count, make), = segments        # the clear: one counted segment
-                with m.If(k < count):
-                    request = self._choose(make(k))
+        # Whether the FSM was in this step's state a cycle ago (the step's first cycle chooses
+        # nothing): a register, where the state's own decoding would add its levels to every
+        # request's choice.
+        here = Signal(name=f"step_{len(self._steps)}")
+        m.d.comb += here.eq(1)          # driven in the step's state only
+        was_here = self.early(here)
+        if total > _CHOSEN_BY_CASE:
+            (count, make), = segments        # the clear: one counted segment
+            request = self._request(was_here & (k < count), make(k))
+            budget += count * (2 * request.budget_beats + 2)
+            left, done = k < count, k == count
+        else:
+            # k never passes the step's total; `k_hot` is k in one-hot.
+            start = 0
+            for count, make in segments:
+                for i in range(count):
+                    request = self._request(was_here & self.k_hot[start + i], make(i))
+                start += count
                 budget += count * (2 * request.budget_beats + 2)
-            else:
-                # k never passes the step's total: its low bits are enough to tell the cases.
-                start = 0
-                with m.Switch(k[:max(1, total.bit_length())]):
-                    for count, make in segments:
-                        for i in range(count):
-                            with m.Case(start + i):
-                                request = self._choose(make(i))
-                        start += count
-                        budget += count * (2 * request.budget_beats + 2)
+            left, done = ~self.k_hot[total], self.k_hot[total]
+        self._steps.append(was_here & left)
         m.d.comb += [hbm.budget.eq(budget) for hbm in self.hbms]
-        if total <= _CHOSEN_BY_CASE:
-            k = k[:total.bit_length()]
-        return (k == total) & ~self.chosen.valid & self.hbm_done
+        return done & ~self.chosen.valid & self.hbm_done
 
-    def _choose(self, request):
-        """Request ``request`` into the pipeline's first stage; on to the step's next."""
+    def _request(self, when, request):
+        """Note ``request`` as the one to choose ``when`` (:meth:`_choose`)."""
         is_write = isinstance(request, _Write)
         # Elements arrive on port 0's HbmMaster only (:meth:`read_into`), and streamed writes
         # take their beats from it (:meth:`_stack_pushes`).
         assert (is_write and request.first is None) or request.region.ports == (0,)
-        region = self.request_regions.index(request.region)
-        self.m.d.sync += [self.chosen.valid.eq(1), self.chosen.write.eq(is_write),
-                          self.chosen.region.eq(region), self.chosen.index.eq(request.index),
-                          self.chosen.beats.eq(request.beats), self.k.eq(self.k + 1)]
+        fields = {"write": is_write, "region": self.request_regions.index(request.region),
+                  "index": request.index, "beats": request.beats}
         if is_write:
-            self.m.d.sync += [self.chosen.data.eq(request.data),
-                              self.chosen.enable.eq(request.enable),
-                              self.chosen.zero.eq(request.zero),
-                              self.chosen.streamed.eq(request.first is not None),
-                              self.chosen.first.eq(0 if request.first is None else request.first)]
+            fields.update(data=request.data, enable=request.enable, zero=request.zero,
+                          streamed=request.first is not None,
+                          first=0 if request.first is None else request.first)
+        self._requests.append((when, fields))
         return request
+
+    def _choose(self):
+        """The pipeline's first stage: whenever it advances, the request of the step's state
+        and ``k`` (noted by :meth:`issue`) into ``chosen``, and ``k`` on to the step's next.
+        One AND-OR over every step's requests, whose conditions exclude each other: as deep as
+        the widest field's OR tree, where a multiplexer per state over one per request was
+        two trees deep, the state's over the request's, and the deepest path of the core."""
+        m, chosen = self.m, self.chosen
+        with m.If(self.choosing):
+            with m.If(Cat(*self._steps).any()):
+                m.d.sync += [chosen.valid.eq(1), self.k.eq(self.k + 1),
+                             self.k_hot.eq(self.k_hot << 1)]
+            for name in ("write", "region", "index", "beats", "data", "enable", "zero",
+                         "streamed", "first"):
+                m.d.sync += chosen[name].eq(one_hot_select(
+                    [(when, fields[name]) for when, fields in self._requests if name in fields]))
 
     def arrived(self, i):
         """The step's ``i``-th element is on ``hbm.element`` now."""

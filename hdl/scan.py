@@ -1,16 +1,19 @@
-"""Log-depth scans over a row of bits, for the control's decisions over a bin's slots.
+"""Log-depth networks for the control: scans over a row of bits, for its decisions over a
+bin's slots, and a wide one-hot multiplexer, for the choice of its HBM requests.
 
 A loop that carries "seen so far" from one position to the next is a ripple: n positions
 are n logic levels deep, and at 13 or 14 slots that alone would keep the design from
 300 MHz. These build the same results as parallel-prefix networks, ``ceil(log2 n)`` OR levels
-(two LUT levels on UltraScale+ at these widths).
+(two LUT levels on UltraScale+ at these widths). Likewise a choice written as nested
+``If``/``Switch`` blocks is a multiplexer per block, one after the other; when the conditions
+exclude each other it can be one balanced AND-OR instead.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const
+from amaranth.hdl import Cat, Const, Mux
 
-__all__ = ["prefix_or", "lowest_set"]
+__all__ = ["prefix_or", "lowest_set", "one_hot_select"]
 
 
 def prefix_or(bits) -> list:
@@ -34,3 +37,17 @@ def lowest_set(bits):
     width = max(1, (len(bits) - 1).bit_length())
     return Cat(*[Cat(*[one for i, one in enumerate(lowest) if i >> w & 1]).any()
                  for w in range(width)])
+
+
+def one_hot_select(choices):
+    """The value of the ``(condition, value)`` pair in ``choices`` whose condition holds, 0 if
+    none does, for conditions that never hold together: each value ANDed with its condition,
+    then ORed in a balanced tree, ``ceil(log2 n)`` OR levels over n pairs."""
+    terms = [Mux(when, value, 0) for when, value in choices
+             if not (isinstance(value, int) and value == 0)]
+    if not terms:
+        return Const(0, 1)
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]

@@ -1,7 +1,8 @@
 """The control's log-depth decisions over a bin's slots in Amaranth's simulator, against the
 reference model's own rules: an eviction list loses the key's pending entry as the model's
 list does (``pending.index`` then ``del``), and a flushed item goes to the lowest free slot
-that the model's page edit picks."""
+that the model's page edit picks; and the one-hot multiplexer that chooses the control's HBM
+requests."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from bolt.hdl.hbm import bin_record_layout, bin_record_without
-from bolt.hdl.scan import lowest_set, prefix_or
+from bolt.hdl.scan import lowest_set, one_hot_select, prefix_or
 from bolt.model.pages import PlainPages
 from bolt.params import Params
 from bolt.trace import Trace
@@ -113,3 +114,40 @@ def test_prefix_or_is_every_prefix_and_log_deep():
         operands = getattr(value, "operands", ())
         return 1 + max(map(depth, operands)) if operands else 0
     assert max(map(depth, network)) == (width - 1).bit_length()
+
+
+def test_one_hot_select_is_the_chosen_value_or_zero_and_log_deep():
+    """Each condition alone picks its value (constants, zeros and narrower values among
+    them, as the control's requests have); none picks 0."""
+    count, width = 37, 12
+    conditions = Signal(count)
+    values = [Signal(width, name=f"value_{i}") for i in range(count - 3)] + [5, 0, Signal(3)]
+    chosen = Signal(width)
+    network = one_hot_select(list(zip(conditions, values)))
+    m = Module()
+    m.d.comb += chosen.eq(network)
+    rng = random.Random(7)
+    mismatches = []
+
+    async def bench(ctx):
+        for _ in range(20):
+            drawn = [rng.getrandbits(len(v)) if isinstance(v, Signal) else v for v in values]
+            for value, number in zip(values, drawn):
+                if isinstance(value, Signal):
+                    ctx.set(value, number)
+            for i in [None, *range(count)]:
+                ctx.set(conditions, 0 if i is None else 1 << i)
+                expected = 0 if i is None else drawn[i]
+                if ctx.get(chosen) != expected:
+                    mismatches.append((i, ctx.get(chosen), expected))
+
+    _run(m, bench)
+    assert not mismatches, mismatches[:3]
+
+    def depth(value):
+        """OR levels of the network (an AND of a condition and its value is level 0)."""
+        if getattr(value, "operator", None) == "|":
+            return 1 + max(map(depth, value.operands))
+        return 0
+    terms = count - 1                               # the zero is left out
+    assert depth(network) == (terms - 1).bit_length()
