@@ -406,9 +406,16 @@ class AccessControl(Elaboratable):
         was_here = self.early(here)
         if total > _CHOSEN_BY_CASE:
             (count, make), = segments        # the clear: one counted segment
-            request = self._request(was_here & (k < count), make(k))
+            # Whether k < count, in a register (a compare as wide as k would come before the
+            # choice): set as the step begins, updated as k counts.
+            left = Signal(name=f"step_{len(self._steps)}_left")
+            with m.If(self.settling):
+                m.d.sync += left.eq(1)
+            with m.Elif(self.choosing & left):
+                m.d.sync += left.eq(k < count - 1)
+            request = self._request(was_here & left, make(k))
             budget += count * (2 * request.budget_beats + 2)
-            left, done = k < count, k == count
+            done = ~left
         else:
             # k never passes the step's total; `k_hot` is k in one-hot.
             start = 0
