@@ -220,8 +220,8 @@ class AccessControl(Elaboratable):
             _Flush(self.pages_b, self.flush_b, self.pending_b, self.y, self.counter_b)]
         self.m.d.comb += [f.unit.count.eq(f.pending.count) for f in self.flushes]
         # The step's next request.
-        self.k = Signal(range(max(*(c.count for c in self.hm.clears), _CHOSEN_BY_CASE) + 1))
-        self.k_hot = Signal(_CHOSEN_BY_CASE + 1, init=1)   # k in one-hot, up to the case limit
+        self.k = Signal(range(max(*(c.count for c in self.hm.clears), _CHOSEN_ONE_HOT) + 1))
+        self.k_hot = Signal(_CHOSEN_ONE_HOT + 1, init=1)   # k in one-hot, for a step that fits
         # The request pipeline (:meth:`issue`): a step's request is chosen into `chosen` (its
         # region and element index), its byte address computed into `request` the next cycle,
         # and offered to its port's HbmMaster from there, so that no path runs from the step's
@@ -390,10 +390,10 @@ class AccessControl(Elaboratable):
         From the step's second cycle on (the first lets its :meth:`early` values settle),
         request ``k`` is chosen (its region, element index and fields) whenever the pipeline
         advances; its address is computed the cycle after (:meth:`_request_pipeline`) and it is
-        offered the cycle after that. A step of up to :data:`_CHOSEN_BY_CASE` requests chooses
-        by a case per request, its index ``i`` a constant; a longer one (the clear) is a single
-        segment, ``i`` counted. Every step's requests are chosen by one multiplexer
-        (:meth:`_choose`).
+        offered the cycle after that. A step of up to :data:`_CHOSEN_ONE_HOT` requests tells
+        them apart by a bit of ``k_hot`` (k in one-hot) each, its index ``i`` a constant; a
+        longer one (the clear) is a single segment, ``i`` counted. Every step's requests are
+        chosen by one multiplexer (:meth:`_choose`).
         """
         m, k = self.m, self.k
         total = sum(count for count, _ in segments)
@@ -404,7 +404,7 @@ class AccessControl(Elaboratable):
         here = Signal(name=f"step_{len(self._steps)}")
         m.d.comb += here.eq(1)          # driven in the step's state only
         was_here = self.early(here)
-        if total > _CHOSEN_BY_CASE:
+        if total > _CHOSEN_ONE_HOT:
             (count, make), = segments        # the clear: one counted segment
             # Whether k < count, in a register (a compare as wide as k would come before the
             # choice): set as the step begins, updated as k counts.
@@ -1153,8 +1153,9 @@ class AccessControl(Elaboratable):
 _PIPELINE_CYCLES = 3
 #: DRBG draws of an access (r, y, c1, c2); a Setup item makes the last two.
 _DRAWS = 4
-#: The most requests of a step that :meth:`AccessControl.issue` chooses by a case each.
-_CHOSEN_BY_CASE = 128
+#: The most requests of a step that :meth:`AccessControl.issue` tells apart by a bit of
+#: ``k_hot`` each (its index ``i`` a constant); a longer step counts them.
+_CHOSEN_ONE_HOT = 128
 
 
 @dataclass(frozen=True)

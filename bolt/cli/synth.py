@@ -7,8 +7,8 @@ import time
 
 import click
 
-from bolt.hdl.report import (COMPONENTS, U55C, U55C_LOGIC, YosysError, _mbit, hierarchy_total,
-                             make_component, memory_inventory, xilinx_synth)
+from bolt.hdl.report import (COMPONENTS, CORE, U55C, U55C_LOGIC, YosysError, _mbit,
+                             hierarchy_total, make_component, memory_inventory, xilinx_synth)
 
 from .common import make_params, params_options, print_table
 
@@ -18,9 +18,10 @@ from .common import make_params, params_options, print_table
 @click.option("--component", type=click.Choice(COMPONENTS), default="accelerator",
               show_default=True,
               help="What to synthesise: the accelerator core, the core behind its sealed "
-                   "channel, or one component alone (page engine, page GCM, pipelined or "
-                   "iterative AES-128, lookup, take, flush, re-placement, HBM master, host AXI "
-                   "bridge, DRBG sampler, channel).")
+                   "channel, the core's control alone (its units as black boxes), or one "
+                   "component alone (page engine, page GCM, pipelined or iterative AES-128, "
+                   "lookup, take, flush, re-placement, HBM master, host AXI bridge, DRBG "
+                   "sampler, channel).")
 @click.option("--no-yosys", is_flag=True, help="List the HBM map and memories only; skip Yosys.")
 def command(component, no_yosys, **options):
     """Resource estimate for the Alveo U55C: the HBM address map and the on-chip memories of
@@ -37,7 +38,7 @@ def command(component, no_yosys, **options):
     click.echo("Yosys synth_xilinx -family xcup -noiopad -noclkbuf (hierarchy kept):")
     start = time.time()
     try:
-        modules = xilinx_synth(top, "bolt")
+        modules = xilinx_synth(top, "bolt", alone=CORE if component == "core" else None)
     except YosysError as error:
         raise click.ClickException(str(error)) from error
     seconds = time.time() - start
@@ -46,7 +47,7 @@ def command(component, no_yosys, **options):
         used = module.resources
         rows.append([name, *(_count(used[r]) for r in U55C_LOGIC),
                      f"{module.path.luts} ({module.path.cells})"])
-    total = hierarchy_total(modules, "bolt")
+    total = hierarchy_total(modules, CORE if component == "core" else "bolt")
     rows.append(["total", *(_count(total[r]) for r in U55C_LOGIC), ""])
     rows.append(["U55C", *(f"{U55C_LOGIC[r]:,}" for r in U55C_LOGIC), ""])
     rows.append(["share", *(f"{100 * total[r] / U55C_LOGIC[r]:.3f}%" for r in U55C_LOGIC), ""])

@@ -128,3 +128,52 @@ def test_synth_component(tmp_path, monkeypatch):
     assert levels and 1 <= int(levels.group(1)) <= 20, result.output
     bad = runner.invoke(main, ["synth", "--component", "des"])
     assert bad.exit_code != 0 and "des" in bad.output
+
+
+def test_synth_alone_counts_one_module_its_submodules_black_boxes(tmp_path, monkeypatch):
+    """``xilinx_synth(..., alone=...)`` (``bolt synth --component core``) maps one module of
+    the hierarchy, what it instantiates left as black boxes: its own 8 flip-flops, not its
+    submodule's 32, and no other module."""
+    import tempfile
+
+    from amaranth.hdl import Signal
+
+    from bolt.hdl.report import xilinx_synth
+
+    class Inner(wiring.Component):
+        def __init__(self):
+            super().__init__({"count": Out(32)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.sync += self.count.eq(self.count + 1)
+            return m
+
+    class Middle(wiring.Component):
+        def __init__(self):
+            super().__init__({"o": Out(8)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.inner = inner = Inner()
+            held = Signal(8)
+            m.d.sync += held.eq(held ^ inner.count[:8] ^ inner.count[24:])
+            m.d.comb += self.o.eq(held)
+            return m
+
+    class Outer(wiring.Component):
+        def __init__(self):
+            super().__init__({"o": Out(8)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.middle = middle = Middle()
+            m.d.sync += self.o.eq(middle.o + 1)
+            return m
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    modules = xilinx_synth(Outer(), "outer", alone="outer.middle")
+    assert list(modules) == ["outer.middle"]
+    middle = modules["outer.middle"]
+    assert middle.resources["FF"] == 8 and middle.submodules == ()
+    assert 1 <= middle.path.luts <= 2
