@@ -343,7 +343,8 @@ def _run_yosys(top, name: str, commands: list[str], *, result: str = "stat.txt",
         result_run = subprocess.run([*_yosys_command(), "-q", "-p", script],
                                     capture_output=True, text=True, cwd=directory)
         if result_run.returncode:
-            raise YosysError(f"Yosys failed:\n{result_run.stderr[-4000:]}"
+            raise YosysError(f"Yosys failed (exit status {result_run.returncode}):\n"
+                             f"{result_run.stderr[-4000:]}"
                              f"{result_run.stdout[-4000:]}")
         with open(os.path.join(directory, result)) as handle:
             return handle.read()
