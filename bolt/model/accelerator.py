@@ -357,8 +357,12 @@ class ReferenceAccelerator:
         for i, bin_ in enumerate(touched):
             # A bin's pending items go into its page once (x == y: the first touch).
             queue = pending[bin_ - k] if i == 0 or bin_ != touched[0] else ()
-            inserts = [(key, frames[frame]) for key, frame in queue] if queue else ()
-            value, slots = pages.edit(bin_ - k, contents[i], take if bin_ == x else None, inserts)
+            taking = take if bin_ == x else None
+            if queue or taking is not None:
+                value, slots = pages.edit(bin_ - k, contents[i], taking,
+                                          [(key, frames[frame]) for key, frame in queue])
+            else:              # nothing to take out or flush in: the page stays as it came
+                value, slots = None, ()
             if bin_ == x:
                 take = None
             edits.append((value, slots, len(queue)))
