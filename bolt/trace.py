@@ -127,10 +127,15 @@ class HostMemory:
     :meth:`read` and :meth:`write` are the accelerator's accesses and are recorded in
     :attr:`trace`. Indexing (``mem[a:b]``, ``mem[a:b] = ...``) is the adversary's own view and
     is not recorded, so a test can inspect or tamper with the store.
+
+    ``buffer``: a writable buffer of ``size`` bytes to keep them in instead of a new
+    ``bytearray`` (the RTL backend's memory map, which its simulation process shares).
     """
 
-    def __init__(self, size: int, trace: Trace | None = None):
-        self._bytes = bytearray(size)
+    def __init__(self, size: int, trace: Trace | None = None, *, buffer=None):
+        if buffer is not None and len(buffer) != size:
+            raise ValueError(f"a buffer of {len(buffer)} bytes for a host memory of {size}")
+        self._bytes = bytearray(size) if buffer is None else buffer
         self._view = memoryview(self._bytes)
         self.trace = trace if trace is not None else Trace()
 

@@ -3,14 +3,17 @@
 The design is generated from the map's :class:`~bolt.params.Params`, built once per parameter
 set (cached by :func:`bolt.sim.verilator.build`) and simulated in a child process running the
 cocotb server :mod:`bolt.sim.server`. This process stays a plain Python process: it sends
-each operation over a Unix socket and serves the accelerator's page reads and writes from its
-own :class:`~bolt.trace.HostMemory`, so ``trace`` and ``host_memory`` behave exactly as on the
-reference backend, tampering included.
+each operation over a Unix socket; its :class:`~bolt.trace.HostMemory` keeps the host bytes in
+a memory map the simulation shares (in ``/dev/shm`` where there is one), which serves the
+accelerator's page reads and writes without waiting for this process, and sends the trace
+events of each operation with its answer. So ``trace`` and ``host_memory`` behave exactly as
+on the reference backend, tampering included.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 import signal
@@ -214,6 +217,22 @@ def simulated_host_timing(clock_hz: float, round_trip_s: float,
     return latency, rate
 
 
+def _shared_memory(size: int) -> tuple[Path, mmap.mmap]:
+    """A new file of ``size`` zero bytes, in ``/dev/shm`` (memory, not disk) where there is
+    one, and a shared map of it."""
+    shm = Path("/dev/shm")
+    descriptor, name = tempfile.mkstemp(prefix="bolt-host-",
+                                        dir=shm if os.access(shm, os.W_OK) else None)
+    try:
+        os.ftruncate(descriptor, size)
+        return Path(name), mmap.mmap(descriptor, size)
+    except BaseException:
+        os.unlink(name)
+        raise
+    finally:
+        os.close(descriptor)
+
+
 class RtlBackend:
     """The accelerator RTL, simulated by Verilator in a child process.
 
@@ -257,7 +276,9 @@ class RtlBackend:
         self.channel = channel
         self.params = params
         self.trace = Trace()
-        self.host_memory = HostMemory(params.host_bytes, self.trace)
+        self._directory = Path(tempfile.mkdtemp(prefix="bolt-rtl-"))
+        self._host_file, shared = _shared_memory(params.host_bytes)
+        self.host_memory = HostMemory(params.host_bytes, self.trace, buffer=shared)
         self.stats = RtlStats(clock_hz=clock_hz, host_round_trip_s=host_round_trip_s,
                               host_bandwidth=host_bandwidth, page_bytes=params.page_stride,
                               value_size=params.value_size,
@@ -267,7 +288,6 @@ class RtlBackend:
         self._timeout_s = timeout_s
         self._process = None
         self._connection = None
-        self._directory = Path(tempfile.mkdtemp(prefix="bolt-rtl-"))
         try:
             self._handle = build_accelerator(params, waveform=waveform is not None,
                                              sealed=channel)
@@ -289,6 +309,7 @@ class RtlBackend:
         env = dict(os.environ, BOLT_PARAMS=json.dumps(self.params.arguments()),
                    BOLT_BRIDGE_ADDRESS=address, BOLT_BUILD_DIR=str(handle.directory),
                    BOLT_BUILD_NAME=handle.name, BOLT_VERILOG=str(handle.verilog),
+                   BOLT_HOST_MEMORY=str(self._host_file),
                    BOLT_HOST_LATENCY=str(self._host_timing[0]),
                    BOLT_HOST_RATE=str(self._host_timing[1]))
         if self.channel:
@@ -329,8 +350,8 @@ class RtlBackend:
             return "(no simulator log)"
 
     def _receive(self, expected: str, deadline: float, timeout_s: float):
-        """Serve the simulation's host-memory requests until it sends ``expected``."""
-        connection, memory = self._connection, self.host_memory
+        """Record the simulation's host-memory events until it sends ``expected``."""
+        connection, record = self._connection, self.trace.append
         while True:
             try:
                 ready = connection.poll(0.5)
@@ -340,16 +361,12 @@ class RtlBackend:
             if message is None:
                 self._check_alive(deadline, timeout_s, expected)
                 continue
-            if message[0] == "writes":      # page writes held back, then what followed them
-                for address, data in message[1]:
-                    memory.write(address, data)
+            if message[0] == "events":      # the host accesses made since the last message
+                for event in message[1]:
+                    record(event)
                 message = message[2]
-                if message is None:
-                    continue
             kind = message[0]
-            if kind == "read":
-                connection.send_bytes(memory.read(message[1], message[2]))
-            elif kind == expected:
+            if kind == expected:
                 return message
             else:
                 raise BackendError(f"unexpected message {kind!r} from the RTL simulator")
@@ -475,6 +492,9 @@ class RtlBackend:
                 self._process.wait()
             self._process = None
         shutil.rmtree(self._directory, ignore_errors=True)
+        if self._host_file is not None:    # the map stays readable: host_memory outlives us
+            self._host_file.unlink(missing_ok=True)
+            self._host_file = None
 
     def __del__(self):
         try:

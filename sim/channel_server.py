@@ -20,7 +20,7 @@ The RTL channel has one key slot; the monitor keeps every client's session
 when the host switches to another session's frames. Frames of a session that is not open never
 reach the accelerator and are answered with zeros, as with no session.
 
-Page reads and writes go to the parent as in :mod:`bolt.sim.server`.
+Host memory is shared with the parent as in :mod:`bolt.sim.server`.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ from bolt.sim.channel_driver import ChannelDriver
 async def serve_sealed(dut):
     """Serve the parent's requests until it closes the map."""
     params = Params(**json.loads(os.environ["BOLT_PARAMS"]))
-    connection = server.connect(os.environ["BOLT_BRIDGE_ADDRESS"])
+    connection, memory = server.connect(params)
     driver = ChannelDriver(dut, params)
-    server.serve_memories(dut, connection, params)
+    server.serve_memories(dut, memory, params)
     await driver.start()
     keys = []
     verilog = Path(os.environ["BOLT_VERILOG"]).read_bytes()

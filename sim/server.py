@@ -8,16 +8,18 @@ socket named by ``BOLT_BRIDGE_ADDRESS``, then executes the parent's requests one
   ``(total, reads_at, data_at)`` stamps of :class:`bolt.hdl.accelerator.Cycles`)
 - ``("close",)`` ends the simulation.
 
-While a request runs, every page the accelerator reads or writes is forwarded to the parent,
-which owns the untrusted host memory and its trace: ``("read", address, length)`` is answered
-with the bytes; page writes need no answer and travel, in order, with the next message
-(:class:`Bridge`). The parent thus records exactly the trace the reference model records, and
-a test can tamper with host memory in the parent.
+The untrusted host memory is a memory map both processes share (a file named by
+``BOLT_HOST_MEMORY``, :func:`open_host_memory`): the host model reads and writes its pages here,
+with no round trip to the parent, and records each page moved as the reference model would;
+those events travel to the parent with the next message (:class:`Bridge`), which appends them
+to its trace. A test tampering with the parent's view of the memory between accesses changes
+the bytes the next access reads.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import socket
 from multiprocessing.connection import Connection
@@ -29,75 +31,69 @@ from bolt.sim.driver import AcceleratorDriver, SetupFailed
 from bolt.sim.host_port import HostModelPort
 from bolt.params import Params
 from bolt.protocol import Op
+from bolt.trace import HostMemory, Trace
 
 
 class Bridge:
     """The simulation's end of the connection to the parent: its requests in, answers out, and
-    the parent's host memory (``read``, ``write``) as the host model's target.
+    the host-memory trace recorded since the last message.
 
-    A page write needs no answer, so it waits and leaves with the next message (a read or an
-    answer) as ``("writes", [(address, data), ...], message)``: the parent applies the writes,
-    in order, then handles ``message``. One wake-up of the parent per read and per answer
-    instead of one more per page written, which on a busy machine cost more wall-clock time
-    than the simulation of the access. A long run of writes (a Setup's) leaves every
-    :data:`WRITES_HELD_BYTES` with no message (``None``).
+    Every message leaves as ``("events", [(kind, address, length), ...], message)`` when the
+    host model moved pages since the previous one: the parent appends the events to its trace,
+    in order, then handles ``message``.
     """
 
-    #: Bytes of page writes held at most before they leave on their own.
-    WRITES_HELD_BYTES = 1 << 18
-
-    def __init__(self, connection: Connection):
+    def __init__(self, connection: Connection, trace: Trace):
         self._connection = connection
-        self._writes: list[tuple[int, bytes]] = []
-        self._held = 0
+        self._trace = trace
 
     def recv(self):
         return self._connection.recv()
 
     def send(self, message) -> None:
-        if self._writes:
-            message = ("writes", self._writes, message)
-            self._writes, self._held = [], 0
+        if len(self._trace):
+            message = ("events", list(map(tuple, self._trace)), message)
+            self._trace.clear()
         self._connection.send(message)
-
-    def read(self, address: int, length: int) -> bytes:
-        self.send(("read", address, length))
-        return self._connection.recv_bytes()
-
-    def write(self, address: int, data: bytes) -> None:
-        self._writes.append((address, data))
-        self._held += len(data)
-        if self._held >= self.WRITES_HELD_BYTES:
-            self.send(None)
 
     def close(self) -> None:
         self._connection.close()
 
 
-def serve_memories(dut, connection: Bridge, params: Params) -> None:
-    """Serve the card's host model from the parent's host memory and set its HBM model, with
+def open_host_memory(params: Params, trace: Trace) -> HostMemory:
+    """The parent's host memory (the file ``BOLT_HOST_MEMORY`` names, mapped shared), recording
+    the accelerator's page reads and writes in ``trace``."""
+    with open(os.environ["BOLT_HOST_MEMORY"], "r+b") as file:
+        shared = mmap.mmap(file.fileno(), params.host_bytes)
+    return HostMemory(params.host_bytes, trace, buffer=shared)
+
+
+def serve_memories(dut, memory: HostMemory, params: Params) -> None:
+    """Serve the card's host model from ``memory`` and set its HBM model, with
     the timing the parent asked for: ``BOLT_HOST_LATENCY`` and ``BOLT_HBM_LATENCY``, cycles
     from a read request to its first beat; ``BOLT_HOST_RATE``, the host's read beats' pace in
     bytes a cycle (0: a beat every cycle)."""
-    HostModelPort(dut, connection, page_stride=params.page_stride,
+    HostModelPort(dut, memory, page_stride=params.page_stride,
                   latency=int(os.environ.get("BOLT_HOST_LATENCY", 0)),
                   rate=int(os.environ.get("BOLT_HOST_RATE", 0)))
     set_hbm(dut, latency=int(os.environ.get("BOLT_HBM_LATENCY", HBM_LATENCY_SIMULATED)))
 
 
-def connect(address: str) -> Bridge:
+def connect(params: Params) -> tuple[Bridge, HostMemory]:
+    """The connection to the parent (``BOLT_BRIDGE_ADDRESS``) and the host memory it shares."""
+    trace = Trace()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(address)
-    return Bridge(Connection(sock.detach()))
+    sock.connect(os.environ["BOLT_BRIDGE_ADDRESS"])
+    return Bridge(Connection(sock.detach()), trace), open_host_memory(params, trace)
 
 
 @cocotb.test()
 async def serve(dut):
     """Serve the parent's requests until it closes the map."""
     params = Params(**json.loads(os.environ["BOLT_PARAMS"]))
-    connection = connect(os.environ["BOLT_BRIDGE_ADDRESS"])
+    connection, memory = connect(params)
     driver = AcceleratorDriver(dut, params)
-    serve_memories(dut, connection, params)
+    serve_memories(dut, memory, params)
     dut._log.info("bridge connected; resetting the accelerator")
     await driver.start()
     dut._log.info("accelerator out of reset; serving")
