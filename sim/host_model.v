@@ -39,8 +39,9 @@ module bolt_host_model #(
     wire python_busy = req_toggle != ack_toggle;
 
     // Reads: a queue of (address, last beat index, due cycle); the oldest is fetched from
-    // Python (`r_fetched`), then its beats stream from `r_buffer`.
-    reg [511:0] r_buffer [0:BEATS-1];
+    // Python (`r_fetched`), then its beats stream from `r_buffer`, a vector rather than an
+    // array of beats (one delayed write for Verilator to commit every clock, not one a beat).
+    reg [BEATS*512-1:0] r_buffer;
     reg [ADDR_WIDTH-1:0] rq_addr [0:3];
     reg [7:0] rq_len [0:3];
     reg [31:0] rq_due [0:3];
@@ -52,7 +53,7 @@ module bolt_host_model #(
     assign arready = (rq_tail - rq_head) != 3'd4 && !hold_ar;
     assign rvalid = r_fetched && now >= rq_due[rh] && !hold_r && (rate_r == 0 || credit >= 10'd64);
     wire [9:0] credit_next = credit + {2'b0, rate_r} - ((rvalid && rready) ? 10'd64 : 10'd0);
-    assign rdata = r_buffer[r_beat];
+    assign rdata = r_buffer[r_beat * 512 +: 512];
     assign rlast = r_beat == rq_len[rh];
     assign rid = 1'b0;
     assign rresp = 2'b00;
@@ -72,7 +73,6 @@ module bolt_host_model #(
     assign bid = 1'b0;
     assign bresp = 2'b00;
 
-    integer i;
     always @(posedge clk) begin
         now <= now + 1;
         latency_r <= latency;
@@ -108,8 +108,7 @@ module bolt_host_model #(
                 end
                 if (r_fetching) begin
                     r_fetching <= 0; r_fetched <= 1; r_beat <= 0;
-                    for (i = 0; i < BEATS; i = i + 1)
-                        r_buffer[i] <= rd_data[i * 512 +: 512];
+                    r_buffer <= rd_data;
                 end
                 if (w_full && !w_taking) begin
                     req_write <= 1; req_addr <= wq_addr[wh]; req_beats <= wq_len[wh] + 1;
