@@ -281,8 +281,10 @@ def _compile(text: str, target: VerilatorBuild, *, digest: str, build_args: tupl
         os.environ["MAKEFLAGS"] = _make_overrides(long_runs=long_runs)
         os.environ["CXXFLAGS"] = CXXFLAGS
         try:
+            # The main loop finds Verilator's record of the clock by the top module's name.
             runner.build(sources=[verilog_path], hdl_toplevel=name, build_dir=directory,
-                         build_args=list(build_args), timescale=TIMESCALE,
+                         build_args=[*build_args, "-CFLAGS", f"-DBOLT_TOP_MODULE={name}"],
+                         timescale=TIMESCALE,
                          log_file=None if verbose else log_file)
         except (RuntimeError, SystemExit) as error:
             tail = log_file.read_text()[-4000:] if log_file.is_file() else ""

@@ -9,6 +9,12 @@
 // by top-level inputs at every evaluation. Here a time step evaluates the design only once a
 // write has been applied, so the value-change callbacks (a RisingEdge of the clock) still run
 // before the design reacts to the edge, as under cocotb's loop.
+//
+// The clock this loop drives (BOLT_MAIN_CLOCK) also skips the evaluation at its falling edge,
+// where nothing changes (the designs are clocked on the rising edge) and which would still run
+// every piece of logic fed by a top-level input: it sets the two variables that evaluation
+// would change (`fall`). A build whose variables have other names, or that writes a waveform,
+// evaluates at both edges.
 
 #include <algorithm>
 #include <cstdint>
@@ -18,6 +24,7 @@
 #include <memory>
 
 #include "Vtop.h"
+#include "Vtop___024root.h"
 #include "verilated.h"
 #include "verilated_vpi.h"
 
@@ -39,6 +46,33 @@ namespace {
 
 uint64_t now = 0;  // simulation time, in the time precision's units
 
+// A falling edge of the clock, as evaluating the design would take it: the design's view of
+// the clock and Verilator's record of its value at the last evaluation (which finds the next
+// rising edge) go low. Known only for a build that names its top module (BOLT_TOP_MODULE) and
+// whose Verilator names these two as below; then the falling edges need no evaluation.
+#ifdef BOLT_TOP_MODULE
+#define BOLT_JOIN(a, b, c) a##b##c
+#define BOLT_CLOCK_VIEW(top) BOLT_JOIN(, top, __DOT__clk)
+#define BOLT_CLOCK_RECORD(top) BOLT_JOIN(__Vtrigprevexpr___TOP__, top, __DOT__clk__0)
+template <typename Root>
+constexpr bool kFallKnown = requires(Root& root) {
+    root.BOLT_CLOCK_VIEW(BOLT_TOP_MODULE);
+    root.BOLT_CLOCK_RECORD(BOLT_TOP_MODULE);
+};
+template <typename Root>
+void fall(Root& root) {
+    if constexpr (kFallKnown<Root>) {
+        root.BOLT_CLOCK_VIEW(BOLT_TOP_MODULE) = 0;
+        root.BOLT_CLOCK_RECORD(BOLT_TOP_MODULE) = 0;
+    }
+}
+#else
+template <typename Root>
+constexpr bool kFallKnown = false;
+template <typename Root>
+void fall(Root&) {}
+#endif
+
 #if VM_TRACE
 WaveWriter* waves = nullptr;
 #endif
@@ -55,8 +89,9 @@ bool drain_value_callbacks() {
 // first call), then apply the writes the evaluation's callbacks held back, until nothing is
 // left to evaluate; then the same around the ReadWrite callbacks. `clock_edge`: the clock
 // this loop drives turns over in this time step, where cocotb's clock would have its write
-// applied (after the first, skipped, evaluation, before the value-change callbacks).
-void run_time_step(Vtop& top, bool& evaluated, bool clock_edge) {
+// applied (after the first, skipped, evaluation, before the value-change callbacks); a
+// falling edge is evaluated only if `evaluate_falling` or a write needs it.
+void run_time_step(Vtop& top, bool& evaluated, bool clock_edge, bool evaluate_falling) {
     bool forced = false;
     do {
         do {
@@ -65,10 +100,12 @@ void run_time_step(Vtop& top, bool& evaluated, bool clock_edge) {
                 evaluated = true;
             }
             VerilatedVpi::clearEvalNeeded();
-            forced = clock_edge;
+            forced = false;
             if (clock_edge) {
                 top.clk = !top.clk;
                 clock_edge = false;
+                forced = top.clk || evaluate_falling;
+                if (!forced) fall(*top.rootp);
             }
             VerilatedVpi::doInertialPuts();
             drain_value_callbacks();
@@ -140,11 +177,15 @@ int main(int argc, char** argv) {
     uint64_t next_edge = 0;
 
     bool evaluated = false;
+    bool evaluate_falling = !kFallKnown<Vtop___024root>;
+#if VM_TRACE
+    evaluate_falling = evaluate_falling || waves;  // the waveform shows every edge
+#endif
     constexpr uint64_t kNothingPending = ~uint64_t{0};
     while (!Verilated::gotFinish()) {
         const bool clock_edge = half_period && now == next_edge;
         if (clock_edge) next_edge += half_period;
-        run_time_step(*top, evaluated, clock_edge);
+        run_time_step(*top, evaluated, clock_edge, evaluate_falling);
         VerilatedVpi::callCbs(cbReadOnlySynch);
 #if VM_TRACE
         if (waves) {

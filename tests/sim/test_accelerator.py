@@ -40,7 +40,8 @@ def _build(args):
 @pytest.mark.parametrize("name", list(PARAM_SETS))
 def test_cosim_and_timing(name, tmp_path):
     """Mixed workload cosimulation, integrity failure, and cycle counts per touch count."""
-    from bolt.sim.verilator import run
+    from bolt.sim.streams import CLOCK_PERIOD_NS
+    from bolt.sim.verilator import main_clock_env, run
 
     args = PARAM_SETS[name]
     handle = _build(args)
@@ -54,6 +55,7 @@ def test_cosim_and_timing(name, tmp_path):
         "BOLT_CRYPTO": 1,
         "BOLT_TIMING_OPS": max(60, ops // 5),
         "BOLT_REPORT": report,
+        **main_clock_env(CLOCK_PERIOD_NS),   # the RTL backend's clock and main loop
     })
     result = json.loads(report.read_text())
     timing = result["timing"]
