@@ -32,8 +32,8 @@ from bolt.params import HBM_BYTES
 
 
 __all__ = ["YosysError", "memory_inventory", "MemoryUse", "U55C", "U55C_LOGIC", "COMPONENTS",
-           "CORE", "make_component", "xilinx_synth", "ModuleUse", "LogicPath", "longest_path",
-           "hierarchy_total"]
+           "CORE", "make_component", "xilinx_synth", "Synthesis", "ModuleUse", "LogicPath",
+           "longest_path", "hierarchy_total"]
 
 #: Alveo U55C on-chip and HBM budgets, in bits.
 U55C = {
@@ -200,8 +200,18 @@ _QUICK_LUT_MAP = [
 ]
 
 
+@dataclass(frozen=True)
+class Synthesis:
+    """What :func:`xilinx_synth` found: every module of the hierarchy under ``top`` (its own
+    cells and its longest path inside it), and the longest ``path`` of the whole, across
+    module boundaries."""
+    top: str
+    modules: dict[str, ModuleUse]
+    path: LogicPath
+
+
 def xilinx_synth(top, name: str = "bolt_accelerator", *,
-                 alone: str | None = None) -> dict[str, ModuleUse]:
+                 alone: str | None = None) -> Synthesis:
     """Yosys ``synth_xilinx`` for UltraScale+ (``-family xcup``) of ``top``, keeping its
     hierarchy: every module under ``name``, with its cells and longest logic path. With
     ``alone`` (a module's name, such as ``bolt.core``) that module only, every module it
@@ -209,13 +219,16 @@ def xilinx_synth(top, name: str = "bolt_accelerator", *,
 
     The hierarchy is kept so that ABC maps each module on its own, and the LUT mapping uses
     :data:`_QUICK_LUT_MAP`. No I/O buffers (``-noiopad``, ``-noclkbuf``): the design is a
-    block inside the card's shell, not a chip.
+    block inside the card's shell, not a chip. A path may run through several modules (a
+    combinational unit between two of the control's registers), so the mapped netlist is
+    also flattened, and its longest path is the design's.
     """
     target = alone or name
     synth = f"synth_xilinx -family xcup -noiopad -noclkbuf -top {target}"
-    netlist = json.loads(_run_yosys(top, name, [
+    netlist, flat = (json.loads(text) for text in _run_yosys(top, name, [
         f"{synth} -run begin:map_luts", *_QUICK_LUT_MAP, f"{synth} -run finalize:",
-        "write_json -compat-int netlist.json"], result="netlist.json", alone=alone))
+        "write_json -compat-int netlist.json", "flatten", "write_json -compat-int flat.json"],
+        results=("netlist.json", "flat.json"), alone=alone))
     modules = netlist["modules"]
     used: dict[str, ModuleUse] = {}
     pending = [target]
@@ -224,7 +237,7 @@ def xilinx_synth(top, name: str = "bolt_accelerator", *,
         if module not in used:
             used[module] = _module_use(module, modules[module], modules)
             pending += used[module].submodules
-    return used
+    return Synthesis(target, used, longest_path(flat["modules"][target]))
 
 
 def _is_blackbox(body: dict) -> bool:
@@ -323,10 +336,11 @@ def hierarchy_total(modules: dict[str, ModuleUse], top: str) -> dict:
     return total
 
 
-def _run_yosys(top, name: str, commands: list[str], *, result: str = "stat.txt",
-               alone: str | None = None) -> str:
-    """Convert ``top`` to RTLIL, run ``commands`` on it in Yosys (they write ``result``),
-    return that file. With ``alone``, every module but that one is a black box."""
+def _run_yosys(top, name: str, commands: list[str], *, results: tuple[str, ...],
+               alone: str | None = None) -> list[str]:
+    """Convert ``top`` to RTLIL, run ``commands`` on it in Yosys (they write the files
+    ``results``), return those files. With ``alone``, every module but that one is a black
+    box."""
     from amaranth.back import rtlil
 
     text = rtlil.convert(top, name=name, emit_src=False)
@@ -346,8 +360,11 @@ def _run_yosys(top, name: str, commands: list[str], *, result: str = "stat.txt",
             raise YosysError(f"Yosys failed (exit status {result_run.returncode}):\n"
                              f"{result_run.stderr[-4000:]}"
                              f"{result_run.stdout[-4000:]}")
-        with open(os.path.join(directory, result)) as handle:
-            return handle.read()
+        texts = []
+        for file in results:
+            with open(os.path.join(directory, file)) as handle:
+                texts.append(handle.read())
+        return texts
 
 
 #: The accelerator's core control in the synthesised hierarchy (the top module is ``bolt``).

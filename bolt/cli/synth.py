@@ -38,24 +38,28 @@ def command(component, no_yosys, **options):
     click.echo("Yosys synth_xilinx -family xcup -noiopad -noclkbuf (hierarchy kept):")
     start = time.time()
     try:
-        modules = xilinx_synth(top, "bolt", alone=CORE if component == "core" else None)
+        synthesis = xilinx_synth(top, "bolt", alone=CORE if component == "core" else None)
     except YosysError as error:
         raise click.ClickException(str(error)) from error
     seconds = time.time() - start
+    modules = synthesis.modules
     rows = []
     for name, module in modules.items():
         used = module.resources
         rows.append([name, *(_count(used[r]) for r in U55C_LOGIC),
                      f"{module.path.luts} ({module.path.cells})"])
-    total = hierarchy_total(modules, CORE if component == "core" else "bolt")
+    total = hierarchy_total(modules, synthesis.top)
     rows.append(["total", *(_count(total[r]) for r in U55C_LOGIC), ""])
     rows.append(["U55C", *(f"{U55C_LOGIC[r]:,}" for r in U55C_LOGIC), ""])
     rows.append(["share", *(f"{100 * total[r] / U55C_LOGIC[r]:.3f}%" for r in U55C_LOGIC), ""])
     print_table(rows, headers=("module (own cells)", *U55C_LOGIC, "LUT levels (cells)"))
-    name, longest = max(((name, module.path) for name, module in modules.items()),
-                        key=lambda item: (item[1].luts, item[1].cells))
-    click.echo(f"longest logic path: {longest.luts} LUT levels, {longest.cells} cells "
-               f"(with wide multiplexers and carry cells), in {name}: {longest.start} -> "
+    name, inside = max(((name, module.path) for name, module in modules.items()),
+                       key=lambda item: (item[1].luts, item[1].cells))
+    click.echo(f"longest logic path inside one module: {inside.luts} LUT levels, {inside.cells} "
+               f"cells, in {name}: {inside.start} -> {inside.end}")
+    longest = synthesis.path
+    click.echo(f"longest logic path across modules: {longest.luts} LUT levels, {longest.cells} "
+               f"cells (with wide multiplexers and carry cells): {longest.start} -> "
                f"{longest.end}")
     click.echo(f"Yosys took {seconds:.0f} s")
 

@@ -124,8 +124,10 @@ def test_synth_component(tmp_path, monkeypatch):
     luts, flops = (int(rows["total"][i].replace(",", "")) for i in range(2))
     assert luts > 50 and 3 * (48 - 6) <= flops < 1000, result.output
     assert rows["U55C"][:2] == ["1,303,680", "2,607,360"]
-    levels = re.search(r"longest logic path: (\d+) LUT levels", result.output)
-    assert levels and 1 <= int(levels.group(1)) <= 20, result.output
+    inside = re.search(r"longest logic path inside one module: (\d+) LUT levels", result.output)
+    across = re.search(r"longest logic path across modules: (\d+) LUT levels", result.output)
+    assert inside and across, result.output
+    assert 1 <= int(inside.group(1)) <= int(across.group(1)) <= 20, result.output
     bad = runner.invoke(main, ["synth", "--component", "des"])
     assert bad.exit_code != 0 and "des" in bad.output
 
@@ -172,8 +174,55 @@ def test_synth_alone_counts_one_module_its_submodules_black_boxes(tmp_path, monk
             return m
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    modules = xilinx_synth(Outer(), "outer", alone="outer.middle")
+    synthesis = xilinx_synth(Outer(), "outer", alone="outer.middle")
+    modules = synthesis.modules
     assert list(modules) == ["outer.middle"]
     middle = modules["outer.middle"]
     assert middle.resources["FF"] == 8 and middle.submodules == ()
     assert 1 <= middle.path.luts <= 2
+
+
+def test_synth_path_runs_across_modules(tmp_path, monkeypatch):
+    """A combinational unit between two of its parent's registers: the design's longest path
+    runs from one register through the parent's logic, the unit and the parent's logic again
+    to the other, longer than the longest inside either module."""
+    import tempfile
+
+    from amaranth.hdl import Cat, Signal
+
+    from bolt.hdl.report import xilinx_synth
+
+    class Mix(wiring.Component):
+        """Combinational: each output bit a function of all 24 input bits."""
+
+        def __init__(self):
+            super().__init__({"i": In(24), "o": Out(8)})
+
+        def elaborate(self, platform):
+            m = Module()
+            for bit in range(8):
+                m.d.comb += self.o[bit].eq(self.i.rotate_left(bit).xor()
+                                           ^ (self.i[bit:bit + 12] == 0x5a5))
+            return m
+
+    class Outer(wiring.Component):
+        def __init__(self):
+            super().__init__({"a": In(24), "o": Out(8)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.mix = mix = Mix()
+            held, folded = Signal(24), Signal(8)
+            m.d.sync += held.eq(self.a)
+            m.d.comb += mix.i.eq(Cat(held[:12] + held[12:], held[:12] ^ held[12:]))
+            m.d.comb += folded.eq(mix.o.rotate_left(1) * (mix.o | 1))
+            m.d.sync += self.o.eq(folded)
+            return m
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    synthesis = xilinx_synth(Outer(), "outer")
+    assert set(synthesis.modules) == {"outer", "outer.mix"}
+    inside = max(module.path.luts for module in synthesis.modules.values())
+    outer, mix = synthesis.modules["outer"].path, synthesis.modules["outer.mix"].path
+    assert outer.luts >= 1 and mix.luts >= 2
+    assert synthesis.path.luts >= max(inside + 1, mix.luts + 2), synthesis.path
