@@ -281,7 +281,8 @@ class HbmMaster(wiring.Component):
         The number of the streamed write's beat going out, and its data and strobe.
     begin : ``In(1)``, ``budget`` : ``In``
         ``begin`` starts a step; ``done`` is high once every request of the step has its
-        response and ``budget`` cycles have passed since ``begin``.
+        response and ``budget`` cycles have passed since ``begin``. ``budget`` is read from
+        the step's first cycle on (not with ``begin``) and must be at least 1.
     overruns : ``Out(16)``
         Steps whose responses came after their budget (the schedule was not met).
     """
@@ -373,15 +374,21 @@ class HbmMaster(wiring.Component):
                 m.d.sync += w_busy.eq(0)
         m.d.sync += writes_out.eq(writes_out + accepted - (axi.bvalid & axi.bready))
 
-        # The step's fixed end.
+        # The step's fixed end. The budget is compared a cycle after the control offers it,
+        # from a register: offered, it comes out of the control's multiplexer over its states,
+        # whose depth would come before the 32-bit compares and the control's next state. In
+        # a step's first cycle (`first`) the timer is 0, below every step's budget, so a step
+        # can neither end nor overrun then, and that cycle needs no budget.
         timer = Signal(BUDGET_BITS)
+        budget, first = Signal(BUDGET_BITS), Signal()
+        m.d.sync += [budget.eq(self.budget), first.eq(self.begin)]
         idle = ((reads_out == 0) & (writes_out == 0) & ~w_busy & ~aw_pending & ~self.rd.valid
                 & ~self.wr.valid)
         with m.If(self.begin):
             m.d.sync += [timer.eq(0), self.element_index.eq(0)]
         with m.Elif(timer != 2**BUDGET_BITS - 1):
             m.d.sync += timer.eq(timer + 1)
-        m.d.comb += self.done.eq(idle & (timer >= self.budget))
-        with m.If(~self.begin & (timer == self.budget) & ~idle):
+        m.d.comb += self.done.eq(idle & ~first & (timer >= budget))
+        with m.If(~self.begin & ~first & (timer == budget) & ~idle):
             m.d.sync += self.overruns.eq(self.overruns + 1)
         return m
