@@ -282,7 +282,8 @@ class HbmMaster(wiring.Component):
     begin : ``In(1)``, ``budget`` : ``In``
         ``begin`` starts a step; ``done`` is high once every request of the step has its
         response and ``budget`` cycles have passed since ``begin``. ``budget`` is read from
-        the step's first cycle on (not with ``begin``) and must be at least 1.
+        the step's first cycle on (not with ``begin``) and must be at least 1; the step's
+        elements are numbered from its third cycle on.
     overruns : ``Out(16)``
         Steps whose responses came after their budget (the schedule was not met).
     """
@@ -374,21 +375,24 @@ class HbmMaster(wiring.Component):
                 m.d.sync += w_busy.eq(0)
         m.d.sync += writes_out.eq(writes_out + accepted - (axi.bvalid & axi.bready))
 
-        # The step's fixed end. The budget is compared a cycle after the control offers it,
-        # from a register: offered, it comes out of the control's multiplexer over its states,
-        # whose depth would come before the 32-bit compares and the control's next state. In
-        # a step's first cycle (`first`) the timer is 0, below every step's budget, so a step
-        # can neither end nor overrun then, and that cycle needs no budget.
+        # The step's fixed end. `begin` and the budget are taken a cycle after the control
+        # offers them, from registers: offered, they come out of the control's next-state
+        # logic and its multiplexer over its states, whose depth would otherwise come before
+        # the timer's reset, the 32-bit compares and the overrun count. In a step's first
+        # cycle (`first`) the timer would be 0, below every step's budget, so a step can
+        # neither end nor overrun then: that cycle needs neither, and the timer starts there
+        # at 1, as it would have been a cycle later. No step's element arrives before its
+        # third cycle, after `element_index` is reset.
         timer = Signal(BUDGET_BITS)
         budget, first = Signal(BUDGET_BITS), Signal()
         m.d.sync += [budget.eq(self.budget), first.eq(self.begin)]
         idle = ((reads_out == 0) & (writes_out == 0) & ~w_busy & ~aw_pending & ~self.rd.valid
                 & ~self.wr.valid)
-        with m.If(self.begin):
-            m.d.sync += [timer.eq(0), self.element_index.eq(0)]
+        with m.If(first):
+            m.d.sync += [timer.eq(1), self.element_index.eq(0)]
         with m.Elif(timer != 2**BUDGET_BITS - 1):
             m.d.sync += timer.eq(timer + 1)
         m.d.comb += self.done.eq(idle & ~first & (timer >= budget))
-        with m.If(~self.begin & ~first & (timer == budget) & ~idle):
+        with m.If(~first & (timer == budget) & ~idle):
             m.d.sync += self.overruns.eq(self.overruns + 1)
         return m
