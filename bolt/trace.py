@@ -137,6 +137,7 @@ class HostMemory:
             raise ValueError(f"a buffer of {len(buffer)} bytes for a host memory of {size}")
         self._bytes = bytearray(size) if buffer is None else buffer
         self._view = memoryview(self._bytes)
+        self._size = size
         self.trace = trace if trace is not None else Trace()
 
     def __len__(self) -> int:
@@ -145,17 +146,17 @@ class HostMemory:
     # read and write take their span as _span does, inline: they run on every page touch.
 
     def read(self, address: int, length: int) -> bytes:
-        view = self._view[address:address + length]
-        if address < 0 or len(view) != length:
+        if not 0 <= address <= address + length <= self._size:
             self._outside(address, length)
+        view = self._view[address:address + length]
         self.trace.append((READ, address, length))
         return view.tobytes()
 
     def write(self, address: int, data: bytes) -> None:
         length = len(data)
-        view = self._view[address:address + length]
-        if address < 0 or len(view) != length:
+        if not 0 <= address <= address + length <= self._size:
             self._outside(address, length)
+        view = self._view[address:address + length]
         self.trace.append((WRITE, address, length))
         view[:] = data
 
@@ -171,10 +172,10 @@ class HostMemory:
 
     def _span(self, address: int, length: int) -> memoryview:
         """The store's bytes ``[address, address + length)``; IndexError if they are not all
-        in it (the slice comes out short: it stops at the store's end)."""
-        view = self._view[address:address + length]
-        if address < 0 or len(view) != length:
+        in it."""
+        if not 0 <= address <= address + length <= self._size:
             self._outside(address, length)
+        view = self._view[address:address + length]
         return view
 
     def _outside(self, address: int, length: int):
