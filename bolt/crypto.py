@@ -154,9 +154,14 @@ class Drbg:
     def __init__(self, key: bytes):
         self._key = key
         self._buffer: list[int] = []
+        self._words = np.zeros(0, dtype=np.uint32)   # _buffer as the stream gave it
         self._buffer_start = 0   # stream index of _buffer[0]
         self._position = 0       # index into _buffer of the next word
         self._mask, self._mask_of = 0, None   # uniform_mask(self._mask_of)
+        # For n a power of two every word is a sample (w & (n - 1) < n): n -> the buffer's
+        # words masked for it, made at the first such draw, so that an access's draws are one
+        # slice.
+        self._masked: dict[int, list[int]] = {}
 
     @property
     def words_drawn(self) -> int:
@@ -173,8 +178,10 @@ class Drbg:
     def _refill(self) -> None:
         """Generate the next batch of words (the buffer is used up)."""
         start = self.words_drawn
-        self._buffer = self.stream(start, self._BATCH_WORDS).tolist()
+        self._words = self.stream(start, self._BATCH_WORDS)
+        self._buffer = self._words.tolist()
         self._buffer_start, self._position = start, 0
+        self._masked = {}
 
     def word(self) -> int:
         if self._position == len(self._buffer):
@@ -192,7 +199,21 @@ class Drbg:
 
     def uniforms(self, n: int, count: int) -> list[int]:
         """``count`` draws of ``U(n)`` in order (an access's first four in one call)."""
-        # This runs on every access: the mask of the last n is kept, and the buffer is
+        masked = self._masked.get(n)
+        if masked is not None:
+            position = self._position
+            samples = masked[position:position + count]
+            if len(samples) == count:
+                self._position = position + count
+                return samples
+        elif n & (n - 1) == 0 < n and self._position < len(self._buffer):
+            self._masked[n] = (self._words & (n - 1)).tolist()
+            return self.uniforms(n, count)
+        return self._uniforms(n, count)
+
+    def _uniforms(self, n: int, count: int) -> list[int]:
+        # The general case, and the words at the buffer's end: the mask of the last n is kept,
+        # and the buffer is
         # scanned in place rather than by word() per word, its end found by the IndexError
         # (free in CPython 3.11 until raised).
         if n != self._mask_of:
@@ -233,3 +254,4 @@ class Drbg:
             self._position = position
         else:
             self._buffer, self._buffer_start, self._position = [], self.words_drawn + count, 0
+            self._masked = {}
