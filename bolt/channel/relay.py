@@ -52,10 +52,10 @@ class HostRelay:
         self._exchange = device.exchange
         self._event_count = device.trace.event_count   # a device keeps its one trace
         self.interpose: Callable[[list[bytes]], list[bytes]] | None = None
-        # Each message as kind, length, position in one flat list (one extend per message, the
-        # cheapest record per access), its bytes concatenated.
-        self._records: list[int] = []
-        self._data = bytearray()
+        # What the host relayed, in order, as (kind, messages, position) entries: a batch of
+        # messages of one kind keeps its list, so a relay records by reference (the frames'
+        # bytes are read out only when asked for).
+        self._log: list[tuple[int, Sequence[bytes], int]] = []
 
     # -- the transport the client uses ------------------------------------------------------------
 
@@ -73,28 +73,14 @@ class HostRelay:
     def exchange(self, frames: Sequence[bytes]) -> list[bytes]:
         if self.interpose is not None:
             frames = self.interpose(list(frames))
-        if len(frames) == 1:     # one access: recorded inline, two calls per message
-            event_count, records, data = self._event_count, self._records, self._data
-            frame = frames[0]
-            records.extend((_COMMAND, len(frame), event_count()))
-            data += frame
-            responses = self._exchange(frames)
-            if len(responses) == 1:
-                response = responses[0]
-                records.extend((_RESPONSE, len(response), event_count()))
-                data += response
-                return responses
-        else:
-            self._record(_COMMAND, frames)
-            responses = self._exchange(frames)
-        self._record(_RESPONSE, responses)
+        log, event_count = self._log, self._event_count
+        log.append((_COMMAND, frames, event_count()))
+        responses = self._exchange(frames)
+        log.append((_RESPONSE, responses, event_count()))
         return responses
 
     def _record(self, kind: int, messages: Sequence[bytes]) -> None:
-        records = [kind, 0, self.device.trace.event_count()] * len(messages)
-        records[1::3] = list(map(len, messages))
-        self._records += records
-        self._data += b"".join(messages)
+        self._log.append((kind, messages, self._event_count()))
 
     # -- the host's view ---------------------------------------------------------------------------
 
@@ -110,24 +96,22 @@ class HostRelay:
     @property
     def frames(self) -> list[HostFrame]:
         """Every message relayed, in order."""
-        frames, start, records = [], 0, self._records
-        for kind, length, position in zip(records[0::3], records[1::3], records[2::3]):
+        frames = []
+        for kind, messages, position in self._log:
             name = KINDS[kind]
-            frames.append(HostFrame(_DIRECTION[name], name, length,
-                                    bytes(self._data[start:start + length]), position))
-            start += length
+            frames += [HostFrame(_DIRECTION[name], name, len(message), bytes(message), position)
+                       for message in messages]
         return frames
 
     def frame_count(self, kind: str | None = None) -> int:
-        kinds = self._records[0::3]
-        return len(kinds) if kind is None else kinds.count(KINDS.index(kind))
+        return sum(len(messages) for code, messages, _ in self._log
+                   if kind is None or KINDS[code] == kind)
 
     def frame_bytes(self) -> bytes:
         """Every relayed byte, concatenated (to search for what must not be there)."""
-        return bytes(self._data)
+        return b"".join(message for _, messages, _ in self._log for message in messages)
 
     def clear(self) -> None:
         """Forget the recorded messages and the page trace."""
-        self._records.clear()
-        self._data.clear()
+        self._log.clear()
         self.device.trace.clear()
