@@ -235,15 +235,15 @@ class Drbg:
                     self._position = position
                     return samples
 
-    def peek_uniform(self, n: int, count: int) -> tuple[list[int], np.ndarray]:
-        """The next ``count`` samples of ``U(n)`` without consuming them, and for each the
-        number of words consumed once it has been drawn (for :meth:`advance`)."""
+    def peek_uniform(self, n: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next ``count`` samples of ``U(n)`` (int64) without consuming them, and for each
+        the number of words consumed once it has been drawn (for :meth:`advance`)."""
         mask, start, chunk = uniform_mask(n), self.words_drawn, 2 * count + 64
         while True:
             words = self.stream(start, chunk).astype(np.uint32) & mask
             accepted = np.flatnonzero(words < n)[:count]
             if len(accepted) == count:
-                return words[accepted].tolist(), accepted + 1
+                return words[accepted].astype(np.int64), accepted + 1
             chunk *= 2
 
     def advance(self, count: int) -> None:

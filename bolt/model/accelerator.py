@@ -137,8 +137,10 @@ class ReferenceAccelerator:
         p = self.params
         if master_key is not None:
             master_key = master_key_or_new(master_key)
-        encoded = items.slots if isinstance(items, EncodedItems) else None
-        items = dict(items)
+        if isinstance(items, EncodedItems):   # made for this Setup alone: not copied
+            encoded = items.slots
+        else:
+            encoded, items = None, dict(items)
         if len(items) > p.capacity:
             raise CapacityError(f"{len(items)} items exceed the capacity of {p.capacity}")
         subkeys = derive_subkeys(master_key or self._master_key,
@@ -160,8 +162,7 @@ class ReferenceAccelerator:
             loads = np.zeros(m, dtype=np.int64)
             chosen = np.empty(count, dtype=np.int64)
             ranks = np.empty(count, dtype=np.int64)
-            placed, used = place(np.asarray(samples, dtype=np.int64), loads, slots,
-                                            count, chosen, ranks)
+            placed, used = place(samples, loads, slots, count, chosen, ranks)
             if used != OUT_OF_SAMPLES:       # rare: c2 redraws ate the margin
                 break
             wanted *= 2
