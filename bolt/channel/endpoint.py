@@ -21,7 +21,6 @@ responses; it is the byte-exact oracle of the RTL's ``hdl/channel.py``. Its rule
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import itemgetter
 
 from ..errors import BoundExceededError, CapacityError, ChannelError
 from ..model import ReferenceAccelerator
@@ -60,7 +59,7 @@ class ChannelEndpoint:
         self._session = 0
         self._set_up = False
         self._key_commands: list[bytes] = []
-        self._setup = None   # (master_key, salt, items) between SETUP_BEGIN and SETUP_END
+        self._setup = None   # (master_key, salt, runs of item plaintexts) between SETUP_BEGIN, END
         self.format = FrameFormat(params)
         self._pack_response, self._unpack_command = (self.format.pack_response,
                                                      self.format.unpack_command)
@@ -126,12 +125,15 @@ class ChannelEndpoint:
     def _dispatch_run(self, plaintexts: list[bytes], responses: list[bytes]) -> None:
         """Act on opened commands in order, appending their response frames to
         ``responses``. A Setup's items are taken a whole run at a time (no call per item)."""
-        ops = bytes(map(itemgetter(0), plaintexts))
+        # Joined once: the op bytes are a strided slice, and a run of items is kept as a view
+        # of its part (decoded at SETUP_END, no list of plaintexts held).
+        joined, size = b"".join(plaintexts), self.params.command_plaintext_bytes
+        ops = joined[::size]
         position, count = 0, len(plaintexts)
         while position < count:
             if self._setup is not None and ops[position] == Cmd.SETUP_ITEM:
                 end = count - len(ops[position:].lstrip(_SETUP_ITEM))
-                self._setup[2].extend(plaintexts[position:end])   # decoded at SETUP_END
+                self._setup[2].append(memoryview(joined)[position * size:end * size])
                 position = end
                 continue
             response = self._dispatch(plaintexts[position])
@@ -168,9 +170,9 @@ class ChannelEndpoint:
             return Response(Status.BOUND)
 
     def _run_setup(self) -> Response:
-        master_key, salt, plaintexts = self._setup
+        master_key, salt, runs = self._setup   # the items' plaintexts, in runs
         self._setup = None
-        items = self.format.unpack_items(b"".join(plaintexts))
+        items = self.format.unpack_items(runs[0] if len(runs) == 1 else b"".join(runs))
         if items is None:
             return Response(Status.REFUSED)
         try:
