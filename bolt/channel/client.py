@@ -21,6 +21,8 @@ __all__ = ["ChannelClient"]
 
 _SETUP_END = bytes((Cmd.SETUP_END,))
 _CHANNEL = Status.CHANNEL
+_REJECTED = ("the accelerator rejected a command frame (altered, replayed, reordered, dropped or "
+             "truncated by the host) and closed the session; nothing changed")
 
 
 class ChannelClient:
@@ -94,9 +96,7 @@ class ChannelClient:
         response = self._unpack_response(plaintext)
         if response.status == _CHANNEL:
             self._send = self._receive = None
-            raise ChannelError("the accelerator rejected a command frame (altered, replayed, "
-                               "reordered, dropped or truncated by the host) and closed the "
-                               "session; nothing changed")
+            raise ChannelError(_REJECTED)
         return response
 
     def _sender(self) -> FrameCipher:
@@ -130,7 +130,16 @@ class ChannelClient:
             [send.seal(self._pack_command(op, key, value or b""))])
         if len(responses) != 1:
             return self._exchange_failed(responses, 1)
-        return self.open_response(responses[0])
+        # open_response inline while all goes well (every access); it reports any failure.
+        frame = responses[0]
+        plaintext = self._receive.open(frame) if len(frame) == self._response_bytes else None
+        if plaintext is not None:
+            response = self._unpack_response(plaintext)
+            if response.status != _CHANNEL:
+                return response
+            self._send = self._receive = None
+            raise ChannelError(_REJECTED)
+        return self.open_response(frame)
 
     def setup(self, items: dict[bytes, bytes], *, master_key: bytes, salt: bytes) -> Response:
         """Setup with ``items`` (distinct, checked keys) under ``master_key`` and ``salt``,

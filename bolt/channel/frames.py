@@ -242,6 +242,8 @@ class FrameFormat:
     def unpack_response(self, plaintext: bytes) -> Response:
         """The :class:`Response` of a response plaintext: a value for FOUND, a page for
         INTEGRITY."""
+        if plaintext == self._absent:   # a miss or an insert (about half of all answers)
+            return _ABSENT_RESPONSE
         status, value_length, value, page = self._response.unpack(plaintext)
         if status == _FOUND:
             return _new_response(Response, (_FOUND, value[:value_length], None, None))
