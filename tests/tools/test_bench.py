@@ -87,6 +87,22 @@ def test_speed_command_prints_a_row_per_capacity():
     assert [line.split()[0] for line in result.output.splitlines()[2:]] == ["2^6", "2^7"]
 
 
+def test_speed_repeated_prints_the_median_and_the_best_of_its_runs(monkeypatch):
+    from click.testing import CliRunner
+
+    import bolt.cli.speed
+    from bolt.cli import main
+
+    runs = iter([{"ops_per_s": ops, "setup_s": setup, "drbg_words_per_op": 4.0,
+                  "host_bytes_per_op": 3000.0, "frame_bytes_per_op": 187.0}
+                 for ops, setup in [(30000, 2.0), (10000, 1.5), (20000, 3.0)]])
+    monkeypatch.setattr(bolt.cli.speed, "measure", lambda *args, **kwargs: next(runs))
+    result = CliRunner().invoke(main, ["speed", "--capacities", "64", "--repeat", "3"])
+    assert result.exit_code == 0, result.output
+    row = result.output.splitlines()[2]
+    assert "20,000 (best 30,000, 3 runs)" in row and "2.00 (best 1.50, 3 runs)" in row
+
+
 def test_speed_counts_the_pools_extra_draw():
     """Four U(M) draws per access (M = 32, a power of two: no rejection; a c2 redraw now and
     then), one more U(P) with the pool (P = 24: a word rejected with probability 1/4)."""
