@@ -119,12 +119,16 @@ class PageCipher:
         self._encrypt_into(_NONCE.pack(page, counter), plaintext, None, into)
         return into
 
-    def seal_pages(self, counter: int, plaintexts) -> list[bytes]:
+    def seal_pages(self, counter: int, plaintexts, into: list[memoryview] | None = None):
         """:meth:`seal` of pages 0, 1, ... (the rows of ``plaintexts``) under ``counter``, in
-        one pass (Setup's hundred thousand pages: no Python frame per page)."""
+        one pass (Setup's hundred thousand pages: no Python frame per page), as a list of new
+        bytes or written ``into`` the buffers of a list."""
         count = len(plaintexts)
-        return list(map(self._encrypt, map(_NONCE.pack, range(count), repeat(counter, count)),
-                        plaintexts, repeat(None, count)))
+        nonces = map(_NONCE.pack, range(count), repeat(counter, count))
+        if into is None:
+            return list(map(self._encrypt, nonces, plaintexts, repeat(None, count)))
+        list(map(self._encrypt_into, nonces, plaintexts, repeat(None, count), into))
+        return into
 
     def open(self, page: int, counter: int, sealed: bytes) -> bytes | None:
         """The plaintext, or ``None`` if the tag does not verify."""

@@ -160,15 +160,13 @@ class HostMemory:
         self.trace.append((WRITE, address, length))
         view[:] = data
 
-    def write_run(self, address: int, data, length: int) -> None:
-        """Write ``data`` from ``address`` as consecutive writes of ``length`` bytes each
-        (recorded as that many events)."""
-        count, rest = divmod(len(data), length)
-        if rest:
-            raise ValueError(f"{len(data)} bytes are not whole writes of {length}")
-        view = self._span(address, len(data))
+    def write_run_in_place(self, address: int, length: int, count: int) -> memoryview:
+        """Record ``count`` consecutive writes of ``length`` bytes from ``address`` and return
+        the store's bytes they cover, for the writer to fill (a Setup's pages, sealed straight
+        into the store instead of into a copy of it)."""
+        view = self._span(address, length * count)
         self.trace.record_run(WRITE, address, length, count)
-        view[:] = data
+        return view
 
     def _span(self, address: int, length: int) -> memoryview:
         """The store's bytes ``[address, address + length)``; IndexError if they are not all

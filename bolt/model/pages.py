@@ -147,12 +147,14 @@ class SealedPages:
         """Write every page in ascending order under counter 1, each page's items in its lowest
         slots."""
         p = self.params
-        sealed = self._cipher.seal_pages(1, slot_array(p, host_items))
-        # The host image: each sealed page, then zero padding to the page stride.
-        image = np.zeros((p.host_bins, p.page_stride), dtype=np.uint8)
-        image[:, :p.page_sealed_bytes] = np.frombuffer(b"".join(sealed), dtype=np.uint8).reshape(
-            p.host_bins, p.page_sealed_bytes)
-        self.host.write_run(0, image.data.cast("B"), p.page_stride)
+        plaintexts = slot_array(p, host_items)
+        stride, sealed, end = p.page_stride, p.page_sealed_bytes, p.host_bins * p.page_stride
+        # Each page sealed straight into its place in the store, then zero padding.
+        run = self.host.write_run_in_place(0, stride, p.host_bins)
+        np.frombuffer(run, dtype=np.uint8).reshape(p.host_bins, stride)[:, sealed:] = 0
+        pages = list(map(run.__getitem__, map(slice, range(0, end, stride),
+                                              range(sealed, end + sealed, stride))))
+        self._cipher.seal_pages(1, plaintexts, into=pages)
         self.counters[:] = [1] * p.host_bins
 
     def read(self, page: int) -> bytes:

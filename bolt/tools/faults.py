@@ -439,8 +439,8 @@ def recorded_nonces():
             seen.add(nonce)
             return super().seal(page, counter, plaintext, into)
 
-        def seal_pages(self, counter, plaintexts):   # Setup's run of pages, each counted
-            return [self.seal(page, counter, plaintext)
+        def seal_pages(self, counter, plaintexts, into=None):   # Setup's pages, each counted
+            return [self.seal(page, counter, plaintext, None if into is None else into[page])
                     for page, plaintext in enumerate(plaintexts)]
 
     with mock.patch.object(pages_module, "PageCipher", Recording):
