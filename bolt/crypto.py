@@ -239,9 +239,14 @@ class Drbg:
                     self._position = position
                     return samples
 
-    def peek_uniform(self, n: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """The next ``count`` samples of ``U(n)`` (int64) without consuming them, and for each
-        the number of words consumed once it has been drawn (for :meth:`advance`)."""
+    def peek_uniform(self, n: int, count: int) -> tuple[list[int], np.ndarray]:
+        """The next ``count`` samples of ``U(n)`` without consuming them, and for each the
+        number of words consumed once it has been drawn (for :meth:`advance`)."""
+        samples, ends = self.peek_uniform_array(n, count)
+        return samples.tolist(), ends
+
+    def peek_uniform_array(self, n: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`peek_uniform` with the samples as an int64 array (a Setup's two million)."""
         mask, start, chunk = uniform_mask(n), self.words_drawn, 2 * count + 64
         while True:
             words = self.stream(start, chunk).astype(np.uint32) & mask

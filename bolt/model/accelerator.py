@@ -161,7 +161,7 @@ class ReferenceAccelerator:
         # would.
         wanted = 2 * count + 16
         while True:
-            samples, ends = drbg.peek_uniform(m, wanted)
+            samples, ends = drbg.peek_uniform_array(m, wanted)
             loads = np.zeros(m, dtype=np.int64)
             chosen = np.empty(count, dtype=np.int64)
             ranks = np.empty(count, dtype=np.int64)
