@@ -473,6 +473,27 @@ class RtlBackend:
         """Keys held, from the accelerator's answers (the user's side; no host access)."""
         return iter(list(self._keys))
 
+    def simulator_cpu_seconds(self) -> float | None:
+        """CPU seconds used so far by the simulation's processes (the launcher and the
+        Verilator executable with cocotb's Python in it), read from ``/proc``; None where
+        there is none. The figure to compare builds by on a shared machine, where wall-clock
+        time depends on the other jobs."""
+        if self._process is None or not Path("/proc/self/stat").is_file():
+            return None
+        ticks = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                # After the command's closing parenthesis: the session, then user and
+                # system time (fields 6, 14 and 15 of proc(5)).
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:              # gone meanwhile
+                continue
+            if int(fields[3]) == self._process.pid:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         """Stop the simulation (politely, then by force) and remove its files."""
         if os.environ.get("BOLT_KEEP_SIM_LOG") and self._directory.exists():

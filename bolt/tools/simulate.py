@@ -37,6 +37,8 @@ def run_simulation(params, *, workload: str, ops: int, seed: int, waveform=None,
     with Map.from_items(preload, backend="rtl", waveform=waveform, channel=channel,
                         **options, **projection) as m:
         started = time.perf_counter() - start
+        simulator_cpu = getattr(m.backend, "simulator_cpu_seconds", lambda: None)
+        cpu_before, parent_before = simulator_cpu(), time.process_time()
         start = time.perf_counter()
         for op, key, value in tqdm(work, total=ops, disable=not progress, unit="op",
                                    desc="RTL accesses"):
@@ -50,10 +52,16 @@ def run_simulation(params, *, workload: str, ops: int, seed: int, waveform=None,
             except KeyError:
                 pass
         seconds = time.perf_counter() - start
+        parent_cpu = time.process_time() - parent_before
+        cpu_after = simulator_cpu()
         report = m.stats.summary()
     report.update({"workload": workload, "operations": ops, "setup items": len(preload),
-                   "simulated accesses per second": ops / seconds,
-                   "start-up and Setup (s)": started})
+                   "simulated accesses per second": ops / seconds})
+    if cpu_before is not None and cpu_after is not None:
+        # CPU time, which other jobs on the machine disturb less than wall-clock time.
+        report["simulation CPU per access (ms)"] = 1e3 * (cpu_after - cpu_before) / ops
+        report["parent CPU per access (ms)"] = 1e3 * parent_cpu / ops
+    report["start-up and Setup (s)"] = started
     return report
 
 

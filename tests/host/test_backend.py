@@ -134,6 +134,7 @@ def test_bolt_sim_prints_cycles_and_projected_latency():
                 if line.strip() and not line.startswith(("mean cycles by", "back cycles", "tail cycles")))
     assert int(rows["accesses"]) == 30
     assert int(rows["setup items"]) == 5      # of the workload's N/2: a short Setup on request
+    assert float(rows["simulation CPU per access (ms)"]) > 0   # the simulator's process found
     for depth in ("1 in flight", "best in flight"):
         mean = float(rows[f"{depth}: mean latency (us)"].replace(",", ""))
         assert 0 < mean <= float(rows[f"{depth}: p99 latency (us)"].replace(",", ""))
