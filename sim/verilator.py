@@ -59,7 +59,7 @@ OPT_FLAGS = {"OPT_FAST": "-O1", "OPT_SLOW": "-O0", "OPT_GLOBAL": "-O1"}
 OPT_FLAGS_LONG_RUNS = {**OPT_FLAGS, "OPT_FAST": "-O3 -fno-tree-loop-vectorize", "OPT_GLOBAL": "-O3"}
 
 #: Bump to invalidate every cached build (a change of this helper's build recipe).
-_RECIPE_VERSION = "2"
+_RECIPE_VERSION = "3"
 
 
 #: The executable's main loop (it replaces cocotb's ``verilator.cpp``): one evaluation of the
@@ -79,29 +79,54 @@ def main_clock_env(period_ns: int) -> dict[str, str]:
 
 
 def _build_runner():
-    """cocotb's Verilator runner, with only the top module's signals public, and our main loop.
+    """cocotb's Verilator runner, with only the top module's ports public, and our main loop.
 
     cocotb's runner always passes ``--public-flat-rw``, which keeps every internal signal as a
     VPI-visible variable and so disables most of Verilator's optimisations (several times
     slower to simulate, slower to compile). Our testbenches touch top-level ports only, so
-    ``--public-depth 1`` replaces it; waveforms (``--trace-fst``) still record every signal.
-    cocotb's main loop evaluates the design twice in every time step, once before the clock
-    edge it deposited is applied; :data:`MAIN_LOOP` skips that evaluation, which changes
-    nothing but costs the logic fed by top-level inputs again (a sixth of the simulation time
-    of the whole accelerator).
+    :func:`_public_ports` makes those alone public; waveforms (``--trace-fst``) still record
+    every signal. cocotb's main loop evaluates the design twice in every time step, once
+    before the clock edge it deposited is applied; :data:`MAIN_LOOP` skips that evaluation,
+    which changes nothing but costs the logic fed by top-level inputs again (a sixth of the
+    simulation time of the whole accelerator).
     """
     from cocotb_tools.runner import Verilator
 
     class TopPortsVerilator(Verilator):
         def _build_command(self):
             commands = super()._build_command()
-            verilate = [str(MAIN_LOOP) if arg.endswith("verilator.cpp") else arg
-                        for arg in commands[0] if arg != "--public-flat-rw"]
-            at = verilate.index("--vpi") + 1
-            commands[0] = verilate[:at] + ["--public-depth", "1"] + verilate[at:]
+            commands[0] = [str(MAIN_LOOP) if arg.endswith("verilator.cpp") else arg
+                           for arg in commands[0] if arg != "--public-flat-rw"]
             return commands
 
     return TopPortsVerilator()
+
+
+def _public_ports(text: str, name: str) -> str:
+    """A Verilator configuration file that makes the ports of module ``name`` in ``text``
+    public (VPI-visible), and nothing else.
+
+    ``--public-depth 1`` would do it for every signal of the top module as well, and a public
+    signal is one VPI may write at any time: Verilator then evaluates all logic that reads one
+    before every clock edge as well as after it, like logic fed by an input. In the simulated
+    card, whose top module wires the design to its memory models, that was the whole HBM and
+    host-port datapath and the control's request choice, a sixth of the simulation time.
+    """
+    ports, inside = [], False
+    for line in text.splitlines():
+        if line.startswith(f"module {name}("):
+            inside = True
+        elif inside and line.startswith("endmodule"):
+            break
+        elif inside:
+            words = line.strip().rstrip(";").split()
+            if words and words[0] in ("input", "output", "inout"):
+                ports.append((words[0], words[-1]))
+    if not ports:
+        raise ValueError(f"no ports of module {name} in the Verilog")
+    return "`verilator_config\n" + "".join(
+        f'{"public_flat_rd" if direction == "output" else "public_flat_rw"} '
+        f'-module "{name}" -var "{port}"\n' for direction, port in ports)
 
 
 class SimulationFailed(AssertionError):
@@ -274,6 +299,8 @@ def _compile(text: str, target: VerilatorBuild, *, digest: str, build_args: tupl
             shutil.rmtree(directory)
         directory.mkdir(parents=True)
         verilog_path.write_text(text)
+        ports_path = directory / "ports.vlt"
+        ports_path.write_text(_public_ports(text, name))
 
         runner = _build_runner()
         log_file = directory / "build.log"
@@ -282,7 +309,8 @@ def _compile(text: str, target: VerilatorBuild, *, digest: str, build_args: tupl
         os.environ["CXXFLAGS"] = CXXFLAGS
         try:
             # The main loop finds Verilator's record of the clock by the top module's name.
-            runner.build(sources=[verilog_path], hdl_toplevel=name, build_dir=directory,
+            runner.build(sources=[ports_path, verilog_path], hdl_toplevel=name,
+                         build_dir=directory,
                          build_args=[*build_args, "-CFLAGS", f"-DBOLT_TOP_MODULE={name}"],
                          timescale=TIMESCALE,
                          log_file=None if verbose else log_file)
