@@ -73,7 +73,8 @@ def set_hbm(dut, *, latency: int = HBM_LATENCY_SIMULATED, stall: float = 0.0,
 
 class SimulatedCard(wiring.Component):
     """Every port of ``design`` but ``hbm``, whose ports the HBM models serve (one each), and
-    the host model's ports.
+    the host model's ports. A command on ``cmd`` reaches the design a cycle after the card
+    takes it (a register, for the simulation's speed: :meth:`_command_register`).
 
     ``hbm_latency`` (cycles from a read request to its first beat, at least), ``hbm_stall``
     (chance in 256 that the model holds a handshake in a cycle) and ``hbm_seed`` (its stall
@@ -110,8 +111,14 @@ class SimulatedCard(wiring.Component):
         m = Module()
         m.submodules.design = design = self.design
         for name in self.signature.members:
-            if name != "host" and not name.startswith(("hbm_", "host_model_")):
+            if name == "cmd" and design.signature.members[name].flow == In:
+                self._command_register(m)
+            elif name != "host" and not name.startswith(("hbm_", "host_model_")):
                 pass_through(m, self, design, name)
+        # The host side's choice, registered (tests set it before reset): fed straight from
+        # the input, the switch and all it feeds would be logic fed by an input (below).
+        use_model = Signal(reset_less=True)
+        m.d.sync += use_model.eq(self.host_model_select)
         hbm_map = HbmMap(design.params)
         for port, size in enumerate(hbm_map.port_sizes):
             # A model per HBM port, each holding what the map puts there; their stalls are
@@ -133,14 +140,35 @@ class SimulatedCard(wiring.Component):
             o_req_addr=self.host_model_address, o_req_beats=self.host_model_beats,
             o_wr_data=self.host_model_write_data, i_rd_data=self.host_model_read_data,
             i_ack_toggle=self.host_model_answered,
-            **_axi_ports(design.host, lambda name, signal: self._host_switch(m, name, signal)))
+            **_axi_ports(design.host,
+                         lambda name, signal: self._host_switch(m, use_model, name, signal)))
         return m
 
-    def _host_switch(self, m, name: str, signal):
+    def _command_register(self, m):
+        """The design's ``cmd`` stream behind a register: a command the card takes reaches the
+        design the next cycle, and the card takes one only while the design is ready for it
+        (so ``cmd.ready`` still says when the design takes commands again).
+
+        Verilator evaluates logic fed by a top-level input at every evaluation, and logic that
+        also reads registers a second time after the clock edge; the command's payload feeds
+        the control's choice of HBM requests (the next value of a register of over a
+        thousand bits at V = 64) and the lookup's key. Sim-only: the design's cycle stamps count from its own acceptance of
+        the command, so no measured or projected figure moves; seen from the card's ports,
+        each command takes one cycle more."""
+        outer, inner = self.cmd, self.design.cmd
+        full = Signal()
+        payload = Signal.like(outer.payload, reset_less=True)
+        m.d.comb += [outer.ready.eq(~full & inner.ready),
+                     inner.valid.eq(full), inner.payload.eq(payload)]
+        with m.If(outer.valid & outer.ready):
+            m.d.sync += [full.eq(1), payload.eq(outer.payload)]
+        with m.Elif(inner.ready):
+            m.d.sync += full.eq(0)
+
+    def _host_switch(self, m, use_model, name: str, signal):
         """The host model's side of ``host`` member ``name`` (``signal`` on the design), the
         top level's side connected too: requests (``*valid`` from the master) go to the side
-        ``host_model_select`` picks, answers come from it."""
-        use_model = self.host_model_select
+        ``use_model`` (``host_model_select``, registered) picks, answers come from it."""
         outer = getattr(self.host, name)
         model = Signal.like(signal, name=f"host_model_{name}")
         if self.design.host.signature.members[name].flow == Out:     # master to slave
