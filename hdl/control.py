@@ -427,7 +427,9 @@ class AccessControl(Elaboratable):
             left, done = ~self.k_hot[total], self.k_hot[total]
         self._steps.append(was_here & left)
         m.d.comb += [hbm.budget.eq(budget) for hbm in self.hbms]
-        return done & ~self.chosen.valid & self.hbm_done
+        # HbmMaster's `done` counts the requests it has accepted: the one in `request` is
+        # the pipeline's to wait for.
+        return done & ~self.chosen.valid & ~self.request.valid & self.hbm_done
 
     def _request(self, when, request):
         """Note ``request`` as the one to choose ``when`` (:meth:`_choose`)."""

@@ -280,10 +280,11 @@ class HbmMaster(wiring.Component):
     wbeat : ``Out``, wbeat_data : ``In(BEAT_BITS)``, wbeat_enable : ``In(1)``
         The number of the streamed write's beat going out, and its data and strobe.
     begin : ``In(1)``, ``budget`` : ``In``
-        ``begin`` starts a step; ``done`` is high once every request of the step has its
-        response and ``budget`` cycles have passed since ``begin``. ``budget`` is read from
-        the step's first cycle on (not with ``begin``) and must be at least 1; the step's
-        elements are numbered from its third cycle on.
+        ``begin`` starts a step; ``done`` is high once every request accepted has its
+        response (a request still offered is the client's to wait for) and ``budget`` cycles
+        have passed since ``begin``. ``budget`` is read in the step's first cycle (the one
+        after ``begin``) and must be at least 2; the step's elements are numbered from its
+        third cycle on. ``done`` comes from registers only.
     overruns : ``Out(16)``
         Steps whose responses came after their budget (the schedule was not met).
     """
@@ -385,14 +386,34 @@ class HbmMaster(wiring.Component):
         # third cycle, after `element_index` is reset.
         timer = Signal(BUDGET_BITS)
         budget, first = Signal(BUDGET_BITS), Signal()
-        m.d.sync += [budget.eq(self.budget), first.eq(self.begin)]
+        m.d.sync += first.eq(self.begin)
         idle = ((reads_out == 0) & (writes_out == 0) & ~w_busy & ~aw_pending & ~self.rd.valid
                 & ~self.wr.valid)
-        with m.If(first):
-            m.d.sync += [timer.eq(1), self.element_index.eq(0)]
-        with m.Elif(timer != 2**BUDGET_BITS - 1):
-            m.d.sync += timer.eq(timer + 1)
-        m.d.comb += self.done.eq(idle & ~first & (timer >= budget))
         with m.If(~first & (timer == budget) & ~idle):
             m.d.sync += self.overruns.eq(self.overruns + 1)
+        # `done` is a gate of three registers, each set a cycle ahead: the control's next
+        # state waits on it, so its compares and counts must not come before the control's
+        # own logic. `reached` is `timer >= budget` (the budget, at least 2, is above the
+        # timer's 1 in the cycle after `first`); `quiet` says that every request accepted has
+        # its response and every write beat is out, from the counts as they will be.
+        reached, quiet = Signal(), Signal(init=1)
+        with m.If(first):
+            m.d.sync += [budget.eq(self.budget), timer.eq(1), self.element_index.eq(0),
+                         reached.eq(0)]
+        with m.Else():
+            with m.If(timer != 2**BUDGET_BITS - 1):
+                m.d.sync += timer.eq(timer + 1)
+            m.d.sync += reached.eq(timer + 1 >= budget)
+        read_asked = self.rd.valid & self.rd.ready
+        write_answered = axi.bvalid & axi.bready
+
+        def none_left(count, more, fewer):
+            """``count`` of the next cycle is 0."""
+            return ((count == 0) & (more == fewer)) | ((count == 1) & fewer & ~more)
+
+        w_sent, aw_sent = axi.wvalid & axi.wready & axi.wlast, axi.awvalid & axi.awready
+        m.d.sync += quiet.eq(none_left(reads_out, read_asked, read_done)
+                             & none_left(writes_out, accepted, write_answered) & ~accepted
+                             & ~(w_busy & ~w_sent) & ~(aw_pending & ~aw_sent))
+        m.d.comb += self.done.eq(quiet & reached & ~first)
         return m

@@ -168,3 +168,72 @@ def test_a_streamed_write_takes_each_beat_and_its_strobe_as_it_goes_out():
     assert memory.writes == [(500 * 64, 6)]
     assert [memory.beats[500 + j] for j in range(6)] == [16, 19, 42, 25, 28, 31]
     assert memory.beats[506] == 43                     # past the burst: untouched
+
+
+def test_done_follows_the_handshakes_and_the_budget_cycle_by_cycle():
+    """``done`` comes from registers set a cycle ahead: in every cycle it must say what the
+    handshakes seen so far say (every request accepted since ``begin`` answered, ``budget``
+    cycles past ``begin``), whatever the requests, their times, the memory's stalls and
+    whether the step overruns its budget."""
+    import random
+
+    hbm = HbmMap(Params(capacity=1024))
+    dut = HbmMaster(hbm)
+    memory = AxiMemory(dut.axi, latency=4, stall=0.4, seed=5)
+    rng = random.Random(11)
+    checked, overruns = [], []
+
+    async def watch(ctx):
+        begun, budget, cycle, reads, writes = None, 0, 0, 0, 0
+        async for (_, _, begin, offered_budget, rd, write, rlast, bdone, done_before
+                   ) in ctx.tick().sample(
+                dut.begin, dut.budget, dut.rd.valid & dut.rd.ready,
+                dut.wr.valid & dut.wr.ready, dut.rdata.valid & dut.rdata.ready
+                & dut.rdata.payload.last, dut.axi.bvalid & dut.axi.bready, dut.done):
+            cycle += 1
+            reads += rd - rlast
+            writes += write - bdone
+            if begin:
+                begun, budget, reads, writes = cycle, 2**32, 0, 0
+            elif begun == cycle - 1:
+                budget = offered_budget          # read in the step's first cycle
+            if begun is not None:
+                want = cycle - begun >= budget and reads == writes == 0
+                checked.append((ctx.get(dut.done), want))
+
+    async def bench(ctx):
+        ctx.set(dut.rdata.ready, 1)
+        for _ in range(40):
+            ctx.set(dut.begin, 1)
+            ctx.set(dut.budget, rng.randrange(2, 40))
+            await ctx.tick()
+            ctx.set(dut.begin, 0)
+            for _ in range(rng.randrange(4)):
+                for _ in range(rng.randrange(3)):
+                    await ctx.tick()
+                if rng.random() < 0.5:
+                    port, fields = dut.rd, {"addr": 64 * rng.randrange(64),
+                                            "beats": rng.randrange(1, 3)}
+                else:
+                    port, fields = dut.wr, {"addr": 64 * rng.randrange(64), "beats": 2,
+                                            "data": rng.getrandbits(64), "enable": 1}
+                ctx.set(port.payload, fields)
+                ctx.set(port.valid, 1)
+                await ctx.tick().until(port.ready)
+                ctx.set(port.valid, 0)
+            await ctx.tick().until(dut.done)
+            for _ in range(rng.randrange(3)):
+                await ctx.tick()
+        overruns.append(ctx.get(dut.overruns))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(memory.serve, background=True)
+    sim.add_testbench(watch, background=True)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(checked) > 500
+    bad = [(n, got, want) for n, (got, want) in enumerate(checked) if got != want]
+    assert not bad, bad[:10]
+    assert {want for _, want in checked} == {0, 1}
+    assert 0 < overruns[0] < 40 and memory.reads and memory.writes   # some steps overran
