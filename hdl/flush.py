@@ -94,7 +94,10 @@ class Flush(wiring.Component):
             m.d.sync += j.eq(0)
         with m.Elif(j != S + 2):
             m.d.sync += j.eq(j + 1)
-        m.d.comb += [self.busy.eq(j != S + 2), self.done.eq(j == S + 1),
+        # `busy` (j != slots + 2) and `done` (j == slots + 1) from registers, set a cycle ahead.
+        busy, done = Signal(), Signal()
+        m.d.sync += [busy.eq(self.start | (j < S + 1)), done.eq(~self.start & (j == S))]
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done),
                      held_rd.addr.eq(Mux(j < S, j, self.frame_idx)),
                      self.frame.eq(held_rd.data)]
 

@@ -180,7 +180,8 @@ class Lookup(wiring.Component):
             j = Signal(range(self.beats + 1), init=self.beats, name=f"beat{q}")
             way = Signal(range(depth + ports * stripe), name=f"way{q}")
             inside, position = Signal(name=f"inside{q}"), Signal.like(self.pos, name=f"pos{q}")
-            beats_in.append(j == self.beats)
+            # All of this port's beats are in after this cycle.
+            beats_in.append((j == self.beats) | ((j == self.beats - 1) & beat.valid))
             m.d.comb += beat.ready.eq(1)
             entry = Signal(entry_layout, name=f"entry{q}")
             m.d.comb += entry.eq(beat.payload.data[:entry_layout.size])
@@ -261,7 +262,12 @@ class Lookup(wiring.Component):
         with m.If(step == rows + 3):
             m.d.sync += found_entry[-1].eq(row_read.data[found_lane])
 
-        m.d.comb += self.done.eq(Cat(*beats_in).all() & (step == self.scan_cycles))
+        # `done` from a register, set a cycle ahead (the control's next state waits on it):
+        # every port's beats in and the scan over, as they will be after this cycle.
+        done = Signal(init=1)
+        scanned = (step == self.scan_cycles) | (step == self.scan_cycles - 1)
+        m.d.sync += done.eq(~self.start & Cat(*beats_in).all() & scanned)
+        m.d.comb += self.done.eq(done)
 
         # The free place: the less full bucket, ties to bucket 1, else the overflow area.
         use2 = fill[1] < fill[0]
