@@ -117,6 +117,10 @@ class AccessControl(Elaboratable):
             m.submodules[f"hbm{port}" if port else "hbm"] = master
         self.hbm = self.hbms[0]
         m.submodules.aes = self.aes = Aes128(pipelined=False)
+        # Every block sent to the AES core is waited for (PRF_WAIT, SB_WAIT), its output taken
+        # as it comes: ready from the state register would put the state's decoding before
+        # the core's `i_stream.ready`, which the next state waits on.
+        m.d.comb += self.aes.o_stream.ready.eq(1)
         m.submodules.sampler = self.sampler = make_sampler(p, self._sampler_factory)
         m.submodules.take = self.taker = Take(params=p)
         # Each page's flush, the frames it puts in held from their read (while the pages
@@ -213,6 +217,10 @@ class AccessControl(Elaboratable):
             Signal(32, name=n) for n in ("reads_at", "data_at", "ready_at"))
         self.resume = Signal()            # after the response: the page writes and re-placement
         self.derive = Signal(2)
+        # A key is offered to the AES core (SB_KEY, SB_INDEX_KEY): its `key_stream.valid`, from
+        # a register, as the core's `i_stream.ready` depends on it.
+        self.key_offered = Signal()
+        self.m.d.comb += self.aes.key_stream.valid.eq(self.key_offered)
         self.page_number = Signal(range(p.host_bins + 1))
         self.forwarded = Signal(range(S + 2))   # slots copied from engine a to b
         self.flushes = [
@@ -295,10 +303,17 @@ class AccessControl(Elaboratable):
         m, chosen, request = self.m, self.chosen, self.request
         reading, writing = request.valid & ~request.write, request.valid & request.write
         taken = []
-        for port, hbm in enumerate(self.hbms):
+        for port, (hbm, lookup_rd) in enumerate(zip(self.hbms, self.lookup.rd)):
             here = request.port == port
-            m.d.comb += [hbm.rd.valid.eq(reading & here), hbm.rd.payload.addr.eq(request.addr),
-                         hbm.rd.payload.beats.eq(request.beats),
+            # The lookup's bucket reads share the port, whatever the state: they go out only
+            # in the lookup's step, when no request waits here, so the port's read request
+            # is an OR of the two, not a choice by the state register.
+            m.d.comb += [hbm.rd.valid.eq((reading & here) | lookup_rd.valid),
+                         hbm.rd.payload.addr.eq(Mux(lookup_rd.valid, lookup_rd.payload.addr,
+                                                    request.addr)),
+                         hbm.rd.payload.beats.eq(Mux(lookup_rd.valid, lookup_rd.payload.beats,
+                                                     request.beats)),
+                         lookup_rd.ready.eq(hbm.rd.ready),
                          hbm.wr.valid.eq(writing & here), hbm.wr.payload.addr.eq(request.addr),
                          hbm.wr.payload.beats.eq(request.beats),
                          hbm.wr.payload.data.eq(request.data),
@@ -510,6 +525,7 @@ class AccessControl(Elaboratable):
                         m.d.sync += self.n_drawn.eq(2)
                         self._prf_first()
                     with m.Case(Cmd.SETUP_BEGIN):
+                        m.d.sync += self.key_offered.eq(1)
                         m.next = "SB_KEY"
                     with m.Case(Cmd.SETUP_END):
                         m.d.sync += self.page_number.eq(0)
@@ -560,7 +576,6 @@ class AccessControl(Elaboratable):
                 m.d.sync += self.mac_block.eq(self.mac_block + 1)
                 m.next = "PRF_WAIT"
         with m.State("PRF_WAIT"):
-            m.d.comb += aes.o_stream.ready.eq(1)
             with m.If(aes.o_stream.valid):
                 m.d.sync += self.mac.eq(aes.o_stream.payload)
                 with m.If(self.mac_block == self.nmsg):
@@ -582,9 +597,7 @@ class AccessControl(Elaboratable):
             # Every index port carries its share of both buckets, side by side.
             budget = self.latency + 4 + 2 * (self.lookup.requests + self.lookup.beats)
             assert self.lookup.scan_cycles <= budget     # the overflow's scan costs no cycle
-            for hbm, rd in zip(self.hbms, self.lookup.rd):
-                m.d.comb += [hbm.rd.valid.eq(rd.valid), hbm.rd.payload.eq(rd.payload),
-                             rd.ready.eq(hbm.rd.ready), hbm.budget.eq(budget)]
+            m.d.comb += [hbm.budget.eq(budget) for hbm in self.hbms]
             x = Mux(self.lookup.found, self.lookup.entry.bin, self.r)
             with m.If(self.lookup.done & self.hbm_done & (self.n_drawn == _DRAWS)):
                 m.d.sync += [self.found.eq(self.lookup.found), self.entry.eq(self.lookup.entry),
@@ -831,11 +844,14 @@ class AccessControl(Elaboratable):
 
             # The fill (:class:`~bolt.hdl.flush.Flush`, begun on the way in): each buffer's
             # frames into its page, a slot a cycle, while the first requests go out. Each index
-            # update's frame is read from its buffer the cycle before it is chosen (the next
-            # one's as this one is).
-            update = Mux(self.settling, 0, self.k + self.choosing) - first_update
+            # update's frame is read from its buffer the cycle before it is chosen: the one
+            # after request k's is read as the pipeline moves on from k (`frame_next`), and
+            # held while it does not, so that the buffer's address comes from `k` alone and
+            # not from whether the HBM port takes a request this cycle.
+            update = self.k + 1 - first_update
             for n, f in enumerate(flushes):
                 m.d.comb += [f.unit.frame_idx.eq(update - n * S),
+                             f.unit.frame_next.eq(self.choosing),
                              f.pages.slot_wr_en.eq(f.unit.page.wr_en),
                              f.pages.slot_wr_idx.eq(f.unit.page.wr_idx),
                              f.pages.slot_wr.eq(f.unit.page.wr)]
@@ -1002,9 +1018,9 @@ class AccessControl(Elaboratable):
         """Setup begins: the subkeys, the DRBG restart, the clear of every structure."""
         m = self.m
         with m.State("SB_KEY"):
-            m.d.comb += [self.aes.key_stream.valid.eq(1),
-                         self.aes.key_stream.payload.eq(self.cmd.master_key)]
+            m.d.comb += self.aes.key_stream.payload.eq(self.cmd.master_key)
             with m.If(self.aes.key_stream.ready):
+                m.d.sync += self.key_offered.eq(0)
                 m.next = "SB_SEND"
         with m.State("SB_SEND"):
             m.d.comb += [self.aes.i_stream.valid.eq(1),
@@ -1012,7 +1028,6 @@ class AccessControl(Elaboratable):
             with m.If(self.aes.i_stream.ready):
                 m.next = "SB_WAIT"
         with m.State("SB_WAIT"):
-            m.d.comb += self.aes.o_stream.ready.eq(1)
             with m.If(self.aes.o_stream.valid):
                 m.d.sync += self.derive.eq(self.derive + 1)
                 with m.Switch(self.derive):
@@ -1023,12 +1038,13 @@ class AccessControl(Elaboratable):
                         m.d.sync += self.drbg_key.eq(self.aes.o_stream.payload)
                         m.next = "SB_SEND"
                     with m.Case(2):
-                        m.d.sync += self.index_key.eq(self.aes.o_stream.payload)
+                        m.d.sync += [self.index_key.eq(self.aes.o_stream.payload),
+                                     self.key_offered.eq(1)]
                         m.next = "SB_INDEX_KEY"
         with m.State("SB_INDEX_KEY"):
-            m.d.comb += [self.aes.key_stream.valid.eq(1),
-                         self.aes.key_stream.payload.eq(self.index_key)]
+            m.d.comb += self.aes.key_stream.payload.eq(self.index_key)
             with m.If(self.aes.key_stream.ready):
+                m.d.sync += self.key_offered.eq(0)
                 # The lookup empties its overflow area in a few cycles of the clear step.
                 m.d.comb += [self.sampler.restart.eq(1), self.pages_a.rekey.eq(1),
                              self.pages_b.rekey.eq(1), self.lookup.clear.eq(1)]

@@ -50,9 +50,9 @@ class Flush(wiring.Component):
         ``count`` is; ``done`` is high in the last, when the page holds every item.
     slots : ``Out(data.ArrayLayout(range(slots), slots))``
         From ``done`` on, the slot each of the first ``count`` frames went to.
-    frame_idx, frame : synchronous read of the frames held: ``frame`` is the frame
-        ``frame_idx`` named the cycle before, from ``slots`` cycles after ``start`` (the fill
-        reads them before).
+    frame_idx, frame_next, frame : synchronous read of the frames held: ``frame`` is the
+        frame ``frame_idx`` named the cycle before if ``frame_next`` was high then, else it
+        holds; from ``slots`` cycles after ``start`` (the fill reads them before).
     """
 
     def __init__(self, *, params: Params):
@@ -69,6 +69,7 @@ class Flush(wiring.Component):
             "done": Out(1),
             "slots": Out(data.ArrayLayout(slots, params.slots)),
             "frame_idx": In(slots),
+            "frame_next": In(1, init=1),
             "frame": Out(self.frame_layout),
         })
 
@@ -99,6 +100,7 @@ class Flush(wiring.Component):
         m.d.sync += [busy.eq(self.start | (j < S + 1)), done.eq(~self.start & (j == S))]
         m.d.comb += [self.busy.eq(busy), self.done.eq(done),
                      held_rd.addr.eq(Mux(j < S, j, self.frame_idx)),
+                     held_rd.en.eq((j < S) | self.frame_next),
                      self.frame.eq(held_rd.data)]
 
         # The slot each frame went to, a register each (as one array register driving the

@@ -77,11 +77,17 @@ def test_flush_fills_the_lowest_free_slots_in_list_order(params):
             slots = [ctx.get(dut.slots[e]) for e in range(len(pending))]
             await ctx.tick()
             assert not ctx.get(dut.busy)
-            # The frames again, as the index updates read them.
+            # The frames again, as the index updates read them; while `frame_next` is low the
+            # frame read last stays, whatever `frame_idx` says.
             read_back = []
             for index in range(S):
                 ctx.set(dut.frame_idx, index)
+                ctx.set(dut.frame_next, 1)
                 await ctx.tick()
+                ctx.set(dut.frame_next, 0)
+                for _ in range(rng.randrange(3)):
+                    ctx.set(dut.frame_idx, rng.randrange(S))
+                    await ctx.tick()
                 read_back.append(ctx.get(dut.frame.as_value()))
             seen.append((cycles, slots, await page_slots.contents(ctx), read_back == frames))
 
