@@ -488,6 +488,12 @@ class _GcmPass(wiring.Component):
                      gcm.i_stream.payload.eq(bswap(self.i_block)),
                      gcm.tag_stream.payload.eq(bswap(self.tag_in))]
         m.d.sync += self.done.eq(0)
+        # GCM's output blocks come only in DATA, after its inputs, and are taken as they come:
+        # a ready decoded from the state register would run through GCM's pipeline stall
+        # into its `i_stream.ready` and `o_stream.valid`, and on into the page RAM's write.
+        m.d.comb += [gcm.o_stream.ready.eq(1), self.o_valid.eq(gcm.o_stream.valid)]
+        with m.If(gcm.o_stream.valid):
+            m.d.sync += o_idx.eq(o_idx + 1)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -520,15 +526,11 @@ class _GcmPass(wiring.Component):
                 m.d.comb += [
                     gcm.i_stream.valid.eq((i_idx < nblk) &
                                           (~decrypt | (i_idx < self.blocks_ready))),
-                    gcm.o_stream.ready.eq(1),
-                    self.o_valid.eq(gcm.o_stream.valid),
                     gcm.tag_stream.valid.eq(decrypt & self.tag_ready),
                     gcm.result_stream.ready.eq(1)]
                 with m.If(gcm.i_stream.valid & gcm.i_stream.ready):
                     m.d.sync += i_idx.eq(i_idx + 1)
                     m.d.comb += self.i_next.eq(i_idx + 1)
-                with m.If(gcm.o_stream.valid):
-                    m.d.sync += o_idx.eq(o_idx + 1)
                 with m.If(gcm.result_stream.valid):
                     m.d.sync += [self.tag_out.eq(bswap(gcm.result_stream.payload.tag)),
                                  self.tag_ok.eq(~gcm.result_stream.payload.mismatch),
