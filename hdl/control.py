@@ -222,6 +222,9 @@ class AccessControl(Elaboratable):
         self.key_offered = Signal()
         self.m.d.comb += self.aes.key_stream.valid.eq(self.key_offered)
         self.page_number = Signal(range(p.host_bins + 1))
+        # `page_number` is the last host page: a register, the compare as wide as the page
+        # number kept out of SE_RESPONSE's next state.
+        self.last_page = Signal()
         self.forwarded = Signal(range(S + 2))   # slots copied from engine a to b
         self.flushes = [
             _Flush(self.pages_a, self.flush_a, self.pending_a, self.first, self.counter_a),
@@ -286,7 +289,6 @@ class AccessControl(Elaboratable):
         self.staging_r, self.frames_r = regions["staging"], regions["frames"]
         self.stack_r, self.counters_r = regions["stack"], regions["counters"]
         self.stack_below_top = Mux(self.top != 0, self.top - 1, 0)
-        self.free_count = (p.frames - self.fresh) + self.top
         # Bins compared with x (set by the lookup, long before the decisions and touches).
         self.c1_is_x, self.c2_is_x, self.y_is_x = (self.early(b == self.x)
                                                    for b in (self.c1, self.c2, self.y))
@@ -528,7 +530,8 @@ class AccessControl(Elaboratable):
                         m.d.sync += self.key_offered.eq(1)
                         m.next = "SB_KEY"
                     with m.Case(Cmd.SETUP_END):
-                        m.d.sync += self.page_number.eq(0)
+                        m.d.sync += [self.page_number.eq(0),
+                                     self.last_page.eq(self.p.host_bins == 1)]
                         self.enter("SE_READ")
                     with m.Default():
                         m.next = "RESP"
@@ -653,13 +656,13 @@ class AccessControl(Elaboratable):
             rep = is_put | ((self.cmd.op == Cmd.GET) & self.found)
             ful = is_put & ~self.found & (self.items >= p.capacity)
             loads_ok = (la < S) | (lb < S)
-            freed = Signal(range(2 * p.frames + 2))
-            m.d.comb += freed.eq(
-                (self.found & (self.kind != HOST))
-                + Mux(host_x, self.bin_x.count, 0)
-                + Mux(host_y & ~self.y_is_x, self.bin_y.count, 0)
-                - (self.found & (self.kind == PENDING)))
-            frames_ok = (self.free_count + freed) >= 1
+            # A frame is left if the free stack or the fresh frames hold one, or the access
+            # frees one (the key's own frame if the key is in HBM, a pending item of a touched
+            # page's flush): an OR, not the sum of those frames compared with 1.
+            frames_ok = ((self.top != 0) | (self.fresh != p.frames)
+                         | (self.found & (self.kind == HBM))
+                         | (host_x & (self.bin_x.count != 0))
+                         | (host_y & ~self.y_is_x & (self.bin_y.count != 0)))
             index_ok = self.found | self.free_ok
             fit = Signal()
             m.d.comb += fit.eq(rep & ~ful & loads_ok & frames_ok & index_ok)
@@ -1131,8 +1134,9 @@ class AccessControl(Elaboratable):
                 m.next = "SE_RESPONSE"
         with m.State("SE_RESPONSE"):
             with m.If(~self.bridge.writes_pending):
-                m.d.sync += self.page_number.eq(self.page_number + 1)
-                with m.If(self.page_number == p.host_bins - 1):
+                m.d.sync += [self.page_number.eq(self.page_number + 1),
+                             self.last_page.eq(self.page_number == p.host_bins - 2)]
+                with m.If(self.last_page):
                     m.d.sync += self.status.eq(Mux(self.setup_bound, Status.BOUND, Status.ABSENT))
                     m.next = "RESP"
                 with m.Else():
