@@ -152,9 +152,9 @@ class SimulatedCard(wiring.Component):
         Verilator evaluates logic fed by a top-level input at every evaluation, and logic that
         also reads registers a second time after the clock edge; the command's payload feeds
         the control's choice of HBM requests (the next value of a register of over a
-        thousand bits at V = 64) and the lookup's key. Sim-only: the design's cycle stamps count from its own acceptance of
-        the command, so no measured or projected figure moves; seen from the card's ports,
-        each command takes one cycle more."""
+        thousand bits at V = 64) and the lookup's key. Sim-only: the design's cycle stamps
+        count from its own acceptance of the command, so no measured or projected figure
+        moves; seen from the card's ports, each command takes one cycle more."""
         outer, inner = self.cmd, self.design.cmd
         full = Signal()
         payload = Signal.like(outer.payload, reset_less=True)

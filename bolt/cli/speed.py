@@ -60,7 +60,6 @@ def command(capacities, value_size, ops, seed, no_setup, channel, placement, poo
                                "Setup of N items (s)"))
 
 
-
 def _figure(values: list[float], form: str, best) -> str:
     """One run's figure, or the median of several with the best of them."""
     if len(values) == 1:
