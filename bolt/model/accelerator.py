@@ -260,7 +260,9 @@ class ReferenceAccelerator:
                 touched.append(x)
             if y >= k and (touches_all or self._touches(y)):
                 touched.append(y)
-            self._touch_all(touched, x, (where, key) if take and kind == HOST else None, taken)
+            if touched:
+                self._touch_all(touched, x, (where, key) if take and kind == HOST else None,
+                                taken)
         except BaseException as error:
             self._restore(key, kind, x, where, pending_position, taken[0] if taken else None)
             if isinstance(error, IntegrityError):
@@ -346,43 +348,60 @@ class ReferenceAccelerator:
         bytes from before the first write), so the page is written twice, under two fresh
         counters.
         """
-        # Plain loops: in CPython 3.11 a map or a comprehension over these calls costs more
-        # than the calls themselves (this runs on every access).
+        # Written out for at most two pages, without loops or comprehensions: in CPython 3.11
+        # each of those costs more than the page calls themselves (this runs on every access).
         state, k = self._state, self.params.hbm_bins
-        pages, pending, frames = state.pages, state.pending, state.frames
-        raws = []
-        for bin_ in touched:
-            raws.append(pages.read(bin_ - k))
-        contents = []
-        for bin_, raw in zip(touched, raws):
-            contents.append(pages.open(bin_ - k, raw))
-        if len(touched) == 2 and touched[0] == touched[1]:
-            contents[1] = contents[0]
-        edits = []
-        for i, bin_ in enumerate(touched):
-            # A bin's pending items go into its page once (x == y: the first touch).
-            queue = pending[bin_ - k] if i == 0 or bin_ != touched[0] else ()
-            taking = take if bin_ == x else None
-            if queue or taking is not None:
-                value, slots = pages.edit(bin_ - k, contents[i], taking,
-                                          [(key, frames[frame]) for key, frame in queue])
-            else:              # nothing to take out or flush in: the page stays as it came
-                value, slots = None, ()
-            if bin_ == x:
-                take = None
-            edits.append((value, slots, len(queue)))
-        index, free_frames = state.index, state.free_frames
-        for bin_, page, (value, slots, flushed) in zip(touched, contents, edits):
-            pages.write(bin_ - k, page)
-            if flushed:
-                queue = pending[bin_ - k]
-                for (key, frame), slot in zip(queue[:flushed], slots):
-                    index[key] = (HOST, bin_, slot)
-                    frames[frame] = None
-                    free_frames.append(frame)
-                del queue[:flushed]
-            if bin_ == x and not taken:
-                taken.append(value)
+        pages = state.pages
+        first = touched[0] - k
+        second = touched[1] - k if len(touched) == 2 else None
+        raw = pages.read(first)
+        if second is not None:
+            second_raw = pages.read(second)
+        content = pages.open(first, raw)
+        if second is not None:
+            # x == y: the second touch works on the first one's result, forwarded on chip.
+            second_content = content if second == first else pages.open(second, second_raw)
+        # Both edits before either write: an edit that fails (IntegrityError) changes nothing.
+        edit = self._edit_page
+        value, slots, flushed = edit(first, content, take if touched[0] == x else None, True)
+        if second is not None:
+            second_edit = edit(second, second_content,
+                               take if touched[1] == x and touched[0] != x else None,
+                               second != first)
+        self._write_page(first, content, slots, flushed)
+        if touched[0] == x:
+            taken.append(value)
+        if second is not None:
+            self._write_page(second, second_content, second_edit[1], second_edit[2])
+            if touched[1] == x and not taken:
+                taken.append(second_edit[0])
+
+    def _edit_page(self, page: int, content, take, flush: bool) -> tuple:
+        """Take the key's item out of ``page`` (``take`` = (slot, key), or None) and, if
+        ``flush``, move its bin's pending items into its free slots, on chip; nothing in
+        the trusted state changes yet. Returns the value taken (or None), the slots the
+        pending items went to and how many of them did."""
+        queue = self._state.pending[page] if flush else ()
+        if not queue and take is None:      # nothing to take out or flush in
+            return None, (), 0
+        frames = self._state.frames
+        value, slots = self._state.pages.edit(page, content, take,
+                                              [(key, frames[frame]) for key, frame in queue])
+        return value, slots, len(queue)
+
+    def _write_page(self, page: int, content, slots, flushed: int) -> None:
+        """Write ``page`` back and commit its flush: the flushed items' index entries, their
+        frames freed (the write and its bookkeeping are done together or not at all)."""
+        state = self._state
+        state.pages.write(page, content)
+        if flushed:
+            queue, bin_ = state.pending[page], page + self.params.hbm_bins
+            index, frames, free_frames = state.index, state.frames, state.free_frames
+            for (key, frame), slot in zip(queue[:flushed], slots):
+                index[key] = (HOST, bin_, slot)
+                frames[frame] = None
+                free_frames.append(frame)
+            del queue[:flushed]
 
     def _choose(self, c1: int, c2: int) -> int:
         """Two-choice: the less loaded of c1 and c2, c1 on a tie."""

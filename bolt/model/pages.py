@@ -75,12 +75,15 @@ def encode_slot(params: Params, key: bytes, value: bytes) -> bytes:
 
 def decode_slot(params: Params, slot: bytes) -> Item | None:
     """The (key, value) held in a slot plaintext, or None for an empty slot."""
-    if slot[0] == 0:
+    return _slot_item(*slot_format(params.key_size, params.value_size).unpack_from(slot))
+
+
+def _slot_item(flag: int, key_length: int, key: bytes, value_length: int,
+               value: bytes) -> Item | None:
+    """The (key, value) of a slot's :func:`slot_format` fields, or None for an empty slot."""
+    if flag == 0:
         return None
-    key_end = 2 + slot[1]
-    value_start = 2 + params.key_size + 2
-    value_length = int.from_bytes(slot[value_start - 2:value_start], "big")
-    return bytes(slot[2:key_end]), bytes(slot[value_start:value_start + value_length])
+    return key[:key_length], value[:value_length]
 
 
 def slot_array(params: Params, host_items: HostItems) -> np.ndarray:
@@ -139,6 +142,8 @@ class SealedPages:
         self._cipher = PageCipher(page_key)
         self._stride, self._sealed_bytes = params.page_stride, params.page_sealed_bytes
         self._slot_bytes = params.slot_bytes
+        self._slot_format = slot_format(params.key_size, params.value_size)
+        self._empty_slot = bytes(params.slot_bytes)
         # A page's host image, sealed in place on every write: sealed page, then zero padding.
         self._image = bytearray(params.page_stride)
         self._sealed_image = memoryview(self._image)[:params.page_sealed_bytes]
@@ -176,26 +181,27 @@ class SealedPages:
         the lowest free slots, on chip. Returns the taken value (or None) and the slots the
         inserts went to; raises :class:`IntegrityError`, having changed nothing, if the slot
         does not hold the key."""
-        p, size = self.params, self._slot_bytes
+        size, slot_format_ = self._slot_bytes, self._slot_format
         taken = None
         if take is not None:
             slot, key = take
             start = slot * size
-            item = decode_slot(p, plaintext[start:start + size])
+            item = _slot_item(*slot_format_.unpack_from(plaintext, start))
             if item is None or item[0] != key:
                 raise IntegrityError(page, f"host page {page} does not hold the key the "
                                            f"index places in slot {slot}")
             taken = item[1]
-            plaintext[start:start + size] = bytes(size)
+            plaintext[start:start + size] = self._empty_slot
         free = []
         if inserts:
-            # The lowest free slots, found by their flag bytes.
+            # The lowest free slots, found by their flag bytes; each item packed in place.
             flags = plaintext[0::size]
             slot = flags.find(0)
+            pack_into = slot_format_.pack_into
             for key, value in inserts:
                 if slot < 0:
                     break
-                plaintext[slot * size:(slot + 1) * size] = encode_slot(p, key, value)
+                pack_into(plaintext, slot * size, OCCUPIED, len(key), key, len(value), value)
                 free.append(slot)
                 slot = flags.find(0, slot + 1)
         return taken, free
