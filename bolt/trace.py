@@ -160,6 +160,22 @@ class HostMemory:
         self.trace.append((WRITE, address, length))
         view[:] = data
 
+    def read_in_place(self, address: int, length: int) -> memoryview:
+        """:meth:`read` without the copy: a view of the store's bytes, which the next write of
+        them changes (a page store reads its pages and opens them before it writes any)."""
+        if not 0 <= address <= address + length <= self._size:
+            self._outside(address, length)
+        self.trace.append((READ, address, length))
+        return self._view[address:address + length]
+
+    def write_in_place(self, address: int, length: int) -> memoryview:
+        """Record a write of ``length`` bytes at ``address`` and return the store's bytes it
+        covers, for the writer to fill (a page sealed straight into its place: no copy)."""
+        if not 0 <= address <= address + length <= self._size:
+            self._outside(address, length)
+        self.trace.append((WRITE, address, length))
+        return self._view[address:address + length]
+
     def write_run_in_place(self, address: int, length: int, count: int) -> memoryview:
         """Record ``count`` consecutive writes of ``length`` bytes from ``address`` and return
         the store's bytes they cover, for the writer to fill (a Setup's pages, sealed straight

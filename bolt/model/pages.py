@@ -144,9 +144,7 @@ class SealedPages:
         self._slot_bytes = params.slot_bytes
         self._slot_format = slot_format(params.key_size, params.value_size)
         self._empty_slot = bytes(params.slot_bytes)
-        # A page's host image, sealed in place on every write: sealed page, then zero padding.
-        self._image = bytearray(params.page_stride)
-        self._sealed_image = memoryview(self._image)[:params.page_sealed_bytes]
+        self._padding = bytes(params.page_stride - params.page_sealed_bytes)
 
     def setup(self, host_items: HostItems) -> None:
         """Write every page in ascending order under counter 1, each page's items in its lowest
@@ -162,12 +160,16 @@ class SealedPages:
         self._cipher.seal_pages(1, plaintexts, into=pages)
         self.counters[:] = [1] * p.host_bins
 
-    def read(self, page: int) -> bytes:
-        """Read ``page`` from the host (one trace event); :meth:`open` verifies it."""
-        stride = self._stride
-        return self.host.read(page * stride, stride)
+    # A page is read and written in place in the host store (HostMemory.read_in_place and
+    # write_in_place): no copy of its bytes on the way in or out, on every touch.
 
-    def open(self, page: int, raw: bytes) -> bytearray:
+    def read(self, page: int) -> memoryview:
+        """Read ``page`` from the host (one trace event); :meth:`open` verifies it. The bytes
+        are the store's own: open them before any page is written."""
+        stride = self._stride
+        return self.host.read_in_place(page * stride, stride)
+
+    def open(self, page: int, raw: memoryview) -> bytearray:
         """The plaintext of what :meth:`read` returned, verified under the page's counter now.
         Raises :class:`IntegrityError` if it does not verify."""
         plaintext = self._cipher.open(page, self.counters[page], raw[:self._sealed_bytes])
@@ -211,8 +213,10 @@ class SealedPages:
         # The counter moves on only once the host took the page: a write that raised stored
         # nothing (HostMemory checks before it stores), so its nonce never reached the host.
         counter = self.counters[page] + 1
-        self._cipher.seal(page, counter, plaintext, self._sealed_image)
-        self.host.write(page * self._stride, self._image)
+        stride, sealed = self._stride, self._sealed_bytes
+        image = self.host.write_in_place(page * stride, stride)
+        self._cipher.seal(page, counter, plaintext, image[:sealed])
+        image[sealed:] = self._padding
         self.counters[page] = counter
 
 

@@ -184,7 +184,7 @@ def _instrument(accelerator) -> _Steps:
     index.steps = steps
     state.index = index
     state.pages._cipher = _Failing(state.pages._cipher, {"seal", "open"}, steps)
-    state.pages.host = _Failing(state.pages.host, {"read", "write"}, steps)
+    state.pages.host = _Failing(state.pages.host, {"read_in_place", "write_in_place"}, steps)
     return steps
 
 

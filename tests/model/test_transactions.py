@@ -88,14 +88,14 @@ class _FailingStore:
     def __init__(self, store, fail_on):
         self.store, self.fail_on, self.writes = store, fail_on, 0
 
-    def read(self, address, length):
-        return self.store.read(address, length)
+    def read_in_place(self, address, length):
+        return self.store.read_in_place(address, length)
 
-    def write(self, address, data):
+    def write_in_place(self, address, length):
         self.writes += 1
         if self.writes == self.fail_on:
             raise OSError("host link down")
-        self.store.write(address, data)
+        return self.store.write_in_place(address, length)
 
 
 @pytest.mark.parametrize("fail_on", [1, 2])

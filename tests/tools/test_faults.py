@@ -26,8 +26,9 @@ def test_no_fault_is_silent_and_no_item_is_lost(kind, placement):
 
 def test_exceptions_are_injected_at_every_kind_of_step():
     tally = faults.run_kind("exception mid-access", 300, seed=5)
-    assert set(tally.notes) >= {"Drbg.uniforms", "index.get", "HostMemory.read", "HostMemory.write",
-                                "PageCipher.open", "PageCipher.seal"}
+    assert set(tally.notes) >= {"Drbg.uniforms", "index.get", "HostMemory.read_in_place",
+                                "HostMemory.write_in_place", "PageCipher.open",
+                                "PageCipher.seal"}
 
 
 def test_contents_reads_every_item_and_catches_a_lost_one():
