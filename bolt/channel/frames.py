@@ -57,7 +57,7 @@ class FrameCipher:
     Python frame runs per frame: nonces, sealing and opening all stay in C.
     """
 
-    #: Nonces made ahead for single frames (one numpy pass; a list index then costs less than
+    #: Nonces made ahead for single frames (one numpy pass; a list pop then costs less than
     #: a ``struct`` call per frame).
     _AHEAD = 256
 
@@ -70,13 +70,13 @@ class FrameCipher:
     @property
     def sequence(self) -> int:
         """The sequence number of the next frame."""
-        return self._sequence
+        return self._ahead_end - len(self._ahead)
 
     @sequence.setter
     def sequence(self, sequence: int) -> None:
-        self._sequence = sequence
-        self._ahead: list[bytes] = []   # the nonces of sequence numbers _ahead_start, ...
-        self._ahead_start = sequence
+        # The nonces of the next sequence numbers, the next one last: a frame pops its own.
+        self._ahead: list[bytes] = []
+        self._ahead_end = sequence   # the sequence number after the ones made ahead
 
     def _nonces(self, start: int, count: int) -> list[bytes]:
         """The nonces of sequence numbers ``start`` .. ``start + count - 1``, built as one
@@ -87,36 +87,34 @@ class FrameCipher:
         nonces["sequence"] = np.arange(start, start + count, dtype=np.uint64)
         return nonces.view(f"V{_NONCE.size}").tolist()
 
-    def _nonce(self, sequence: int, *, sealing: bool) -> bytes:
-        """:func:`frame_nonce` of ``sequence``, past the ones made ahead: make the next ones
-        (none at or past :data:`SEQUENCE_LIMIT`, which only opening may reach)."""
+    def _make_ahead(self, *, sealing: bool) -> list[bytes]:
+        """Make the nonces of the next sequence numbers (the ones made ahead are used up);
+        none at or past :data:`SEQUENCE_LIMIT`, which only opening may reach."""
+        sequence = self._ahead_end
         if sequence >= SEQUENCE_LIMIT:
             if sealing:
                 raise ChannelError("the session's sequence numbers are used up; open a new "
                                    "session")
-            return frame_nonce(self._direction, sequence)
-        self._ahead = self._nonces(sequence, min(self._AHEAD, SEQUENCE_LIMIT - sequence))
-        self._ahead_start = sequence
-        return self._ahead[0]
+            self._ahead[:] = [frame_nonce(self._direction, sequence)]
+        else:
+            count = min(self._AHEAD, SEQUENCE_LIMIT - sequence)
+            self._ahead[:] = self._nonces(sequence, count)[::-1]
+        self._ahead_end = sequence + len(self._ahead)
+        return self._ahead
 
     def seal(self, plaintext: bytes) -> bytes:
-        sequence = self._sequence
-        try:
-            nonce = self._ahead[sequence - self._ahead_start]
-        except IndexError:
-            nonce = self._nonce(sequence, sealing=True)
-        self._sequence = sequence + 1
-        return self._encrypt(nonce, plaintext, None)
+        ahead = self._ahead or self._make_ahead(sealing=True)
+        return self._encrypt(ahead.pop(), plaintext, None)
 
     def seal_run(self, plaintexts: Iterable[bytes], count: int) -> list[bytes]:
         """Seal the ``count`` ``plaintexts`` in sequence (a Setup's items: one call instead of
         one per frame)."""
-        sequence = self._sequence
+        sequence = self.sequence
         if sequence + count >= SEQUENCE_LIMIT:
             raise ChannelError("the session's sequence numbers are used up; open a new session")
         frames = list(map(self._encrypt, self._nonces(sequence, count), plaintexts,
                           repeat(None, count)))
-        self._sequence = sequence + count
+        self.sequence = sequence + count
         return frames
 
     def open_run(self, frames: Sequence[bytes], start: int, length: int) -> list[bytes]:
@@ -127,28 +125,25 @@ class FrameCipher:
             count = next(i for i, frame in enumerate(islice(frames, start, None))
                          if len(frame) != length)
         plaintexts: list[bytes] = []
+        sequence = self.sequence
         try:
             # On InvalidTag, extend keeps the plaintexts of the frames before the failed one.
-            plaintexts.extend(map(self._decrypt, self._nonces(self._sequence, count),
+            plaintexts.extend(map(self._decrypt, self._nonces(sequence, count),
                                   islice(frames, start, start + count), repeat(None, count)))
         except InvalidTag:
             pass
-        self._sequence += len(plaintexts)
+        self.sequence = sequence + len(plaintexts)
         return plaintexts
 
     def open(self, frame: bytes) -> bytes | None:
         """The plaintext of the next frame, or None if it does not verify as that frame (the
         sequence number then stays where it was)."""
-        sequence = self._sequence
+        ahead = self._ahead or self._make_ahead(sealing=False)
         try:
-            nonce = self._ahead[sequence - self._ahead_start]
-        except IndexError:
-            nonce = self._nonce(sequence, sealing=False)
-        try:
-            plaintext = self._decrypt(nonce, frame, None)
+            plaintext = self._decrypt(ahead[-1], frame, None)
         except InvalidTag:
             return None
-        self._sequence = sequence + 1
+        del ahead[-1]
         return plaintext
 
 

@@ -310,6 +310,8 @@ class ReferenceAccelerator:
         loads = state.loads
         if loads[c1] - (found and c1 == x) >= slots and loads[c2] - (found and c2 == x) >= slots:
             return BOUND_BIN_LOAD
+        if state.free_frames:   # a frame is free already (what the touches free is >= 0)
+            return None
         # An item pending in x is counted among x's pending and as its own frame: subtract it.
         freed = (found and kind != HOST) - (found and kind == PENDING)
         if x >= k:
