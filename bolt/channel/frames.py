@@ -200,20 +200,27 @@ class FrameFormat:
         plaintext with the op byte in place of the slot's flag."""
         # One command per row: its length fields checked as columns, its slot plaintext copied.
         rows = np.frombuffer(plaintexts, dtype=np.uint8).reshape(-1, self._command.size)
-        items = self._unpack_items(plaintexts, rows)
-        if items is None or len(items) != len(rows) or not len(rows):
-            return items
+        pairs = self._item_pairs(plaintexts, rows)
+        if pairs is None or not len(rows):
+            return pairs if pairs is None else {}
         slots = rows.copy()
         slots[:, 0] = OCCUPIED
-        return EncodedItems(items, slots)
+        # Built straight into the EncodedItems (a million items: no dictionary copied).
+        items = EncodedItems(pairs)
+        if len(items) != len(rows):   # a repeated key: its slot plaintexts do not fit
+            return dict(items)
+        items.slots = slots
+        return items
 
-    def _unpack_items(self, plaintexts: bytes, rows: np.ndarray) -> dict[bytes, bytes] | None:
+    def _item_pairs(self, plaintexts: bytes, rows: np.ndarray):
+        """The (key, value) of each command in ``plaintexts``, as an iterable, or None if a
+        length field exceeds its field."""
         ks, vs = self._key_size, self._value_size
         # The length fields as columns, checked whole (no Python frame per item).
         key_lengths = rows[:, 1]
         value_lengths = rows[:, 2 + ks].astype(np.uint16) << 8 | rows[:, 3 + ks]
         if not len(rows):
-            return {}
+            return ()
         if key_lengths.max() > ks or value_lengths.max() > vs:
             return None
         key_length, value_length = int(key_lengths[0]), int(value_lengths[0])
@@ -222,10 +229,10 @@ class FrameFormat:
             # takes just the two fields, and the dictionary built in C.
             fields = struct.Struct(f">2x{key_length}s{ks - key_length}x2x{value_length}s"
                                    f"{vs - value_length}x")
-            return dict(fields.iter_unpack(plaintexts))
-        commands = self._command.iter_unpack(plaintexts)
-        return {key[:key_length]: value[:value_length]
-                for _, key_length, key, value_length, value in commands}
+            return fields.iter_unpack(plaintexts)
+        return ((key[:key_length], value[:value_length])
+                for _, key_length, key, value_length, value in
+                self._command.iter_unpack(plaintexts))
 
     def pack_response(self, response: Response) -> bytes:
         if response is _ABSENT_RESPONSE:   # a miss or an insert: packed once

@@ -210,14 +210,14 @@ class ReferenceAccelerator:
         :meth:`_restore`); only the DRBG stays advanced.
         """
         p, state = self.params, self._state
-        k, m, u = p.hbm_bins, p.bins, self._drbg.uniform
+        k, m = p.hbm_bins, p.bins
         self.trace.begin_op()
         # Step 1: every access draws all four, in this order (and s = U(P) after them with
         # the pool, algorithm §13).
         r, y, c1, c2 = self._drbg.uniforms(m, 4)
         while c2 == c1:
-            c2 = u(m)
-        s = u(p.pool_size) if p.pooled else None
+            c2 = self._drbg.uniform(m)
+        s = self._drbg.uniform(p.pool_size) if p.pooled else None
         # Step 2: look the key up and decide, from trusted state only. A pooled key is in no
         # bin: its x is r, as for a miss.
         location = state.index.get(key)

@@ -39,11 +39,17 @@ class EncodedItems(dict):
     layout already, so a Setup given these takes its host slots from them instead of encoding
     every item again."""
 
-    def __init__(self, items, slots: np.ndarray):
-        super().__init__(items)
+    @property
+    def slots(self) -> np.ndarray:
+        """The items' slot plaintexts, one row each in item order (set once the items are in:
+        the count is checked)."""
+        return self._slots
+
+    @slots.setter
+    def slots(self, slots: np.ndarray) -> None:
         if slots.shape[0] != len(self):
             raise ValueError(f"{slots.shape[0]} slot plaintexts for {len(self)} items")
-        self.slots = slots
+        self._slots = slots
 
 
 class HostItems(NamedTuple):
