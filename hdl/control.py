@@ -470,14 +470,23 @@ class AccessControl(Elaboratable):
         the widest field's OR tree, where a multiplexer per state over one per request was
         two trees deep, the state's over the request's, and the deepest path of the core."""
         m, chosen = self.m, self.chosen
+        names = ("write", "region", "index", "beats", "data", "enable", "zero", "streamed",
+                 "first")
         with m.If(self.choosing):
+            # A request's condition holds only while its step has requests left, so with no
+            # step choosing, every field's AND-OR is 0: the same values written as constants,
+            # which spares the simulation (Verilator evaluates the inner block only when
+            # entered) the whole AND-OR, over a thousand bits, in every cycle outside a step's
+            # requests.
             with m.If(Cat(*self._steps).any()):
                 m.d.sync += [chosen.valid.eq(1), self.k.eq(self.k + 1),
                              self.k_hot.eq(self.k_hot << 1)]
-            for name in ("write", "region", "index", "beats", "data", "enable", "zero",
-                         "streamed", "first"):
-                m.d.sync += chosen[name].eq(one_hot_select(
-                    [(when, fields[name]) for when, fields in self._requests if name in fields]))
+                for name in names:
+                    m.d.sync += chosen[name].eq(one_hot_select(
+                        [(when, fields[name]) for when, fields in self._requests
+                         if name in fields]))
+            with m.Else():
+                m.d.sync += [chosen[name].eq(0) for name in names]
 
     def arrived(self, i):
         """The step's ``i``-th element is on ``hbm.element`` now."""
