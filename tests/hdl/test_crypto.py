@@ -1,6 +1,6 @@
 """The crypto cores' datapaths in Amaranth's simulator: the GHASH multiplier against GCM's
-bit-serial definition, and both AES-128 cores against pycryptodome. (Their Verilator builds,
-with stalls and whole GCM pages, are in ``tests/sim/test_crypto_cores.py``.)"""
+bit-serial definition, both AES-128 cores and a short GCM page against pycryptodome. (Their
+Verilator builds, with stalls and whole GCM pages, are in ``tests/sim/test_crypto_cores.py``.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from amaranth.sim import Simulator
 from Crypto.Cipher import AES
 
 from bolt.hdl.aes import Aes128
-from bolt.hdl.gcm import gf128_mul, gf128_mul_int
+from bolt.hdl.gcm import Gcm, gf128_mul, gf128_mul_int
 
 
 def test_gf128_mul_equals_the_bit_serial_definition():
@@ -39,11 +39,14 @@ def test_gf128_mul_equals_the_bit_serial_definition():
     assert not wrong, wrong[:3]
 
 
-@pytest.mark.parametrize("pipelined, stall", [(True, 0.0), (False, 0.0), (False, 0.5)],
-                         ids=["pipelined", "iterative", "iterative-stalled"])
+@pytest.mark.parametrize("pipelined, stall", [(True, 0.0), (False, 0.0), (False, 0.5),
+                                              (True, 0.5)],
+                         ids=["pipelined", "iterative", "iterative-stalled",
+                              "pipelined-stalled"])
 def test_aes128_equals_pycryptodome(pipelined, stall):
-    """Two keys, blocks sent back to back (the ciphertexts taken at once or, with ``stall``,
-    each cycle by chance): every ciphertext equals pycryptodome's; taken at once, a block
+    """Two keys, blocks sent back to back and the ciphertexts taken at once or, with
+    ``stall``, blocks offered and ciphertexts taken each cycle by chance (so the pipeline
+    runs with gaps and holds): every ciphertext equals pycryptodome's; taken at once, a block
     every ``cycles_per_block``."""
     dut = Aes128(pipelined=pipelined)
     rng = random.Random(7)
@@ -62,9 +65,9 @@ def test_aes128_equals_pycryptodome(pipelined, stall):
             sent = 0
             while len(got) < len(expected) + len(blocks):
                 ctx.set(dut.o_stream.ready, rng.random() >= stall)
-                if sent < len(blocks):
+                if sent < len(blocks) and not ctx.get(dut.i_stream.valid):
                     ctx.set(dut.i_stream.payload, int.from_bytes(blocks[sent], "big"))
-                    ctx.set(dut.i_stream.valid, 1)
+                    ctx.set(dut.i_stream.valid, rng.random() >= stall)
                 accepted = ctx.get(dut.i_stream.valid) and ctx.get(dut.i_stream.ready)
                 if ctx.get(dut.o_stream.valid) and ctx.get(dut.o_stream.ready):
                     got.append(ctx.get(dut.o_stream.payload).to_bytes(16, "big"))
@@ -73,8 +76,7 @@ def test_aes128_equals_pycryptodome(pipelined, stall):
                 cycle += 1
                 if accepted:
                     sent += 1
-                    if sent == len(blocks):
-                        ctx.set(dut.i_stream.valid, 0)
+                    ctx.set(dut.i_stream.valid, 0)
             expected.extend(AES.new(key, AES.MODE_ECB).encrypt(block) for block in blocks)
 
     sim = Simulator(dut)
@@ -87,3 +89,58 @@ def test_aes128_equals_pycryptodome(pipelined, stall):
         assert max(gaps) > dut.cycles_per_block
     else:
         assert min(gaps) == dut.cycles_per_block
+
+
+def test_gcm_page_equals_pycryptodome():
+    """Two pages of 40 bytes under one key (the last block partial), sealed then opened, the
+    second with a wrong tag: ciphertexts, plaintexts and tags equal pycryptodome's, and only
+    the wrong tag is reported."""
+    size = 40
+    dut = Gcm(plaintext_bytes=size)
+    rng = random.Random(11)
+    key = rng.randbytes(16)
+    pages = [(rng.randbytes(12), rng.randbytes(size)) for _ in range(2)]
+    results = []
+
+    def blocks(data):
+        return [int.from_bytes(data[i:i + 16].ljust(16, b"\0"), "big")
+                for i in range(0, len(data), 16)]
+
+    async def bench(ctx):
+        ctx.set(dut.key_stream.payload, int.from_bytes(key, "big"))
+        ctx.set(dut.key_stream.valid, 1)
+        await ctx.tick().until(dut.key_stream.ready)
+        ctx.set(dut.key_stream.valid, 0)
+        ctx.set(dut.o_stream.ready, 1)
+        ctx.set(dut.result_stream.ready, 1)
+        for decrypt, tamper in ((0, False), (1, False), (1, True)):
+            for nonce, data in pages:
+                sealed, tag = AES.new(key, AES.MODE_GCM, nonce=nonce).encrypt_and_digest(data)
+                ctx.set(dut.start_stream.payload,
+                        {"nonce": int.from_bytes(nonce, "big"), "decrypt": decrypt})
+                ctx.set(dut.start_stream.valid, 1)
+                await ctx.tick().until(dut.start_stream.ready)
+                ctx.set(dut.start_stream.valid, 0)
+                ctx.set(dut.tag_stream.payload, int.from_bytes(tag, "big") ^ int(tamper))
+                ctx.set(dut.tag_stream.valid, decrypt)
+                out = []
+                for block in blocks(sealed if decrypt else data):
+                    ctx.set(dut.i_stream.payload, block)
+                    ctx.set(dut.i_stream.valid, 1)
+                    *_, payload = await ctx.tick().sample(dut.o_stream.payload).until(
+                        dut.o_stream.valid & dut.i_stream.ready)
+                    out.append(payload)
+                ctx.set(dut.i_stream.valid, 0)
+                *_, result = await ctx.tick().sample(dut.result_stream.payload).until(
+                    dut.result_stream.valid)
+                ctx.set(dut.tag_stream.valid, 0)
+                got = b"".join(v.to_bytes(16, "big") for v in out)[:size]
+                results.append((got == (data if decrypt else sealed),
+                                result.tag == int.from_bytes(tag, "big"),
+                                result.mismatch == tamper))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert results == [(True, True, True)] * 6
