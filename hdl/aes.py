@@ -155,30 +155,25 @@ def shift_rows(state):
     return _from_bytes([_byte(state, shift_rows_source(k)) for k in range(16)])
 
 
-def _xtime_column(column):
-    """xtime (multiplication by x in GF(2^8)) of each byte of a 32-bit column: the bytes'
-    shifts and their ``0x1B`` reductions side by side, as 32-bit operations (each byte is the
-    same gates as on its own; Verilator simulates one word operation instead of four byte
-    operations and their reassembly)."""
-    carries = (column >> 7) & 0x01010101
-    return (((column & 0x7F7F7F7F) << 1) ^ carries ^ (carries << 1) ^ (carries << 3)
-            ^ (carries << 4))[:32]
+def _xtime(byte):
+    """xtime (multiplication by x in GF(2^8)) of a byte: shifted up, ``0x1B`` folded in for
+    the bit shifted out."""
+    return Cat(Const(0, 1), byte[:7]) ^ Mux(byte[7], 0x1B, 0)
+
+
+def mix_row(column, row: int):
+    """Row ``row`` of MixColumns of ``column``, a list of its four bytes (row 0 first):
+    ``2 a_r + 3 a_(r+1) + a_(r+2) + a_(r+3)``."""
+    following = column[(row + 1) % 4]
+    return (_xtime(column[row]) ^ _xtime(following) ^ following ^ column[(row + 2) % 4]
+            ^ column[(row + 3) % 4])
 
 
 def mix_column(m: Module, column, *, name: str):
-    """MixColumns of one 32-bit column (row 0 in bits 31..24): row ``r`` becomes
-    ``2 a_r + 3 a_(r+1) + a_(r+2) + a_(r+3)``, i.e. ``x ^ rot(x ^ a, 1) ^ rot(a, 2) ^ rot(a, 3)``
-    with ``x`` the xtime of the column and ``rot(v, k)`` its bytes moved up ``k`` rows."""
-    a = Signal(32, name=f"{name}_in")
-    doubled = Signal(32, name=f"{name}_x2")
-    tripled = Signal(32, name=f"{name}_x3")
+    """MixColumns of one 32-bit column (row 0 in bits 31..24)."""
+    rows = [_byte(column, row) for row in range(4)]
     result = Signal(32, name=name)
-    m.d.comb += [
-        a.eq(column),
-        doubled.eq(_xtime_column(a)),
-        tripled.eq(doubled ^ a),
-        result.eq(doubled ^ tripled.rotate_left(8) ^ a.rotate_left(16) ^ a.rotate_left(24)),
-    ]
+    m.d.comb += result.eq(_from_bytes([mix_row(rows, row) for row in range(4)]))
     return result
 
 
@@ -301,29 +296,28 @@ class Aes128(wiring.Component):
         with m.If(advance):
             m.d.sync += valid.eq(Cat(accept, valid[:-1]))
 
-        # The state travels as four 32-bit columns (column 0, rows 0..3 in bits 31..0 of
-        # columns[0]): ShiftRows picks each column's bytes from the S-box registers,
-        # MixColumns and AddRoundKey work on whole columns.
+        # The state travels as its 16 bytes (AES byte k: row k % 4 of column k // 4). Each
+        # S-box port's address is its own expression of the previous stage's S-box registers
+        # (ShiftRows, MixColumns and AddRoundKey of that byte), read by that port alone, and a
+        # port reads only when its stage takes a block: the same gates as whole columns', but
+        # Verilator then evaluates a stage's logic only inside its ports' enable, so an idle
+        # pipeline costs the simulation next to nothing. (An empty stage keeps its last bytes;
+        # nothing takes them, as its `valid` bit is clear.)
         first = Signal(128, name="x0")
         m.d.comb += first.eq(self.i_stream.payload ^ round_keys[0])
-        columns = [first[96 - 32 * c:128 - 32 * c] for c in range(4)]
+        state = [_byte(first, k) for k in range(16)]
         for r in range(1, ROUNDS + 1):
+            taking = accept if r == 1 else valid[r - 2]
             sboxed = []
             for k in range(16):
                 port = _sbox_rom(m, f"r{r}_sbox{k}").read_port(domain="sync")
-                m.d.comb += [port.addr.eq(_byte(columns[k // 4], k % 4)), port.en.eq(advance)]
+                m.d.comb += [port.addr.eq(state[k]), port.en.eq(advance & taking)]
                 sboxed.append(port.data)
-            key = round_keys[r]
-            next_columns = []
-            for c in range(4):
-                shifted = _from_bytes([sboxed[shift_rows_source(4 * c + row)] for row in range(4)])
-                column = Signal(32, name=f"x{r}_c{c}")
-                if r != ROUNDS:
-                    shifted = mix_column(m, shifted, name=f"mix{r}_c{c}")
-                m.d.comb += column.eq(shifted ^ key[96 - 32 * c:128 - 32 * c])
-                next_columns.append(column)
-            columns = next_columns
-        x = Cat(*reversed(columns))
+            shifted = [sboxed[shift_rows_source(k)] for k in range(16)]
+            if r != ROUNDS:
+                shifted = [mix_row(shifted[k - k % 4:k - k % 4 + 4], k % 4) for k in range(16)]
+            state = [byte ^ _byte(round_keys[r], k) for k, byte in enumerate(shifted)]
+        x = _from_bytes(state)
 
         m.d.comb += [self.o_stream.payload.eq(x), self.o_stream.valid.eq(valid[-1])]
         return m
