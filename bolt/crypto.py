@@ -109,7 +109,7 @@ class PageCipher:
     def __init__(self, page_key: bytes):
         self._aead = AESGCM(page_key)
         self._encrypt, self._encrypt_into = self._aead.encrypt, self._aead.encrypt_into
-        self._decrypt = self._aead.decrypt
+        self._decrypt, self._decrypt_into = self._aead.decrypt, self._aead.decrypt_into
 
     def seal(self, page: int, counter: int, plaintext, into: memoryview | None = None):
         """Ciphertext ‖ 16-byte tag, as new bytes or written ``into`` a buffer of exactly that
@@ -130,10 +130,15 @@ class PageCipher:
         list(map(self._encrypt_into, nonces, plaintexts, repeat(None, count), into))
         return into
 
-    def open(self, page: int, counter: int, sealed: bytes) -> bytes | None:
-        """The plaintext, or ``None`` if the tag does not verify."""
+    def open(self, page: int, counter: int, sealed: bytes, into: bytearray | None = None):
+        """The plaintext, as new bytes or written ``into`` a buffer of its length (a page
+        engine's buffer: no copy to make it editable), or ``None`` if the tag does not
+        verify."""
         try:
-            return self._decrypt(_NONCE.pack(page, counter), sealed, None)
+            if into is None:
+                return self._decrypt(_NONCE.pack(page, counter), sealed, None)
+            self._decrypt_into(_NONCE.pack(page, counter), sealed, None, into)
+            return into
         except InvalidTag:
             return None
 

@@ -362,7 +362,7 @@ class ReferenceAccelerator:
         content = pages.open(first, raw)
         if second is not None:
             # x == y: the second touch works on the first one's result, forwarded on chip.
-            second_content = content if second == first else pages.open(second, second_raw)
+            second_content = content if second == first else pages.open(second, second_raw, 1)
         # Both edits before either write: an edit that fails (IntegrityError) changes nothing.
         edit = self._edit_page
         value, slots, flushed = edit(first, content, take if touched[0] == x else None, True)

@@ -151,6 +151,10 @@ class SealedPages:
         self._slot_format = slot_format(params.key_size, params.value_size)
         self._empty_slot = bytes(params.slot_bytes)
         self._padding = bytes(params.page_stride - params.page_sealed_bytes)
+        # The two page engines' plaintext buffers (an access opens at most two pages, x's and
+        # y's, and writes them back before the next access opens any).
+        self._engines = (bytearray(params.page_plaintext_bytes),
+                         bytearray(params.page_plaintext_bytes))
 
     def setup(self, host_items: HostItems) -> None:
         """Write every page in ascending order under counter 1, each page's items in its lowest
@@ -175,13 +179,15 @@ class SealedPages:
         stride = self._stride
         return self.host.read_in_place(page * stride, stride)
 
-    def open(self, page: int, raw: memoryview) -> bytearray:
-        """The plaintext of what :meth:`read` returned, verified under the page's counter now.
-        Raises :class:`IntegrityError` if it does not verify."""
-        plaintext = self._cipher.open(page, self.counters[page], raw[:self._sealed_bytes])
+    def open(self, page: int, raw: memoryview, engine: int = 0) -> bytearray:
+        """The plaintext of what :meth:`read` returned, verified under the page's counter now,
+        in page engine ``engine``'s buffer (0 or 1: valid until that engine opens another
+        page). Raises :class:`IntegrityError` if it does not verify."""
+        plaintext = self._cipher.open(page, self.counters[page], raw[:self._sealed_bytes],
+                                      self._engines[engine])
         if plaintext is None:
             raise IntegrityError(page)
-        return bytearray(plaintext)
+        return plaintext
 
     def edit(self, page: int, plaintext: bytearray, take: tuple[int, bytes] | None,
              inserts: list[Item]) -> tuple[bytes | None, list[int]]:
@@ -254,7 +260,7 @@ class PlainPages:
         self.trace.record(READ, page * p.page_stride, p.page_stride)
         return list(self._pages[page])
 
-    def open(self, page: int, slots: list[Item | None]) -> list[Item | None]:
+    def open(self, page: int, slots: list[Item | None], engine: int = 0) -> list[Item | None]:
         return slots
 
     def edit(self, page: int, slots: list[Item | None], take: tuple[int, bytes] | None,
