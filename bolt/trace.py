@@ -143,7 +143,8 @@ class HostMemory:
     def __len__(self) -> int:
         return len(self._bytes)
 
-    # read and write take their span as _span does, inline: they run on every page touch.
+    # read, write and their in-place forms take their span as _span does, inline: they run on
+    # every page touch.
 
     def read(self, address: int, length: int) -> bytes:
         if not 0 <= address <= address + length <= self._size:
