@@ -96,6 +96,13 @@ class Trace(Sequence):
         bounds = self._op_starts + [len(self._events)]
         return [list(map(_as_event, self._events[a:b])) for a, b in zip(bounds, bounds[1:])]
 
+    def last_op(self) -> list[TraceEvent]:
+        """Events of the latest operation: ``ops()[-1]`` without splitting the whole trace,
+        which after a Setup of 2^20 items is millions of events."""
+        if not self._op_starts:
+            raise IndexError("no operation has been recorded")
+        return list(map(_as_event, self._events[self._op_starts[-1]:]))
+
     def addresses(self) -> np.ndarray:
         return np.fromiter(map(itemgetter(1), self._events), dtype=np.int64,
                            count=len(self._events))

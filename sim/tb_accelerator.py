@@ -104,8 +104,8 @@ class Bench:
         expected = self.model.access(op, key, value)
         self.memory.trace.begin_op()
         got, cycles = await self.command(op, key, value or b"")
-        events = self.memory.trace.ops()[-1]
-        want = self.model.trace.ops()[-1]
+        events = self.memory.trace.last_op()
+        want = self.model.trace.last_op()
         assert events == want, (f"op {n} {op.name} {key!r}: trace {events} != model {want}")
         expected = expected._replace(bound=None)  # the RTL says a bound was crossed, not which
         assert got == expected, f"op {n} {op.name} {key!r}: RTL {got} != model {expected}"

@@ -51,9 +51,15 @@ def test_every_access_is_zero_one_or_two_page_touches(small_params):
         kinds.add((op, response.status))
     ops = m.trace.ops()
     assert len(ops) == 3000
+    assert m.trace.last_op() == ops[-1]
     touches = [len(pages_touched(p, events)) for events in ops]
     assert set(touches) == {0, 1, 2}
     assert {(op, status) for op in Op for status in (bolt.Status.FOUND, bolt.Status.ABSENT)} <= kinds
+
+
+def test_last_op_of_an_empty_trace_is_an_error():
+    with pytest.raises(IndexError, match="no operation"):
+        bolt.trace.Trace().last_op()
 
 
 def test_same_key_and_ops_give_same_trace_and_bytes(small_params):

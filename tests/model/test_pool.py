@@ -30,7 +30,7 @@ def items_of(count):
 
 def pages_of(accelerator):
     """The host pages of the last access, in trace order (its reads, then its writes)."""
-    pages = access_pages(accelerator.trace.ops()[-1], accelerator.params.page_stride)
+    pages = access_pages(accelerator.trace.last_op(), accelerator.params.page_stride)
     assert pages is not None
     return pages
 
