@@ -21,8 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from .aes import Aes128
 
-__all__ = ["Gcm", "gf128_mul", "gf128_sums", "gf128_reduce", "gf128_mul_int", "StartLayout",
-           "ResultLayout"]
+__all__ = ["Gcm", "gf128_mul", "gf128_mul_int", "StartLayout", "ResultLayout"]
 
 BLOCK_BYTES = 16
 
@@ -64,25 +63,18 @@ def gf128_mul(m: Module, a, b, *, name: str = "gfmul"):
     of the blocks as they are is then the product of the polynomials with its bits reversed
     (the coefficient of ``x^k`` in bit ``254 - k``), so no bit is reversed: the product is
     reduced modulo ``x^128 + x^7 + x^2 + x + 1`` in that reflected order, where multiplying
-    by ``x`` shifts right. The two halves are :func:`gf128_sums` and :func:`gf128_reduce`.
-    """
-    return gf128_reduce(m, gf128_sums(m, a, b, name=name), name=name)
+    by ``x`` shifts right.
 
-
-def gf128_sums(m: Module, a, b, *, name: str = "gfmul") -> list:
-    """The carry-less product of ``a`` and ``b`` (128 bits each) as 7 sums of 63 bits:
-    ``sums[s]`` is the XOR of the products of 32-bit piece ``j`` of ``a`` and piece ``l`` of
-    ``b`` with ``j + l = s``, at bit ``32 s`` of the product (:func:`gf128_reduce` adds them
-    up and reduces).
-
-    Each piece's product is a balanced XOR tree of 32 partial products (a piece of ``b``
-    shifted, ANDed with one bit of ``a``): the same AND and XOR gates as one tree per product
-    bit (1 AND and 8 XOR levels), grouped so that Verilator evaluates them as 64-bit word
-    operations instead of gathering single bits, several times faster to simulate.
+    The carry-less product is written as 16 products of 32-bit pieces of the operands, each
+    a balanced XOR tree of 32 partial products (a piece of ``b`` shifted, ANDed with one bit
+    of ``a``), XORed together word by word: the same AND and XOR gates as one tree per
+    product bit (1 AND and 8 XOR levels), grouped so that Verilator evaluates them as 64-bit
+    word operations instead of gathering single bits, several times faster to simulate.
     """
     a_bits, b_bits = Signal(128, name=f"{name}_a"), Signal(128, name=f"{name}_b")
     m.d.comb += [a_bits.eq(a), b_bits.eq(b)]
     pieces = 128 // _PIECE
+    # sums[s]: the products of piece j of a and piece l of b with j + l = s, at bit 32 s.
     sums = []
     for s in range(2 * pieces - 1):
         terms = []
@@ -96,12 +88,6 @@ def gf128_sums(m: Module, a, b, *, name: str = "gfmul") -> list:
         total = Signal(2 * _PIECE - 1, name=f"{name}_sum{s}")
         m.d.comb += total.eq(_xor_tree(terms))
         sums.append(total)
-    return sums
-
-
-def gf128_reduce(m: Module, sums, *, name: str = "gfmul"):
-    """The product given as :func:`gf128_sums`, reduced: a 128-bit signal."""
-    pieces = (len(sums) + 1) // 2
     # Word w of the product: the low half of sums[w] and the high half of sums[w - 1].
     words = [_xor_tree(([sums[w][:_PIECE]] if w < len(sums) else [])
                        + ([sums[w - 1][_PIECE:]] if w > 0 else []))
@@ -208,21 +194,15 @@ class Gcm(wiring.Component):
         have_ej0 = Signal()
         ej0 = Signal(128)                                # E(J0), masks the tag
         index = Signal(range(blocks + 1))                # data block being processed
+        y = Signal(128)                                  # the GHASH accumulator
         gh_in = Signal(128)                              # registered GHASH input
         gh_valid = Signal()
 
-        # GHASH: one multiplication per cycle on the registered input. The accumulator is
-        # kept as its carry-less product's sums, reduced on the way out (`y`): the same loop
-        # of logic with its register before the reduction instead of after, and the sums'
-        # AND-XOR trees feed that register alone, so Verilator evaluates them only in the
-        # cycles that take a block (`gh_valid`), not in every cycle.
-        sums = [Signal(2 * _PIECE - 1, name=f"ghash_acc{s}")
-                for s in range(2 * (128 // _PIECE) - 1)]
-        y = gf128_reduce(m, sums, name="ghash_y")        # the GHASH accumulator
+        # GHASH: one multiplication per cycle on the registered input.
+        product = gf128_mul(m, y ^ gh_in, h, name="ghash")
         m.d.sync += gh_valid.eq(0)
         with m.If(gh_valid):
-            m.d.sync += [acc.eq(term) for acc, term
-                         in zip(sums, gf128_sums(m, y ^ gh_in, h, name="ghash"))]
+            m.d.sync += y.eq(product)
 
         # Keystream join: E(counter) with the input block.
         is_last = index == blocks - 1
@@ -253,7 +233,7 @@ class Gcm(wiring.Component):
                         to_issue.eq(blocks + 1),
                         have_ej0.eq(0),
                         index.eq(0),
-                        *[acc.eq(0) for acc in sums],
+                        y.eq(0),
                     ]
                     m.next = "RUN"
 
