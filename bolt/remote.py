@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 
 from .channel import ChannelClient
 from .channel.attestation import Report
+from .channel.frames import FrameRun
 from .errors import DeviceChangedError
 from .map import Map
 from .params import Params
@@ -75,7 +76,8 @@ class NetworkTransport:
         return self._call((Kind.SESSION, encapsulated_key), Kind.SESSION)
 
     def exchange(self, frames: list[bytes]) -> list[bytes]:
-        body = self._call((Kind.EXCHANGE, b"".join(frames)), Kind.EXCHANGE)
+        body = self._call((Kind.EXCHANGE, frames.tobytes() if isinstance(frames, FrameRun)
+                           else b"".join(frames)), Kind.EXCHANGE)
         size = self._response_bytes
         # A body that is not whole frames is cut into them anyway: the last piece fails to open
         # and the channel client reports it.

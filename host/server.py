@@ -30,6 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ..channel.frames import FrameRun
 from ..errors import BackendError, ChannelError
 from ..params import Params
 from ..wire import HEADER_BYTES, Kind, WireError, decode_length, encode, hello_body
@@ -322,7 +323,7 @@ class Server:
                 raise WireError("this server relays only the first bulk load (start it with "
                                 "--reload to allow more)")
             self._loads += 1
-        frames = [body[i:i + size] for i in range(0, len(body), size)]
+        frames = FrameRun(body, size) if count > 1 else [body]
         queued = time.perf_counter()
         timing = {}
 

@@ -8,6 +8,8 @@ Everything it hands the transport is sealed or public.
 
 from __future__ import annotations
 
+from itertools import chain
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..errors import ChannelError
@@ -144,10 +146,10 @@ class ChannelClient:
     def setup(self, items: dict[bytes, bytes], *, master_key: bytes, salt: bytes) -> Response:
         """Setup with ``items`` (distinct, checked keys) under ``master_key`` and ``salt``,
         which travel sealed. Returns ABSENT (done), FULL or BOUND."""
-        seal = self._sender().seal
-        frames = [seal(plaintext) for plaintext in
-                  setup_key_commands(self.params, master_key, salt)]
-        frames += self._send.seal_run(self.format.pack_items(items), len(items))
-        frames.append(seal(self._end))
+        key_commands = setup_key_commands(self.params, master_key, salt)
+        # All of a Setup's frames sealed as one run, relayed as one buffer.
+        frames = self._sender().seal_run(
+            chain(key_commands, self.format.pack_items(items), (self._end,)),
+            len(key_commands) + len(items) + 1, length=self.params.command_plaintext_bytes)
         return self._exchange(frames)
 

@@ -115,28 +115,32 @@ class ChannelEndpoint:
                 responses += [bytes(self._response_bytes)] * (count - start)
                 break
             plaintexts = receive.open_run(frames, start, self._command_bytes)
-            self._dispatch_run(plaintexts, responses)
-            start += len(plaintexts)
+            opened = len(plaintexts) // self.params.command_plaintext_bytes
+            self._dispatch_run(plaintexts, opened, responses)
+            start += opened
             if start < count:         # frames[start] did not open
                 responses.append(self._close())
                 start += 1
         return responses
 
-    def _dispatch_run(self, plaintexts: list[bytes], responses: list[bytes]) -> None:
-        """Act on opened commands in order, appending their response frames to
-        ``responses``. A Setup's items are taken a whole run at a time (no call per item)."""
-        # Joined once: the op bytes are a strided slice, and a run of items is kept as a view
-        # of its part (decoded at SETUP_END, no list of plaintexts held).
-        joined, size = b"".join(plaintexts), self.params.command_plaintext_bytes
-        ops = joined[::size]
-        position, count = 0, len(plaintexts)
+    def _dispatch_run(self, plaintexts: memoryview, count: int,
+                      responses: list[bytes]) -> None:
+        """Act on the ``count`` opened commands in ``plaintexts`` (one after another) in
+        order, appending their response frames to ``responses``. A Setup's items are taken a
+        whole run at a time (no call per item)."""
+        # The op bytes are a strided slice, and a run of items is kept as a view of its part
+        # (decoded at SETUP_END).
+        size = self.params.command_plaintext_bytes
+        ops = plaintexts[::size].tobytes()
+        position = 0
         while position < count:
             if self._setup is not None and ops[position] == Cmd.SETUP_ITEM:
                 end = count - len(ops[position:].lstrip(_SETUP_ITEM))
-                self._setup[2].append(memoryview(joined)[position * size:end * size])
+                self._setup[2].append(plaintexts[position * size:end * size])
                 position = end
                 continue
-            response = self._dispatch(plaintexts[position])
+            response = self._dispatch(plaintexts[position * size:(position + 1) * size]
+                                      .tobytes())
             if response is not None:
                 responses.append(response)
             position += 1

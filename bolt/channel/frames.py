@@ -19,9 +19,10 @@ the frame under the number it expects, so a replayed, dropped or reordered frame
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice, repeat
+from itertools import chain, islice, repeat
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -30,10 +31,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ..crypto import MASTER_KEY_BYTES, SALT_BYTES
 from ..errors import ChannelError
 from ..model.pages import OCCUPIED, EncodedItems, slot_format
-from ..params import FRAME_OP_BYTES, SETUP_KEY_MATERIAL_BYTES, Params
+from ..params import FRAME_OP_BYTES, SETUP_KEY_MATERIAL_BYTES, TAG_BYTES, Params
 from ..protocol import BARE_RESPONSES, Cmd, Response, Status
 
-__all__ = ["TO_ACCELERATOR", "TO_CLIENT", "SEQUENCE_LIMIT", "FrameCipher", "frame_nonce",
+__all__ = ["TO_ACCELERATOR", "TO_CLIENT", "SEQUENCE_LIMIT", "FrameCipher",
+           "FrameRun", "frame_nonce",
            "FrameFormat",
            "setup_key_commands", "setup_key_material"]
 
@@ -50,11 +52,75 @@ def frame_nonce(direction: int, sequence: int) -> bytes:
     return _NONCE.pack(direction, sequence)
 
 
+#: Frames of a run sealed or opened per pass: their objects are freed before the next pass.
+_CHUNK = 4096
+
+
+@functools.lru_cache(maxsize=8)
+def _splitter(size: int, count: int) -> struct.Struct:
+    """A format that cuts ``count`` pieces of ``size`` bytes, each a ``bytes``."""
+    return struct.Struct(f"{size}s" * count)
+
+
+class FrameRun(Sequence[bytes]):
+    """Frames of one length, one after another in one buffer: a Setup's frames as the client
+    seals them and the host relays them (a million frames: one buffer, not a million bytes
+    objects). Reads as a sequence of ``bytes``; the host relays the run whole.
+
+    Parameters
+    ----------
+    buffer :
+        The frames' bytes (not copied; nothing may write it afterwards).
+    frame_length : int
+        Bytes of each frame.
+    """
+
+    __slots__ = ("_view", "frame_length")
+
+    def __init__(self, buffer, frame_length: int):
+        if frame_length <= 0 or len(buffer) % frame_length:
+            raise ValueError(f"a run of {len(buffer)} bytes is not whole frames of "
+                             f"{frame_length}")
+        self._view = memoryview(buffer).toreadonly()
+        self.frame_length = frame_length
+
+    def __len__(self) -> int:
+        return len(self._view) // self.frame_length
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        count = len(self)
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError("frame index out of range")
+        size = self.frame_length
+        return self._view[index * size:(index + 1) * size].tobytes()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.frames_from(0)
+
+    def frames_from(self, start: int) -> Iterator[bytes]:
+        """The frames from ``start`` on, cut a chunk at a time (one ``struct`` call a chunk: a
+        view or a slice per frame costs more)."""
+        size, count = self.frame_length, len(self) - start
+        return chain.from_iterable(
+            _splitter(size, min(_CHUNK, count - i)).unpack_from(self._view, (start + i) * size)
+            for i in range(0, count, _CHUNK))
+
+    def tobytes(self) -> bytes:
+        """All the frames' bytes, one after another."""
+        return self._view.tobytes()
+
+
 class FrameCipher:
     """One direction of a session: seals (or opens) its frames in sequence under its key.
 
     The runs (a Setup's million frames) go through ``map`` over the AEAD's own methods, so no
-    Python frame runs per frame: nonces, sealing and opening all stay in C.
+    Python frame runs per frame: nonces, sealing and opening all stay in C. They go a chunk at
+    a time into one buffer, so a run holds no object per frame (fresh memory for a million
+    of them cost more in page faults than the sealing itself).
     """
 
     #: Nonces made ahead for single frames (one numpy pass; a list pop then costs less than
@@ -81,7 +147,7 @@ class FrameCipher:
     def _nonces(self, start: int, count: int) -> list[bytes]:
         """The nonces of sequence numbers ``start`` .. ``start + count - 1``, built as one
         numpy array of :func:`frame_nonce` records (a third of the time of one ``struct`` call
-        each)."""
+        each), for frames sealed or opened one at a time."""
         nonces = np.empty(count, dtype=_NONCE_RECORD)
         nonces["direction"] = self._direction
         nonces["sequence"] = np.arange(start, start + count, dtype=np.uint64)
@@ -106,34 +172,57 @@ class FrameCipher:
         ahead = self._ahead or self._make_ahead(sealing=True)
         return self._encrypt(ahead.pop(), plaintext, None)
 
-    def seal_run(self, plaintexts: Iterable[bytes], count: int) -> list[bytes]:
-        """Seal the ``count`` ``plaintexts`` in sequence (a Setup's items: one call instead of
-        one per frame)."""
+    def seal_run(self, plaintexts: Iterable[bytes], count: int, *,
+                 length: int) -> FrameRun:
+        """Seal the ``count`` ``plaintexts``, each ``length`` bytes, in sequence into one
+        :class:`FrameRun` (a Setup's frames: one call, one buffer)."""
         sequence = self.sequence
         if sequence + count >= SEQUENCE_LIMIT:
             raise ChannelError("the session's sequence numbers are used up; open a new session")
-        frames = list(map(self._encrypt, self._nonces(sequence, count), plaintexts,
-                          repeat(None, count)))
+        size = length + TAG_BYTES
+        buffer = bytearray(count * size)
+        view, plaintexts = memoryview(buffer), iter(plaintexts)
+        for start in range(0, count, _CHUNK):
+            chunk = min(_CHUNK, count - start)
+            sealed = b"".join(map(self._encrypt, self._nonces(sequence + start, chunk),
+                                  islice(plaintexts, chunk), repeat(None, chunk)))
+            if len(sealed) != chunk * size:
+                raise ValueError(f"plaintexts of a run of {count} are not {count} of "
+                                 f"{length} bytes")
+            view[start * size:(start + chunk) * size] = sealed
         self.sequence = sequence + count
-        return frames
+        return FrameRun(buffer, size)
 
-    def open_run(self, frames: Sequence[bytes], start: int, length: int) -> list[bytes]:
+    def open_run(self, frames: Sequence[bytes], start: int, length: int) -> memoryview:
         """Open ``frames[start:]`` in sequence up to the first one that is not ``length``
-        bytes long or does not verify; return the plaintexts opened."""
+        bytes long or does not verify; return the plaintexts opened, one after another in one
+        buffer."""
         count = len(frames) - start
-        if count and set(map(len, islice(frames, start, None))) != {length}:   # rare
-            count = next(i for i, frame in enumerate(islice(frames, start, None))
-                         if len(frame) != length)
-        plaintexts: list[bytes] = []
-        sequence = self.sequence
-        try:
-            # On InvalidTag, extend keeps the plaintexts of the frames before the failed one.
-            plaintexts.extend(map(self._decrypt, self._nonces(sequence, count),
-                                  islice(frames, start, start + count), repeat(None, count)))
-        except InvalidTag:
-            pass
-        self.sequence = sequence + len(plaintexts)
-        return plaintexts
+        if isinstance(frames, FrameRun) and frames.frame_length == length:
+            sources = frames.frames_from(start)
+        else:
+            if count and set(map(len, islice(frames, start, None))) != {length}:   # rare
+                count = next(i for i, frame in enumerate(islice(frames, start, None))
+                             if len(frame) != length)
+            sources = islice(frames, start, start + count)
+        size = length - TAG_BYTES
+        view = memoryview(bytearray(count * size))
+        sequence, opened = self.sequence, 0
+        while opened < count:
+            chunk = min(_CHUNK, count - opened)
+            plaintexts: list[bytes] = []
+            try:
+                # On InvalidTag, extend keeps the plaintexts of the frames before the failed one.
+                plaintexts.extend(map(self._decrypt, self._nonces(sequence + opened, chunk),
+                                      islice(sources, chunk), repeat(None, chunk)))
+            except InvalidTag:
+                pass
+            view[opened * size:(opened + len(plaintexts)) * size] = b"".join(plaintexts)
+            opened += len(plaintexts)
+            if len(plaintexts) < chunk:
+                break
+        self.sequence = sequence + opened
+        return view[:opened * size]
 
     def open(self, frame: bytes) -> bytes | None:
         """The plaintext of the next frame, or None if it does not verify as that frame (the
@@ -197,13 +286,16 @@ class FrameFormat:
         repeated key keeps its first place and its last value), or None if any has a length
         field exceeding its field. Without a repeated key they come as
         :class:`~bolt.model.pages.EncodedItems`: a command plaintext is its item's slot
-        plaintext with the op byte in place of the slot's flag."""
-        # One command per row: its length fields checked as columns, its slot plaintext copied.
+        plaintext with the op byte in place of the slot's flag; a writable ``plaintexts``
+        becomes their slot plaintexts (its op bytes overwritten)."""
+        # One command per row, its length fields checked as columns.
         rows = np.frombuffer(plaintexts, dtype=np.uint8).reshape(-1, self._command.size)
         pairs = self._item_pairs(plaintexts, rows)
         if pairs is None or not len(rows):
             return pairs if pairs is None else {}
-        slots = rows.copy()
+        # A writable buffer (the endpoint's own, opened from the frames) becomes the slot
+        # plaintexts in place: the op bytes are all read, and 2^20 rows are 88 MB.
+        slots = rows if rows.flags.writeable else rows.copy()
         slots[:, 0] = OCCUPIED
         # Built straight into the EncodedItems (a million items: no dictionary copied).
         items = EncodedItems(pairs)

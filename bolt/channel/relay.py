@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from .frames import FrameRun
+
 __all__ = ["HostRelay", "HostFrame", "TO_ACCELERATOR", "TO_CLIENT", "KINDS"]
 
 TO_ACCELERATOR, TO_CLIENT = "to accelerator", "to client"
@@ -57,7 +59,7 @@ class HostRelay:
         # copied, and read out only when asked for). Tuples of bytes, unlike lists, leave the
         # cyclic garbage collector's lists at its first pass, so a long run's record does not
         # make every later collection slower (a quarter of an access's time at N = 2^20 when
-        # it was kept as lists).
+        # it was kept as lists). A Setup's frames come as one FrameRun and are kept as it is.
         self._log: list[tuple[int, Sequence[bytes], int]] = []
 
     # -- the transport the client uses ------------------------------------------------------------
@@ -77,7 +79,8 @@ class HostRelay:
         if self.interpose is not None:
             frames = self.interpose(list(frames))
         log, event_count = self._log, self._event_count
-        log.append((_COMMAND, tuple(frames), event_count()))
+        log.append((_COMMAND, frames if type(frames) is FrameRun else tuple(frames),
+                    event_count()))
         responses = self._exchange(frames)
         log.append((_RESPONSE, tuple(responses), event_count()))
         return responses

@@ -3,13 +3,14 @@ achieves by altering, replaying, dropping, reordering or truncating frames (noth
 
 import random
 
+import numpy as np
 import pytest
 
 import bolt
 from bolt.channel import (ChannelClient, HostRelay, ReferenceDevice, Report, reference_measurement,
                           fixture_vendor_key)
 from bolt.channel.attestation import rtl_measurement
-from bolt.channel.frames import TO_ACCELERATOR, FrameCipher, FrameFormat
+from bolt.channel.frames import TO_ACCELERATOR, FrameCipher, FrameFormat, FrameRun
 from bolt.model import ReferenceAccelerator
 from bolt.model.pages import EncodedItems, encode_slot
 from bolt.params import Params
@@ -289,6 +290,11 @@ def test_setup_items_decode_as_each_command_alone_would(lengths):
     assert isinstance(distinct, EncodedItems) and distinct == dict(items[:-1])
     assert [row.tobytes() for row in distinct.slots] == [encode_slot(p, key, value)
                                                          for key, value in items[:-1]]
+    # A writable buffer (the endpoint's opened frames) is decoded alike, and becomes the slots.
+    writable = bytearray(b"".join(plaintexts[:-1]))
+    in_place = fmt.unpack_items(memoryview(writable))
+    assert in_place == distinct and (in_place.slots == distinct.slots).all()
+    assert np.shares_memory(in_place.slots, np.frombuffer(writable, dtype=np.uint8))
     bad = bytearray(plaintexts[7])
     bad[1] = p.key_size + 1                       # a key length past the key field
     assert fmt.unpack_items(b"".join(plaintexts[:7] + [bytes(bad)] + plaintexts[8:])) is None
@@ -303,10 +309,21 @@ def test_runs_of_frames_seal_and_open_as_one_frame_at_a_time():
         one, run, opener = (FrameCipher(bytes(range(16)), TO_ACCELERATOR) for _ in range(3))
         one.sequence = run.sequence = opener.sequence = start
         frames = [one.seal(plaintext) for plaintext in plaintexts]
-        assert run.seal_run(iter(plaintexts), len(plaintexts)) == frames
+        sealed = run.seal_run(iter(plaintexts), len(plaintexts), length=20)
+        assert list(sealed) == frames and sealed.tobytes() == b"".join(frames)
         assert run.sequence == one.sequence == start + 50
-        assert opener.open_run(frames[:30] + [frames[31]] + frames[31:], 0, 36) == plaintexts[:30]
+        opened = opener.open_run(frames[:30] + [frames[31]] + frames[31:], 0, 36)
+        assert opened == b"".join(plaintexts[:30])
         assert opener.sequence == start + 30
+        # A run opens from a FrameRun as from a list, up to the first frame that fails.
+        tampered = bytearray(sealed.tobytes())
+        tampered[40 * 36] ^= 1
+        again = FrameCipher(bytes(range(16)), TO_ACCELERATOR)
+        again.sequence = start
+        assert again.open_run(FrameRun(bytes(tampered), 36), 5, 36) == b""
+        again.sequence = start + 5
+        assert again.open_run(FrameRun(bytes(tampered), 36), 5, 36) == b"".join(plaintexts[5:40])
+        assert again.sequence == start + 40
 
 
 @pytest.mark.parametrize("placement", ["two-choice", "pool"])

@@ -49,7 +49,7 @@ def test_rtl_frames_equal_the_reference_frames(rtl_device):
     assert len(both([send.seal(fmt.pack_command(Op.GET, b"early"))])) == 1   # REFUSED
     items = {b"k%d" % i: rng.randbytes(rng.randrange(9)) for i in range(300)}
     setup = [send.seal(c) for c in setup_key_commands(p, MASTER_KEY, unique_salt())]
-    setup += send.seal_run(fmt.pack_items(items), len(items))
+    setup += send.seal_run(fmt.pack_items(items), len(items), length=p.command_plaintext_bytes)
     setup.append(send.seal(fmt.pack_command(Cmd.SETUP_END)))
     assert len(both(setup)) == 1
     keys = list(items) + [b"new%d" % i for i in range(50)]
