@@ -17,9 +17,11 @@ test that tampers with the memory between accesses is seen by the next read.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import logging
 import random
+import sys
 
 import cocotb
 from cocotb.triggers import ValueChange
@@ -119,6 +121,76 @@ class HostPort:
         _set_pauses(self.slave, rng, probability)
 
 
+class _VpiVector(ctypes.Structure):
+    """VPI's ``s_vpi_value`` holding a ``vpiVectorVal`` (a pointer to ``(aval, bval)`` words)."""
+
+    _fields_ = [("format", ctypes.c_int32), ("vector", ctypes.c_void_p)]
+
+
+#: ``vpi_user.h``: the value format of 32-bit ``(aval, bval)`` word pairs, and the put that
+#: waits for the simulator's next application of writes, as cocotb's own deposits do.
+_VPI_VECTOR_VAL = 9
+_VPI_INERTIAL_DELAY = 2
+
+
+class _BurstBus:
+    """A wide top-level port read and written as bytes through VPI's word vectors.
+
+    cocotb reads and writes a vector as a string of one character per bit, which Python and
+    the simulator's VPI convert bit by bit: for the host model's 9,216-bit data ports (a burst
+    at V = 64) a tenth of the simulation's instructions per access. The executable exports the
+    VPI functions (cocotb's library calls them), so they are called here directly, 32 bits a
+    word. ``None`` from :meth:`open` where the simulator does not offer them.
+    """
+
+    def __init__(self, vpi, handle: int, bits: int):
+        self._vpi = vpi
+        self._handle = ctypes.c_void_p(handle)
+        self._bytes = bits // 8
+        words = (bits + 31) // 32
+        self._pairs = (ctypes.c_uint32 * (2 * words))()     # bval words stay 0: no X or Z
+        self._avals = memoryview(self._pairs).cast("B").cast("I")[0::2]
+        self._value = _VpiVector(_VPI_VECTOR_VAL, ctypes.addressof(self._pairs))
+        self._words = words
+
+    @classmethod
+    def open(cls, signal) -> "_BurstBus | None":
+        """The port ``signal`` (a cocotb handle) as a :class:`_BurstBus`, or None."""
+        bits = len(signal)
+        if bits % 32 or sys.byteorder != "little":    # words taken as the bytes' native order
+            return None
+        try:
+            vpi = ctypes.CDLL(None)
+            by_name, _, _ = vpi.vpi_handle_by_name, vpi.vpi_get_value, vpi.vpi_put_value
+        except (OSError, AttributeError):
+            return None
+        by_name.restype = ctypes.c_void_p
+        by_name.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+        vpi.vpi_get_value.argtypes = [ctypes.c_void_p, ctypes.POINTER(_VpiVector)]
+        vpi.vpi_get_value.restype = None
+        vpi.vpi_put_value.argtypes = [ctypes.c_void_p, ctypes.POINTER(_VpiVector),
+                                      ctypes.c_void_p, ctypes.c_int32]
+        vpi.vpi_put_value.restype = ctypes.c_void_p
+        handle = by_name(signal._path.encode(), None)
+        return cls(vpi, handle, bits) if handle else None
+
+    def read(self) -> bytes:
+        """The port's value, least significant byte first."""
+        value = _VpiVector(_VPI_VECTOR_VAL, None)
+        self._vpi.vpi_get_value(self._handle, ctypes.byref(value))
+        if not value.vector:
+            raise RuntimeError("the simulator gave no value for the host model's write data")
+        pairs = (ctypes.c_uint32 * (2 * self._words)).from_address(value.vector)
+        return memoryview(pairs).cast("B").cast("I")[0::2].tobytes()
+
+    def write(self, data: bytes) -> None:
+        """Deposit ``data`` (least significant byte first, zeros above it): held, as
+        cocotb's own writes are, until the simulator applies this time step's writes."""
+        self._avals[:] = memoryview(data.ljust(self._bytes, b"\0")).cast("I")
+        self._vpi.vpi_put_value(self._handle, ctypes.byref(self._value), None,
+                                _VPI_INERTIAL_DELAY)
+
+
 class HostModelPort:
     """Serve the host model of ``dut`` (a :class:`bolt.sim.card.SimulatedCard`) from
     ``memory``, and switch the card's host port to it.
@@ -149,6 +221,8 @@ class HostModelPort:
         dut.host_model_seed.value = seed
         dut.host_model_answered.value = 0
         self._bits = len(dut.host_model_read_data)
+        self._read_data = _BurstBus.open(dut.host_model_read_data)
+        self._write_data = _BurstBus.open(dut.host_model_write_data)
         self._task = cocotb.start_soon(self._serve())
 
     async def _serve(self) -> None:
@@ -162,9 +236,16 @@ class HostModelPort:
             address = int(dut.host_model_address.value)
             length = int(dut.host_model_beats.value) * BEAT_BYTES
             if int(dut.host_model_write.value):
-                data = int(dut.host_model_write_data.value).to_bytes(self._bits // 8, "little")
+                if self._write_data is not None:
+                    data = self._write_data.read()
+                else:
+                    data = int(dut.host_model_write_data.value).to_bytes(self._bits // 8,
+                                                                         "little")
                 target.write_burst(address, data[:length])
             else:
                 data = target.read_burst(address, length)
-                dut.host_model_read_data.value = int.from_bytes(data, "little")
+                if self._read_data is not None:
+                    self._read_data.write(data)
+                else:
+                    dut.host_model_read_data.value = int.from_bytes(data, "little")
             dut.host_model_answered.value = flag
