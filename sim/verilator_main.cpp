@@ -77,9 +77,18 @@ void fall(Root&) {}
 WaveWriter* waves = nullptr;
 #endif
 
+// Whether a signal may have changed since the value-change callbacks last ran: the design was
+// evaluated or its clock turned over since. A write through VPI sets Verilator's evalNeeded
+// until the next evaluation, so it is seen there. Verilator compares every watched signal
+// with its last value at each call, a few per cent of the simulation's instructions at ten
+// calls a cycle, most of them with nothing changed.
+bool values_changed = true;
+
 // Value-change callbacks may write signals, which may fire more callbacks: run them until
 // none fires. Returns whether any did.
 bool drain_value_callbacks() {
+    if (!values_changed && !VerilatedVpi::evalNeeded()) return false;
+    values_changed = false;
     bool fired = false;
     while (VerilatedVpi::callValueCbs()) fired = true;
     return fired;
@@ -98,10 +107,12 @@ void run_time_step(Vtop& top, bool& evaluated, bool clock_edge, bool evaluate_fa
             if (VerilatedVpi::evalNeeded() || forced || !evaluated) {
                 top.eval_step();
                 evaluated = true;
+                values_changed = true;
             }
             VerilatedVpi::clearEvalNeeded();
             forced = false;
             if (clock_edge) {
+                values_changed = true;
                 top.clk = !top.clk;
                 clock_edge = false;
                 forced = top.clk || evaluate_falling;
