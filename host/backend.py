@@ -44,10 +44,37 @@ TOP_NAME = "bolt_accelerator"
 SEALED_TOP_NAME = "bolt_sealed_accelerator"
 
 
-def build_accelerator(params: Params, *, waveform: bool = False, sealed: bool = False):
+#: The largest capacity whose profile-guided build (``build_accelerator(...,
+#: profile_guided=True)``) is made: its training run's Setup clears every HBM page, so it grows
+#: with N (seconds at 2^12, minutes at 2^20); larger builds are compiled without a profile.
+PROFILE_GUIDED_MAX_CAPACITY = 2**16
+
+
+def _training(params: Params):
+    """The training run of a profile-guided accelerator build: the cosimulation testbench's
+    Setup of a few hundred items and 200 mixed accesses, on the RTL backend's main-loop clock
+    and without back-pressure, as the backend simulates it."""
+    def train(handle) -> None:
+        from ..sim.streams import CLOCK_PERIOD_NS
+        from ..sim.verilator import main_clock_env, run
+
+        run(handle, "bolt.sim.tb_accelerator", testcase="test_cosim", env={
+            "BOLT_PARAMS": json.dumps(params.arguments()), "BOLT_OPS": 200,
+            "BOLT_SETUP_ITEMS": min(256, params.capacity // 2), "BOLT_INITIAL_SETUP": 0,
+            "BOLT_PAUSES": 0, "BOLT_SEED": 1, **main_clock_env(CLOCK_PERIOD_NS)})
+    return train
+
+
+def build_accelerator(params: Params, *, waveform: bool = False, sealed: bool = False,
+                      profile_guided: bool = False):
     """The cached Verilator build of the accelerator for ``params`` (``sealed``: behind its
     channel, :class:`bolt.hdl.channel.SealedAccelerator`), with the simulated HBM and host
-    memory models on its ports (:class:`bolt.sim.card.SimulatedCard`)."""
+    memory models on its ports (:class:`bolt.sim.card.SimulatedCard`).
+
+    ``profile_guided``: compiled with the counts of a training run (:func:`_training`,
+    ``bolt.sim.verilator.build``'s ``training``), for long simulations such as ``bolt sim``'s;
+    a separate cache entry, not made for a waveform, the sealed design or a capacity over
+    :data:`PROFILE_GUIDED_MAX_CAPACITY`."""
     from ..hdl.accelerator import RtlAccelerator
     from ..sim.card import SimulatedCard, models_verilog
     from ..sim.verilator import DEFAULT_BUILD_ARGS, build
@@ -63,9 +90,11 @@ def build_accelerator(params: Params, *, waveform: bool = False, sealed: bool = 
             design, name = SealedAccelerator, SEALED_TOP_NAME
         else:
             design, name = RtlAccelerator, TOP_NAME
+        training = (_training(params) if profile_guided and not waveform and not sealed
+                    and params.capacity <= PROFILE_GUIDED_MAX_CAPACITY else None)
         return build(lambda: SimulatedCard(design(params)), name=name, build_args=args,
                      source_key=repr(params.arguments()),
-                     extra_verilog=models_verilog(), long_runs=True)
+                     extra_verilog=models_verilog(), long_runs=True, training=training)
     except Exception as error:
         raise BackendError(f"could not build the accelerator for {params}: {error}") from error
 
@@ -261,6 +290,9 @@ class RtlBackend:
         talks to through the host (``report``, ``open_session``, ``exchange``), and nothing is
         set up until the client's Setup frames arrive (``master_key``, ``salt`` and ``items``
         are not used).
+    profile_guided : bool
+        Simulate on the profile-guided build (:func:`build_accelerator`): for long runs, at
+        the cost of a training run and a second compilation when it is not cached yet.
     """
 
     def __init__(self, params: Params, *, master_key: bytes | None = None,
@@ -269,7 +301,7 @@ class RtlBackend:
                  host_bandwidth: float = PCIE_GEN3_X16_BYTES_PER_S,
                  simulated_link: bool = False,
                  waveform: str | os.PathLike | None = None, timeout_s: float = 120.0,
-                 channel: bool = False):
+                 channel: bool = False, profile_guided: bool = False):
         self._host_timing = simulated_host_timing(clock_hz, host_round_trip_s, host_bandwidth) \
             if simulated_link else (0, 0)
         master_key = master_key_or_new(master_key)
@@ -290,7 +322,7 @@ class RtlBackend:
         self._connection = None
         try:
             self._handle = build_accelerator(params, waveform=waveform is not None,
-                                             sealed=channel)
+                                             sealed=channel, profile_guided=profile_guided)
             self._start(self._handle, waveform)
             if not channel:
                 self.setup(items, salt=salt)

