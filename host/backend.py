@@ -218,7 +218,9 @@ class RtlStats:
             report[f"{name}: p99 latency (us)"] = run["p99 latency (us)"]
             report[f"{name}: throughput (accesses/s)"] = run["throughput (accesses/s)"]
         report["host link cap (accesses/s)"] = run["link cap (accesses/s)"]
-        report["HBM port cap (accesses/s)"] = run["HBM port cap (accesses/s)"]
+        port_cap = run["HBM port cap (accesses/s)"]
+        report["HBM port cap (accesses/s)"] = (
+            port_cap if port_cap is not None else "not measured (no cycle stamps)")
         if self.value_size in PAPER_LATENCY_US:
             paper = PAPER_LATENCY_US[self.value_size]
             report["paper's FPGA latency (us)"] = paper

@@ -93,6 +93,20 @@ def test_the_hbm_port_caps_the_rate_when_it_is_the_busiest_stage():
                                                            rel=0.02)
 
 
+def test_unmeasured_phases_give_no_port_cap_and_no_division_by_zero():
+    """Through the sealed channel the RTL's answers carry no stamps: every access's phases
+    but its back are zero, and a few accesses may all touch pages."""
+    unmeasured = AccessPhases(front=0.0, back=(0.0, 700.0, 900.0))
+    run = project([1, 2, 2, 1, 2], unmeasured, LINK, PAGE)
+    assert run["HBM port cap (accesses/s)"] is None
+    assert run["throughput (accesses/s)"] > 0 and run["mean latency (us)"] > 0
+    assert project([0, 1], unmeasured, LINK, PAGE)["HBM port cap (accesses/s)"] is None
+    stats = RtlStats(page_bytes=PAGE)
+    for cycles, reads in ((800, 1), (1000, 2)):
+        stats.record(cycles, reads, reads * PAGE)
+    assert stats.summary()["HBM port cap (accesses/s)"] == "not measured (no cycle stamps)"
+
+
 def test_the_link_caps_the_rate_when_it_is_the_busiest_stage():
     touches = [2] * 500
     fast = AccessPhases(front=1, back=(1, 1, 1))
