@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from .channel import ChannelClient
 from .channel.attestation import Report
@@ -75,7 +75,7 @@ class NetworkTransport:
     def open_session(self, encapsulated_key: bytes) -> bytes:
         return self._call((Kind.SESSION, encapsulated_key), Kind.SESSION)
 
-    def exchange(self, frames: list[bytes]) -> list[bytes]:
+    def exchange(self, frames: Sequence[bytes]) -> list[bytes]:
         body = self._call((Kind.EXCHANGE, frames.tobytes() if isinstance(frames, FrameRun)
                            else b"".join(frames)), Kind.EXCHANGE)
         size = self._response_bytes
