@@ -147,7 +147,7 @@ class FrameCipher:
     def _nonces(self, start: int, count: int) -> list[bytes]:
         """The nonces of sequence numbers ``start`` .. ``start + count - 1``, built as one
         numpy array of :func:`frame_nonce` records (a third of the time of one ``struct`` call
-        each), for frames sealed or opened one at a time."""
+        each)."""
         nonces = np.empty(count, dtype=_NONCE_RECORD)
         nonces["direction"] = self._direction
         nonces["sequence"] = np.arange(start, start + count, dtype=np.uint64)
