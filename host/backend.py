@@ -33,8 +33,8 @@ from ..params import Params
 from ..protocol import Op, Response, Status
 from ..trace import HostMemory, Trace
 
-__all__ = ["RtlBackend", "RtlStats", "build_accelerator", "PCIE_GEN3_X16_BYTES_PER_S",
-           "PAPER_LATENCY_US"]
+__all__ = ["RtlBackend", "RtlStats", "build_accelerator", "run_cosim_testbench",
+           "PCIE_GEN3_X16_BYTES_PER_S", "PAPER_LATENCY_US"]
 
 #: Usable bandwidth of PCIe Gen3 x16, the default host link of the latency projection.
 PCIE_GEN3_X16_BYTES_PER_S = 12e9
@@ -50,18 +50,28 @@ SEALED_TOP_NAME = "bolt_sealed_accelerator"
 PROFILE_GUIDED_MAX_CAPACITY = 2**16
 
 
+def run_cosim_testbench(handle, params: Params, *, setup_items: int, ops: int, seed: int,
+                        **env) -> None:
+    """Run the cosimulation testbench (``bolt.sim.tb_accelerator``'s ``test_cosim``) on the
+    accelerator build ``handle``: a Setup of ``setup_items`` distinct keys (the map's first:
+    no empty Setup before it), then ``ops`` mixed accesses compared with the model, on the
+    RTL backend's main-loop clock. ``env``: more of the testbench's ``BOLT_*`` settings."""
+    from ..sim.streams import CLOCK_PERIOD_NS
+    from ..sim.verilator import main_clock_env, run
+
+    run(handle, "bolt.sim.tb_accelerator", testcase="test_cosim", env={
+        "BOLT_PARAMS": json.dumps(params.arguments()), "BOLT_SETUP_ITEMS": setup_items,
+        "BOLT_OPS": ops, "BOLT_SEED": seed, "BOLT_INITIAL_SETUP": 0, **env,
+        **main_clock_env(CLOCK_PERIOD_NS)})
+
+
 def _training(params: Params):
     """The training run of a profile-guided accelerator build: the cosimulation testbench's
-    Setup of a few hundred items and 200 mixed accesses, on the RTL backend's main-loop clock
-    and without back-pressure, as the backend simulates it."""
+    Setup of a few hundred items and 200 mixed accesses, without back-pressure, as the
+    backend simulates it."""
     def train(handle) -> None:
-        from ..sim.streams import CLOCK_PERIOD_NS
-        from ..sim.verilator import main_clock_env, run
-
-        run(handle, "bolt.sim.tb_accelerator", testcase="test_cosim", env={
-            "BOLT_PARAMS": json.dumps(params.arguments()), "BOLT_OPS": 200,
-            "BOLT_SETUP_ITEMS": min(256, params.capacity // 2), "BOLT_INITIAL_SETUP": 0,
-            "BOLT_PAUSES": 0, "BOLT_SEED": 1, **main_clock_env(CLOCK_PERIOD_NS)})
+        run_cosim_testbench(handle, params, setup_items=min(256, params.capacity // 2),
+                            ops=200, seed=1, BOLT_PAUSES=0)
     return train
 
 

@@ -88,9 +88,7 @@ def run_cosimulation(params, *, setup_items: int, ops: int, seed: int) -> dict:
     design to Verilog, and the largest of its children, Verilator and the C++ compiler), the
     Setup's and the accesses' wall-clock times (RTL and model together) and the simulation's
     peak memory. The clock is the main loop's, as in the RTL backend's simulations."""
-    from bolt.host.backend import build_accelerator
-    from bolt.sim.streams import CLOCK_PERIOD_NS
-    from bolt.sim.verilator import main_clock_env, run
+    from bolt.host.backend import build_accelerator, run_cosim_testbench
 
     start = time.perf_counter()
     handle = build_accelerator(params)
@@ -99,10 +97,8 @@ def run_cosimulation(params, *, setup_items: int, ops: int, seed: int) -> dict:
               "build peak memory, Verilator and C++ (MiB)": _peak_mib(resource.RUSAGE_CHILDREN)}
     with tempfile.TemporaryDirectory(prefix="bolt-cosim-") as directory:
         path = Path(directory) / "cosim.json"
-        run(handle, "bolt.sim.tb_accelerator", testcase="test_cosim", env={
-            "BOLT_PARAMS": json.dumps(params.arguments()), "BOLT_SETUP_ITEMS": setup_items,
-            "BOLT_OPS": ops, "BOLT_SEED": seed, "BOLT_CRYPTO": 1, "BOLT_INITIAL_SETUP": 0,
-            "BOLT_COSIM_REPORT": path, **main_clock_env(CLOCK_PERIOD_NS)})
+        run_cosim_testbench(handle, params, setup_items=setup_items, ops=ops, seed=seed,
+                            BOLT_CRYPTO=1, BOLT_COSIM_REPORT=path)
         cosim = json.loads(path.read_text())
     report.update(cosim)
     report["simulated accesses per second"] = ops / cosim["accesses (s)"]
