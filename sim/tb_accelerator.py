@@ -33,6 +33,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from bolt.sim.card import HBM_LATENCY_SIMULATED, set_hbm
 from bolt.sim.driver import AcceleratorDriver
 from bolt.sim.host_port import HostModelPort, HostPort
+from bolt.sim.streams import env_float, env_int
 from bolt.model import ReferenceAccelerator
 from bolt.protocol import HOST
 from bolt.params import Params
@@ -42,14 +43,6 @@ from bolt.trace import HostMemory
 
 def _params() -> Params:
     return Params(**json.loads(os.environ.get("BOLT_PARAMS", '{"capacity": 1024, "value_size": 8}')))
-
-
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
-
-
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
 
 
 class Bench:
@@ -63,7 +56,7 @@ class Bench:
         self.master_key = master_key
         self.memory = HostMemory(params.host_bytes)
         self.driver = AcceleratorDriver(dut, params)
-        pauses = _env_float("BOLT_PAUSES", 0.1) if pauses is None else pauses
+        pauses = env_float("BOLT_PAUSES", 0.1) if pauses is None else pauses
         if host_model:
             self.host = HostModelPort(dut, self.memory, page_stride=params.page_stride,
                                       latency=4, stall=pauses, seed=seed + 2)
@@ -74,7 +67,7 @@ class Bench:
         set_hbm(dut, stall=pauses, seed=seed + 1)
         self.model = ReferenceAccelerator(params, master_key=master_key, salt=salt,
                                           items=items)
-        self.crypto = bool(_env_int("BOLT_CRYPTO", 1))
+        self.crypto = bool(env_int("BOLT_CRYPTO", 1))
         #: Per access: ((x is a host bin, y is a host bin), cycles). Which of x, y are host
         #: bins is what the trace (and the timing of its page requests) shows.
         self.cycles: list[tuple[tuple[bool, bool], int]] = []
@@ -148,12 +141,12 @@ def _secrets(seed: int):
 async def test_cosim(dut):
     """Bulk Setup, then a mixed GET/PUT/DELETE workload: hits, misses, overwrites, deletes."""
     p = _params()
-    rng, master_key, salt0, salt1 = _secrets(_env_int("BOLT_SEED", 1))
+    rng, master_key, salt0, salt1 = _secrets(env_int("BOLT_SEED", 1))
     items = {}
-    while len(items) < _env_int("BOLT_SETUP_ITEMS", 200):    # distinct keys
+    while len(items) < env_int("BOLT_SETUP_ITEMS", 200):    # distinct keys
         items[_key(rng, p)] = _value(rng, p)
     started = time.perf_counter()
-    if _env_int("BOLT_INITIAL_SETUP", 1):     # an empty Setup first, as a new map has
+    if env_int("BOLT_INITIAL_SETUP", 1):     # an empty Setup first, as a new map has
         bench = Bench(dut, p, master_key, salt0)
         await bench.start(salt0)
         started = time.perf_counter()
@@ -169,7 +162,7 @@ async def test_cosim(dut):
     setup_overruns = int(dut.overruns.value)
     dut._log.info("cosim: HBM steps over their budget in the Setup: %d", setup_overruns)
     known = list(items)
-    ops = _env_int("BOLT_OPS", 500)
+    ops = env_int("BOLT_OPS", 500)
     stats = Counter()
     started = time.perf_counter()
     for n in range(ops):
@@ -205,7 +198,7 @@ async def test_tamper(dut):
     """A page modified in host memory makes the RTL report INTEGRITY for it, like the model:
     a GET of a key stored in that page fails, every time, and keys elsewhere still read back."""
     p = _params()
-    rng, master_key, salt0, salt1 = _secrets(_env_int("BOLT_SEED", 1) + 7)
+    rng, master_key, salt0, salt1 = _secrets(env_int("BOLT_SEED", 1) + 7)
     bench = Bench(dut, p, master_key, salt0)
     await bench.start(salt0)
     items = dict((_key(rng, p), _value(rng, p)) for _ in range(p.capacity // 4))
@@ -296,15 +289,15 @@ async def test_timing(dut):
     write response, and the response) falls on the same cycle under every workload.
     """
     p = _params()
-    rng, master_key, salt0, salt1 = _secrets(_env_int("BOLT_SEED", 1) + 13)
-    pauses = _env_float("BOLT_PAUSES", 0.1)
+    rng, master_key, salt0, salt1 = _secrets(env_int("BOLT_SEED", 1) + 13)
+    pauses = env_float("BOLT_PAUSES", 0.1)
     bench = Bench(dut, p, master_key, salt0, pauses=pauses, seed=5, host_model=False)
     monitor = RequestMonitor(dut)
     await bench.start(salt0)
     items = [(_key(rng, p), _value(rng, p)) for _ in range(p.capacity // 4)]
     await bench.setup(items, salt1)
     keys = [key for key, _ in items]
-    n_ops = _env_int("BOLT_TIMING_OPS", 300)
+    n_ops = env_int("BOLT_TIMING_OPS", 300)
     workloads = {
         "hot key": lambda: (rng.choice([Op.GET, Op.PUT]), keys[0]),
         "uniform hits": lambda: (rng.choice([Op.GET, Op.PUT, Op.DELETE]), rng.choice(keys)),
@@ -317,7 +310,7 @@ async def test_timing(dut):
         for n in range(n_ops):
             op, key = draw()
             before = bench.model._drbg.words_drawn
-            bench.host.set_pauses(random.Random(_env_int("BOLT_SEED", 1)), pauses)
+            bench.host.set_pauses(random.Random(env_int("BOLT_SEED", 1)), pauses)
             dut.hbm_latency.value = rng.randint(1, HBM_LATENCY_SIMULATED)
             monitor.begin()
             await bench.access(op, key, _value(rng, p) if op == Op.PUT else None, n)
