@@ -32,6 +32,12 @@ Interfaces
 ``cmd``, ``resp``
     To and from the accelerator core (:func:`~.accelerator.command_layout`,
     :func:`~.accelerator.response_layout`).
+``stamps`` (``Out``, :data:`STAMPS_LAYOUT`; :class:`SealedAccelerator` only)
+    Measurement only, as the core's own cycle stamps: the stamps of the core's last response
+    (counted from its command's acceptance), the cycles from the acceptance of the frame that
+    carried that command to the core's (``opened``), and the core's responses so far. Timing
+    is the host's to see anyway (the frames' timing); this port carries no key, value or
+    outcome.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from .gcm import BLOCK_BYTES, Gcm
 from .pages import bswap
 
 __all__ = ["Channel", "SealedAccelerator", "KEY_PORT_LAYOUT", "SESSION_STATE_LAYOUT",
-           "frame_in_layout",
+           "STAMPS_LAYOUT", "frame_in_layout",
            "TO_ACCELERATOR", "TO_CLIENT"]
 
 #: The nonce's direction field (as in :mod:`bolt.channel.frames`).
@@ -59,6 +65,12 @@ KEY_PORT_LAYOUT = data.StructLayout({"command_key": 128, "response_key": 128,
                                      "command_sequence": 64, "response_sequence": 64})
 SESSION_STATE_LAYOUT = data.StructLayout({"open": 1, "command_sequence": 64,
                                           "response_sequence": 64})
+#: :class:`SealedAccelerator`'s measurement port: ``responses`` counts the core's responses
+#: (mod 2^16), ``opened`` is the cycles from a frame's acceptance to its command's acceptance
+#: by the core, and the rest are the last response's cycle stamps (as in
+#: :func:`~.accelerator.response_layout`).
+STAMPS_LAYOUT = data.StructLayout({"responses": 16, "opened": 32, "cycles": 32, "reads_at": 32,
+                                   "data_at": 32, "ready_at": 32})
 
 
 def frame_in_layout(params: Params) -> data.StructLayout:
@@ -360,6 +372,7 @@ class SealedAccelerator(wiring.Component):
                    if name not in ("cmd", "resp")}
         members.update({name: self._channel.signature.members[name]
                         for name in _CHANNEL_PORTS})
+        members["stamps"] = Out(STAMPS_LAYOUT)
         super().__init__(members)
 
     @property
@@ -394,7 +407,25 @@ class SealedAccelerator(wiring.Component):
                      self.frames_in.ready.eq(channel.frames_in.ready & core_idle)]
         wiring.connect(m, channel.frames_out, wiring.flipped(self.frames_out))
         m.d.comb += self.session_state.eq(channel.session_state)
+        self._stamps(m)
         for name in self.signature.members:
-            if name not in _CHANNEL_PORTS:
+            if name not in (*_CHANNEL_PORTS, "stamps"):
                 pass_through(m, self, core, name)
         return m
+
+    def _stamps(self, m):
+        """The measurement port: the core's stamps reach the host's side only here, as the
+        frames carry none (the latency projection needs them through the channel too)."""
+        core, stamps = self._core, self.stamps
+        since_frame = Signal(32)    # cycles since the last frame was taken (1 the cycle after)
+        m.d.channel += since_frame.eq(since_frame + 1)
+        with m.If(self.frames_in.valid & self.frames_in.ready):
+            m.d.channel += since_frame.eq(1)
+        with m.If(core.cmd.valid & core.cmd.ready):
+            m.d.channel += stamps.opened.eq(since_frame)
+        with m.If(core.resp.valid & core.resp.ready):
+            answer = core.resp.payload
+            m.d.channel += [stamps.responses.eq(stamps.responses + 1),
+                            stamps.cycles.eq(answer.cycles), stamps.reads_at.eq(answer.reads_at),
+                            stamps.data_at.eq(answer.data_at),
+                            stamps.ready_at.eq(answer.ready_at)]

@@ -148,9 +148,10 @@ class RtlStats:
 
     def record(self, cycles, reads: int, bytes_moved: int) -> None:
         """``cycles``: the access's ``(total, reads_at, data_at, idle_at, ready_at)`` stamps
-        (:class:`bolt.hdl.accelerator.Cycles`), or its total alone (through the sealed channel,
-        which does not carry the stamps: the projection then counts the simulated host link's
-        cycles as on-chip work, a pessimistic figure)."""
+        (:class:`bolt.hdl.accelerator.Cycles`; through the sealed channel counted from its
+        frame's acceptance, so the front holds the frame's opening and the back its sealing),
+        or its total alone (stamps unknown: the projection then counts the simulated host
+        link's cycles as on-chip work, a pessimistic figure)."""
         total, reads_at, data_at, idle_at, ready_at = (
             (cycles, 0, 0, cycles, 0) if isinstance(cycles, int) else cycles)
         self.cycles.append(total)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import First, ReadOnly, RisingEdge
 
+from bolt.hdl.accelerator import Cycles, unpack_fields
+from bolt.hdl.channel import STAMPS_LAYOUT
 from bolt.params import Params
 from bolt.sim.streams import CLOCK_PERIOD_NS, offer, start_clock_and_reset
 
@@ -50,9 +52,15 @@ class ChannelDriver:
         await RisingEdge(self.dut.clk)
         return bool(state & 1), (state >> 1) & (2**64 - 1), (state >> 65) & (2**64 - 1)
 
-    async def exchange(self, frames) -> tuple[list[bytes], list[int], int]:
-        """Pass ``frames`` in; return the answers, the cycles from each answered frame's
-        acceptance to its answer, and the cycles of the whole batch."""
+    async def exchange(self, frames) -> tuple[list, list, int]:
+        """Pass ``frames`` in; return the answers, the cycle stamps of each answer and the
+        cycles of the whole batch.
+
+        An answer's stamps are :class:`~bolt.hdl.accelerator.Cycles` counted from its frame's
+        acceptance (the core's own, from the ``stamps`` port, moved by the cycles the frame
+        took to reach the core; ``idle_at`` when the next frame can be taken), or the cycles
+        to the answer alone if the core gave none (a frame the channel refused).
+        """
         dut, p = self.dut, self.params
         answers, cycles, total = [], [], 0
         for frame in frames:
@@ -61,14 +69,18 @@ class ChannelDriver:
                                             | len(frame) << (8 * p.command_frame_bytes))
             await offer(dut.clk, dut.frames_in__valid, dut.frames_in__ready)
             accepted = get_sim_time("ns")
+            responses = answered = None
             while True:     # wakes when an answer is offered or the channel is idle again
                 await ReadOnly()
                 count = round((get_sim_time("ns") - accepted) / self.clock_period_ns) + 1
+                if responses is None:   # the cycle after the frame was taken: not answered yet
+                    responses = self._stamps()["responses"]
                 answering = int(dut.frames_out__valid.value)
                 if answering:
                     answers.append(int(dut.frames_out__payload.value).to_bytes(
                         p.response_frame_bytes, "little"))
                     cycles.append(count)
+                    answered = self._answer_stamps(count, responses)
                 if int(dut.frames_in__ready.value):
                     await RisingEdge(dut.clk)
                     break
@@ -77,5 +89,23 @@ class ChannelDriver:
                 else:
                     await First(RisingEdge(dut.frames_out__valid),
                                 RisingEdge(dut.frames_in__ready))
+            if answered is not None:    # a plain tuple: the parent need not import the HDL
+                cycles[-1] = tuple(answered._replace(idle_at=count))
             total += count
         return answers, cycles, total
+
+    def _stamps(self) -> dict:
+        return unpack_fields(STAMPS_LAYOUT, int(self.dut.stamps.value))
+
+    def _answer_stamps(self, count: int, responses: int) -> Cycles | None:
+        """The stamps of the answer offered ``count`` cycles after its frame was taken, if the
+        core answered that frame (its response count moved on since ``responses``)."""
+        stamps = self._stamps()
+        if stamps["responses"] == responses:
+            return None
+        opened = stamps["opened"]
+
+        def moved(stamp: int) -> int:   # 0 stays 0: the access had no such event
+            return stamp + opened if stamp else 0
+        return Cycles(count, moved(stamps["reads_at"]), moved(stamps["data_at"]),
+                      ready_at=moved(stamps["ready_at"]))

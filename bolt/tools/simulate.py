@@ -21,10 +21,10 @@ def run_simulation(params, *, workload: str, ops: int, seed: int, waveform=None,
                    profile_guided: bool = True, **projection) -> dict:
     """Bulk-load the workload's content on the RTL, run its operations, return the report.
 
-    Without the sealed channel (the default) the accelerator core answers with its cycle
-    stamps, which the projection splits into on-chip phases and the host link's part; through
-    the channel only totals come back and the projection counts the simulated link as on-chip
-    work (pessimistic).
+    The accelerator's cycle stamps, which the projection splits into on-chip phases and the
+    host link's part, come with the core's answers, or through the sealed channel from its
+    measurement port, counted from each frame's acceptance (the channel's opening of the
+    command is then in the front, its sealing of the answer in the back).
 
     ``setup_items`` keeps only the first that many of the workload's Setup items (the
     workload's keys past them then miss). An access's cycles do not depend on what the map

@@ -88,6 +88,40 @@ def test_a_simulated_link_hides_the_on_chip_work_of_its_round_trip():
                  host_bandwidth=1e15)
 
 
+def _stamped_run(channel: bool):
+    with bolt.Map(**PARAMS, master_key=MASTER_KEY, unsafe_test_salt=unique_salt(), backend="rtl",
+                  channel=channel) as m:
+        for i in range(30):
+            m[b"k%d" % i] = b"v%d" % i
+        assert all(m[b"k%d" % i] == b"v%d" % i for i in range(30))
+        stats = m.stats
+        assert len(stats.cycles) == 60
+        for total, reads, reads_at, data_at, idle_at, ready_at in zip(
+                stats.cycles, stats.reads, stats.reads_at, stats.data_at, stats.idle_at,
+                stats.ready_at):
+            assert (0 < reads_at < data_at < total and reads_at < ready_at < total) if reads \
+                else reads_at == data_at == ready_at == 0
+            assert idle_at > total
+        front = min(at for at, reads in zip(stats.reads_at, stats.reads) if reads)
+        return front, stats.phases(), stats.summary()
+
+
+def test_through_the_channel_the_phases_hold_its_opening_and_sealing():
+    # The sealed accelerator's measurement port carries the core's stamps, counted from each
+    # frame's acceptance: the same HBM reads, the frame's opening in the front, its sealing
+    # in the back, and a tail (answer to idle) shorter by the sealing, which runs beside it.
+    plain_front, plain, _ = _stamped_run(channel=False)
+    sealed_front, sealed, summary = _stamped_run(channel=True)
+    p = bolt.Params(**PARAMS)
+    assert sealed_front - plain_front >= p.command_frame_bytes // 16 + 15   # one GCM pass
+    for t in (1, 2):
+        assert sealed.hbm_reads[t] == plain.hbm_reads[t] > 0
+        assert sealed.back[t] - plain.back[t] >= -(-p.response_plaintext_bytes // 16) + 15
+        assert sealed.back[t] + sealed.tail[t] == pytest.approx(plain.back[t] + plain.tail[t],
+                                                                abs=0.5)
+    assert summary["HBM port cap (accesses/s)"] > 0
+
+
 def test_close_stops_the_simulator_and_the_map_refuses_work():
     m = bolt.Map(**PARAMS, master_key=MASTER_KEY, backend="rtl")
     process = m.backend._process
