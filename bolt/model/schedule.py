@@ -199,8 +199,8 @@ def project(touches, phases: AccessPhases, link: HostLink, page_bytes: int,
         "p99 latency (us)": 1e6 * latencies[min(n - 1, math.ceil(0.99 * n) - 1)],
         "throughput (accesses/s)": n / span,
         "link cap (accesses/s)": link.bandwidth / (page_bytes * max(sum(touches) / n, 1e-9)),
-        # None: the accesses' on-chip phases were not measured (through the sealed channel the
-        # RTL's answers carry no cycle stamps), so nothing of the port's time is known.
+        # None: the accesses' on-chip phases were not measured (only their totals were
+        # recorded), so nothing of the port's time is known.
         "HBM port cap (accesses/s)": link.clock_hz * n / port if port else None,
     }
 

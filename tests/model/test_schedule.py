@@ -94,8 +94,8 @@ def test_the_hbm_port_caps_the_rate_when_it_is_the_busiest_stage():
 
 
 def test_unmeasured_phases_give_no_port_cap_and_no_division_by_zero():
-    """Through the sealed channel the RTL's answers carry no stamps: every access's phases
-    but its back are zero, and a few accesses may all touch pages."""
+    """Accesses recorded by their totals alone (no stamps): every access's phases but its
+    back are zero, and a few accesses may all touch pages."""
     unmeasured = AccessPhases(front=0.0, back=(0.0, 700.0, 900.0))
     run = project([1, 2, 2, 1, 2], unmeasured, LINK, PAGE)
     assert run["HBM port cap (accesses/s)"] is None
