@@ -35,8 +35,9 @@ Interfaces
 ``stamps`` (``Out``, :data:`STAMPS_LAYOUT`; :class:`SealedAccelerator` only)
     Measurement only, as the core's own cycle stamps: the stamps of the core's last response
     (counted from its command's acceptance), the cycles from the acceptance of the frame that
-    carried that command to the core's (``opened``), and the core's responses so far. Timing
-    is the host's to see anyway (the frames' timing); this port carries no key, value or
+    carried that command to the core's (``opened``), and whether the core has answered since
+    the last frame was taken (``answered``: not for a frame the channel refused). Timing is
+    the host's to see anyway (the frames' timing); this port carries no key, value or
     outcome.
 """
 
@@ -65,11 +66,11 @@ KEY_PORT_LAYOUT = data.StructLayout({"command_key": 128, "response_key": 128,
                                      "command_sequence": 64, "response_sequence": 64})
 SESSION_STATE_LAYOUT = data.StructLayout({"open": 1, "command_sequence": 64,
                                           "response_sequence": 64})
-#: :class:`SealedAccelerator`'s measurement port: ``responses`` counts the core's responses
-#: (mod 2^16), ``opened`` is the cycles from a frame's acceptance to its command's acceptance
-#: by the core, and the rest are the last response's cycle stamps (as in
+#: :class:`SealedAccelerator`'s measurement port: ``answered``, the core has answered since
+#: the last frame was taken; ``opened``, the cycles from that frame's acceptance to its
+#: command's acceptance by the core; the rest, the core's last response's cycle stamps (as in
 #: :func:`~.accelerator.response_layout`).
-STAMPS_LAYOUT = data.StructLayout({"responses": 16, "opened": 32, "cycles": 32, "reads_at": 32,
+STAMPS_LAYOUT = data.StructLayout({"answered": 1, "opened": 32, "cycles": 32, "reads_at": 32,
                                    "data_at": 32, "ready_at": 32})
 
 
@@ -420,12 +421,13 @@ class SealedAccelerator(wiring.Component):
         since_frame = Signal(32)    # cycles since the last frame was taken (1 the cycle after)
         m.d.channel += since_frame.eq(since_frame + 1)
         with m.If(self.frames_in.valid & self.frames_in.ready):
-            m.d.channel += since_frame.eq(1)
+            m.d.channel += [since_frame.eq(1), stamps.answered.eq(0)]
         with m.If(core.cmd.valid & core.cmd.ready):
             m.d.channel += stamps.opened.eq(since_frame)
+        # A frame is taken only while the core is idle, never as it answers.
         with m.If(core.resp.valid & core.resp.ready):
             answer = core.resp.payload
-            m.d.channel += [stamps.responses.eq(stamps.responses + 1),
+            m.d.channel += [stamps.answered.eq(1),
                             stamps.cycles.eq(answer.cycles), stamps.reads_at.eq(answer.reads_at),
                             stamps.data_at.eq(answer.data_at),
                             stamps.ready_at.eq(answer.ready_at)]

@@ -69,18 +69,16 @@ class ChannelDriver:
                                             | len(frame) << (8 * p.command_frame_bytes))
             await offer(dut.clk, dut.frames_in__valid, dut.frames_in__ready)
             accepted = get_sim_time("ns")
-            responses = answered = None
+            answered = None
             while True:     # wakes when an answer is offered or the channel is idle again
                 await ReadOnly()
                 count = round((get_sim_time("ns") - accepted) / self.clock_period_ns) + 1
-                if responses is None:   # the cycle after the frame was taken: not answered yet
-                    responses = self._stamps()["responses"]
                 answering = int(dut.frames_out__valid.value)
                 if answering:
                     answers.append(int(dut.frames_out__payload.value).to_bytes(
                         p.response_frame_bytes, "little"))
                     cycles.append(count)
-                    answered = self._answer_stamps(count, responses)
+                    answered = self._answer_stamps(count)
                 if int(dut.frames_in__ready.value):
                     await RisingEdge(dut.clk)
                     break
@@ -94,14 +92,11 @@ class ChannelDriver:
             total += count
         return answers, cycles, total
 
-    def _stamps(self) -> dict:
-        return unpack_fields(STAMPS_LAYOUT, int(self.dut.stamps.value))
-
-    def _answer_stamps(self, count: int, responses: int) -> Cycles | None:
+    def _answer_stamps(self, count: int) -> Cycles | None:
         """The stamps of the answer offered ``count`` cycles after its frame was taken, if the
-        core answered that frame (its response count moved on since ``responses``)."""
-        stamps = self._stamps()
-        if stamps["responses"] == responses:
+        core answered that frame."""
+        stamps = unpack_fields(STAMPS_LAYOUT, int(self.dut.stamps.value))
+        if not stamps["answered"]:
             return None
         opened = stamps["opened"]
 
