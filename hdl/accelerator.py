@@ -54,8 +54,8 @@ from .control import AccessControl
 from .hbm import AxiSignature, HbmMap
 from .pages import ADDRESS_BITS
 
-__all__ = ["RtlAccelerator", "Cmd", "Cycles", "command_layout", "response_layout", "HBM_LATENCY",
-           "pass_through",
+__all__ = ["RtlAccelerator", "Cmd", "Cycles", "CYCLE_STAMPS", "command_layout",
+           "response_layout", "HBM_LATENCY", "pass_through",
            "pack_command", "unpack_response", "pack_fields", "unpack_fields"]
 
 #: Cycles an HBM read may take from its request to its first beat (about 100 ns at 300 MHz,
@@ -76,6 +76,16 @@ def command_layout(params: Params) -> data.StructLayout:
     })
 
 
+#: A response's cycle stamps (measurement only), counted from its command's acceptance: in
+#: ``resp`` and, behind the channel, on the sealed accelerator's ``stamps`` port.
+CYCLE_STAMPS = {
+    "cycles": 32,        # to the response
+    "reads_at": 32,      # cycle of the first page read request (0: none)
+    "data_at": 32,       # cycle of the last page beat in
+    "ready_at": 32,      # cycle its HBM reads ended (the flushes' frames in; 0: no page)
+}
+
+
 @functools.lru_cache(maxsize=None)
 def response_layout(params: Params) -> data.StructLayout:
     return data.StructLayout({
@@ -84,10 +94,7 @@ def response_layout(params: Params) -> data.StructLayout:
         "vlen": 16,
         "value": 8 * params.value_size,
         "page": 32,
-        "cycles": 32,
-        "reads_at": 32,      # cycle of the first page read request (0: none)
-        "data_at": 32,       # cycle of the last page beat in
-        "ready_at": 32,      # cycle its HBM reads ended (the flushes' frames in; 0: no page)
+        **CYCLE_STAMPS,
     })
 
 

@@ -51,7 +51,8 @@ from amaranth.lib.wiring import In, Out
 from bolt.params import FRAME_OP_BYTES, TAG_BYTES, Params
 from bolt.protocol import Cmd, Status
 
-from .accelerator import RtlAccelerator, command_layout, pass_through, response_layout
+from .accelerator import (CYCLE_STAMPS, RtlAccelerator, command_layout, pass_through,
+                          response_layout)
 from .gcm import BLOCK_BYTES, Gcm
 from .pages import bswap
 
@@ -70,8 +71,7 @@ SESSION_STATE_LAYOUT = data.StructLayout({"open": 1, "command_sequence": 64,
 #: the last frame was taken; ``opened``, the cycles from that frame's acceptance to its
 #: command's acceptance by the core; the rest, the core's last response's cycle stamps (as in
 #: :func:`~.accelerator.response_layout`).
-STAMPS_LAYOUT = data.StructLayout({"answered": 1, "opened": 32, "cycles": 32, "reads_at": 32,
-                                   "data_at": 32, "ready_at": 32})
+STAMPS_LAYOUT = data.StructLayout({"answered": 1, "opened": 32, **CYCLE_STAMPS})
 
 
 def frame_in_layout(params: Params) -> data.StructLayout:
@@ -426,8 +426,5 @@ class SealedAccelerator(wiring.Component):
             m.d.channel += stamps.opened.eq(since_frame)
         # A frame is taken only while the core is idle, never as it answers.
         with m.If(core.resp.valid & core.resp.ready):
-            answer = core.resp.payload
-            m.d.channel += [stamps.answered.eq(1),
-                            stamps.cycles.eq(answer.cycles), stamps.reads_at.eq(answer.reads_at),
-                            stamps.data_at.eq(answer.data_at),
-                            stamps.ready_at.eq(answer.ready_at)]
+            m.d.channel += stamps.answered.eq(1)
+            m.d.channel += [stamps[name].eq(core.resp.payload[name]) for name in CYCLE_STAMPS]
