@@ -13,8 +13,10 @@ Interfaces
     One response per command: ``status`` (:class:`~bolt.protocol.Status`), ``has_value``,
     ``vlen``/``value``, ``page`` (for INTEGRITY), and, counted from the command's acceptance
     (measurement only), ``cycles`` to the response being offered, ``reads_at`` to the first page
-    read request, ``data_at`` to the last page beat in and ``ready_at`` to the end of its HBM
-    reads (:class:`Cycles`).
+    read request, ``data_at`` to the last page beat in, ``ready_at`` to the end of its HBM
+    reads and ``taken_at`` to the back taking it from the front (:class:`Cycles`). The front
+    takes the next command while the access before it still runs (``cmd.ready``: the front is
+    free) and prepares it (PRF, draws); the back takes it once idle.
 ``host`` (``Out(AxiSignature)``)
     The host-memory AXI4 master (:class:`bolt.hdl.pages.HostAxiBridge`): whole pages, split at
     4 KB boundaries. It is the only path to the host.
@@ -24,15 +26,19 @@ Interfaces
 ``overruns`` (``Out(16)``)
     Steps whose HBM responses came later than their fixed budget, summed over the ports
     (:class:`~bolt.hdl.hbm.HbmMaster`).
+``idle`` (``Out(1)``)
+    The back is idle: every host event of the commands it took is in (it takes the front's
+    next command in a cycle it is high).
 
 Timing
 ------
 Every Access runs the same steps whatever its op, key, value, hit or miss and pending items:
-draw, PRF, lookup; the page reads of ``x`` and ``y`` that are host bins, both at once (reads
-first, algorithm §12) on two page engines; gather, decisions and the flushes' frame reads while
-they travel; the key's item out of page ``x``; the response; then, before the next command, the
-flushes' writes, both page writes and the re-placement. Each HBM step issues the same requests every time (a write the data would skip
-carries no byte strobes) and ends a fixed number of cycles after it began, given HBM answers
+draw and PRF (in the front), lookup; the page reads of ``x`` and ``y`` that are host bins, both
+at once (reads first, algorithm §12) on two page engines; gather, decisions and the flushes'
+frame reads while they travel; the key's item out of page ``x``; the response; then, before
+the next command's lookup, the flushes' writes, both page writes and the re-placement. Each
+HBM step issues the same requests every time (a write the data would skip carries no byte
+strobes) and ends a fixed number of cycles after it began, given HBM answers
 within ``hbm_latency`` cycles. The only branches are on whether ``x`` and ``y`` are host bins
 (both visible in the trace) and on an integrity failure (which the trace also shows); the
 touches wait for the host, whose timing the host already knows.
@@ -83,6 +89,7 @@ CYCLE_STAMPS = {
     "reads_at": 32,      # cycle of the first page read request (0: none)
     "data_at": 32,       # cycle of the last page beat in
     "ready_at": 32,      # cycle its HBM reads ended (the flushes' frames in; 0: no page)
+    "taken_at": 32,      # cycle the back took it from the front (its lookup began)
 }
 
 
@@ -127,6 +134,7 @@ class RtlAccelerator(wiring.Component):
             "hbm": Out(AxiSignature(address_width=self.hbm_map.address_width)).array(
                 self.hbm_map.ports),
             "overruns": Out(16),
+            "idle": Out(1),
         })
 
     @property
@@ -216,6 +224,7 @@ class Cycles(NamedTuple):
     data_at: int     #: to its last page beat in (0: none)
     idle_at: int = 0  #: to when it takes the next command (the driver's count)
     ready_at: int = 0  #: to the end of its HBM reads, the flushes' frames (0: it read no page)
+    taken_at: int = 0  #: to the back taking it from the front (the PRF and draws done)
 
 
 def unpack_response(params: Params, word: int):
@@ -227,4 +236,5 @@ def unpack_response(params: Params, word: int):
              if f["has_value"] else None)
     page = f["page"] if status == Status.INTEGRITY else None
     return Response(status, value, page), Cycles(f["cycles"], f["reads_at"], f["data_at"],
-                                                   ready_at=f["ready_at"])
+                                                   ready_at=f["ready_at"],
+                                                   taken_at=f["taken_at"])

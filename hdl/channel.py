@@ -400,12 +400,14 @@ class SealedAccelerator(wiring.Component):
         wiring.connect(m, core.resp, channel.resp)
         wiring.connect(m, wiring.flipped(self.key_port), channel.key_port)
         # The core answers before its page writes and re-placement are done (reads first,
-        # algorithm §12): the next frame is taken only once the core takes commands again, so
-        # a frame's answer and its access's host events all come before the next frame's.
-        core_idle = core.cmd.ready
+        # algorithm §12), and its front takes the next command meanwhile: the next frame is
+        # taken once the front is free, so that its opening, like the core's PRF, runs beside
+        # the writes. Its host events still come after this access's (the core's back takes
+        # one command at a time).
+        front_free = core.cmd.ready
         m.d.comb += [channel.frames_in.payload.eq(self.frames_in.payload),
-                     channel.frames_in.valid.eq(self.frames_in.valid & core_idle),
-                     self.frames_in.ready.eq(channel.frames_in.ready & core_idle)]
+                     channel.frames_in.valid.eq(self.frames_in.valid & front_free),
+                     self.frames_in.ready.eq(channel.frames_in.ready & front_free)]
         wiring.connect(m, channel.frames_out, wiring.flipped(self.frames_out))
         m.d.comb += self.session_state.eq(channel.session_state)
         self._stamps(m)
@@ -424,7 +426,7 @@ class SealedAccelerator(wiring.Component):
             m.d.channel += [since_frame.eq(1), stamps.answered.eq(0)]
         with m.If(core.cmd.valid & core.cmd.ready):
             m.d.channel += stamps.opened.eq(since_frame)
-        # A frame is taken only while the core is idle, never as it answers.
+        # A frame is taken only while the core's front is free, never as it answers.
         with m.If(core.resp.valid & core.resp.ready):
             m.d.channel += stamps.answered.eq(1)
             m.d.channel += [stamps[name].eq(core.resp.payload[name]) for name in CYCLE_STAMPS]

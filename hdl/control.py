@@ -31,11 +31,14 @@ __all__ = ["AccessControl"]
 
 
 class AccessControl(Elaboratable):
-    """The accelerator's control: Setup and Access as one FSM over its units.
+    """The accelerator's control: Setup and Access as two FSMs over its units, a front that
+    takes the next command and prepares it while the access before it runs, and a back that
+    runs one command at a time.
 
-    Its states are grouped into the algorithm's steps, one method each, in the order an access
-    runs them: :meth:`_accept`, :meth:`_draw`, :meth:`_index_prf`, :meth:`_lookup`,
-    :meth:`_page_reads`, :meth:`_gather`, :meth:`_decide`, :meth:`_touch`, :meth:`_result`, the
+    The front (:meth:`_front`) takes a command and runs its :meth:`_draw` and
+    :meth:`_index_prf`. The back's states are grouped into the algorithm's steps, one method
+    each, in the order an access runs them: :meth:`_accept` (the front's command taken),
+    :meth:`_lookup`, :meth:`_page_reads`, :meth:`_gather`, :meth:`_decide`, :meth:`_touch`, :meth:`_result`, the
     response (:meth:`_respond`), then :meth:`_flush` (which carries the re-placement's requests,
     :meth:`_replacement`) and :meth:`_page_writes`, or :meth:`_replace` when no page is
     touched; and Setup's :meth:`_setup_begin`, :meth:`_setup_item`,
@@ -81,9 +84,9 @@ class AccessControl(Elaboratable):
         self._draw()
         self.replacement_reads, self.replacement_writes, self.replaced = self._replacement()
         self._stack_pushes()
-        with m.FSM():
+        self._front()
+        with m.FSM(name="back"):
             self._accept()
-            self._index_prf()
             self._lookup()
             self._page_reads()
             self._gather()
@@ -159,14 +162,26 @@ class AccessControl(Elaboratable):
     def _registers(self):
         p, S, fb = self.p, self.p.slots, self.p.frame_bits
         self.cmd = Signal(self.ports.cmd.payload.shape())
+        # The command front (:meth:`_front`): the next command, taken while the access before
+        # it still runs, its PRF and draws; the back takes them from here once idle.
+        self.front_cmd = Signal(self.ports.cmd.payload.shape())
+        self.front_mac = Signal(128)
+        self.front_r, self.front_y, self.front_c1, self.front_c2 = (
+            Signal(range(p.bins), name=n) for n in ("front_r", "front_y", "front_c1", "front_c2"))
+        self.n_drawn = Signal(range(_DRAWS + 1), init=_DRAWS)   # the front's draws so far
+        self.front_age = Signal(32)       # cycles since the front took its command
+        self.front_ready = Signal()       # the front holds a prepared command
+        self.taking = Signal()            # the back takes it this cycle
+        # A Setup's keys are changing: the front takes nothing (its PRF and draws need them).
+        self.keys_changing = Signal()
+        self.taken_at = Signal(32)        # measurement only: the back took the command
         self.page_key, self.drbg_key, self.index_key = (
             Signal(128, name=n) for n in ("page_key", "drbg_key", "index_key"))
         self.r, self.y, self.c1, self.c2, self.x, self.nb = (
             Signal(range(p.bins), name=n) for n in ("r", "y", "c1", "c2", "x", "nb"))
-        self.n_drawn = Signal(range(_DRAWS + 1), init=_DRAWS)   # the access's draws so far
         self.mac = Signal(128)
         self.nmsg = -(-(1 + p.key_size) // 16)   # PRF message blocks
-        self.mac_block = Signal(range(self.nmsg + 1))   # blocks sent to the AES core
+        self.mac_block = Signal(range(self.nmsg + 1))   # the front's blocks sent to the AES core
         self.found = Signal()
         self.entry = Signal(self.entry_l)
         self.pos = Signal.like(self.lookup.pos, name="pos")
@@ -257,7 +272,7 @@ class AccessControl(Elaboratable):
         m, p = self.m, self.p
         lookup, pages_a, pages_b = self.lookup, self.pages_a, self.pages_b
         self.kind, self.loc = self.entry.kind, self.entry.loc
-        m.d.sync += self.cycles.eq(self.cycles + 1)
+        m.d.sync += [self.cycles.eq(self.cycles + 1), self.front_age.eq(self.front_age + 1)]
         m.d.comb += [lookup.key.eq(self.cmd.key), lookup.klen.eq(self.cmd.klen),
                      lookup.bucket1.eq(self.mac[:len(lookup.bucket1)]),
                      lookup.bucket2.eq(self.mac[64:64 + len(lookup.bucket2)]),
@@ -274,7 +289,7 @@ class AccessControl(Elaboratable):
             m.d.sync += self.data_at.eq(self.cycles)
 
         # The PRF message's block `mac_block` (the first also from the command as it comes).
-        message = self.prf_message(self.cmd)
+        message = self.prf_message(self.front_cmd)
         self.msg_block = msg_block = Signal(128)
         with m.Switch(self.mac_block):
             for j in range(self.nmsg):
@@ -515,28 +530,61 @@ class AccessControl(Elaboratable):
 
     # -- the steps, one method each (the FSM's states) ------------------------------------------
 
+    def _front(self):
+        """The command front: takes the next command while the access before it still runs
+        (its writes and re-placement, or its reads), and prepares it: the index PRF on the AES
+        core and the DRBG draws (:meth:`_draw`). Neither touches HBM, the host or anything an
+        access in the back changes, so the back (:meth:`_accept`) takes the prepared command
+        the cycle it is idle (algorithm §12's accesses in flight: one in the back, one here).
+        It holds one command, and takes none while a Setup's keys change: the PRF and the
+        draws are made under them."""
+        m, aes, cmd = self.m, self.aes, self.ports.cmd
+        with m.FSM(name="front"):
+            with m.State("EMPTY"):
+                m.d.comb += cmd.ready.eq(~self.keys_changing)
+                with m.If(cmd.valid & ~self.keys_changing):
+                    m.d.sync += [self.front_cmd.eq(cmd.payload), self.front_age.eq(1),
+                                 self.front_mac.eq(0), self.mac_block.eq(0)]
+                    with m.Switch(cmd.payload.op):
+                        with m.Case(Cmd.GET, Cmd.PUT, Cmd.DELETE):
+                            m.d.sync += self.n_drawn.eq(0)
+                            self._prf_first()
+                        with m.Case(Cmd.SETUP_ITEM):
+                            m.d.sync += self.n_drawn.eq(2)
+                            self._prf_first()
+                        with m.Default():
+                            m.next = "HELD"
+            self._index_prf()
+            with m.State("HELD"):
+                m.d.comb += self.front_ready.eq(self.n_drawn == _DRAWS)
+                with m.If(self.taking):
+                    m.next = "EMPTY"
+
     def _accept(self):
-        """Take the next command and clear what the previous one left."""
-        m = self.m
+        """The back takes the front's prepared command and clears what the previous one
+        left; a Setup's first command holds the front until its keys are in."""
+        m, cmd = self.m, self.front_cmd
         with m.State("IDLE"):
-            m.d.comb += self.ports.cmd.ready.eq(1)
-            with m.If(self.ports.cmd.valid):
-                m.d.sync += [self.cmd.eq(self.ports.cmd.payload), self.cycles.eq(1),
+            m.d.comb += self.ports.idle.eq(1)
+            with m.If(self.front_ready):
+                m.d.comb += self.taking.eq(1)
+                # The stamps count from the front's acceptance.
+                m.d.sync += [self.cmd.eq(cmd), self.cycles.eq(self.front_age + 1),
+                             self.taken_at.eq(self.front_age),
+                             self.mac.eq(self.front_mac), self.r.eq(self.front_r),
+                             self.y.eq(self.front_y), self.y_host.eq(self.is_host(self.front_y)),
+                             self.c1.eq(self.front_c1), self.c2.eq(self.front_c2),
                              self.has_value.eq(0), self.out_vlen.eq(0), self.out_value.eq(0),
-                             self.err_page.eq(0),
-                             self.status.eq(Status.ABSENT), self.mac.eq(0), self.mac_block.eq(0),
+                             self.err_page.eq(0), self.status.eq(Status.ABSENT),
                              self.derive.eq(0),
                              self.reads_at.eq(0), self.data_at.eq(0), self.ready_at.eq(0),
                              self.resume.eq(0)]
-                with m.Switch(self.ports.cmd.payload.op):
-                    with m.Case(Cmd.GET, Cmd.PUT, Cmd.DELETE):
-                        m.d.sync += self.n_drawn.eq(0)
-                        self._prf_first()
-                    with m.Case(Cmd.SETUP_ITEM):
-                        m.d.sync += self.n_drawn.eq(2)
-                        self._prf_first()
+                with m.Switch(cmd.op):
+                    with m.Case(Cmd.GET, Cmd.PUT, Cmd.DELETE, Cmd.SETUP_ITEM):
+                        m.d.comb += self.lookup.start.eq(1)
+                        self.enter("LOOKUP")
                     with m.Case(Cmd.SETUP_BEGIN):
-                        m.d.sync += self.key_offered.eq(1)
+                        m.d.sync += [self.key_offered.eq(1), self.keys_changing.eq(1)]
                         m.next = "SB_KEY"
                     with m.Case(Cmd.SETUP_END):
                         m.d.sync += [self.page_number.eq(0),
@@ -546,9 +594,9 @@ class AccessControl(Elaboratable):
                         m.next = "RESP"
 
     def _draw(self):
-        """Step 1: the DRBG draws (r, y, c1, c2 != c1; a Setup item only c1, c2), taken as the
-        sampler offers them while the PRF and the lookup run: nothing there needs them, and
-        the lookup's step ends only once they are in."""
+        """Step 1: the front's DRBG draws (r, y, c1, c2 != c1; a Setup item only c1, c2),
+        taken as the sampler offers them while the PRF runs; the front offers its command
+        once they are in."""
         m = self.m
         with m.If(self.n_drawn != _DRAWS):
             m.d.comb += self.sampler.o.ready.eq(1)
@@ -556,15 +604,14 @@ class AccessControl(Elaboratable):
                 sample = self.sampler.o.payload
                 with m.Switch(self.n_drawn):
                     with m.Case(0):
-                        m.d.sync += [self.r.eq(sample), self.n_drawn.eq(1)]
+                        m.d.sync += [self.front_r.eq(sample), self.n_drawn.eq(1)]
                     with m.Case(1):
-                        m.d.sync += [self.y.eq(sample), self.y_host.eq(self.is_host(sample)),
-                                     self.n_drawn.eq(2)]
+                        m.d.sync += [self.front_y.eq(sample), self.n_drawn.eq(2)]
                     with m.Case(2):
-                        m.d.sync += [self.c1.eq(sample), self.n_drawn.eq(3)]
+                        m.d.sync += [self.front_c1.eq(sample), self.n_drawn.eq(3)]
                     with m.Case(3):
-                        with m.If(sample != self.c1):
-                            m.d.sync += [self.c2.eq(sample), self.n_drawn.eq(_DRAWS)]
+                        with m.If(sample != self.front_c1):
+                            m.d.sync += [self.front_c2.eq(sample), self.n_drawn.eq(_DRAWS)]
 
     def _prf_first(self):
         """The PRF's first block goes to the AES core with the command it is made of."""
@@ -583,16 +630,15 @@ class AccessControl(Elaboratable):
         m, aes = self.m, self.aes
         with m.State("PRF_SEND"):
             m.d.comb += [aes.i_stream.valid.eq(1),
-                         aes.i_stream.payload.eq(self.mac ^ self.msg_block)]
+                         aes.i_stream.payload.eq(self.front_mac ^ self.msg_block)]
             with m.If(aes.i_stream.ready):
                 m.d.sync += self.mac_block.eq(self.mac_block + 1)
                 m.next = "PRF_WAIT"
         with m.State("PRF_WAIT"):
             with m.If(aes.o_stream.valid):
-                m.d.sync += self.mac.eq(aes.o_stream.payload)
+                m.d.sync += self.front_mac.eq(aes.o_stream.payload)
                 with m.If(self.mac_block == self.nmsg):
-                    m.d.comb += self.lookup.start.eq(1)
-                    self.enter("LOOKUP")
+                    m.next = "HELD"
                 with m.Else():
                     # The next block (`mac_block` counts those sent) follows at once.
                     m.d.comb += [aes.i_stream.valid.eq(1),
@@ -611,7 +657,7 @@ class AccessControl(Elaboratable):
             assert self.lookup.scan_cycles <= budget     # the overflow's scan costs no cycle
             m.d.comb += [hbm.budget.eq(budget) for hbm in self.hbms]
             x = Mux(self.lookup.found, self.lookup.entry.bin, self.r)
-            with m.If(self.lookup.done & self.hbm_done & (self.n_drawn == _DRAWS)):
+            with m.If(self.lookup.done & self.hbm_done):
                 m.d.sync += [self.found.eq(self.lookup.found), self.entry.eq(self.lookup.entry),
                              self.pos.eq(self.lookup.pos), self.free_ok.eq(self.lookup.free_ok),
                              self.free_pos.eq(self.lookup.free_pos),
@@ -960,7 +1006,7 @@ class AccessControl(Elaboratable):
             with m.Else():
                 m.d.sync += [self.status.eq(Status.ABSENT), self.has_value.eq(0)]
             # The answer is known: it leaves now; the flushes, the page writes (posted) and
-            # the re-placement follow before the next command is taken.
+            # the re-placement follow before the next command leaves the front.
             m.d.sync += self.resume.eq(1)
             m.next = "RESP"
 
@@ -1056,7 +1102,8 @@ class AccessControl(Elaboratable):
         with m.State("SB_INDEX_KEY"):
             m.d.comb += self.aes.key_stream.payload.eq(self.index_key)
             with m.If(self.aes.key_stream.ready):
-                m.d.sync += self.key_offered.eq(0)
+                # The front may take the next command: the index key and the DRBG are new.
+                m.d.sync += [self.key_offered.eq(0), self.keys_changing.eq(0)]
                 # The lookup empties its overflow area in a few cycles of the clear step.
                 m.d.comb += [self.sampler.restart.eq(1), self.pages_a.rekey.eq(1),
                              self.pages_b.rekey.eq(1), self.lookup.clear.eq(1)]
@@ -1164,7 +1211,8 @@ class AccessControl(Elaboratable):
                          self.ports.resp.payload.cycles.eq(self.cycles),
                          self.ports.resp.payload.reads_at.eq(self.reads_at),
                          self.ports.resp.payload.data_at.eq(self.data_at),
-                         self.ports.resp.payload.ready_at.eq(self.ready_at)]
+                         self.ports.resp.payload.ready_at.eq(self.ready_at),
+                         self.ports.resp.payload.taken_at.eq(self.taken_at)]
             with m.If(self.ports.resp.ready):
                 with m.If(~self.resume):
                     m.next = "IDLE"

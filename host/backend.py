@@ -118,11 +118,12 @@ class RtlStats:
     """Cycle stamps of the accelerator per access, and the latency and throughput they project
     on a real host link (:mod:`bolt.model.schedule`, the one home of the timing rule).
 
-    From the simulated accesses it takes the on-chip phases (:class:`AccessPhases`): ``front``,
-    acceptance to the first page read request; ``hbm_reads[t]``, that request to the end of the
+    From the simulated accesses it takes the on-chip phases (:class:`AccessPhases`):
+    ``prelude``, acceptance to the back taking the command (its PRF and draws); ``front``, from
+    there to the first page read request; ``hbm_reads[t]``, that request to the end of the
     access's HBM reads (the flushes' frames in); ``back[t]``, the later of the last page beat
-    in and that end to the response; ``tail[t]``, the response to taking commands again; by
-    touch count ``t``. The simulated host link's latency and beats are replaced by
+    in and that end to the response; ``tail[t]``, the response to the back being idle again;
+    by touch count ``t``. The simulated host link's latency and beats are replaced by
     ``host_round_trip_s`` and ``host_bandwidth``; the projection then runs the recorded touch
     counts through the schedule with one access in flight and with the best number in flight.
     ``back`` holds whatever on-chip work the simulated host did not hide: simulated as the
@@ -144,17 +145,20 @@ class RtlStats:
     data_at: list[int] = field(default_factory=list)     #: cycle of the last page beat in
     idle_at: list[int] = field(default_factory=list)     #: cycle it took commands again
     ready_at: list[int] = field(default_factory=list)    #: cycle its HBM reads ended
+    taken_at: list[int] = field(default_factory=list)    #: cycle the back took it
     setup_cycles: int = 0
 
     def record(self, cycles, reads: int, bytes_moved: int) -> None:
-        """``cycles``: the access's ``(total, reads_at, data_at, idle_at, ready_at)`` stamps
+        """``cycles``: the access's ``(total, reads_at, data_at, idle_at, ready_at, taken_at)``
+        stamps
         (:class:`bolt.hdl.accelerator.Cycles`; through the sealed channel counted from its
         frame's acceptance, so the front holds the frame's opening and the back its sealing),
         or its total alone (stamps unknown: the projection then counts the simulated host
         link's cycles as on-chip work, a pessimistic figure)."""
-        total, reads_at, data_at, idle_at, ready_at = (
-            (cycles, 0, 0, cycles, 0) if isinstance(cycles, int) else cycles)
+        total, reads_at, data_at, idle_at, ready_at, taken_at = (
+            (cycles, 0, 0, cycles, 0, 0) if isinstance(cycles, int) else cycles)
         self.cycles.append(total)
+        self.taken_at.append(taken_at)
         self.reads.append(reads)
         self.bytes_moved.append(bytes_moved)
         self.reads_at.append(reads_at)
@@ -171,7 +175,10 @@ class RtlStats:
         """The mean on-chip phases of the recorded accesses."""
         from ..model.schedule import AccessPhases
         touched = [i for i, reads in enumerate(self.reads) if reads]
-        front = (sum(self.reads_at[i] for i in touched) / len(touched)) if touched else 0.0
+        # Recorded one command at a time, so the back took each as soon as it was prepared.
+        prelude = sum(self.taken_at) / len(self.taken_at) if self.taken_at else 0.0
+        front = (sum(self.reads_at[i] for i in touched) / len(touched) - prelude
+                 if touched else 0.0)
         back, tail, hbm_reads = [], [], []
         for t in range(3):
             rows = [i for i, reads in enumerate(self.reads) if reads == t]
@@ -181,7 +188,7 @@ class RtlStats:
                 hbm_reads.append(0.0)
                 continue
             if t == 0:           # no page to wait for: its work to the response is HBM reads
-                hbm_reads.append(sum(self.cycles[i] for i in rows) / len(rows) - front)
+                hbm_reads.append(sum(self.cycles[i] for i in rows) / len(rows) - prelude - front)
                 back.append(0.0)
             else:
                 hbm_reads.append(sum(max(0, self.ready_at[i] - self.reads_at[i]) for i in rows)
@@ -189,7 +196,7 @@ class RtlStats:
                 back.append(sum(self.cycles[i] - max(self.data_at[i], self.ready_at[i])
                                 for i in rows) / len(rows))
             tail.append(sum(self.idle_at[i] - self.cycles[i] for i in rows) / len(rows))
-        return AccessPhases(front, tuple(back), tuple(tail), tuple(hbm_reads))
+        return AccessPhases(front, tuple(back), tuple(tail), tuple(hbm_reads), prelude)
 
     def projection(self, depth: int | None = 1) -> dict:
         """The schedule's projection of the recorded touch counts at ``depth`` accesses in
@@ -213,7 +220,8 @@ class RtlStats:
             "mean cycles": sum(self.cycles) / n,
             "max cycles": max(self.cycles),
             "mean cycles by touches": {t: sum(c) / len(c) for t, c in sorted(by_touches.items())},
-            "front cycles (to the reads)": phases.front,
+            "prelude cycles (PRF and draws, beside the access before)": phases.prelude,
+            "front cycles (lookup, to the reads)": phases.front,
             "HBM read cycles by touches (reads to the end of the frame reads)":
                 dict(enumerate(phases.hbm_reads)),
             "back cycles by touches (data and frames in to response)":

@@ -58,7 +58,7 @@ class ChannelDriver:
 
         An answer's stamps are :class:`~bolt.hdl.accelerator.Cycles` counted from its frame's
         acceptance (the core's own, from the ``stamps`` port, moved by the cycles the frame
-        took to reach the core; ``idle_at`` when the next frame can be taken), or the cycles
+        took to reach the core; ``idle_at`` when the core is idle again), or the cycles
         to the answer alone if the core gave none (a frame the channel refused).
         """
         dut, p = self.dut, self.params
@@ -79,14 +79,16 @@ class ChannelDriver:
                         p.response_frame_bytes, "little"))
                     cycles.append(count)
                     answered = self._answer_stamps(count)
-                if int(dut.frames_in__ready.value):
+                # The next frame could be taken during this access's writes; it is sent once
+                # the core is idle, so that every host event of this access is in.
+                if int(dut.frames_in__ready.value) and int(dut.idle.value):
                     await RisingEdge(dut.clk)
                     break
                 if answering:      # taken at this edge; the next cycle may offer another
                     await RisingEdge(dut.clk)
                 else:
                     await First(RisingEdge(dut.frames_out__valid),
-                                RisingEdge(dut.frames_in__ready))
+                                RisingEdge(dut.frames_in__ready), RisingEdge(dut.idle))
             if answered is not None:    # a plain tuple: the parent need not import the HDL
                 cycles[-1] = tuple(answered._replace(idle_at=count))
             total += count
@@ -103,4 +105,4 @@ class ChannelDriver:
         def moved(stamp: int) -> int:   # 0 stays 0: the access had no such event
             return stamp + opened if stamp else 0
         return Cycles(count, moved(stamps["reads_at"]), moved(stamps["data_at"]),
-                      ready_at=moved(stamps["ready_at"]))
+                      ready_at=moved(stamps["ready_at"]), taken_at=moved(stamps["taken_at"]))

@@ -1,8 +1,10 @@
 """A cocotb driver of the accelerator's command and response streams.
 
 :class:`AcceleratorDriver` sends one command at a time on ``cmd``, waits for its response on
-``resp``, and runs Setup as its three command kinds. The RTL backend's simulation server and
-the cosimulation testbench both drive the accelerator through it.
+``resp`` and for the accelerator to be idle, and runs Setup as its three command kinds; or
+only sends (:meth:`~AcceleratorDriver.send`), for commands in flight together. The RTL
+backend's simulation server and the cosimulation testbench both drive the accelerator
+through it.
 """
 
 from __future__ import annotations
@@ -51,20 +53,27 @@ class AcceleratorDriver:
         dut.resp__ready.value = 1
         await start_clock_and_reset(dut, period_ns=self.clock_period_ns)
 
+    async def send(self, op: int, key: bytes = b"", value: bytes = b"", **extra) -> None:
+        """Offer one command and return once it is taken, without waiting for its answer:
+        the accelerator's front takes it while the access before it still runs."""
+        dut = self.dut
+        dut.cmd__payload.value = pack_command(self.params, op, key, value, **extra)
+        await offer(dut.clk, dut.cmd__valid, dut.cmd__ready)
+
     async def command(self, op: int, key: bytes = b"", value: bytes = b"",
                       **extra) -> tuple[Response, int]:
         """Send one command; return its response and its cycle stamps (:class:`Cycles`)."""
         dut = self.dut
-        dut.cmd__payload.value = pack_command(self.params, op, key, value, **extra)
-        await offer(dut.clk, dut.cmd__valid, dut.cmd__ready)
+        await self.send(op, key, value, **extra)
         await until_high(dut.resp__valid)
         word = int(dut.resp__payload.value)
         response, cycles = unpack_response(self.params, word)
         # The accelerator answers before its page writes and re-placement are done; wait
-        # until it takes commands again, so every event of this access is in.
+        # until it is idle again, so every event of this access is in (its front would take
+        # the next command before then: :meth:`pipelined` sends them so).
         answered = get_sim_time("ns")
         await RisingEdge(dut.clk)
-        await until_high(dut.cmd__ready)
+        await until_high(dut.idle)
         after = round((get_sim_time("ns") - answered) / self.clock_period_ns)
         await RisingEdge(dut.clk)
         return response, cycles._replace(idle_at=cycles.total + after)

@@ -30,6 +30,8 @@ from collections import Counter
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from bolt.hdl.accelerator import unpack_response
+from bolt.model.schedule import taken
 from bolt.sim.card import HBM_LATENCY_SIMULATED, set_hbm
 from bolt.sim.driver import AcceleratorDriver
 from bolt.sim.host_port import HostModelPort, HostPort
@@ -347,3 +349,96 @@ async def test_timing(dut):
     if path:
         with open(path, "w") as f:
             json.dump(report, f, indent=1, default=str)
+
+
+class BackMonitor:
+    """Every cycle: the commands the card takes, the responses, and when the accelerator's back
+    goes idle and takes its next command (``idle`` high, then low the cycle after a take).
+    Each take begins a new operation in ``trace``, so that the host events recorded between
+    two takes are the first access's."""
+
+    def __init__(self, dut, params: Params, trace):
+        self.dut, self.params, self.trace = dut, params, trace
+        #: Per command, in order: the cycle the design accepted it (the card's register holds
+        #: it a cycle), its response with its stamps, the cycle the back took it.
+        self.accepted, self.responses, self.takes = [], [], []
+        self.idle_from: list[int] = []      #: cycles the back became idle
+        self.cycle = 0
+        cocotb.start_soon(self._run())
+
+    async def _run(self) -> None:
+        dut, was_idle = self.dut, True
+        while True:
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            self.cycle += 1
+            idle = bool(int(dut.idle.value))
+            if idle and not was_idle:
+                self.idle_from.append(self.cycle)
+            if was_idle and not idle:       # the back took a command in the cycle before
+                self.takes.append(self.cycle - 1)
+                self.trace.begin_op()
+            was_idle = idle
+            if int(dut.cmd__valid.value) and int(dut.cmd__ready.value):
+                self.accepted.append(self.cycle + 1)
+            if int(dut.resp__valid.value) and int(dut.resp__ready.value):
+                self.responses.append(unpack_response(self.params, int(dut.resp__payload.value)))
+
+
+@cocotb.test()
+async def test_pipelined(dut):
+    """Commands sent without waiting for the access before them to finish: the front takes
+    the next command during that access and prepares it (PRF, draws), the back takes it once
+    idle. Under random host gaps, HBM latency and back-pressure on every channel, every
+    access's host events (split at the back's takes), the host bytes and every response equal
+    the model's, and each access is taken when the timing rule says
+    (:func:`bolt.model.schedule.taken`: prepared, and the access before it idle)."""
+    p = _params()
+    rng, master_key, salt0, salt1 = _secrets(env_int("BOLT_SEED", 1) + 29)
+    bench = Bench(dut, p, master_key, salt0)
+    await bench.start(salt0)
+    items = dict((_key(rng, p), _value(rng, p)) for _ in range(p.capacity // 4))
+    await bench.setup(items.items(), salt1)
+    keys = list(items)
+    ops = []
+    for _ in range(env_int("BOLT_PIPELINED_OPS", 100)):
+        op = rng.choices([Op.GET, Op.PUT, Op.DELETE], weights=[4, 4, 2])[0]
+        key = rng.choice(keys) if rng.random() < 0.7 else _key(rng, p)
+        # Some commands wait at the card for the front (0), some arrive during the access
+        # before (its reads or its tail), some once the accelerator is idle.
+        gap = rng.choice((0, 0, rng.randint(1, 40), rng.randint(1, 800)))
+        ops.append((op, key, _value(rng, p) if op == Op.PUT else None, gap))
+    expected = [bench.model.access(op, key, value)._replace(bound=None)
+                for op, key, value, _ in ops]
+    monitor = BackMonitor(dut, p, bench.memory.trace)
+    await RisingEdge(dut.clk)       # the monitor runs from here
+    for op, key, value, gap in ops:
+        for _ in range(gap):
+            await RisingEdge(dut.clk)
+            dut.hbm_latency.value = rng.randint(1, HBM_LATENCY_SIMULATED)
+        await bench.driver.send(op, key, value or b"")
+    while len(monitor.responses) < len(ops) or not int(dut.idle.value):
+        await RisingEdge(dut.clk)
+    await RisingEdge(dut.clk)
+    assert int(dut.overruns.value) == 0, "an HBM step overran its fixed schedule"
+    for n, ((got, _), want) in enumerate(zip(monitor.responses, expected)):
+        assert got == want, f"op {n} {ops[n][0].name}: RTL {got} != model {want}"
+    bench.check_trace("pipelined")
+    bench.check_bytes("pipelined")
+    # The rule: the stamps count from the design's acceptance; the back took each command
+    # when it was prepared (the prelude of an access with nothing before it in flight) and
+    # the access before it was idle.
+    takes = [accept + cycles.taken_at for accept, (_, cycles)
+             in zip(monitor.accepted, monitor.responses)]
+    assert takes == monitor.takes
+    prelude = monitor.responses[0][1].taken_at
+    overlapped = 0
+    for n in range(1, len(ops)):
+        idle_before = max(c for c in monitor.idle_from if c <= takes[n])
+        assert monitor.accepted[n] > takes[n - 1]       # the front holds one command
+        assert takes[n] == taken(monitor.accepted[n], prelude, idle_before), (
+            n, monitor.accepted[n], takes[n], idle_before)
+        overlapped += monitor.accepted[n] < idle_before
+    assert overlapped > len(ops) // 4, "too few commands arrived during the access before"
+    dut._log.info("pipelined: %d accesses, %d taken into the front during the access before, "
+                  "prelude %d cycles", len(ops), overlapped, prelude)

@@ -8,23 +8,28 @@ The rule
 --------
 An access has a public **touch count** ``t`` (0, 1 or 2: which of x, y are host bins, which its
 trace shows) and a public **arrival** (when its command reaches the accelerator). Its on-chip
-work is fixed by ``t`` (:class:`AccessPhases`): ``front`` cycles from acceptance to its page read
-requests (draws, PRF, index lookup), ``hbm_reads[t]`` cycles from those requests to the end of
-its HBM reads (the gather, the decisions and the flushes' frame reads, which run while its pages
-travel), then, once its ``t`` pages are in and its HBM reads are over, ``back[t]`` cycles to its
-response (decrypt tail, take), then ``tail[t]`` cycles in which the flushes and the
-re-placement are written and the page writes posted (the response never waits for them). An
-access is in flight from its acceptance to the end of its tail.
+work is fixed by ``t`` (:class:`AccessPhases`): ``prelude`` cycles from acceptance to its
+command being prepared (index PRF and DRBG draws: no HBM, no host), then ``front`` cycles from
+the port taking it to its page read requests (the index lookup), ``hbm_reads[t]`` cycles from
+those requests to the end of its HBM reads (the gather, the decisions and the flushes' frame
+reads, which run while its pages travel), then, once its ``t`` pages are in and its HBM reads
+are over, ``back[t]`` cycles to its response (decrypt tail, take), then ``tail[t]`` cycles in
+which the flushes and the re-placement are written and the page writes posted (the response
+never waits for them). An access is in flight from its acceptance to the end of its tail.
 
-The accelerator has one HBM port, and two kinds of work hold it: an access's **reads**, from
-its acceptance to the end of its HBM reads (the front's PRF does not use HBM, but the rule
-counts it in), and its **tail**. The port serves them one at a time, each whole, in the order
-they become ready (an earlier access's tail first on a tie). With up to ``depth`` accesses in
-flight, access ``i`` (in command order):
+The accelerator takes a command into its **front** (one command) while the access before it
+still runs, and prepares it there. The front is free again once the access it holds has
+moved on to the HBM port. The accelerator has one HBM port, and two kinds of work hold it: an
+access's **reads**, from the port taking it to the end of its HBM reads (its lookup, gather,
+decisions and frame reads), and its **tail**. The port serves them one at a time, each whole,
+in the order they become ready (an earlier access's tail first on a tie). With up to ``depth``
+accesses past the front, access ``i`` (in command order):
 
-- is ready for its reads at ``max(arrival_i, idle_{i-depth})`` (at most ``depth`` in flight),
-  and is accepted (``accept_i``) when the port takes its reads; reads run in command order;
-- issues its page reads at ``reads_i = accept_i + front`` (both of them, before any write of
+- is accepted at ``accept_i = max(arrival_i, taken_{i-1} + 1)`` (:func:`accepted`: the front
+  is free the cycle after the access before it left), and prepared by ``accept_i + prelude``;
+- is ready for its reads at ``max(accept_i + prelude, idle_{i-depth})`` (:func:`taken`), and
+  is taken (``taken_i``) when the port takes its reads; reads run in command order;
+- issues its page reads at ``reads_i = taken_i + front`` (both of them, before any write of
   its own) and ends its HBM reads at ``ready_i = reads_i + hbm_reads[t_i]``;
 - gets its page data over the host link, in order: the first byte comes back one round trip
   after the request, pages follow each other at the link's bandwidth, and access ``i``'s pages
@@ -37,8 +42,9 @@ flight, access ``i`` (in command order):
 
 An access that touches no page (``t = 0``) has no pages to wait for: its whole work before the
 response is HBM reads (``hbm_reads[0]``; ``back[0]`` is what follows them). With ``depth = 1``
-this is the RTL as built: one access at a time, its reads issued together after the lookup, its
-answer before its writes.
+this is the RTL as built: its front prepares the next command during the access before it,
+whose host events all come first (``taken_i = max(accept_i + prelude, idle_{i-1})``); then one
+access at a time, its reads issued together after the lookup, its answer before its writes.
 
 Every time is a function of the arrivals and touch counts only, so the interleaving of different
 accesses' events is public. A **hazard** is a read of a page that an earlier access in flight
@@ -49,7 +55,9 @@ first touch's result. A key re-placed by an earlier access in flight is a hazard
 state: reads run one at a time in command order, so every decision sees every earlier decision,
 and back ends run in order, so a value is read after the earlier access wrote it. A decision
 that reads a list or the free stack an earlier access's tail still changes is forwarded the
-same way, from that access's flush and re-placement held on chip.
+same way, from that access's flush and re-placement held on chip. The front reads nothing an
+access changes (the keys and the DRBG, which only Setup's first command changes: the front
+takes no command while they change).
 """
 
 from __future__ import annotations
@@ -57,7 +65,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["AccessPhases", "HostLink", "Schedule", "schedule", "project", "best_depth"]
+__all__ = ["AccessPhases", "HostLink", "Schedule", "accepted", "taken", "schedule", "project",
+           "best_depth"]
 
 
 @dataclass(frozen=True)
@@ -77,9 +86,10 @@ class HostLink:
 class AccessPhases:
     """The on-chip cycles of an access, fixed by its touch count ``t``.
 
-    ``front``: acceptance to its page read requests; ``hbm_reads[t]``: its page read requests
-    to the end of its HBM reads; ``back[t]``: the later of its last page byte in and the end
-    of its HBM reads to its response; ``tail[t]``: its response to the end of its writes and
+    ``prelude``: acceptance to its command prepared (PRF, draws; off the port); ``front``: the
+    port taking it to its page read requests; ``hbm_reads[t]``: its page read requests to the
+    end of its HBM reads; ``back[t]``: the later of its last page byte in and the end of its
+    HBM reads to its response; ``tail[t]``: its response to the end of its writes and
     re-placement.
     """
 
@@ -87,19 +97,35 @@ class AccessPhases:
     back: tuple[float, float, float]
     tail: tuple[float, float, float] = (0.0, 0.0, 0.0)
     hbm_reads: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    prelude: float = 0.0
 
     def port_cycles(self, t: int) -> float:
         """Cycles access of ``t`` touches holds the HBM port: its reads and its tail."""
         return self.front + self.hbm_reads[t] + self.tail[t]
 
 
+def accepted(arrival: float, taken_before: float | None) -> float:
+    """When the front takes a command that arrives at ``arrival``: once the access before it
+    has left the front (was taken at ``taken_before``; None: there is none), the cycle after."""
+    return arrival if taken_before is None else max(arrival, taken_before + 1)
+
+
+def taken(accept: float, prelude: float, idle_before: float) -> float:
+    """When an access accepted at ``accept`` is ready for its reads: prepared, and the access
+    ``depth`` before it idle at ``idle_before`` (with one in flight, the RTL's back takes it
+    then)."""
+    return max(accept + prelude, idle_before)
+
+
 @dataclass
 class Schedule:
-    """Per access (in command order): acceptance, read requests, end of its HBM reads, last
-    page byte in, response, start and end of its tail and the end of its page writes, in
-    cycles; and how many of its reads are forwarded (:func:`schedule`)."""
+    """Per access (in command order): acceptance, the port taking its reads, read requests,
+    end of its HBM reads, last page byte in, response, start and end of its tail and the end
+    of its page writes, in cycles; and how many of its reads are forwarded
+    (:func:`schedule`)."""
 
     accept: list[float]
+    taken: list[float]
     reads: list[float]
     ready: list[float]
     data: list[float]
@@ -114,8 +140,8 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
              depth: int = 1) -> Schedule:
     """The times of every access's events under the rule of this module.
 
-    ``arrivals`` are in cycles (None: as soon as the rule allows, i.e. the host keeps
-    ``depth`` commands outstanding), ``touches`` the touch counts, ``pages`` each access's
+    ``arrivals`` are in cycles (None: a closed loop, the host keeping ``depth`` commands
+    outstanding: command ``i`` arrives as command ``i - depth`` is answered), ``touches`` the touch counts, ``pages`` each access's
     touched pages (to find the hazards; their values do not change any time).
     """
     if depth < 1:
@@ -123,8 +149,8 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
     rtt = link.cycles(link.round_trip_s)
     page_time = link.cycles(page_bytes / link.bandwidth)
     n = len(touches)
-    accept, reads, ready, data, response, tail_start, idle, writes_done = (
-        [0.0] * n for _ in range(8))
+    accept, taken_at, reads, ready, data, response, tail_start, idle, writes_done = (
+        [0.0] * n for _ in range(9))
     forwarded = [0] * n
     link_free = write_free = port_free = 0.0
     # The port's next reads (access `nr`) and next tail (access `nw`): whichever is ready
@@ -134,9 +160,13 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
     while nw < n:
         reads_ready = math.inf
         if nr < n and nr - depth < nw:
-            reads_ready = 0.0 if arrivals is None or arrivals[nr] is None else arrivals[nr]
-            if nr >= depth:
-                reads_ready = max(reads_ready, idle[nr - depth])
+            if arrivals is None:     # a closed loop: at the answer `depth` commands before
+                arrival = response[nr - depth] if nr >= depth else 0.0
+            else:
+                arrival = 0.0 if arrivals[nr] is None else arrivals[nr]
+            accept[nr] = accepted(arrival, taken_at[nr - 1] if nr else None)
+            reads_ready = taken(accept[nr], phases.prelude,
+                                idle[nr - depth] if nr >= depth else -math.inf)
         tail_ready = math.inf
         if nw < nr:
             t = touches[nw]
@@ -145,8 +175,8 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
             tail_ready = response[nw]
         if reads_ready < tail_ready:
             i, t = nr, touches[nr]
-            accept[i] = max(reads_ready, port_free)
-            reads[i] = accept[i] + phases.front
+            taken_at[i] = max(reads_ready, port_free)
+            reads[i] = taken_at[i] + phases.front
             ready[i] = port_free = reads[i] + phases.hbm_reads[t]
             if t:
                 first = max(reads[i] + rtt, link_free)
@@ -167,8 +197,8 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
         for j in range(max(0, i - depth), i):
             if writes_done[j] > reads[i] and set(pages[j]) & set(pages[i]):
                 forwarded[i] += 1
-    return Schedule(accept, reads, ready, data, response, tail_start, idle, writes_done,
-                    forwarded)
+    return Schedule(accept, taken_at, reads, ready, data, response, tail_start, idle,
+                    writes_done, forwarded)
 
 
 def project(touches, phases: AccessPhases, link: HostLink, page_bytes: int,
@@ -188,7 +218,7 @@ def project(touches, phases: AccessPhases, link: HostLink, page_bytes: int,
     span = max(timed.idle) / link.clock_hz
     rtt = link.cycles(link.round_trip_s)
     page_time = link.cycles(page_bytes / link.bandwidth)
-    idle = sum(phases.front + max(rtt + t * page_time if t else 0, phases.hbm_reads[t])
+    idle = sum(phases.prelude + phases.front + max(rtt + t * page_time if t else 0, phases.hbm_reads[t])
                + phases.back[t] for t in touches) / n / link.clock_hz
     port = sum(phases.port_cycles(t) for t in touches)
     return {

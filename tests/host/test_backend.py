@@ -108,7 +108,7 @@ def _stamped_run(channel: bool):
 
 def test_through_the_channel_the_phases_hold_its_opening_and_sealing():
     # The sealed accelerator's measurement port carries the core's stamps, counted from each
-    # frame's acceptance: the same HBM reads, the frame's opening in the front, its sealing
+    # frame's acceptance: the same HBM reads, the frame's opening before the front, its sealing
     # in the back, and a tail (answer to idle) shorter by the sealing, which runs beside it.
     plain_front, plain, _ = _stamped_run(channel=False)
     sealed_front, sealed, summary = _stamped_run(channel=True)
@@ -117,6 +117,10 @@ def test_through_the_channel_the_phases_hold_its_opening_and_sealing():
     def gcm_pass(plaintext_bytes):      # blocks + 15 cycles (hdl/channel.py)
         return -(-plaintext_bytes // 16) + 15
     assert sealed_front - plain_front >= gcm_pass(p.command_plaintext_bytes)
+    # The opening is the prelude's (off the HBM port, beside the access before), not the
+    # front's.
+    assert sealed.prelude - plain.prelude >= gcm_pass(p.command_plaintext_bytes)
+    assert sealed.front == pytest.approx(plain.front, abs=0.5)
     for t in (1, 2):
         assert sealed.hbm_reads[t] == plain.hbm_reads[t] > 0
         assert sealed.back[t] - plain.back[t] >= gcm_pass(p.response_plaintext_bytes)

@@ -10,7 +10,8 @@ from bolt.model.schedule import AccessPhases, HostLink, best_depth, project, sch
 
 LINK = HostLink(clock_hz=300e6, round_trip_s=1e-6, bandwidth=12e9)
 PAGE = 1200                                  # 0.1 us on the link: 30 cycles
-PHASES = AccessPhases(front=60, back=(120, 100, 160), tail=(40, 50, 70), hbm_reads=(30, 80, 120))
+PHASES = AccessPhases(front=60, back=(120, 100, 160), tail=(40, 50, 70), hbm_reads=(30, 80, 120),
+                      prelude=20)
 
 
 def _touches(n, seed):
@@ -26,7 +27,7 @@ def test_times_depend_only_on_arrivals_and_touch_counts():
     for _ in range(2):   # other pages, same public data: the same times
         pages = [tuple(rng.randrange(8) for _ in range(t)) for t in touches]
         run = schedule(arrivals, touches, pages, PHASES, LINK, PAGE, depth=4)
-        runs.append((run.accept, run.reads, run.ready, run.data, run.response, run.tail_start,
+        runs.append((run.accept, run.taken, run.reads, run.ready, run.data, run.response, run.tail_start,
                      run.idle, run.writes_done))
     assert runs[0] == runs[1]
 
@@ -36,7 +37,8 @@ def test_each_access_keeps_its_order_and_depth_bounds_the_accesses_in_flight(dep
     touches = _touches(300, 4)
     run = schedule(None, touches, [()] * 300, PHASES, LINK, PAGE, depth)
     for i, t in enumerate(touches):
-        assert run.accept[i] + PHASES.front == run.reads[i] <= run.data[i] < run.response[i]
+        assert run.accept[i] + PHASES.prelude <= run.taken[i]
+        assert run.taken[i] + PHASES.front == run.reads[i] <= run.data[i] < run.response[i]
         assert run.ready[i] == run.reads[i] + PHASES.hbm_reads[t]
         assert run.response[i] >= max(run.data[i], run.ready[i]) + PHASES.back[t]
         assert run.tail_start[i] >= run.response[i]
@@ -44,12 +46,14 @@ def test_each_access_keeps_its_order_and_depth_bounds_the_accesses_in_flight(dep
         assert run.writes_done[i] >= run.response[i] + t * 30 - 1e-9
         if i:
             assert run.response[i] > run.response[i - 1]      # in command order
-            assert run.accept[i] >= run.accept[i - 1] + PHASES.front
+            assert run.taken[i] >= run.taken[i - 1] + PHASES.front
+            # The front holds one command: the next once the one before has left it.
+            assert run.accept[i] >= run.taken[i - 1] + 1
         if i >= depth:
-            assert run.accept[i] >= run.idle[i - depth]
-    # One HBM port: every access's reads (acceptance to the end of its HBM reads) and tail
-    # hold it, one at a time.
-    held = sorted([*zip(run.accept, run.ready), *zip(run.tail_start, run.idle)])
+            assert run.taken[i] >= run.idle[i - depth]
+    # One HBM port: every access's reads (from the port taking it to the end of its HBM
+    # reads) and tail hold it, one at a time; the prelude does not.
+    held = sorted([*zip(run.taken, run.ready), *zip(run.tail_start, run.idle)])
     assert all(end <= start for (_, end), (start, _) in zip(held, held[1:]))
 
 
@@ -59,13 +63,16 @@ def test_one_in_flight_is_the_sum_of_the_phases_and_the_link():
         run = project([t] * 10, PHASES, LINK, PAGE, depth=1)
         latency = (PHASES.front + max(rtt + t * page if t else 0, PHASES.hbm_reads[t])
                    + PHASES.back[t])
-        # The first access is answered after its latency; each later one waits for the tail
-        # of the one before (the command arrives at the response, is taken when idle).
+        # The first access is answered after its prelude and latency; each later one
+        # arrives at the response before it and is prepared during that access's tail
+        # (longer than the prelude), then waits for the rest of the tail.
+        assert min(PHASES.tail) > PHASES.prelude
         assert run["mean latency (us)"] == pytest.approx(
-            (latency + 9 * (latency + PHASES.tail[t])) / 10 / 300)
-        assert run["idle accelerator: mean latency (us)"] == pytest.approx(latency / 300)
+            (PHASES.prelude + latency + 9 * (latency + PHASES.tail[t])) / 10 / 300)
+        assert run["idle accelerator: mean latency (us)"] == pytest.approx(
+            (PHASES.prelude + latency) / 300)
         assert run["throughput (accesses/s)"] == pytest.approx(
-            10 * 300e6 / (10 * (latency + PHASES.tail[t])))
+            10 * 300e6 / (PHASES.prelude + 10 * (latency + PHASES.tail[t])))
 
 
 def test_accesses_in_flight_hide_the_round_trip_up_to_the_busiest_stage():
@@ -130,15 +137,18 @@ def test_projection_of_rtl_stamps():
     # 300 cycles at 300 MHz is 1 us; a 1,200-byte page is 0.1 us on the link.
     stats = RtlStats(clock_hz=300e6, host_round_trip_s=1e-6, host_bandwidth=12e9,
                      page_bytes=PAGE, value_size=64)
-    stats.record((300, 0, 0, 300, 0), 0, 0)
-    # 30 cycles to the read, its HBM reads over 60 later, 230 after the data.
-    stats.record((330, 30, 100, 360, 90), 1, 2 * PAGE)
+    stats.record((300, 0, 0, 300, 0, 12), 0, 0)
+    # Taken from the front after 12 cycles, 30 to the read, its HBM reads over 60 later, 230
+    # after the data.
+    stats.record((330, 30, 100, 360, 90, 12), 1, 2 * PAGE)
     phases = stats.phases()
-    assert phases.front == 30 and phases.tail[:2] == (0, 30)
+    assert phases.prelude == 12 and phases.front == 18 and phases.tail[:2] == (0, 30)
     # No page: its work after the front is HBM reads.
     assert phases.hbm_reads[:2] == (270, 60) and phases.back[:2] == (0, 230)
     one = stats.projection(1)
-    assert one["mean latency (us)"] == pytest.approx((1 + (0.1 + 1 + 0.1 + 230 / 300)) / 2)
+    # The second access arrives at the first's answer and is prepared at once (no tail).
+    assert one["mean latency (us)"] == pytest.approx((1 + (0.04 + 0.06 + 1 + 0.1 + 230 / 300))
+                                                     / 2)
     summary = stats.summary()
     assert summary["paper's FPGA latency (us)"] == 6.99
     assert summary["1 in flight: mean latency (us)"] == one["mean latency (us)"]
