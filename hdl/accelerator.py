@@ -225,6 +225,8 @@ class Cycles(NamedTuple):
     idle_at: int = 0  #: to when it takes the next command (the driver's count)
     ready_at: int = 0  #: to the end of its HBM reads, the flushes' frames (0: it read no page)
     taken_at: int = 0  #: to the back taking it from the front (the PRF and draws done)
+    #: to the core's response, where the answer is the sealed channel's (0: ``total``)
+    responded_at: int = 0
 
 
 def unpack_response(params: Params, word: int):

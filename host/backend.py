@@ -122,8 +122,9 @@ class RtlStats:
     ``prelude``, acceptance to the back taking the command (its PRF and draws); ``front``, from
     there to the first page read request; ``hbm_reads[t]``, that request to the end of the
     access's HBM reads (the flushes' frames in); ``back[t]``, the later of the last page beat
-    in and that end to the response; ``tail[t]``, the response to the back being idle again;
-    by touch count ``t``. The simulated host link's latency and beats are replaced by
+    in and that end to the core's response; ``tail[t]``, that response to the back being idle
+    again; by touch count ``t``; and ``sealing``, the core's response to the answer (the
+    sealed channel's sealing, beside the tail; 0 without it). The simulated host link's latency and beats are replaced by
     ``host_round_trip_s`` and ``host_bandwidth``; the projection then runs the recorded touch
     counts through the schedule with one access in flight and with the best number in flight.
     ``back`` holds whatever on-chip work the simulated host did not hide: simulated as the
@@ -146,19 +147,20 @@ class RtlStats:
     idle_at: list[int] = field(default_factory=list)     #: cycle it took commands again
     ready_at: list[int] = field(default_factory=list)    #: cycle its HBM reads ended
     taken_at: list[int] = field(default_factory=list)    #: cycle the back took it
+    responded_at: list[int] = field(default_factory=list)  #: the core's response (no sealing)
     setup_cycles: int = 0
 
     def record(self, cycles, reads: int, bytes_moved: int) -> None:
-        """``cycles``: the access's ``(total, reads_at, data_at, idle_at, ready_at, taken_at)``
-        stamps
-        (:class:`bolt.hdl.accelerator.Cycles`; through the sealed channel counted from its
-        frame's acceptance, so the front holds the frame's opening and the back its sealing),
-        or its total alone (stamps unknown: the projection then counts the simulated host
+        """``cycles``: the access's ``(total, reads_at, data_at, idle_at, ready_at, taken_at,
+        responded_at)`` stamps (:class:`bolt.hdl.accelerator.Cycles`; through the sealed
+        channel counted from its frame's acceptance, so the prelude holds the frame's opening,
+        and the answer comes the sealing after the core's response), or its total alone (stamps unknown: the projection then counts the simulated host
         link's cycles as on-chip work, a pessimistic figure)."""
-        total, reads_at, data_at, idle_at, ready_at, taken_at = (
-            (cycles, 0, 0, cycles, 0, 0) if isinstance(cycles, int) else cycles)
+        total, reads_at, data_at, idle_at, ready_at, taken_at, responded_at = (
+            (cycles, 0, 0, cycles, 0, 0, 0) if isinstance(cycles, int) else cycles)
         self.cycles.append(total)
         self.taken_at.append(taken_at)
+        self.responded_at.append(responded_at or total)
         self.reads.append(reads)
         self.bytes_moved.append(bytes_moved)
         self.reads_at.append(reads_at)
@@ -179,6 +181,8 @@ class RtlStats:
         prelude = sum(self.taken_at) / len(self.taken_at) if self.taken_at else 0.0
         front = (sum(self.reads_at[i] for i in touched) / len(touched) - prelude
                  if touched else 0.0)
+        responded = self.responded_at
+        sealing = sum(c - r for c, r in zip(self.cycles, responded)) / max(1, len(responded))
         back, tail, hbm_reads = [], [], []
         for t in range(3):
             rows = [i for i, reads in enumerate(self.reads) if reads == t]
@@ -188,15 +192,15 @@ class RtlStats:
                 hbm_reads.append(0.0)
                 continue
             if t == 0:           # no page to wait for: its work to the response is HBM reads
-                hbm_reads.append(sum(self.cycles[i] for i in rows) / len(rows) - prelude - front)
+                hbm_reads.append(sum(responded[i] for i in rows) / len(rows) - prelude - front)
                 back.append(0.0)
             else:
                 hbm_reads.append(sum(max(0, self.ready_at[i] - self.reads_at[i]) for i in rows)
                                  / len(rows))
-                back.append(sum(self.cycles[i] - max(self.data_at[i], self.ready_at[i])
+                back.append(sum(responded[i] - max(self.data_at[i], self.ready_at[i])
                                 for i in rows) / len(rows))
-            tail.append(sum(self.idle_at[i] - self.cycles[i] for i in rows) / len(rows))
-        return AccessPhases(front, tuple(back), tuple(tail), tuple(hbm_reads), prelude)
+            tail.append(sum(self.idle_at[i] - responded[i] for i in rows) / len(rows))
+        return AccessPhases(front, tuple(back), tuple(tail), tuple(hbm_reads), prelude, sealing)
 
     def projection(self, depth: int | None = 1) -> dict:
         """The schedule's projection of the recorded touch counts at ``depth`` accesses in
@@ -228,6 +232,8 @@ class RtlStats:
                 dict(enumerate(phases.back)),
             "tail cycles by touches (writes, re-placement)": dict(enumerate(phases.tail)),
         }
+        if phases.sealing:
+            report["sealing cycles (response to answer, beside the tail)"] = phases.sealing
         report["idle accelerator: mean latency (us)"] = \
             self.projection(1)["idle accelerator: mean latency (us)"]
         for name, depth in (("1 in flight", 1), ("best in flight", None)):

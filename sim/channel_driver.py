@@ -105,4 +105,5 @@ class ChannelDriver:
         def moved(stamp: int) -> int:   # 0 stays 0: the access had no such event
             return stamp + opened if stamp else 0
         return Cycles(count, moved(stamps["reads_at"]), moved(stamps["data_at"]),
-                      ready_at=moved(stamps["ready_at"]), taken_at=moved(stamps["taken_at"]))
+                      ready_at=moved(stamps["ready_at"]), taken_at=moved(stamps["taken_at"]),
+                      responded_at=moved(stamps["cycles"]))

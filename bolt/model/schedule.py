@@ -15,7 +15,9 @@ those requests to the end of its HBM reads (the gather, the decisions and the fl
 reads, which run while its pages travel), then, once its ``t`` pages are in and its HBM reads
 are over, ``back[t]`` cycles to its response (decrypt tail, take), then ``tail[t]`` cycles in
 which the flushes and the re-placement are written and the page writes posted (the response
-never waits for them). An access is in flight from its acceptance to the end of its tail.
+never waits for them). Behind the sealed channel the answer leaves ``sealing`` cycles after
+the response, while the tail runs. An access is in flight from its acceptance to the end of
+its tail.
 
 The accelerator takes a command into its **front** (one command) while the access before it
 still runs, and prepares it there. The front is free again once the access it holds has
@@ -34,9 +36,9 @@ accesses past the front, access ``i`` (in command order):
 - gets its page data over the host link, in order: the first byte comes back one round trip
   after the request, pages follow each other at the link's bandwidth, and access ``i``'s pages
   never overtake access ``i-1``'s;
-- answers at ``response_i = max(data_i, ready_i, idle_{i-1}) + back[t_i]``: one back end at a
-  time, in order;
-- is ready for its tail at ``response_i``, and is idle at ``idle_i = start + tail[t_i]`` once
+- responds at ``max(data_i, ready_i, idle_{i-1}) + back[t_i]``: one back end at a time, in
+  order; its answer leaves ``sealing`` later (``response_i``);
+- is ready for its tail at its response, and is idle at ``idle_i = start + tail[t_i]`` once
   the port has taken its tail at ``start``;
 - posts its page writes from ``response_i`` on, in order behind earlier accesses' writes.
 
@@ -90,7 +92,8 @@ class AccessPhases:
     port taking it to its page read requests; ``hbm_reads[t]``: its page read requests to the
     end of its HBM reads; ``back[t]``: the later of its last page byte in and the end of its
     HBM reads to its response; ``tail[t]``: its response to the end of its writes and
-    re-placement.
+    re-placement; ``sealing``: its response to its answer leaving the sealed channel (beside
+    the tail; 0 without the channel).
     """
 
     front: float
@@ -98,6 +101,7 @@ class AccessPhases:
     tail: tuple[float, float, float] = (0.0, 0.0, 0.0)
     hbm_reads: tuple[float, float, float] = (0.0, 0.0, 0.0)
     prelude: float = 0.0
+    sealing: float = 0.0
 
     def port_cycles(self, t: int) -> float:
         """Cycles access of ``t`` touches holds the HBM port: its reads and its tail."""
@@ -152,6 +156,7 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
     accept, taken_at, reads, ready, data, response, tail_start, idle, writes_done = (
         [0.0] * n for _ in range(9))
     forwarded = [0] * n
+    responded = [0.0] * n      # the core's response, `sealing` before the answer
     link_free = write_free = port_free = 0.0
     # The port's next reads (access `nr`) and next tail (access `nw`): whichever is ready
     # first goes next, the tail on a tie. A tail is ready once its access has answered (its
@@ -171,8 +176,9 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
         if nw < nr:
             t = touches[nw]
             before = idle[nw - 1] if nw else -math.inf
-            response[nw] = max(data[nw], ready[nw], before) + phases.back[t]
-            tail_ready = response[nw]
+            responded[nw] = max(data[nw], ready[nw], before) + phases.back[t]
+            response[nw] = responded[nw] + phases.sealing
+            tail_ready = responded[nw]
         if reads_ready < tail_ready:
             i, t = nr, touches[nr]
             taken_at[i] = max(reads_ready, port_free)
@@ -186,9 +192,9 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
             nr += 1
         else:
             i, t = nw, touches[nw]
-            tail_start[i] = max(response[i], port_free)
+            tail_start[i] = max(responded[i], port_free)
             idle[i] = port_free = tail_start[i] + phases.tail[t]
-            write_free = max(write_free, response[i]) + t * page_time
+            write_free = max(write_free, responded[i]) + t * page_time
             writes_done[i] = write_free
             nw += 1
     for i in range(n):
@@ -219,7 +225,7 @@ def project(touches, phases: AccessPhases, link: HostLink, page_bytes: int,
     rtt = link.cycles(link.round_trip_s)
     page_time = link.cycles(page_bytes / link.bandwidth)
     idle = sum(phases.prelude + phases.front + max(rtt + t * page_time if t else 0, phases.hbm_reads[t])
-               + phases.back[t] for t in touches) / n / link.clock_hz
+               + phases.back[t] + phases.sealing for t in touches) / n / link.clock_hz
     port = sum(phases.port_cycles(t) for t in touches)
     return {
         "depth": depth,

@@ -108,8 +108,9 @@ def _stamped_run(channel: bool):
 
 def test_through_the_channel_the_phases_hold_its_opening_and_sealing():
     # The sealed accelerator's measurement port carries the core's stamps, counted from each
-    # frame's acceptance: the same HBM reads, the frame's opening before the front, its sealing
-    # in the back, and a tail (answer to idle) shorter by the sealing, which runs beside it.
+    # frame's acceptance: the frame's opening in the prelude (before the front, off the HBM
+    # port), its sealing after the core's response (beside the tail), and the same HBM reads,
+    # back and tail, so the same cycles on the HBM port.
     plain_front, plain, _ = _stamped_run(channel=False)
     sealed_front, sealed, summary = _stamped_run(channel=True)
     p = bolt.Params(**PARAMS)
@@ -117,15 +118,15 @@ def test_through_the_channel_the_phases_hold_its_opening_and_sealing():
     def gcm_pass(plaintext_bytes):      # blocks + 15 cycles (hdl/channel.py)
         return -(-plaintext_bytes // 16) + 15
     assert sealed_front - plain_front >= gcm_pass(p.command_plaintext_bytes)
-    # The opening is the prelude's (off the HBM port, beside the access before), not the
-    # front's.
     assert sealed.prelude - plain.prelude >= gcm_pass(p.command_plaintext_bytes)
     assert sealed.front == pytest.approx(plain.front, abs=0.5)
+    assert plain.sealing == 0 and sealed.sealing >= gcm_pass(p.response_plaintext_bytes)
     for t in (1, 2):
         assert sealed.hbm_reads[t] == plain.hbm_reads[t] > 0
-        assert sealed.back[t] - plain.back[t] >= gcm_pass(p.response_plaintext_bytes)
-        assert sealed.back[t] + sealed.tail[t] == pytest.approx(plain.back[t] + plain.tail[t],
-                                                                abs=0.5)
+        assert sealed.back[t] == pytest.approx(plain.back[t], abs=0.5)
+        assert sealed.tail[t] == pytest.approx(plain.tail[t], abs=0.5)
+        assert sealed.port_cycles(t) == pytest.approx(plain.port_cycles(t), abs=1)
+    assert summary["sealing cycles (response to answer, beside the tail)"] == sealed.sealing
     assert summary["HBM port cap (accesses/s)"] > 0
 
 

@@ -11,7 +11,7 @@ from bolt.model.schedule import AccessPhases, HostLink, best_depth, project, sch
 LINK = HostLink(clock_hz=300e6, round_trip_s=1e-6, bandwidth=12e9)
 PAGE = 1200                                  # 0.1 us on the link: 30 cycles
 PHASES = AccessPhases(front=60, back=(120, 100, 160), tail=(40, 50, 70), hbm_reads=(30, 80, 120),
-                      prelude=20)
+                      prelude=20, sealing=15)
 
 
 def _touches(n, seed):
@@ -40,10 +40,12 @@ def test_each_access_keeps_its_order_and_depth_bounds_the_accesses_in_flight(dep
         assert run.accept[i] + PHASES.prelude <= run.taken[i]
         assert run.taken[i] + PHASES.front == run.reads[i] <= run.data[i] < run.response[i]
         assert run.ready[i] == run.reads[i] + PHASES.hbm_reads[t]
-        assert run.response[i] >= max(run.data[i], run.ready[i]) + PHASES.back[t]
-        assert run.tail_start[i] >= run.response[i]
+        assert run.response[i] >= max(run.data[i], run.ready[i]) + PHASES.back[t] + PHASES.sealing
+        # The tail and the page writes begin at the core's response, as the answer is sealed.
+        responded = run.response[i] - PHASES.sealing
+        assert run.tail_start[i] >= responded
         assert run.idle[i] == run.tail_start[i] + PHASES.tail[t]
-        assert run.writes_done[i] >= run.response[i] + t * 30 - 1e-9
+        assert run.writes_done[i] >= responded + t * 30 - 1e-9
         if i:
             assert run.response[i] > run.response[i - 1]      # in command order
             assert run.taken[i] >= run.taken[i - 1] + PHASES.front
@@ -61,18 +63,19 @@ def test_one_in_flight_is_the_sum_of_the_phases_and_the_link():
     rtt, page = 300, 30
     for t in (0, 1, 2):
         run = project([t] * 10, PHASES, LINK, PAGE, depth=1)
-        latency = (PHASES.front + max(rtt + t * page if t else 0, PHASES.hbm_reads[t])
-                   + PHASES.back[t])
-        # The first access is answered after its prelude and latency; each later one
-        # arrives at the response before it and is prepared during that access's tail
-        # (longer than the prelude), then waits for the rest of the tail.
-        assert min(PHASES.tail) > PHASES.prelude
+        # From the port taking an access to its core's response.
+        core = (PHASES.front + max(rtt + t * page if t else 0, PHASES.hbm_reads[t])
+                + PHASES.back[t])
+        # The first access is answered after its prelude, core and sealing; each later one
+        # arrives at the answer before it, is prepared during that access's tail (longer
+        # than the sealing and the prelude together) and taken as it ends.
+        assert min(PHASES.tail) > PHASES.sealing + PHASES.prelude
+        idle = PHASES.prelude + core + PHASES.sealing
         assert run["mean latency (us)"] == pytest.approx(
-            (PHASES.prelude + latency + 9 * (latency + PHASES.tail[t])) / 10 / 300)
-        assert run["idle accelerator: mean latency (us)"] == pytest.approx(
-            (PHASES.prelude + latency) / 300)
+            (idle + 9 * (PHASES.tail[t] + core)) / 10 / 300)
+        assert run["idle accelerator: mean latency (us)"] == pytest.approx(idle / 300)
         assert run["throughput (accesses/s)"] == pytest.approx(
-            10 * 300e6 / (PHASES.prelude + 10 * (latency + PHASES.tail[t])))
+            10 * 300e6 / (PHASES.prelude + 10 * (core + PHASES.tail[t])))
 
 
 def test_accesses_in_flight_hide_the_round_trip_up_to_the_busiest_stage():
@@ -137,10 +140,10 @@ def test_projection_of_rtl_stamps():
     # 300 cycles at 300 MHz is 1 us; a 1,200-byte page is 0.1 us on the link.
     stats = RtlStats(clock_hz=300e6, host_round_trip_s=1e-6, host_bandwidth=12e9,
                      page_bytes=PAGE, value_size=64)
-    stats.record((300, 0, 0, 300, 0, 12), 0, 0)
+    stats.record((300, 0, 0, 300, 0, 12, 0), 0, 0)
     # Taken from the front after 12 cycles, 30 to the read, its HBM reads over 60 later, 230
     # after the data.
-    stats.record((330, 30, 100, 360, 90, 12), 1, 2 * PAGE)
+    stats.record((330, 30, 100, 360, 90, 12, 0), 1, 2 * PAGE)
     phases = stats.phases()
     assert phases.prelude == 12 and phases.front == 18 and phases.tail[:2] == (0, 30)
     # No page: its work after the front is HBM reads.
