@@ -389,9 +389,9 @@ class BackMonitor:
 async def test_pipelined(dut):
     """Commands sent without waiting for the access before them to finish: the front takes
     the next command during that access and prepares it (PRF, draws), the back takes it once
-    idle. Under random host gaps, HBM latency and back-pressure on every channel, every
-    access's host events (split at the back's takes), the host bytes and every response equal
-    the model's, and each access is taken when the timing rule says
+    idle. Under random gaps between commands, host and HBM latency, and back-pressure on
+    every channel, every access's host events (split at the back's takes), the host bytes
+    and every response equal the model's, and each access is taken when the timing rule says
     (:func:`bolt.model.schedule.taken`: prepared, and the access before it idle)."""
     p = _params()
     rng, master_key, salt0, salt1 = _secrets(env_int("BOLT_SEED", 1) + 29)
@@ -416,6 +416,7 @@ async def test_pipelined(dut):
         for _ in range(gap):
             await RisingEdge(dut.clk)
             dut.hbm_latency.value = rng.randint(1, HBM_LATENCY_SIMULATED)
+            dut.host_model_latency.value = rng.randint(0, 64)
         await bench.driver.send(op, key, value or b"")
     while len(monitor.responses) < len(ops) or not int(dut.idle.value):
         await RisingEdge(dut.clk)
