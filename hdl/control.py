@@ -20,9 +20,10 @@ from .aes import Aes128
 from .hbm import (BEAT_BITS, HbmMap, HbmMaster, MAX_BURST_BEATS, Region, bin_record_layout,
                   bin_record_matches, bin_record_without, frame_record_layout)
 from .lookup import Lookup
-from .pages import HostAxiBridge, PageEngine, PagePortArbiter, bswap
+from .pages import HostAxiBridge, PageEngine, PagePortArbiter
 from .sampler import make_sampler
 from .flush import Flush
+from .front import CommandFront
 from .replace import Replacement
 from .scan import one_hot_select
 from .touch import Take
@@ -31,14 +32,13 @@ __all__ = ["AccessControl"]
 
 
 class AccessControl(Elaboratable):
-    """The accelerator's control: Setup and Access as two FSMs over its units, a front that
-    takes the next command and prepares it while the access before it runs, and a back that
-    runs one command at a time.
+    """The accelerator's control: Setup and Access as one FSM over its units, one command at
+    a time, behind a :class:`~bolt.hdl.front.CommandFront` that takes the next command and
+    prepares it (PRF, draws) while the access before it runs.
 
-    The front (:meth:`_front`) takes a command and runs its :meth:`_draw` and
-    :meth:`_index_prf`. The back's states are grouped into the algorithm's steps, one method
-    each, in the order an access runs them: :meth:`_accept` (the front's command taken),
-    :meth:`_lookup`, :meth:`_page_reads`, :meth:`_gather`, :meth:`_decide`, :meth:`_touch`, :meth:`_result`, the
+    Its states are grouped into the algorithm's steps, one method each, in the order an access
+    runs them: :meth:`_accept` (the front's prepared command taken), :meth:`_lookup`,
+    :meth:`_page_reads`, :meth:`_gather`, :meth:`_decide`, :meth:`_touch`, :meth:`_result`, the
     response (:meth:`_respond`), then :meth:`_flush` (which carries the re-placement's requests,
     :meth:`_replacement`) and :meth:`_page_writes`, or :meth:`_replace` when no page is
     touched; and Setup's :meth:`_setup_begin`, :meth:`_setup_item`,
@@ -81,11 +81,9 @@ class AccessControl(Elaboratable):
         self._steps, self._requests = [], []      # for :meth:`_choose`, from :meth:`issue`
         self._registers()
         self._datapath()
-        self._draw()
         self.replacement_reads, self.replacement_writes, self.replaced = self._replacement()
         self._stack_pushes()
-        self._front()
-        with m.FSM(name="back"):
+        with m.FSM():
             self._accept()
             self._lookup()
             self._page_reads()
@@ -120,11 +118,25 @@ class AccessControl(Elaboratable):
             m.submodules[f"hbm{port}" if port else "hbm"] = master
         self.hbm = self.hbms[0]
         m.submodules.aes = self.aes = Aes128(pipelined=False)
-        # Every block sent to the AES core is waited for (PRF_WAIT, SB_WAIT), its output taken
-        # as it comes: ready from the state register would put the state's decoding before
-        # the core's `i_stream.ready`, which the next state waits on.
+        # Every block sent to the AES core is waited for (the front's WAIT, SB_WAIT), its
+        # output taken as it comes: ready from the state register would put the state's
+        # decoding before the core's `i_stream.ready`, which the next state waits on.
         m.d.comb += self.aes.o_stream.ready.eq(1)
         m.submodules.sampler = self.sampler = make_sampler(p, self._sampler_factory)
+        # The front takes the next command and prepares it (PRF, draws) while the access
+        # before it runs; it has the AES core but while Setup derives its keys.
+        m.submodules.front = self.front = front = CommandFront(
+            params=p, command_layout=self.ports.cmd.payload.shape())
+        wiring.connect(m, wiring.flipped(self.ports.cmd), front.cmd)
+        wiring.connect(m, self.sampler.o, front.draws)
+        self.key_block = Signal(128)        # a Setup key derivation's block (SB_SEND)
+        self.key_block_valid = Signal()
+        m.d.comb += [self.aes.i_stream.valid.eq(front.block.valid | self.key_block_valid),
+                     self.aes.i_stream.payload.eq(Mux(self.key_block_valid, self.key_block,
+                                                      front.block.payload)),
+                     front.block.ready.eq(self.aes.i_stream.ready),
+                     front.result.valid.eq(self.aes.o_stream.valid),
+                     front.result.payload.eq(self.aes.o_stream.payload)]
         m.submodules.take = self.taker = Take(params=p)
         # Each page's flush, the frames it puts in held from their read (while the pages
         # travel, the lists being known at the decisions) to the items' index updates.
@@ -162,16 +174,6 @@ class AccessControl(Elaboratable):
     def _registers(self):
         p, S, fb = self.p, self.p.slots, self.p.frame_bits
         self.cmd = Signal(self.ports.cmd.payload.shape())
-        # The command front (:meth:`_front`): the next command, taken while the access before
-        # it still runs, its PRF and draws; the back takes them from here once idle.
-        self.front_cmd = Signal(self.ports.cmd.payload.shape())
-        self.front_mac = Signal(128)
-        self.front_r, self.front_y, self.front_c1, self.front_c2 = (
-            Signal(range(p.bins), name=n) for n in ("front_r", "front_y", "front_c1", "front_c2"))
-        self.n_drawn = Signal(range(_DRAWS + 1), init=_DRAWS)   # the front's draws so far
-        self.front_age = Signal(32)       # cycles since the front took its command
-        self.front_ready = Signal()       # the front holds a prepared command
-        self.taking = Signal()            # the back takes it this cycle
         # A Setup's keys are changing: the front takes nothing (its PRF and draws need them).
         self.keys_changing = Signal()
         self.taken_at = Signal(32)        # measurement only: the back took the command
@@ -180,8 +182,6 @@ class AccessControl(Elaboratable):
         self.r, self.y, self.c1, self.c2, self.x, self.nb = (
             Signal(range(p.bins), name=n) for n in ("r", "y", "c1", "c2", "x", "nb"))
         self.mac = Signal(128)
-        self.nmsg = -(-(1 + p.key_size) // 16)   # PRF message blocks
-        self.mac_block = Signal(range(self.nmsg + 1))   # the front's blocks sent to the AES core
         self.found = Signal()
         self.entry = Signal(self.entry_l)
         self.pos = Signal.like(self.lookup.pos, name="pos")
@@ -272,7 +272,7 @@ class AccessControl(Elaboratable):
         m, p = self.m, self.p
         lookup, pages_a, pages_b = self.lookup, self.pages_a, self.pages_b
         self.kind, self.loc = self.entry.kind, self.entry.loc
-        m.d.sync += [self.cycles.eq(self.cycles + 1), self.front_age.eq(self.front_age + 1)]
+        m.d.sync += self.cycles.eq(self.cycles + 1)
         m.d.comb += [lookup.key.eq(self.cmd.key), lookup.klen.eq(self.cmd.klen),
                      lookup.bucket1.eq(self.mac[:len(lookup.bucket1)]),
                      lookup.bucket2.eq(self.mac[64:64 + len(lookup.bucket2)]),
@@ -287,14 +287,6 @@ class AccessControl(Elaboratable):
             m.d.sync += self.reads_at.eq(self.cycles)
         with m.If(host_page_port.rd_data.valid & host_page_port.rd_data.ready):
             m.d.sync += self.data_at.eq(self.cycles)
-
-        # The PRF message's block `mac_block` (the first also from the command as it comes).
-        message = self.prf_message(self.front_cmd)
-        self.msg_block = msg_block = Signal(128)
-        with m.Switch(self.mac_block):
-            for j in range(self.nmsg):
-                with m.Case(j):
-                    m.d.comb += msg_block.eq(bswap(message[128 * j:128 * (j + 1)]))
 
         self._request_pipeline()
 
@@ -378,13 +370,6 @@ class AccessControl(Elaboratable):
         register = Signal(shape)
         self._early.append(register.eq(value))
         return register
-
-    def prf_message(self, cmd):
-        """The index PRF's message for command ``cmd``: klen ‖ key, zero padded to whole blocks
-        (a CBC-MAC under the index key; block ``j`` is ``bswap`` of bits ``128 j`` on)."""
-        message = Signal(128 * self.nmsg)
-        self.m.d.comb += message.eq(Cat(cmd.klen, cmd.key))
-        return message
 
     @staticmethod
     def new_value(layout, **fields):
@@ -530,50 +515,24 @@ class AccessControl(Elaboratable):
 
     # -- the steps, one method each (the FSM's states) ------------------------------------------
 
-    def _front(self):
-        """The command front: takes the next command while the access before it still runs
-        (its writes and re-placement, or its reads), and prepares it: the index PRF on the AES
-        core and the DRBG draws (:meth:`_draw`). Neither touches HBM, the host or anything an
-        access in the back changes, so the back (:meth:`_accept`) takes the prepared command
-        the cycle it is idle (algorithm §12's accesses in flight: one in the back, one here).
-        It holds one command, and takes none while a Setup's keys change: the PRF and the
-        draws are made under them."""
-        m, aes, cmd = self.m, self.aes, self.ports.cmd
-        with m.FSM(name="front"):
-            with m.State("EMPTY"):
-                m.d.comb += cmd.ready.eq(~self.keys_changing)
-                with m.If(cmd.valid & ~self.keys_changing):
-                    m.d.sync += [self.front_cmd.eq(cmd.payload), self.front_age.eq(1),
-                                 self.front_mac.eq(0), self.mac_block.eq(0)]
-                    with m.Switch(cmd.payload.op):
-                        with m.Case(Cmd.GET, Cmd.PUT, Cmd.DELETE):
-                            m.d.sync += self.n_drawn.eq(0)
-                            self._prf_first()
-                        with m.Case(Cmd.SETUP_ITEM):
-                            m.d.sync += self.n_drawn.eq(2)
-                            self._prf_first()
-                        with m.Default():
-                            m.next = "HELD"
-            self._index_prf()
-            with m.State("HELD"):
-                m.d.comb += self.front_ready.eq(self.n_drawn == _DRAWS)
-                with m.If(self.taking):
-                    m.next = "EMPTY"
-
     def _accept(self):
-        """The back takes the front's prepared command and clears what the previous one
-        left; a Setup's first command holds the front until its keys are in."""
-        m, cmd = self.m, self.front_cmd
+        """The back takes the front's prepared command (:class:`~bolt.hdl.front.CommandFront`)
+        the cycle it is idle, and clears what the previous one left; a Setup's first command
+        holds the front until its keys are in."""
+        m, prepared = self.m, self.front.prepared
+        cmd = prepared.payload.cmd
+        m.d.comb += self.front.hold.eq(self.keys_changing)
         with m.State("IDLE"):
             m.d.comb += self.ports.idle.eq(1)
-            with m.If(self.front_ready):
-                m.d.comb += self.taking.eq(1)
+            with m.If(prepared.valid):
+                m.d.comb += prepared.ready.eq(1)
+                ready = prepared.payload
                 # The stamps count from the front's acceptance.
-                m.d.sync += [self.cmd.eq(cmd), self.cycles.eq(self.front_age + 1),
-                             self.taken_at.eq(self.front_age),
-                             self.mac.eq(self.front_mac), self.r.eq(self.front_r),
-                             self.y.eq(self.front_y), self.y_host.eq(self.is_host(self.front_y)),
-                             self.c1.eq(self.front_c1), self.c2.eq(self.front_c2),
+                m.d.sync += [self.cmd.eq(cmd), self.cycles.eq(ready.age + 1),
+                             self.taken_at.eq(ready.age),
+                             self.mac.eq(ready.mac), self.r.eq(ready.r), self.y.eq(ready.y),
+                             self.y_host.eq(self.is_host(ready.y)),
+                             self.c1.eq(ready.c1), self.c2.eq(ready.c2),
                              self.has_value.eq(0), self.out_vlen.eq(0), self.out_value.eq(0),
                              self.err_page.eq(0), self.status.eq(Status.ABSENT),
                              self.derive.eq(0),
@@ -592,61 +551,6 @@ class AccessControl(Elaboratable):
                         self.enter("SE_READ")
                     with m.Default():
                         m.next = "RESP"
-
-    def _draw(self):
-        """Step 1: the front's DRBG draws (r, y, c1, c2 != c1; a Setup item only c1, c2),
-        taken as the sampler offers them while the PRF runs; the front offers its command
-        once they are in."""
-        m = self.m
-        with m.If(self.n_drawn != _DRAWS):
-            m.d.comb += self.sampler.o.ready.eq(1)
-            with m.If(self.sampler.o.valid):
-                sample = self.sampler.o.payload
-                with m.Switch(self.n_drawn):
-                    with m.Case(0):
-                        m.d.sync += [self.front_r.eq(sample), self.n_drawn.eq(1)]
-                    with m.Case(1):
-                        m.d.sync += [self.front_y.eq(sample), self.n_drawn.eq(2)]
-                    with m.Case(2):
-                        m.d.sync += [self.front_c1.eq(sample), self.n_drawn.eq(3)]
-                    with m.Case(3):
-                        with m.If(sample != self.front_c1):
-                            m.d.sync += [self.front_c2.eq(sample), self.n_drawn.eq(_DRAWS)]
-
-    def _prf_first(self):
-        """The PRF's first block goes to the AES core with the command it is made of."""
-        m, aes = self.m, self.aes
-        m.d.comb += [aes.i_stream.valid.eq(1),
-                     aes.i_stream.payload.eq(bswap(self.prf_message(self.ports.cmd.payload)[:128]))]
-        with m.If(aes.i_stream.ready):
-            m.d.sync += self.mac_block.eq(1)
-            m.next = "PRF_WAIT"
-        with m.Else():
-            m.next = "PRF_SEND"
-
-    def _index_prf(self):
-        """The index PRF: a CBC-MAC of (klen ‖ key) under the index key, each block sent to
-        the AES core in the cycle the one before it leaves."""
-        m, aes = self.m, self.aes
-        with m.State("PRF_SEND"):
-            m.d.comb += [aes.i_stream.valid.eq(1),
-                         aes.i_stream.payload.eq(self.front_mac ^ self.msg_block)]
-            with m.If(aes.i_stream.ready):
-                m.d.sync += self.mac_block.eq(self.mac_block + 1)
-                m.next = "PRF_WAIT"
-        with m.State("PRF_WAIT"):
-            with m.If(aes.o_stream.valid):
-                m.d.sync += self.front_mac.eq(aes.o_stream.payload)
-                with m.If(self.mac_block == self.nmsg):
-                    m.next = "HELD"
-                with m.Else():
-                    # The next block (`mac_block` counts those sent) follows at once.
-                    m.d.comb += [aes.i_stream.valid.eq(1),
-                                 aes.i_stream.payload.eq(aes.o_stream.payload ^ self.msg_block)]
-                    with m.If(aes.i_stream.ready):
-                        m.d.sync += self.mac_block.eq(self.mac_block + 1)
-                    with m.Else():
-                        m.next = "PRF_SEND"
 
     def _lookup(self):
         """Step 2: the index lookup (:class:`~bolt.hdl.lookup.Lookup`), one HBM step."""
@@ -1081,8 +985,8 @@ class AccessControl(Elaboratable):
                 m.d.sync += self.key_offered.eq(0)
                 m.next = "SB_SEND"
         with m.State("SB_SEND"):
-            m.d.comb += [self.aes.i_stream.valid.eq(1),
-                         self.aes.i_stream.payload.eq(Cat(self.cmd.salt, (self.derive + 1)[:8]))]
+            m.d.comb += [self.key_block_valid.eq(1),
+                         self.key_block.eq(Cat(self.cmd.salt, (self.derive + 1)[:8]))]
             with m.If(self.aes.i_stream.ready):
                 m.next = "SB_WAIT"
         with m.State("SB_WAIT"):
@@ -1230,8 +1134,6 @@ class AccessControl(Elaboratable):
 #: cycle and the two pipeline stages of :meth:`AccessControl.issue`), which each step's budget
 #: allows for.
 _PIPELINE_CYCLES = 3
-#: DRBG draws of an access (r, y, c1, c2); a Setup item makes the last two.
-_DRAWS = 4
 #: The most requests of a step that :meth:`AccessControl.issue` tells apart by a bit of
 #: ``k_hot`` each (its index ``i`` a constant); a longer step counts them.
 _CHOSEN_ONE_HOT = 128
