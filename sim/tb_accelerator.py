@@ -195,16 +195,24 @@ async def test_cosim(dut):
                        "accesses by touches": dict(sorted(touches.items()))}, f, indent=1)
 
 
-@cocotb.test()
-async def test_tamper(dut):
-    """A page modified in host memory makes the RTL report INTEGRITY for it, like the model:
-    a GET of a key stored in that page fails, every time, and keys elsewhere still read back."""
+async def _quarter_full(dut, *, seed: int):
+    """A started bench after a Setup of capacity / 4 random items; its random source and
+    the items."""
     p = _params()
-    rng, master_key, salt0, salt1 = _secrets(env_int("BOLT_SEED", 1) + 7)
+    rng, master_key, salt0, salt1 = _secrets(seed)
     bench = Bench(dut, p, master_key, salt0)
     await bench.start(salt0)
     items = dict((_key(rng, p), _value(rng, p)) for _ in range(p.capacity // 4))
     await bench.setup(items.items(), salt1)
+    return bench, rng, items
+
+
+@cocotb.test()
+async def test_tamper(dut):
+    """A page modified in host memory makes the RTL report INTEGRITY for it, like the model:
+    a GET of a key stored in that page fails, every time, and keys elsewhere still read back."""
+    bench, rng, items = await _quarter_full(dut, seed=env_int("BOLT_SEED", 1) + 7)
+    p = bench.p
     stored = {key: bench.model.locate(key) for key in items}
     victim_key = next(key for key, where in stored.items() if where[0] == HOST)
     victim = stored[victim_key][1] - p.hbm_bins
@@ -393,12 +401,8 @@ async def test_pipelined(dut):
     every channel, every access's host events (split at the back's takes), the host bytes
     and every response equal the model's, and each access is taken when the timing rule says
     (:func:`bolt.model.schedule.taken`: prepared, and the access before it idle)."""
-    p = _params()
-    rng, master_key, salt0, salt1 = _secrets(env_int("BOLT_SEED", 1) + 29)
-    bench = Bench(dut, p, master_key, salt0)
-    await bench.start(salt0)
-    items = dict((_key(rng, p), _value(rng, p)) for _ in range(p.capacity // 4))
-    await bench.setup(items.items(), salt1)
+    bench, rng, items = await _quarter_full(dut, seed=env_int("BOLT_SEED", 1) + 29)
+    p = bench.p
     keys = list(items)
     ops = []
     for _ in range(env_int("BOLT_PIPELINED_OPS", 100)):
