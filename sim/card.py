@@ -147,7 +147,7 @@ class SimulatedCard(wiring.Component):
     def _command_register(self, m):
         """The design's ``cmd`` stream behind a register: a command the card takes reaches the
         design the next cycle, and the card takes one only while the design is ready for it
-        (so ``cmd.ready`` still says when the design takes commands again).
+        (so ``cmd.ready`` still says when the design's front takes a command).
 
         Verilator evaluates logic fed by a top-level input at every evaluation, and logic that
         also reads registers a second time after the clock edge; the command's payload feeds
