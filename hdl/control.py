@@ -526,13 +526,13 @@ class AccessControl(Elaboratable):
             m.d.comb += self.ports.idle.eq(1)
             with m.If(prepared.valid):
                 m.d.comb += prepared.ready.eq(1)
-                ready = prepared.payload
+                offered = prepared.payload
                 # The stamps count from the front's acceptance.
-                m.d.sync += [self.cmd.eq(cmd), self.cycles.eq(ready.age + 1),
-                             self.taken_at.eq(ready.age),
-                             self.mac.eq(ready.mac), self.r.eq(ready.r), self.y.eq(ready.y),
-                             self.y_host.eq(self.is_host(ready.y)),
-                             self.c1.eq(ready.c1), self.c2.eq(ready.c2),
+                m.d.sync += [self.cmd.eq(cmd), self.cycles.eq(offered.age + 1),
+                             self.taken_at.eq(offered.age), self.mac.eq(offered.mac),
+                             self.r.eq(offered.r), self.y.eq(offered.y),
+                             self.y_host.eq(self.is_host(offered.y)),
+                             self.c1.eq(offered.c1), self.c2.eq(offered.c2),
                              self.has_value.eq(0), self.out_vlen.eq(0), self.out_value.eq(0),
                              self.err_page.eq(0), self.status.eq(Status.ABSENT),
                              self.derive.eq(0),
