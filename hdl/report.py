@@ -374,8 +374,9 @@ CORE = "bolt.core"
 #: What ``bolt synth --component`` can synthesise: the accelerator core, the core behind its
 #: sealed channel (the RTL backend's top), the core's control alone (``core``: its units as
 #: black boxes, :data:`CORE`), or one of their components alone.
-COMPONENTS = ("accelerator", "sealed", "core", "pages", "gcm", "aes", "aes-iterative", "lookup",
-              "take", "flush", "replacement", "hbm", "host-bridge", "sampler", "channel")
+COMPONENTS = ("accelerator", "sealed", "core", "front", "pages", "gcm", "aes", "aes-iterative",
+              "lookup", "take", "flush", "replacement", "hbm", "host-bridge", "sampler",
+              "channel")
 
 
 def make_component(component: str, params):
@@ -388,6 +389,10 @@ def make_component(component: str, params):
     if component == "sealed":
         from .channel import SealedAccelerator
         return SealedAccelerator(params)
+    if component == "front":
+        from .accelerator import command_layout
+        from .front import CommandFront
+        return CommandFront(params=params, command_layout=command_layout(params))
     if component == "pages":
         from .pages import PageEngine
         return PageEngine(params)

@@ -19,9 +19,9 @@ from .common import make_params, params_options, print_table
               show_default=True,
               help="What to synthesise: the accelerator core, the core behind its sealed "
                    "channel, the core's control alone (its units as black boxes), or one "
-                   "component alone (page engine, page GCM, pipelined or iterative AES-128, "
-                   "lookup, take, flush, re-placement, HBM master, host AXI bridge, DRBG "
-                   "sampler, channel).")
+                   "component alone (command front, page engine, page GCM, pipelined or "
+                   "iterative AES-128, lookup, take, flush, re-placement, HBM master, host "
+                   "AXI bridge, DRBG sampler, channel).")
 @click.option("--no-yosys", is_flag=True, help="List the HBM map and memories only; skip Yosys.")
 def command(component, no_yosys, **options):
     """Resource estimate for the Alveo U55C: the HBM address map and the on-chip memories of
