@@ -222,7 +222,7 @@ class Cycles(NamedTuple):
     total: int       #: to the response
     reads_at: int    #: to its first page read request (0: it read no page)
     data_at: int     #: to its last page beat in (0: none)
-    idle_at: int = 0  #: to when it takes the next command (the driver's count)
+    idle_at: int = 0  #: to the back being idle again (the driver's count)
     ready_at: int = 0  #: to the end of its HBM reads, the flushes' frames (0: it read no page)
     taken_at: int = 0  #: to the back taking it from the front (the PRF and draws done)
     #: to the core's response, where the answer is the sealed channel's (0: ``total``)

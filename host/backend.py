@@ -144,7 +144,7 @@ class RtlStats:
     bytes_moved: list[int] = field(default_factory=list)  #: host bytes per access
     reads_at: list[int] = field(default_factory=list)    #: cycle of the first page read
     data_at: list[int] = field(default_factory=list)     #: cycle of the last page beat in
-    idle_at: list[int] = field(default_factory=list)     #: cycle it took commands again
+    idle_at: list[int] = field(default_factory=list)     #: cycle the back was idle again
     ready_at: list[int] = field(default_factory=list)    #: cycle its HBM reads ended
     taken_at: list[int] = field(default_factory=list)    #: cycle the back took it
     responded_at: list[int] = field(default_factory=list)  #: the core's response (no sealing)
