@@ -426,7 +426,8 @@ class SealedAccelerator(wiring.Component):
             m.d.channel += [since_frame.eq(1), stamps.answered.eq(0)]
         with m.If(core.cmd.valid & core.cmd.ready):
             m.d.channel += stamps.opened.eq(since_frame)
-        # A frame is taken only while the core's front is free, never as it answers.
+        # The channel takes a frame only when idle, never while it awaits the core's answer:
+        # the clear and the set of `answered` never meet in a cycle.
         with m.If(core.resp.valid & core.resp.ready):
             m.d.channel += stamps.answered.eq(1)
             m.d.channel += [stamps[name].eq(core.resp.payload[name]) for name in CYCLE_STAMPS]

@@ -124,9 +124,10 @@ class RtlStats:
     access's HBM reads (the flushes' frames in); ``back[t]``, the later of the last page beat
     in and that end to the core's response; ``tail[t]``, that response to the back being idle
     again; by touch count ``t``; and ``sealing``, the core's response to the answer (the
-    sealed channel's sealing, beside the tail; 0 without it). The simulated host link's latency and beats are replaced by
-    ``host_round_trip_s`` and ``host_bandwidth``; the projection then runs the recorded touch
-    counts through the schedule with one access in flight and with the best number in flight.
+    sealed channel's sealing, beside the tail; 0 without it). The simulated host link's
+    latency and beats are replaced by ``host_round_trip_s`` and ``host_bandwidth``; the
+    projection then runs the recorded touch counts through the schedule with one access in
+    flight and with the best number in flight.
     ``back`` holds whatever on-chip work the simulated host did not hide: simulated as the
     link itself (``simulated_link``: its round trip and bandwidth), it is the work a real link
     leaves after the last beat; with the quickest host (the default), more, so the projection
@@ -154,8 +155,9 @@ class RtlStats:
         """``cycles``: the access's ``(total, reads_at, data_at, idle_at, ready_at, taken_at,
         responded_at)`` stamps (:class:`bolt.hdl.accelerator.Cycles`; through the sealed
         channel counted from its frame's acceptance, so the prelude holds the frame's opening,
-        and the answer comes the sealing after the core's response), or its total alone (stamps unknown: the projection then counts the simulated host
-        link's cycles as on-chip work, a pessimistic figure)."""
+        and the answer comes the sealing after the core's response), or its total alone
+        (stamps unknown: the projection then counts the simulated host link's cycles as
+        on-chip work, a pessimistic figure)."""
         total, reads_at, data_at, idle_at, ready_at, taken_at, responded_at = (
             (cycles, 0, 0, cycles, 0, 0, 0) if isinstance(cycles, int) else cycles)
         self.cycles.append(total)

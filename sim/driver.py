@@ -70,7 +70,7 @@ class AcceleratorDriver:
         response, cycles = unpack_response(self.params, word)
         # The accelerator answers before its page writes and re-placement are done; wait
         # until it is idle again, so every event of this access is in (its front would take
-        # the next command before then: :meth:`pipelined` sends them so).
+        # the next command before then: :meth:`send` alone sends them so).
         answered = get_sim_time("ns")
         await RisingEdge(dut.clk)
         await until_high(dut.idle)

@@ -29,8 +29,8 @@ from .common import make_params, params_options, print_table
 @click.option("--waveform", type=click.Path(file_okay=False), default=None,
               help="Directory for an FST waveform of the run (opens in GTKWave).")
 @click.option("--channel/--no-channel", default=False, show_default=True,
-              help="Through the sealed channel (its opening and sealing counted in the front "
-                   "and the back).")
+              help="Through the sealed channel (its opening counted in the prelude, its "
+                   "sealing as a phase of its own).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--profile-guided/--no-profile-guided", default=True, show_default=True,
               help="Simulate on the profile-guided build (about a seventh less CPU an access; "

@@ -40,7 +40,7 @@ accesses past the front, access ``i`` (in command order):
   order; its answer leaves ``sealing`` later (``response_i``);
 - is ready for its tail at its response, and is idle at ``idle_i = start + tail[t_i]`` once
   the port has taken its tail at ``start``;
-- posts its page writes from ``response_i`` on, in order behind earlier accesses' writes.
+- posts its page writes from its response on, in order behind earlier accesses' writes.
 
 An access that touches no page (``t = 0``) has no pages to wait for: its whole work before the
 response is HBM reads (``hbm_reads[0]``; ``back[0]`` is what follows them). With ``depth = 1``
@@ -145,8 +145,9 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
     """The times of every access's events under the rule of this module.
 
     ``arrivals`` are in cycles (None: a closed loop, the host keeping ``depth`` commands
-    outstanding: command ``i`` arrives as command ``i - depth`` is answered), ``touches`` the touch counts, ``pages`` each access's
-    touched pages (to find the hazards; their values do not change any time).
+    outstanding: command ``i`` arrives as command ``i - depth`` is answered), ``touches`` the
+    touch counts, ``pages`` each access's touched pages (to find the hazards; their values do
+    not change any time).
     """
     if depth < 1:
         raise ValueError("depth must be at least 1")
@@ -224,7 +225,8 @@ def project(touches, phases: AccessPhases, link: HostLink, page_bytes: int,
     span = max(timed.idle) / link.clock_hz
     rtt = link.cycles(link.round_trip_s)
     page_time = link.cycles(page_bytes / link.bandwidth)
-    idle = sum(phases.prelude + phases.front + max(rtt + t * page_time if t else 0, phases.hbm_reads[t])
+    idle = sum(phases.prelude + phases.front
+               + max(rtt + t * page_time if t else 0, phases.hbm_reads[t])
                + phases.back[t] + phases.sealing for t in touches) / n / link.clock_hz
     port = sum(phases.port_cycles(t) for t in touches)
     return {

@@ -24,7 +24,7 @@ def run_simulation(params, *, workload: str, ops: int, seed: int, waveform=None,
     The accelerator's cycle stamps, which the projection splits into on-chip phases and the
     host link's part, come with the core's answers, or through the sealed channel from its
     measurement port, counted from each frame's acceptance (the channel's opening of the
-    command is then in the front, its sealing of the answer in the back).
+    command is then in the prelude, its sealing of the answer a phase of its own).
 
     ``setup_items`` keeps only the first that many of the workload's Setup items (the
     workload's keys past them then miss). An access's cycles do not depend on what the map

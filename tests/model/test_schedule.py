@@ -27,8 +27,8 @@ def test_times_depend_only_on_arrivals_and_touch_counts():
     for _ in range(2):   # other pages, same public data: the same times
         pages = [tuple(rng.randrange(8) for _ in range(t)) for t in touches]
         run = schedule(arrivals, touches, pages, PHASES, LINK, PAGE, depth=4)
-        runs.append((run.accept, run.taken, run.reads, run.ready, run.data, run.response, run.tail_start,
-                     run.idle, run.writes_done))
+        runs.append((run.accept, run.taken, run.reads, run.ready, run.data, run.response,
+                     run.tail_start, run.idle, run.writes_done))
     assert runs[0] == runs[1]
 
 

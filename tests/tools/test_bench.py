@@ -126,7 +126,8 @@ def test_the_table_shows_the_rtl_projection_beside_the_paper():
     from bolt.host.backend import RtlStats
 
     stats = RtlStats(page_bytes=1152, value_size=64)
-    for stamps, reads in [((300, 0, 0, 400, 0, 21, 0), 0), ((330, 200, 220, 900, 210, 21, 0), 2)] * 10:
+    for stamps, reads in [((300, 0, 0, 400, 0, 21, 0), 0),
+                          ((330, 200, 220, 900, 210, 21, 0), 2)] * 10:
         stats.record(stamps, reads, reads * 2 * 1152)
     (bolt_row, base_row) = run_bench([64], [64], ops=20, baseline_ops=2, rtl=False,
                                      progress=False)
