@@ -9,15 +9,17 @@ between, the accelerator edits slots of the plaintext buffer through the slot po
 and store takes a fixed number of cycles, given the host's response latency.
 
 GCM runs beside the bursts rather than after or before them: decryption starts when the read
-request is accepted and takes each block as soon as its beat is in; the write request goes out
-when encryption starts and each beat as soon as its ciphertext (or, for the last, the tag) is
-ready. Beats arrive faster than GCM's block per cycle, so a touch costs about one GCM pass per
-direction, not a pass plus a burst.
+request is accepted and takes each group of blocks (:data:`PAGE_GCM_LANES` blocks a cycle) as
+soon as its beat is in; the write request goes out when encryption starts and each beat as
+soon as its ciphertext (or, for the last, the tag) is ready. With two blocks a cycle GCM
+keeps up with a page arriving at 12 GB/s (2.5 blocks a cycle at 300 MHz), so a load ends a
+few cycles after its last beat, and a touch costs about one GCM pass per direction, not a
+pass plus a burst.
 
 Both pages wait in RAMs with synchronous read ports (LUTRAM or BRAM on the card), not in
 flip-flops: the sealed page as beats, the plaintext as slots in a few banks (slot ``s`` in
-bank ``s mod banks``), so that the 16-byte block GCM reads or writes, which may span slots,
-is one word of each bank. Only the slots' flags are kept in flip-flops as well, for the
+bank ``s mod banks``), so that the group of blocks GCM reads or writes in a cycle, which may
+span slots, is one word of each bank. Only the slots' flags are kept in flip-flops as well, for the
 control's choice of a free slot.
 """
 
@@ -33,12 +35,18 @@ from amaranth.lib.wiring import In, Out
 from bolt.params import BEAT_BYTES, TAG_BYTES, Params
 
 __all__ = ["HostPortSignature", "HostAxiBridge", "PageEngine", "PagePortArbiter", "SlotPortSignature",
-           "slot_layout", "bswap", "page_blocks", "ADDRESS_BITS", "BLOCKS_PER_BEAT"]
+           "slot_layout", "bswap", "page_blocks", "ADDRESS_BITS", "BLOCKS_PER_BEAT",
+           "PAGE_GCM_LANES"]
 
 #: Width of a host byte address on the master port.
 ADDRESS_BITS = 48
 #: GCM blocks (16 bytes) in one 64-byte beat of the host port.
 BLOCKS_PER_BEAT = BEAT_BYTES // 16
+#: GCM blocks a page engine's GCM takes per cycle (a divisor of :data:`BLOCKS_PER_BEAT`). The
+#: host link brings a page at about 2.5 blocks a cycle (12 GB/s at 300 MHz): with one block a
+#: cycle, decryption ended some 40 cycles after a page's last beat and every answer waited for
+#: it; with two it follows the beats, for a second AES pipeline and GHASH multiplier per engine.
+PAGE_GCM_LANES = 2
 
 
 def page_blocks(params: Params) -> int:
@@ -127,9 +135,12 @@ class PageEngine(wiring.Component):
     slot_wr_en, slot_wr_idx, slot_wr : synchronous write of one slot.
     """
 
-    def __init__(self, params: Params, gcm_factory=None):
+    def __init__(self, params: Params, gcm_factory=None, *, lanes: int = PAGE_GCM_LANES):
+        if BLOCKS_PER_BEAT % lanes:
+            raise ValueError(f"lanes must divide {BLOCKS_PER_BEAT}, not {lanes}")
         self._p = params
         self._gcm_factory = gcm_factory
+        self._lanes = lanes
         self.slot_layout = slot_layout(params)
         super().__init__({
             "host": Out(HostPortSignature()),
@@ -152,15 +163,15 @@ class PageEngine(wiring.Component):
         })
 
     def elaborate(self, platform):
-        p = self._p
+        p, lanes = self._p, self._lanes
         m = Module()
-        nblk = page_blocks(p)
         pt_bytes = p.page_plaintext_bytes
+        groups_per_beat = BLOCKS_PER_BEAT // lanes
 
         # The sealed page (ciphertext, tag, padding) is a RAM of beats: a load writes the host's
-        # beats and GCM reads its blocks, a store the other way round. The plaintext is the
-        # slot banks (:class:`_PlaintextBanks`).
-        m.submodules.plaintext = plaintext = _PlaintextBanks(p)
+        # beats and GCM reads its groups of blocks, a store the other way round. The plaintext
+        # is the slot banks (:class:`_PlaintextBanks`).
+        m.submodules.plaintext = plaintext = _PlaintextBanks(p, group_bytes=16 * lanes)
         m.submodules.sealed = sealed = Memory(shape=8 * BEAT_BYTES, depth=p.page_beats, init=[])
         sealed_wr = sealed.write_port(granularity=128)
         sealed_rd = sealed.read_port()
@@ -190,33 +201,37 @@ class PageEngine(wiring.Component):
                      host.wr_req.payload.eq(page * p.page_stride)]
         m.d.sync += [self.done.eq(0), beats_stored.eq(beat)]
 
-        # The GCM pass: decryption reads the sealed blocks from the RAM and writes the plaintext
-        # blocks into the buffer; encryption the other way round.
-        gcm = _GcmPass(p, self._gcm_factory)
+        # The GCM pass: decryption reads the sealed groups from the RAM and writes the
+        # plaintext groups into the buffer; encryption the other way round.
+        gcm = _GcmPass(p, self._gcm_factory, lanes=lanes)
         m.submodules.gcm = gcm
         decrypting = Signal()
-        lane = gcm.i_index[:2]            # the block's quarter of the beat the RAM returns
+        group_bits = (groups_per_beat - 1).bit_length()
+        # The group's place in the beat the RAM returns.
+        in_beat = gcm.i_index[:group_bits] if group_bits else 0
         m.d.comb += [gcm.key.eq(key), gcm.page.eq(page), gcm.counter.eq(counter),
                      gcm.tag_in.eq(tag_in),
-                     gcm.i_block.eq(Mux(decrypting,
-                                        sealed_rd.data.word_select(lane, 128),
-                                        plaintext.block_rd)),
-                     # A store reads the plaintext's blocks; otherwise the control its slots.
-                     plaintext.block_reading.eq(self.busy & ~decrypting),
-                     plaintext.block_rd_idx.eq(gcm.i_next),
-                     plaintext.block_wr.eq(gcm.o_block),
-                     plaintext.block_wr_idx.eq(gcm.blocks_out),
+                     gcm.i_group.eq(Mux(decrypting,
+                                        sealed_rd.data.word_select(in_beat, 128 * lanes),
+                                        plaintext.group_rd)),
+                     # A store reads the plaintext's groups; otherwise the control its slots.
+                     plaintext.group_reading.eq(self.busy & ~decrypting),
+                     plaintext.group_rd_idx.eq(gcm.i_next),
+                     plaintext.group_wr.eq(gcm.o_group),
+                     plaintext.group_wr_idx.eq(gcm.groups_out),
                      # Decryption follows the read burst: the blocks of the beats the RAM
                      # already returns, the tag once the last beat is in.
                      gcm.blocks_ready.eq(beats_stored * BLOCKS_PER_BEAT),
                      gcm.tag_ready.eq(beat == p.page_beats)]
         with m.If(gcm.o_valid):
             with m.If(decrypting):
-                m.d.comb += plaintext.block_wr_en.eq(1)
+                m.d.comb += plaintext.group_wr_en.eq(1)
             with m.Else():
-                m.d.comb += [sealed_wr.addr.eq(gcm.blocks_out // BLOCKS_PER_BEAT),
-                             sealed_wr.data.eq(Cat(*[gcm.o_block] * BLOCKS_PER_BEAT)),
-                             sealed_wr.en.eq(1 << gcm.blocks_out[:2])]
+                out_beat_place = gcm.groups_out[:group_bits] if group_bits else 0
+                m.d.comb += [sealed_wr.addr.eq(gcm.groups_out // groups_per_beat),
+                             sealed_wr.data.eq(Cat(*[gcm.o_group] * groups_per_beat)),
+                             sealed_wr.en.eq(Const((1 << lanes) - 1, BLOCKS_PER_BEAT)
+                                             << (lanes * out_beat_place))]
 
         # The beats that hold the tag and the zero padding: the ciphertext bytes from the RAM,
         # the tag from GCM, zero beyond (the RAM holds no initial values).
@@ -231,28 +246,29 @@ class PageEngine(wiring.Component):
                 m.d.comb += out_beat.eq(Cat(*stream))
 
         # The write burst follows encryption: beats wholly of ciphertext once the RAM returns
-        # their four blocks, the beat holding the tag (and the zero padding) once the pass is
-        # finished. The burst starts late enough to run without gaps (GCM makes a block a
-        # cycle, the burst takes a beat of four blocks a cycle: beat b leaves b cycles after
-        # the start and needs (b + 1) * 4 blocks, the last one the tag), which a host bridge
+        # their groups, the beat holding the tag (and the zero padding) once the pass is
+        # finished. The burst starts late enough to run without gaps (GCM makes a group a
+        # cycle, the burst takes a beat of `g` groups a cycle: beat b leaves b cycles after the
+        # start and needs (b + 1) * g groups, the last one the tag), which a host bridge
         # handles best and costs no cycle: the last beat waits for the tag either way.
-        blocks_stored = Signal.like(gcm.blocks_out)     # blocks the RAM returns
-        m.d.sync += blocks_stored.eq(gcm.blocks_out)
+        groups_stored = Signal.like(gcm.groups_out)     # groups the RAM returns
+        m.d.sync += groups_stored.eq(gcm.groups_out)
+        ngroups = -(-page_blocks(p) // lanes)
         ciphertext_beats = pt_bytes // BEAT_BYTES
-        burst_start_blocks = max(
-            (BLOCKS_PER_BEAT - 1) * (ciphertext_beats - 1) + BLOCKS_PER_BEAT + 1,
-            nblk + _GcmPass.TAG_LATENCY - (p.page_beats - 1))
+        burst_start_groups = max(
+            (groups_per_beat - 1) * (ciphertext_beats - 1) + groups_per_beat + 1,
+            ngroups + _GcmPass.TAG_LATENCY - (p.page_beats - 1))
         beat_ready = Signal()
         m.d.comb += host.wr_data.payload.eq(out_beat)
         with m.If(beat < ciphertext_beats):
-            m.d.comb += beat_ready.eq(blocks_stored >= (beat + 1) * BLOCKS_PER_BEAT)
+            m.d.comb += beat_ready.eq(groups_stored >= (beat + 1) * groups_per_beat)
         with m.Else():
             m.d.comb += beat_ready.eq(gcm.finished)
-        burst_open = (gcm.blocks_out >= min(burst_start_blocks, nblk)) | gcm.finished
+        burst_open = (gcm.groups_out >= min(burst_start_groups, ngroups)) | gcm.finished
 
-        # The RAM's read address: the block GCM takes next cycle, or the beat the burst sends.
-        m.d.comb += sealed_rd.addr.eq(Mux(decrypting, gcm.i_next // BLOCKS_PER_BEAT, beat))
-        # Decryption takes each block as soon as its beat is in (and the counter is known).
+        # The RAM's read address: the group GCM takes next cycle, or the beat the burst sends.
+        m.d.comb += sealed_rd.addr.eq(Mux(decrypting, gcm.i_next // groups_per_beat, beat))
+        # Decryption takes each group as soon as its beat is in (and the counter is known).
         m.d.comb += [gcm.start_decrypt.eq(start_decrypt), gcm.load_key.eq(prepare_key)]
 
         with m.FSM():
@@ -312,45 +328,53 @@ class _PlaintextBanks(wiring.Component):
     """A page plaintext in RAM: slot ``s`` is word ``s // banks`` of bank ``s % banks``, with
     write enables of lanes of a few bytes, and a register of the slots' flags.
 
-    A 16-byte block (GCM's unit) spans at most ``banks`` consecutive slots, so it is one word
-    of each bank: a block write rotates the block to each slot's alignment, repeats it along
-    the word and writes the block's bytes alone; a block read reads the words of those slots
-    and takes the block's 16 bytes out of them (zero beyond the page). Every access is a
-    single cycle, the same for every block and slot, and reads are synchronous: ``slot_rd`` and
-    ``block_rd`` are what ``slot_rd_idx`` or ``block_rd_idx`` named the cycle before (the
-    latter while ``block_reading``). Block and slot writes never coincide.
+    GCM reads and writes the page a **group** of ``group_bytes`` at a time (``lanes`` blocks of
+    16 bytes). A group spans at most ``banks`` consecutive slots, so it is one word of each
+    bank: a group write rotates the group to each slot's alignment, repeats it along the word
+    and writes the group's bytes alone; a group read reads the words of those slots and takes
+    the group's bytes out of them (zero beyond the page). Every access is a single cycle, the
+    same for every group and slot, and reads are synchronous: ``slot_rd`` and ``group_rd`` are
+    what ``slot_rd_idx`` or ``group_rd_idx`` named the cycle before (the latter while
+    ``group_reading``). Group and slot writes never coincide.
     """
 
-    def __init__(self, params: Params):
+    def __init__(self, params: Params, *, group_bytes: int = 16):
         self._p = params
-        #: Banks: a power of two no smaller than the slots a block can span.
-        self.banks = 1 << (-(-15 // params.slot_bytes)).bit_length()
-        blocks = page_blocks(params)
+        self._group = group_bytes
+        #: Banks: a power of two no smaller than the slots a group can span.
+        self.banks = 1 << (-(-(group_bytes - 1) // params.slot_bytes)).bit_length()
+        groups = self.groups
         layout = slot_layout(params)
         super().__init__({
             "slot_rd_idx": In(range(params.slots)), "slot_rd": Out(layout),
             "slot_wr_en": In(1), "slot_wr_idx": In(range(params.slots)), "slot_wr": In(layout),
             "slot_used": Out(params.slots),
-            "block_reading": In(1), "block_rd_idx": In(range(blocks + 1)), "block_rd": Out(128),
-            "block_wr_en": In(1), "block_wr_idx": In(range(blocks + 1)), "block_wr": In(128),
+            "group_reading": In(1), "group_rd_idx": In(range(groups + 1)),
+            "group_rd": Out(8 * group_bytes),
+            "group_wr_en": In(1), "group_wr_idx": In(range(groups + 1)),
+            "group_wr": In(8 * group_bytes),
         })
 
+    @property
+    def groups(self) -> int:
+        return -(-self._p.page_plaintext_bytes // self._group)
+
     def _spans(self):
-        """For each block: ``(block, first slot, {bank: slot})``, the slots it has bytes of."""
-        p, sb = self._p, self._p.slot_bytes
-        for block in range(page_blocks(p)):
-            first = 16 * block // sb
-            last = min((16 * block + 15) // sb, p.slots - 1)
-            yield block, first, {s % self.banks: s for s in range(first, last + 1)}
+        """For each group: ``(group, first slot, {bank: slot})``, the slots it has bytes of."""
+        p, sb, g = self._p, self._p.slot_bytes, self._group
+        for group in range(self.groups):
+            first = g * group // sb
+            last = min((g * group + g - 1) // sb, p.slots - 1)
+            yield group, first, {s % self.banks: s for s in range(first, last + 1)}
 
     def elaborate(self, platform):
-        p = self._p
+        p, g = self._p, self._group
         m = Module()
         sb, banks, pt_bytes = p.slot_bytes, self.banks, p.page_plaintext_bytes
-        # Write enables cover lanes of `lane` bytes: every slot and every block starts on a
+        # Write enables cover lanes of `lane` bytes: every slot and every group starts on a
         # multiple of it. Byte enables would be the same writes; Verilator tests and commits
         # each enable bit at every clock, a tenth of the simulation time with 84-byte slots.
-        lane = math.gcd(sb, 16)
+        lane = math.gcd(sb, g)
         depth = -(-p.slots // banks)
         bank_bits = banks.bit_length() - 1
         rams, reads, writes = [], [], []
@@ -363,46 +387,46 @@ class _PlaintextBanks(wiring.Component):
         used = Signal(p.slots)
         m.d.comb += self.slot_used.eq(used)
 
-        # Reads: a slot from its bank, or the words of the slots the next block spans.
+        # Reads: a slot from its bank, or the words of the slots the next group spans.
         slot_bank = Signal(range(banks))
         m.d.sync += slot_bank.eq(self.slot_rd_idx[:bank_bits])
         m.d.comb += self.slot_rd.eq(Cat(*[r.data for r in reads]).word_select(slot_bank, 8 * sb))
-        block_first = Signal(range(banks))       # the block's first slot's bank, next cycle
-        block_offset = Signal(range(sb))         # its first byte's place in that slot
-        first_next, offset_next = Signal.like(block_first), Signal.like(block_offset)
-        m.d.sync += [block_first.eq(first_next), block_offset.eq(offset_next)]
+        group_first = Signal(range(banks))       # the group's first slot's bank, next cycle
+        group_offset = Signal(range(sb))         # its first byte's place in that slot
+        first_next, offset_next = Signal.like(group_first), Signal.like(group_offset)
+        m.d.sync += [group_first.eq(first_next), group_offset.eq(offset_next)]
         for b, r in enumerate(reads):
             m.d.comb += r.addr.eq(self.slot_rd_idx >> bank_bits)
-        with m.If(self.block_reading):
-            with m.Switch(self.block_rd_idx):
-                for block, first, slots in self._spans():
-                    with m.Case(block):
+        with m.If(self.group_reading):
+            with m.Switch(self.group_rd_idx):
+                for group, first, slots in self._spans():
+                    with m.Case(group):
                         m.d.comb += [first_next.eq(first % banks),
-                                     offset_next.eq(16 * block - first * sb)]
+                                     offset_next.eq(g * group - first * sb)]
                         m.d.comb += [reads[b].addr.eq(s // banks) for b, s in slots.items()]
-        # The spanned slots in order from the first, then the block's 16 bytes out of them.
+        # The spanned slots in order from the first, then the group's bytes out of them.
         in_order = Signal(8 * sb * banks)
-        with m.Switch(block_first):
+        with m.Switch(group_first):
             for f in range(banks):
                 with m.Case(f):
                     m.d.comb += in_order.eq(Cat(*[reads[(f + i) % banks].data
                                                   for i in range(banks)]))
-        block = in_order.bit_select(block_offset * 8, 128)
-        # Zero beyond the page: only the last block (a partial one) has bytes there.
-        last_block = page_blocks(p) - 1
-        tail = pt_bytes - 16 * last_block
+        group = in_order.bit_select(group_offset * 8, 8 * g)
+        # Zero beyond the page: only the last group (a partial one) has bytes there.
+        last_group = self.groups - 1
+        tail = pt_bytes - g * last_group
         was_last = Signal()
-        m.d.sync += was_last.eq(self.block_rd_idx == last_block)
-        m.d.comb += self.block_rd.eq(Mux(was_last, block[:8 * tail], block))
+        m.d.sync += was_last.eq(self.group_rd_idx == last_group)
+        m.d.comb += self.group_rd.eq(Mux(was_last, group[:8 * tail], group))
 
-        # Writes: a slot, or a block into each slot it spans. Byte q of slot s is page byte
-        # s · slot_bytes + q, so a bank's word takes the block rotated by that slot's start
-        # modulo 16 and repeated along it, and the enables pick the block's bytes.
-        rotation = [Signal(4, name=f"rotation{b}") for b in range(banks)]
-        twice = Cat(self.block_wr, self.block_wr)
+        # Writes: a slot, or a group into each slot it spans. Byte q of slot s is page byte
+        # s · slot_bytes + q, so a bank's word takes the group rotated by that slot's start
+        # modulo the group's size and repeated along it, and the enables pick the group's bytes.
+        rotation = [Signal(range(g), name=f"rotation{b}") for b in range(banks)]
+        twice = Cat(self.group_wr, self.group_wr)
         for b in range(banks):
-            rotated = twice.bit_select(8 * rotation[b], 128)
-            repeated = Cat(*[rotated[8 * (q % 16):8 * (q % 16) + 8] for q in range(sb)])
+            rotated = twice.bit_select(8 * rotation[b], 8 * g)
+            repeated = Cat(*[rotated[8 * (q % g):8 * (q % g) + 8] for q in range(sb)])
             m.d.comb += writes[b].data.eq(Mux(self.slot_wr_en, self.slot_wr, repeated))
         with m.If(self.slot_wr_en):
             with m.Switch(self.slot_wr_idx):
@@ -411,89 +435,98 @@ class _PlaintextBanks(wiring.Component):
                         m.d.comb += [writes[s % banks].addr.eq(s // banks),
                                      writes[s % banks].en.eq((1 << (sb // lane)) - 1)]
                         m.d.sync += used[s].eq(self.slot_wr.flag != 0)
-        with m.Elif(self.block_wr_en):
-            with m.Switch(self.block_wr_idx):
-                for block, first, slots in self._spans():
-                    with m.Case(block):
+        with m.Elif(self.group_wr_en):
+            with m.Switch(self.group_wr_idx):
+                for group, first, slots in self._spans():
+                    with m.Case(group):
                         for b, s in slots.items():
                             start = s * sb
-                            lo, hi = max(16 * block, start), min(16 * block + 16, start + sb)
+                            lo, hi = max(g * group, start), min(g * group + g, start + sb)
                             m.d.comb += [writes[b].addr.eq(s // banks),
-                                         rotation[b].eq(start % 16),
+                                         rotation[b].eq(start % g),
                                          writes[b].en.eq(((1 << ((hi - lo) // lane)) - 1)
                                                          << ((lo - start) // lane))]
-                            if lo == start:     # the block holds the slot's flag
-                                flag = self.block_wr.word_select(start % 16, 8)
+                            if lo == start:     # the group holds the slot's flag
+                                flag = self.group_wr.word_select(start % g, 8)
                                 m.d.sync += used[s].eq(flag != 0)
         return m
 
 
 class _GcmPass(wiring.Component):
     """AES-128-GCM over one page plaintext (no associated data), nonce ``page ‖ counter``, a
-    block at a time.
+    group of ``lanes`` blocks at a time.
 
     ``start_encrypt`` or ``start_decrypt`` starts a pass; ``load_key`` (while idle) loads
-    ``key`` into GCM ahead of the first pass under it. The pass reads its input block
-    ``i_index`` on ``i_block``; ``i_next`` is the block it reads the next cycle (the address
+    ``key`` into GCM ahead of the first pass under it. The pass reads its input group
+    ``i_index`` on ``i_group``; ``i_next`` is the group it reads the next cycle (the address
     for a RAM with a synchronous read). When decrypting, only the first ``blocks_ready`` blocks
-    are there so far, and ``tag_in`` once ``tag_ready``. Each output block appears on
-    ``o_block`` with ``o_valid``, as block ``blocks_out`` (which then counts it).
+    are there so far (a multiple of ``lanes``), and ``tag_in`` once ``tag_ready``. Each output group appears on
+    ``o_group`` with ``o_valid``, as group ``groups_out`` (which then counts it).
     ``tag_out`` (the computed tag), ``tag_ok`` (it equals ``tag_in``; decrypting) and
-    ``finished`` rise together and stay until the next start; ``done`` pulses then. Blocks
+    ``finished`` rise together and stay until the next start; ``done`` pulses then. Groups
     are little-endian byte vectors; a GCM block is their 16 bytes as a big-endian int
     (``docs/design.md``), hence the byte swaps. Wraps :class:`bolt.hdl.gcm.Gcm`
-    (``factory(params)`` may supply another engine with its interface).
+    (``factory(params, lanes)`` may supply another engine with its interface).
     """
 
-    #: Cycles from the last output block to ``finished`` (GHASH of the last and the length
-    #: block, the result).
+    #: Cycles from the last output group to ``finished`` (GHASH of the last group and the
+    #: length block, the result).
     TAG_LATENCY = 3
 
-    def __init__(self, params: Params, factory):
+    def __init__(self, params: Params, factory, *, lanes: int):
         self._p = params
         self._factory = factory
+        self._lanes = lanes
         blocks = page_blocks(params)
+        groups = -(-blocks // lanes)
         super().__init__({
             "key": In(128), "page": In(32), "counter": In(64),
             "start_encrypt": In(1), "start_decrypt": In(1), "load_key": In(1),
-            "i_index": Out(range(blocks + 1)), "i_next": Out(range(blocks + 1)),
-            "i_block": In(128), "tag_in": In(128),
+            "i_index": Out(range(groups + 1)), "i_next": Out(range(groups + 1)),
+            "i_group": In(128 * lanes), "tag_in": In(128),
             "blocks_ready": In(range(BLOCKS_PER_BEAT * params.page_beats + 1)), "tag_ready": In(1),
-            "o_block": Out(128), "o_valid": Out(1), "tag_out": Out(128),
-            "blocks_out": Out(range(blocks + 1)), "tag_ok": Out(1), "finished": Out(1),
+            "o_group": Out(128 * lanes), "o_valid": Out(1), "tag_out": Out(128),
+            "groups_out": Out(range(groups + 1)), "tag_ok": Out(1), "finished": Out(1),
             "done": Out(1),
         })
 
     def elaborate(self, platform):
-        p = self._p
+        p, lanes = self._p, self._lanes
         m = Module()
         if self._factory is not None:
-            gcm = self._factory(p)
+            gcm = self._factory(p, lanes)
         else:
             from .gcm import Gcm
-            gcm = Gcm(plaintext_bytes=p.page_plaintext_bytes)
+            gcm = Gcm(plaintext_bytes=p.page_plaintext_bytes, lanes=lanes)
         m.submodules.gcm = gcm
-        nblk = gcm.blocks
+        nblk, ngroups = gcm.blocks, gcm.groups
+
+        def swapped(group):
+            """Each block of ``group`` byte-swapped in place."""
+            return Cat(*[bswap(group.word_select(j, 128)) for j in range(lanes)])
 
         loaded = Signal()
         loaded_key = Signal(128)
         decrypt = Signal()
         i_idx = self.i_index
-        o_idx = self.blocks_out
+        o_idx = self.groups_out
         m.d.comb += [self.i_next.eq(i_idx),
-                     self.o_block.eq(bswap(gcm.o_stream.payload)),
+                     self.o_group.eq(swapped(gcm.o_stream.payload)),
                      gcm.key_stream.payload.eq(self.key),
                      gcm.start_stream.payload.nonce.eq(Cat(self.counter, self.page)),
                      gcm.start_stream.payload.decrypt.eq(decrypt),
-                     gcm.i_stream.payload.eq(bswap(self.i_block)),
+                     gcm.i_stream.payload.eq(swapped(self.i_group)),
                      gcm.tag_stream.payload.eq(bswap(self.tag_in))]
         m.d.sync += self.done.eq(0)
-        # GCM's output blocks come only in DATA, after its inputs, and are taken as they come:
+        # GCM's output groups come only in DATA, after its inputs, and are taken as they come:
         # a ready decoded from the state register would run through GCM's pipeline stall
         # into its `i_stream.ready` and `o_stream.valid`, and on into the page RAM's write.
         m.d.comb += [gcm.o_stream.ready.eq(1), self.o_valid.eq(gcm.o_stream.valid)]
         with m.If(gcm.o_stream.valid):
             m.d.sync += o_idx.eq(o_idx + 1)
+        # Whether group i_idx's blocks are all in (decrypting): `blocks_ready` counts whole
+        # beats' blocks, a multiple of `lanes`, so a group is in once its first block is.
+        group_in = i_idx * lanes < self.blocks_ready
 
         with m.FSM():
             with m.State("IDLE"):
@@ -524,8 +557,7 @@ class _GcmPass(wiring.Component):
                     m.next = "DATA"
             with m.State("DATA"):
                 m.d.comb += [
-                    gcm.i_stream.valid.eq((i_idx < nblk) &
-                                          (~decrypt | (i_idx < self.blocks_ready))),
+                    gcm.i_stream.valid.eq((i_idx < ngroups) & (~decrypt | group_in)),
                     gcm.tag_stream.valid.eq(decrypt & self.tag_ready),
                     gcm.result_stream.ready.eq(1)]
                 with m.If(gcm.i_stream.valid & gcm.i_stream.ready):

@@ -398,7 +398,8 @@ def make_component(component: str, params):
         return PageEngine(params)
     if component == "gcm":
         from .gcm import Gcm
-        return Gcm(plaintext_bytes=params.page_plaintext_bytes)
+        from .pages import PAGE_GCM_LANES
+        return Gcm(plaintext_bytes=params.page_plaintext_bytes, lanes=PAGE_GCM_LANES)
     if component in ("aes", "aes-iterative"):
         from .aes import Aes128
         return Aes128(pipelined=component == "aes")

@@ -91,20 +91,26 @@ def test_aes128_equals_pycryptodome(pipelined, stall):
         assert min(gaps) == dut.cycles_per_block
 
 
-def test_gcm_page_equals_pycryptodome():
-    """Two pages of 40 bytes under one key (the last block partial), sealed then opened, the
-    second with a wrong tag: ciphertexts, plaintexts and tags equal pycryptodome's, and only
-    the wrong tag is reported."""
-    size = 40
-    dut = Gcm(plaintext_bytes=size)
+@pytest.mark.parametrize("lanes, size, stall", [
+    (1, 40, 0), (2, 40, 0), (2, 64, 0), (3, 40, 0), (2, 1092, 0), (2, 1092, 0.3), (3, 40, 0.3)])
+def test_gcm_page_equals_pycryptodome(lanes, size, stall):
+    """Two pages under one key, sealed then opened, the second time with a wrong tag, a group
+    of ``lanes`` blocks per transfer (sizes with a partial last block, a short last group and
+    whole groups), input and output each held back in a ``stall`` share of cycles:
+    ciphertexts, plaintexts and tags equal pycryptodome's, only the wrong tag is reported,
+    and a page without stalls takes ``cycles_per_page`` from start to start."""
+    dut = Gcm(plaintext_bytes=size, lanes=lanes)
     rng = random.Random(11)
     key = rng.randbytes(16)
     pages = [(rng.randbytes(12), rng.randbytes(size)) for _ in range(2)]
-    results = []
+    results, starts = [], []
 
-    def blocks(data):
-        return [int.from_bytes(data[i:i + 16].ljust(16, b"\0"), "big")
-                for i in range(0, len(data), 16)]
+    def groups(data):
+        blocks = [int.from_bytes(data[i:i + 16].ljust(16, b"\0"), "big")
+                  for i in range(0, len(data), 16)]
+        blocks += [rng.getrandbits(128)] * (-len(blocks) % lanes)   # lanes past the page
+        return [sum(b << (128 * j) for j, b in enumerate(blocks[i:i + lanes]))
+                for i in range(0, len(blocks), lanes)]
 
     async def bench(ctx):
         ctx.set(dut.key_stream.payload, int.from_bytes(key, "big"))
@@ -113,29 +119,51 @@ def test_gcm_page_equals_pycryptodome():
         ctx.set(dut.key_stream.valid, 0)
         ctx.set(dut.o_stream.ready, 1)
         ctx.set(dut.result_stream.ready, 1)
+        cycle = 0
         for decrypt, tamper in ((0, False), (1, False), (1, True)):
             for nonce, data in pages:
                 sealed, tag = AES.new(key, AES.MODE_GCM, nonce=nonce).encrypt_and_digest(data)
                 ctx.set(dut.start_stream.payload,
                         {"nonce": int.from_bytes(nonce, "big"), "decrypt": decrypt})
                 ctx.set(dut.start_stream.valid, 1)
-                await ctx.tick().until(dut.start_stream.ready)
+                while True:
+                    _, _, ready = await ctx.tick().sample(dut.start_stream.ready)
+                    cycle += 1
+                    if ready:
+                        break
+                starts.append(cycle)
                 ctx.set(dut.start_stream.valid, 0)
                 ctx.set(dut.tag_stream.payload, int.from_bytes(tag, "big") ^ int(tamper))
                 ctx.set(dut.tag_stream.valid, decrypt)
                 out = []
-                for block in blocks(sealed if decrypt else data):
-                    ctx.set(dut.i_stream.payload, block)
-                    ctx.set(dut.i_stream.valid, 1)
-                    *_, payload = await ctx.tick().sample(dut.o_stream.payload).until(
-                        dut.o_stream.valid & dut.i_stream.ready)
+                for group in groups(sealed if decrypt else data):
+                    ctx.set(dut.i_stream.payload, group)
+                    while True:
+                        # A group moves in and out in the same cycle, or neither does.
+                        ctx.set(dut.i_stream.valid, rng.random() >= stall)
+                        ctx.set(dut.o_stream.ready, rng.random() >= stall)
+                        _, _, moved, out_moved, payload = await ctx.tick().sample(
+                            dut.i_stream.valid & dut.i_stream.ready,
+                            dut.o_stream.valid & dut.o_stream.ready, dut.o_stream.payload)
+                        cycle += 1
+                        assert moved == out_moved
+                        if moved:
+                            break
                     out.append(payload)
                 ctx.set(dut.i_stream.valid, 0)
-                *_, result = await ctx.tick().sample(dut.result_stream.payload).until(
-                    dut.result_stream.valid)
+                ctx.set(dut.o_stream.ready, 1)
+                while True:
+                    _, _, valid, result = await ctx.tick().sample(
+                        dut.result_stream.valid, dut.result_stream.payload)
+                    cycle += 1
+                    if valid:
+                        break
                 ctx.set(dut.tag_stream.valid, 0)
-                got = b"".join(v.to_bytes(16, "big") for v in out)[:size]
-                results.append((got == (data if decrypt else sealed),
+                got = b"".join(block.to_bytes(16, "big") for v in out
+                               for block in ((v >> (128 * j)) & (2**128 - 1)
+                                             for j in range(lanes)))
+                results.append((got[:size] == (data if decrypt else sealed),
+                                not any(got[size:]),
                                 result.tag == int.from_bytes(tag, "big"),
                                 result.mismatch == tamper))
 
@@ -143,4 +171,10 @@ def test_gcm_page_equals_pycryptodome():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    assert results == [(True, True, True)] * 6
+    assert results == [(True, True, True, True)] * 6
+    assert dut.groups == -(-size // (16 * lanes))
+    gaps = {b - a for a, b in zip(starts, starts[1:])}
+    if stall:
+        assert min(gaps) >= dut.cycles_per_page < max(gaps)
+    else:
+        assert gaps == {dut.cycles_per_page}

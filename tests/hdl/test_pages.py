@@ -12,7 +12,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from bolt.crypto import PageCipher
-from bolt.hdl.pages import HostAxiBridge, PageEngine
+from bolt.hdl.pages import PAGE_GCM_LANES, HostAxiBridge, PageEngine
 from bolt.params import Params
 
 from .axi_model import AxiMemory
@@ -228,15 +228,15 @@ def _slots(plaintext: bytes, p: Params) -> list[int]:
             for s in range(p.slots)]
 
 
-def _store_and_load(p: Params, pages, *, seed: int):
+def _store_and_load(p: Params, pages, *, seed: int, lanes: int):
     """For each ``(plaintext, tamper)`` of ``pages``: store ``plaintext`` as page 5 under
     counter 7 and load it back (one ciphertext bit flipped if ``tamper``), each operation
     with the same randomly stalling host (``seed``). Returns the key, and for each page the
     host's beats, the load's ``ok``, the slots read back and when each host event and the
     ``done`` of each operation happened, and the slots' flags (``slot_used``) after the slot
-    writes and after the load."""
+    writes and after the load. GCM takes ``lanes`` blocks a cycle."""
     key = bytes(range(16, 32))
-    dut = PageEngine(p)
+    dut = PageEngine(p, lanes=lanes)
     address = 5 * p.page_stride
     host_pages, results = {}, []
     log = _Log()
@@ -297,18 +297,20 @@ def _store_and_load(p: Params, pages, *, seed: int):
     return key, results
 
 
+@pytest.mark.parametrize("lanes", [1, PAGE_GCM_LANES, 4])
 @pytest.mark.parametrize("p", [_SMALL, _TINY_SLOTS], ids=["24-byte slots", "11-byte slots"])
-def test_page_engine_seals_opens_and_takes_the_same_cycles_for_any_page(p):
+def test_page_engine_seals_opens_and_takes_the_same_cycles_for_any_page(p, lanes):
     """A page stored through the engine is the reference cipher's sealed page, zero padded; it
     loads back to the same slots, whose flags ``slot_used`` follows through slot writes and
     the load; a flipped ciphertext bit fails the tag; and every host event
     and ``done`` falls on the same cycle whatever the page's bytes and whether it verifies
-    (given the host's own timing)."""
+    (given the host's own timing); with GCM taking one, two or four blocks a cycle."""
     plaintexts = [bytearray(random.Random(n).randbytes(p.page_plaintext_bytes)) for n in range(2)]
     for s in (0, 3, 4, p.slots - 1):                 # some empty slots (flag byte 0)
         plaintexts[0][s * p.slot_bytes] = 0
     plaintexts = [bytes(plaintext) for plaintext in plaintexts]
-    key, results = _store_and_load(p, [(plaintexts[0], False), (plaintexts[1], True)], seed=9)
+    key, results = _store_and_load(p, [(plaintexts[0], False), (plaintexts[1], True)], seed=9,
+                                   lanes=lanes)
     for plaintext, tamper, (stored, ok, slots, used, log) in zip(plaintexts, (False, True),
                                                                   results):
         flags = sum(1 << s for s in range(p.slots) if plaintext[s * p.slot_bytes])

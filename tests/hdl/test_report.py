@@ -20,6 +20,7 @@ def test_no_memory_on_chip_grows_with_n():
     N (an entry's bin and frame numbers are log N bits)."""
     from bolt.hdl.accelerator import RtlAccelerator
     from bolt.hdl.hbm import frame_record_layout
+    from bolt.hdl.pages import PAGE_GCM_LANES
     from bolt.hdl.report import memory_inventory
 
     inventories = {}
@@ -29,8 +30,11 @@ def test_no_memory_on_chip_grows_with_n():
         sealed = [m for m in memories if m.path.endswith(".sealed")]
         assert [(m.depth, m.width) for m in sealed] == [(p.page_beats, 512)] * 2
         plaintext = [m for m in memories if ".plaintext.bank" in m.path]
+        # GCM's group of two blocks, 32 bytes, spans up to three of the 28-byte slots: four
+        # banks in each engine.
+        assert (p.slot_bytes, PAGE_GCM_LANES) == (28, 2)
         assert [(m.depth, m.width) for m in plaintext] == \
-            [(-(-p.slots // 2), 8 * p.slot_bytes)] * 4      # two banks in each engine
+            [(-(-p.slots // 4), 8 * p.slot_bytes)] * 8
         overflow = [m for m in memories if m.path.endswith(".lookup.overflow")]
         assert [(m.depth, m.width) for m in overflow] == [
             (p.index_overflow_entries // p.index_overflow_lanes,
