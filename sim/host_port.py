@@ -171,6 +171,8 @@ class _BurstBus:
         vpi.vpi_put_value.argtypes = [ctypes.c_void_p, ctypes.POINTER(_VpiVector),
                                       ctypes.c_void_p, ctypes.c_int32]
         vpi.vpi_put_value.restype = ctypes.c_void_p
+        # `_path` is public in cocotb: handle attributes start with an underscore so that they
+        # never clash with the design's names.
         handle = by_name(signal._path.encode(), None)
         return cls(vpi, handle, bits) if handle else None
 
