@@ -163,8 +163,8 @@ class Gcm(wiring.Component):
     GHASH takes a group in one step, ``Y <- (Y + X_0) H^k + X_1 H^(k-1) + ... + X_(k-1) H``
     for a group of ``k`` blocks (``k = lanes`` but in a shorter last group): ``lanes``
     multipliers side by side whose products are XORed, each operand from a register, so the
-    path from ``Y`` back to ``Y`` is one multiplier and ``log2(lanes)`` XOR levels longer than
-    with one lane.
+    path from ``Y`` back to ``Y`` is that XOR, ``log2(lanes)`` levels, longer than with one
+    lane.
     """
 
     def __init__(self, *, plaintext_bytes: int, lanes: int = 1):

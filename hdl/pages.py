@@ -19,8 +19,8 @@ pass plus a burst.
 Both pages wait in RAMs with synchronous read ports (LUTRAM or BRAM on the card), not in
 flip-flops: the sealed page as beats, the plaintext as slots in a few banks (slot ``s`` in
 bank ``s mod banks``), so that the group of blocks GCM reads or writes in a cycle, which may
-span slots, is one word of each bank. Only the slots' flags are kept in flip-flops as well, for the
-control's choice of a free slot.
+span slots, is one word of each bank. Only the slots' flags are kept in flip-flops as well,
+for the control's choice of a free slot.
 """
 
 from __future__ import annotations
@@ -115,6 +115,15 @@ def bswap(value):
 
 class PageEngine(wiring.Component):
     """Load and store whole host pages through GCM into a slot-addressable plaintext buffer.
+
+    Parameters
+    ----------
+    params : Params
+    gcm_factory : callable or None
+        ``gcm_factory(params, lanes)`` returns the GCM core (:class:`~bolt.hdl.gcm.Gcm`'s
+        interface); None for :class:`~bolt.hdl.gcm.Gcm` itself.
+    lanes : int
+        GCM blocks per cycle, a divisor of :data:`BLOCKS_PER_BEAT` (:data:`PAGE_GCM_LANES`).
 
     Members
     -------
@@ -460,8 +469,9 @@ class _GcmPass(wiring.Component):
     ``key`` into GCM ahead of the first pass under it. The pass reads its input group
     ``i_index`` on ``i_group``; ``i_next`` is the group it reads the next cycle (the address
     for a RAM with a synchronous read). When decrypting, only the first ``blocks_ready`` blocks
-    are there so far (a multiple of ``lanes``), and ``tag_in`` once ``tag_ready``. Each output group appears on
-    ``o_group`` with ``o_valid``, as group ``groups_out`` (which then counts it).
+    are there so far (a multiple of ``lanes``), and ``tag_in`` once ``tag_ready``. Each output
+    group appears on ``o_group`` with ``o_valid``, as group ``groups_out`` (which then counts
+    it).
     ``tag_out`` (the computed tag), ``tag_ok`` (it equals ``tag_in``; decrypting) and
     ``finished`` rise together and stay until the next start; ``done`` pulses then. Groups
     are little-endian byte vectors; a GCM block is their 16 bytes as a big-endian int
