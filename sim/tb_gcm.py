@@ -1,14 +1,16 @@
 """cocotb testbench of :class:`bolt.hdl.gcm.Gcm` (pycryptodome's AES-GCM is the oracle).
 
 Environment: ``GCM_BYTES`` (the build's ``plaintext_bytes``, required), ``GCM_CYCLES`` (the
-build's ``cycles_per_page``, required), ``GCM_KEYS`` and ``GCM_PAGES_PER_KEY`` (random pages,
+build's ``cycles_per_page``, required), ``GCM_LANES`` (the build's ``lanes``, 1 if unset),
+``GCM_KEYS`` and ``GCM_PAGES_PER_KEY`` (random pages,
 half encrypted and half decrypted), ``GCM_FLIPS`` (tampered pages), ``GCM_STALL`` (stall chance
 on every stream), ``GCM_SEED``. A ``GCM_BYTES=64`` build also runs the McGrew–Viega GCM test
 case 3 (the 64-byte, 96-bit IV, no-AAD vector of the GCM specification).
 
-Blocks travel as ``int.from_bytes(block16, "big")``; the last, partial block of a page carries
-its bytes in the most significant bytes (its low bytes are zero on ``o_stream`` and ignored on
-``i_stream``).
+Blocks travel as ``int.from_bytes(block16, "big")``, ``lanes`` of them a transfer (the first in
+the low bits); the last, partial block of a page carries its bytes in the most significant
+bytes (its low bytes are zero on ``o_stream`` and ignored on ``i_stream``, as are the lanes of
+the last transfer past the page, which the testbench fills with noise).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ BYTES = int(os.environ["GCM_BYTES"])
 CYCLES_PER_PAGE = int(os.environ["GCM_CYCLES"])
 BLOCKS = -(-BYTES // 16)
 PAD_BITS = 8 * (16 * BLOCKS - BYTES)        # ignored low bits of the last input block
+LANES = int(os.environ.get("GCM_LANES", "1"))
+GROUPS = -(-BLOCKS // LANES)
 
 
 def to_blocks(data: bytes) -> list[int]:
@@ -38,6 +42,18 @@ def to_blocks(data: bytes) -> list[int]:
 
 def from_blocks(blocks: list[int]) -> bytes:
     return b"".join(b.to_bytes(16, "big") for b in blocks)[:BYTES]
+
+
+def to_groups(blocks: list[int], rng) -> list[int]:
+    """Blocks as transfers of ``LANES``; the lanes past the page hold noise."""
+    padded = blocks + [rng.getrandbits(128) for _ in range(GROUPS * LANES - len(blocks))]
+    return [sum(b << (128 * j) for j, b in enumerate(padded[i:i + LANES]))
+            for i in range(0, len(padded), LANES)]
+
+
+def from_groups(groups: list[int]) -> list[int]:
+    """Transfers of ``LANES`` blocks as blocks."""
+    return [(g >> (128 * j)) & (2**128 - 1) for g in groups for j in range(LANES)]
 
 
 def reference(key: bytes, nonce: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
@@ -97,14 +113,16 @@ async def run_pages(dut, pages: list[Page], *, stall: float, rng) -> None:
     outputs = StreamSink(dut, "o_stream", stall=stall, rng=rng)
     results = StreamSink(dut, "result_stream", stall=stall, rng=rng)
     starts.start(p.start for p in pages)
-    inputs.start(b for p in pages for b in p.data)
+    inputs.start(g for p in pages for g in to_groups(p.data, rng))
     tag_task = tags.start(p.tag for p in pages if p.decrypt)
-    out_task = outputs.start(BLOCKS * len(pages))
+    out_task = outputs.start(GROUPS * len(pages))
     got_results = await results.receive(len(pages))
-    got_out = await out_task
+    got_out = from_groups(await out_task)
     await tag_task
     for i, page in enumerate(pages):
-        out = got_out[BLOCKS * i:BLOCKS * (i + 1)]
+        out = got_out[GROUPS * LANES * i:GROUPS * LANES * (i + 1)]
+        assert not any(out[BLOCKS:]), f"page {i}: lanes past the page are not zero"
+        out = out[:BLOCKS]
         tag, mismatch = got_results[i] & (2**128 - 1), got_results[i] >> 128
         what = f"page {i} ({'decrypt' if page.decrypt else 'encrypt'}, nonce {page.nonce.hex()})"
         assert out == page.expect_out, (
@@ -206,9 +224,9 @@ async def cycles_per_page(dut):
                      else encrypt_page(key, nonce, plaintext))
     await run_pages(dut, pages, stall=0.0, rng=rng)
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    dut._log.info("%d blocks per page: start-to-start gaps %s (cycles_per_page %d); "
-                  "key taken to first page start: %d cycles",
-                  BLOCKS, gaps, CYCLES_PER_PAGE, starts[0] - key_taken[0])
+    dut._log.info("%d blocks per page, %d a cycle: start-to-start gaps %s (cycles_per_page "
+                  "%d); key taken to first page start: %d cycles",
+                  BLOCKS, LANES, gaps, CYCLES_PER_PAGE, starts[0] - key_taken[0])
     assert len(starts) == len(pages), starts
     assert gaps == [CYCLES_PER_PAGE] * (len(pages) - 1), gaps
 
