@@ -123,11 +123,12 @@ def taken(accept: float, prelude: float, idle_before: float) -> float:
 
 @dataclass
 class Schedule:
-    """Per access (in command order): acceptance, the port taking its reads, read requests,
+    """Per access (in command order): arrival, acceptance, the port taking its reads, read requests,
     end of its HBM reads, last page byte in, response, start and end of its tail and the end
     of its page writes, in cycles; and how many of its reads are forwarded
     (:func:`schedule`)."""
 
+    arrival: list[float]
     accept: list[float]
     taken: list[float]
     reads: list[float]
@@ -154,8 +155,8 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
     rtt = link.cycles(link.round_trip_s)
     page_time = link.cycles(page_bytes / link.bandwidth)
     n = len(touches)
-    accept, taken_at, reads, ready, data, response, tail_start, idle, writes_done = (
-        [0.0] * n for _ in range(9))
+    arrival, accept, taken_at, reads, ready, data, response, tail_start, idle, writes_done = (
+        [0.0] * n for _ in range(10))
     forwarded = [0] * n
     responded = [0.0] * n      # the core's response, `sealing` before the answer
     link_free = write_free = port_free = 0.0
@@ -167,10 +168,10 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
         reads_ready = math.inf
         if nr < n and nr - depth < nw:
             if arrivals is None:     # a closed loop: at the answer `depth` commands before
-                arrival = response[nr - depth] if nr >= depth else 0.0
+                arrival[nr] = response[nr - depth] if nr >= depth else 0.0
             else:
-                arrival = 0.0 if arrivals[nr] is None else arrivals[nr]
-            accept[nr] = accepted(arrival, taken_at[nr - 1] if nr else None)
+                arrival[nr] = 0.0 if arrivals[nr] is None else arrivals[nr]
+            accept[nr] = accepted(arrival[nr], taken_at[nr - 1] if nr else None)
             reads_ready = taken(accept[nr], phases.prelude,
                                 idle[nr - depth] if nr >= depth else -math.inf)
         tail_ready = math.inf
@@ -204,7 +205,7 @@ def schedule(arrivals, touches, pages, phases: AccessPhases, link: HostLink, pag
         for j in range(max(0, i - depth), i):
             if writes_done[j] > reads[i] and set(pages[j]) & set(pages[i]):
                 forwarded[i] += 1
-    return Schedule(accept, taken_at, reads, ready, data, response, tail_start, idle,
+    return Schedule(arrival, accept, taken_at, reads, ready, data, response, tail_start, idle,
                     writes_done, forwarded)
 
 
@@ -219,9 +220,7 @@ def project(touches, phases: AccessPhases, link: HostLink, page_bytes: int,
     if n == 0:
         return {"depth": depth, "accesses": 0}
     timed = schedule(None, touches, [()] * n, phases, link, page_bytes, depth)
-    # Closed loop: command i arrives when command i - depth is answered.
-    arrivals = [0.0 if i < depth else timed.response[i - depth] for i in range(n)]
-    latencies = sorted((r - a) / link.clock_hz for r, a in zip(timed.response, arrivals))
+    latencies = sorted((r - a) / link.clock_hz for r, a in zip(timed.response, timed.arrival))
     span = max(timed.idle) / link.clock_hz
     rtt = link.cycles(link.round_trip_s)
     page_time = link.cycles(page_bytes / link.bandwidth)
