@@ -123,9 +123,9 @@ def taken(accept: float, prelude: float, idle_before: float) -> float:
 
 @dataclass
 class Schedule:
-    """Per access (in command order): arrival, acceptance, the port taking its reads, read requests,
-    end of its HBM reads, last page byte in, response, start and end of its tail and the end
-    of its page writes, in cycles; and how many of its reads are forwarded
+    """Per access (in command order): arrival, acceptance, the port taking its reads, read
+    requests, end of its HBM reads, last page byte in, response, start and end of its tail and
+    the end of its page writes, in cycles; and how many of its reads are forwarded
     (:func:`schedule`)."""
 
     arrival: list[float]
