@@ -262,7 +262,7 @@ class PageEngine(wiring.Component):
         # handles best and costs no cycle: the last beat waits for the tag either way.
         groups_stored = Signal.like(gcm.groups_out)     # groups the RAM returns
         m.d.sync += groups_stored.eq(gcm.groups_out)
-        ngroups = -(-page_blocks(p) // lanes)
+        ngroups = plaintext.groups
         ciphertext_beats = pt_bytes // BEAT_BYTES
         burst_start_groups = max(
             (groups_per_beat - 1) * (ciphertext_beats - 1) + groups_per_beat + 1,
