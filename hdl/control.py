@@ -17,8 +17,9 @@ from bolt.params import Params
 from bolt.protocol import HBM, HOST, PENDING, Cmd, Status
 
 from .aes import Aes128
-from .hbm import (BEAT_BITS, HbmMap, HbmMaster, MAX_BURST_BEATS, Region, bin_record_layout,
-                  bin_record_matches, bin_record_without, frame_record_layout)
+from .hbm import (BEAT_BITS, HbmMap, HbmMaster, MAX_BURST_BEATS, WRITE_QUEUE_DEPTH, Region,
+                  bin_record_layout, bin_record_matches, bin_record_without,
+                  frame_record_layout)
 from .lookup import Lookup
 from .pages import HostAxiBridge, PageEngine, PagePortArbiter
 from .sampler import make_sampler
@@ -28,7 +29,7 @@ from .replace import Replacement
 from .scan import one_hot_select
 from .touch import Take
 
-__all__ = ["AccessControl"]
+__all__ = ["AccessControl", "step_cycles"]
 
 
 class AccessControl(Elaboratable):
@@ -111,12 +112,12 @@ class AccessControl(Elaboratable):
         m.submodules.pages_b = self.pages_b = PageEngine(p, self._gcm_factory)
         m.submodules.page_port = page_port = PagePortArbiter(p)
         m.submodules.host_bridge = self.bridge = HostAxiBridge(p)
-        # One HbmMaster per HBM port; port 0 holds every structure but the index's other
-        # stripes, so every element the control reads itself arrives there.
+        # One HbmMaster per HBM port; the data port holds every structure but the index, so
+        # every element the control reads itself arrives there (the lookup reads the index).
         self.hbms = [HbmMaster(self.hm, port=port) for port in range(self.hm.ports)]
         for port, master in enumerate(self.hbms):
             m.submodules[f"hbm{port}" if port else "hbm"] = master
-        self.hbm = self.hbms[0]
+        self.hbm = self.hbms[self.hm.data_port]
         m.submodules.aes = self.aes = Aes128(pipelined=False)
         # Every block sent to the AES core is waited for (the front's WAIT, SB_WAIT), its
         # output taken as it comes: ready from the state register would put the state's
@@ -152,8 +153,10 @@ class AccessControl(Elaboratable):
         wiring.connect(m, wiring.flipped(self.ports.host), self.bridge.axi)
         for port, master in enumerate(self.hbms):
             wiring.connect(m, wiring.flipped(self.ports.hbm[port]), master.axi)
-            m.d.comb += [master.rdata.ready.eq(1),
-                         self.lookup.beat[port].valid.eq(master.rdata.valid),
+            m.d.comb += master.rdata.ready.eq(1)
+        for port in range(self.hm.index_ports):
+            master = self.hbms[port]
+            m.d.comb += [self.lookup.beat[port].valid.eq(master.rdata.valid),
                          self.lookup.beat[port].payload.eq(master.rdata.payload)]
         m.d.comb += self.ports.overruns.eq(sum(master.overruns for master in self.hbms))
         #: Every port's step is over.
@@ -312,18 +315,25 @@ class AccessControl(Elaboratable):
         m, chosen, request = self.m, self.chosen, self.request
         reading, writing = request.valid & ~request.write, request.valid & request.write
         taken = []
-        for port, (hbm, lookup_rd) in enumerate(zip(self.hbms, self.lookup.rd)):
+        for port, hbm in enumerate(self.hbms):
             here = request.port == port
-            # The lookup's bucket reads share the port, whatever the state: they go out only
-            # in the lookup's step, when no request waits here, so the port's read request
-            # is an OR of the two, not a choice by the state register.
-            m.d.comb += [hbm.rd.valid.eq((reading & here) | lookup_rd.valid),
-                         hbm.rd.payload.addr.eq(Mux(lookup_rd.valid, lookup_rd.payload.addr,
-                                                    request.addr)),
-                         hbm.rd.payload.beats.eq(Mux(lookup_rd.valid, lookup_rd.payload.beats,
-                                                     request.beats)),
-                         lookup_rd.ready.eq(hbm.rd.ready),
-                         hbm.wr.valid.eq(writing & here), hbm.wr.payload.addr.eq(request.addr),
+            if port < self.hm.index_ports:
+                # The lookup's bucket reads share an index port, whatever the state: they go
+                # out only in the lookup's step, when no request waits here, so the port's
+                # read request is an OR of the two, not a choice by the state register.
+                lookup_rd = self.lookup.rd[port]
+                m.d.comb += [hbm.rd.valid.eq((reading & here) | lookup_rd.valid),
+                             hbm.rd.payload.addr.eq(Mux(lookup_rd.valid,
+                                                        lookup_rd.payload.addr, request.addr)),
+                             hbm.rd.payload.beats.eq(Mux(lookup_rd.valid,
+                                                         lookup_rd.payload.beats,
+                                                         request.beats)),
+                             lookup_rd.ready.eq(hbm.rd.ready)]
+            else:
+                m.d.comb += [hbm.rd.valid.eq(reading & here),
+                             hbm.rd.payload.addr.eq(request.addr),
+                             hbm.rd.payload.beats.eq(request.beats)]
+            m.d.comb += [hbm.wr.valid.eq(writing & here), hbm.wr.payload.addr.eq(request.addr),
                          hbm.wr.payload.beats.eq(request.beats),
                          hbm.wr.payload.data.eq(request.data),
                          hbm.wr.payload.enable.eq(request.enable),
@@ -400,7 +410,7 @@ class AccessControl(Elaboratable):
         m.d.sync += self.settling.eq(1)
         m.d.comb += [hbm.begin.eq(1) for hbm in self.hbms]
 
-    def issue(self, segments):
+    def issue(self, segments, *, hold=None):
         """Drive the step's requests, one after another: ``segments`` is a list of
         ``(count, request(i))``. Returns the condition that the step is over.
 
@@ -410,19 +420,22 @@ class AccessControl(Elaboratable):
         offered the cycle after that. A step of up to :data:`_CHOSEN_ONE_HOT` requests tells
         them apart by a bit of ``k_hot`` (k in one-hot) each, its index ``i`` a constant; a
         longer one (the clear) is a single segment, ``i`` counted. Every step's requests are
-        chosen by one multiplexer (:meth:`_choose`).
+        chosen by one multiplexer (:meth:`_choose`). ``hold``, ``(k, condition, cycles)``,
+        keeps request ``k`` from being chosen while ``condition`` holds, which it does for at
+        most ``cycles`` cycles from the step's beginning (the step's budget allows for them).
         """
         m, k = self.m, self.k
         total = sum(count for count, _ in segments)
-        budget = self.latency + 4 + _PIPELINE_CYCLES
         # Whether the FSM was in this step's state a cycle ago (the step's first cycle chooses
         # nothing): a register, where the state's own decoding would add its levels to every
         # request's choice.
         here = Signal(name=f"step_{len(self._steps)}")
         m.d.comb += here.eq(1)          # driven in the step's state only
         was_here = self.early(here)
+        held = 0
         if total > _CHOSEN_ONE_HOT:
             (count, make), = segments        # the clear: one counted segment
+            assert hold is None
             # Whether k < count, in a register (a compare as wide as k would come before the
             # choice): set as the step begins, updated as k counts.
             left = Signal(name=f"step_{len(self._steps)}_left")
@@ -431,18 +444,34 @@ class AccessControl(Elaboratable):
             with m.Elif(self.choosing & left):
                 m.d.sync += left.eq(k < count - 1)
             request = self._request(was_here & left, make(k))
-            budget += count * (2 * request.budget_beats + 2)
+            requests = [request] * count
             done = ~left
         else:
             # k never passes the step's total; `k_hot` is k in one-hot.
-            start = 0
+            start, requests = 0, []
             for count, make in segments:
                 for i in range(count):
-                    request = self._request(was_here & self.k_hot[start + i], make(i))
+                    requests.append(self._request(was_here & self.k_hot[start + i], make(i)))
                 start += count
-                budget += count * (2 * request.budget_beats + 2)
             left, done = ~self.k_hot[total], self.k_hot[total]
-        self._steps.append(was_here & left)
+            if hold is not None:
+                held_k, condition, _ = hold
+                held = self.k_hot[held_k] & condition
+        self._steps.append(was_here & left & ~held)
+        # An index write's port is its entry's, which is secret: the budget counts all of a
+        # step's index writes on one port.
+        index = self.hm.regions["index"]
+        queues = ["index" if request.region is index else request.region.ports[0]
+                  for request in requests]
+        # Every port's queue holds what the step sends it (a step on one port alone may wait
+        # in the pipeline: nothing else waits behind it).
+        assert len(set(queues)) == 1 or max(map(queues.count, queues)) <= WRITE_QUEUE_DEPTH
+        # A read after a write could overtake it (writes wait in a queue).
+        writes = [isinstance(request, _Write) for request in requests]
+        assert writes == sorted(writes), "a step's reads come before its writes"
+        budget = self.latency + 4 + _PIPELINE_CYCLES + step_cycles(
+            [(queue, 2 * request.budget_beats + 2) for queue, request in zip(queues, requests)],
+            hold=None if hold is None else (hold[0], hold[2]))
         m.d.comb += [hbm.budget.eq(budget) for hbm in self.hbms]
         # HbmMaster's `done` counts the requests it has accepted: the one in `request` is
         # the pipeline's to wait for.
@@ -451,9 +480,10 @@ class AccessControl(Elaboratable):
     def _request(self, when, request):
         """Note ``request`` as the one to choose ``when`` (:meth:`_choose`)."""
         is_write = isinstance(request, _Write)
-        # Elements arrive on port 0's HbmMaster only (:meth:`read_into`), and streamed writes
-        # take their beats from it (:meth:`_stack_pushes`).
-        assert (is_write and request.first is None) or request.region.ports == (0,)
+        # Elements arrive on the data port's HbmMaster only (:meth:`read_into`), and streamed
+        # writes take their beats from it (:meth:`_stack_pushes`).
+        assert ((is_write and request.first is None)
+                or request.region.ports == (self.hm.data_port,))
         fields = {"write": is_write, "region": self.request_regions.index(request.region),
                   "index": request.index, "beats": request.beats}
         if is_write:
@@ -797,12 +827,12 @@ class AccessControl(Elaboratable):
                     self.index_r, f.unit.frame.ipos, self.flushed_entry(f, i),
                     i < f.pending.count)))
             first_update = sum(count for count, _ in stack_pushes + clears + counter_writes)
-            # The fill is over before the first index update reads the buffers: HbmMaster
-            # takes a write once the beats of the one before are out, and the pushes alone
-            # are `slots` beats.
-            assert stack_pushes and clears
+            # The fill is over before the first index update reads the buffers: the request
+            # before it, as which the first update's frame is read, waits for the fill.
+            filling = Cat(*[f.unit.busy for f in flushes]).any()
             over = self.issue(stack_pushes + clears + counter_writes + index_updates
-                              + self.replacement_writes)
+                              + self.replacement_writes,
+                              hold=(first_update - 1, filling, self.flush_a.fill_cycles + 1))
 
             # The fill (:class:`~bolt.hdl.flush.Flush`, begun on the way in): each buffer's
             # frames into its page, a slot a cycle, while the first requests go out. Each index
@@ -1128,6 +1158,25 @@ class AccessControl(Elaboratable):
                     self.enter("FLUSH_WRITE_1")
                 with m.Else():
                     self.enter("REPLACE_READ")
+
+
+def step_cycles(requests, *, hold=None):
+    """The cycles a step's requests take at the HBM's assumed pace, from the step's first
+    choice to the last one's response, but for the fixed cycles (latency and pipeline).
+
+    ``requests`` are ``(queue, cycles)`` in the order the step sends them: each queue (an
+    HBM port, or all of a step's index writes, whose port is secret) serves its requests in
+    order, ``cycles`` each (:meth:`AccessControl.issue` allows ``2 · beats + 2``); request
+    ``k`` is chosen ``k`` cycles in at the earliest, and with ``hold = (k, cycles)`` request
+    ``k`` and every one after it not before ``cycles``. Writes wait in their port's queue, not
+    in the control's pipeline, so a busy port holds up no other; with every request on one
+    port this is the sum of their cycles."""
+    free = {}
+    for k, (queue, cycles) in enumerate(requests):
+        # Held, request `hold[0]` is chosen at `hold[1]`, and those after it a cycle apart.
+        ready = k if hold is None or k < hold[0] else k + max(0, hold[1] - hold[0])
+        free[queue] = max(ready, free.get(queue, 0)) + cycles
+    return max(free.values())
 
 
 #: Cycles from a step's beginning to its first request offered to HbmMaster (the settling

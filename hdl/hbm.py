@@ -5,11 +5,12 @@ master ports with 512-bit data (each an HBM pseudo-channel of the Alveo U55C).
 :class:`HbmMap` lays the structures out from :class:`~bolt.params.Params` and says which port
 holds each element: the index is striped over :data:`INDEX_PORTS` ports (entry ``i`` on port
 ``i mod INDEX_PORTS``), so that a lookup reads its two buckets on every port side by side;
-every other structure is on port 0. :class:`HbmMaster` (one per port) turns the control's
-element reads and writes into AXI4 bursts and closes each step of an access on a fixed
-schedule: a step ends when its responses are in *and* its cycle budget has passed, so the
-cycles of a step never depend on what it read, provided HBM answers within the budget
-(``overruns`` counts the steps where it did not).
+every other structure is on one more port, the data port, so that the index's writes and the
+others' run side by side. :class:`HbmMaster` (one per port) turns the control's element reads
+and writes into AXI4 bursts, queueing writes so that a busy port holds up no other, and closes
+each step of an access on a fixed schedule: a step ends when its responses are in *and* its
+cycle budget has passed, so the cycles of a step never depend on what it read, provided HBM
+answers within the budget (``overruns`` counts the steps where it did not).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from bolt.params import BEAT_BYTES, Params
@@ -25,7 +27,7 @@ from bolt.params import BEAT_BYTES, Params
 from .scan import prefix_or
 
 __all__ = ["AxiSignature", "Region", "HbmMap", "HbmMaster", "BEAT_BITS", "AXI_BURST_INCR",
-           "MAX_BURST_BEATS", "INDEX_PORTS", "hbm_map", "frame_record_layout", "bin_record_layout",
+           "MAX_BURST_BEATS", "INDEX_PORTS", "WRITE_QUEUE_DEPTH", "hbm_map", "frame_record_layout", "bin_record_layout",
            "bin_record_matches", "bin_record_without", "index_entry_layout"]
 
 BEAT_BITS = 8 * BEAT_BYTES
@@ -40,8 +42,13 @@ BEAT_SIZE_CODE = (BEAT_BYTES - 1).bit_length()
 #: HBM ports (pseudo-channels) the index is striped over, a power of two: a lookup's two
 #: buckets are read on all of them at once, so its step's budget is that of a ``1 /
 #: INDEX_PORTS`` share of the beats (the U55C has 32 pseudo-channels; every other structure is
-#: on port 0).
+#: on the data port, the next).
 INDEX_PORTS = 4
+#: Writes an :class:`HbmMaster` holds, queued, beyond the one going out: at least as many as a
+#: step of an access sends to one port (a re-placement after two touches' index updates, 2 ·
+#: slots + 1 on one index port at worst), so that the control's requests to other ports never
+#: wait behind them (:meth:`~bolt.hdl.control.AccessControl.issue` checks it).
+WRITE_QUEUE_DEPTH = 32
 
 
 class AxiSignature(wiring.Signature):
@@ -195,40 +202,49 @@ class Region:
 
 
 class HbmMap:
-    """The HBM address map of one parameter set: its :attr:`regions` in order, each from
-    ``base`` on its ports, and the :attr:`ports` it spreads over.
+    """The HBM address map of one parameter set: its :attr:`regions`, each from ``base`` on
+    its ports, and the :attr:`ports` it spreads over.
 
-    The index is striped over ``index_ports`` ports (:data:`INDEX_PORTS`), from address 0 on
-    each; the other regions follow it on port 0. The regions that Setup zeroes (index, loads,
-    eviction lists, staging area) come first on every port: :attr:`clears` are the zero
-    bursts that cover them, a region of 4 KB bursts per port.
+    The index is striped over ports ``0 .. index_ports - 1`` (:data:`INDEX_PORTS`), from
+    address 0 on each; the other regions follow one another from address 0 on the next port,
+    :attr:`data_port`. An access's index writes go to ports whose choice is secret (an entry's
+    way), so a step's budget counts them all on one index port; on a port of its own, every
+    other write runs beside them. The regions that Setup zeroes (index, loads, eviction lists,
+    staging area) come first on every port: :attr:`clears` are the zero bursts that cover
+    them, a region of 4 KB bursts per port.
     """
 
     def __init__(self, params: Params, *, index_ports: int = INDEX_PORTS):
         from .pages import slot_layout
         p = params
-        self.ports = index_ports
+        self.index_ports = index_ports
+        self.data_port = index_ports
+        self.ports = index_ports + 1
+        data_port = (self.data_port,)
         layouts = [
             ("index", index_positions(p), p.index_entry_bits, tuple(range(index_ports))),
-            ("loads", p.bins, p.load_bits, (0,)),
-            ("bins", p.host_bins, bin_record_layout(p).size, (0,)),
-            ("staging", p.host_bins * p.slots, slot_layout(p).size, (0,)),
-            ("frames", p.frames, frame_record_layout(p).size, (0,)),
-            ("stack", p.frames, p.frame_bits, (0,)),
-            ("counters", p.host_bins, 64, (0,)),
+            ("loads", p.bins, p.load_bits, data_port),
+            ("bins", p.host_bins, bin_record_layout(p).size, data_port),
+            ("staging", p.host_bins * p.slots, slot_layout(p).size, data_port),
+            ("frames", p.frames, frame_record_layout(p).size, data_port),
+            ("stack", p.frames, p.frame_bits, data_port),
+            ("counters", p.host_bins, 64, data_port),
         ]
-        base = 0
+        ends = [0] * self.ports
         self.regions: dict[str, Region] = {}
         for name, count, bits, ports in layouts:
-            region = Region(name, base, count, bits, ports)
+            region = Region(name, ends[ports[0]], count, bits, ports)
             self.regions[name] = region
-            base = region.end
+            for port in ports:
+                ends[port] = region.end
         #: Bytes used on each port.
-        self.port_sizes = [base] + [self.regions["index"].end] * (index_ports - 1)
+        self.port_sizes = ends
         self.size = sum(self.port_sizes)
-        self.clear_end = self.regions["staging"].end
-        self.clears = [Region(f"clear{port}", 0, end // 4096, 8 * 4096, (port,)) for port, end
-                       in enumerate([self.clear_end] + self.port_sizes[1:])]
+        #: The end of what Setup clears on each port (the index alone on the index ports).
+        self.clear_ends = [self.regions["index"].end] * index_ports + [
+            self.regions["staging"].end]
+        self.clears = [Region(f"clear{port}", 0, end // 4096, 8 * 4096, (port,))
+                       for port, end in enumerate(self.clear_ends)]
         self.address_width = max(12, (max(self.port_sizes) - 1).bit_length())
         #: Widest element in beats: the width of a write request's data.
         self.max_element_beats = max(r.element_beats for r in self.regions.values())
@@ -276,7 +292,8 @@ class HbmMaster(wiring.Component):
         nothing). A ``streamed`` burst takes each beat from ``wbeat_data`` instead (strobed if
         ``wbeat_enable`` too), as the beat goes out: beat ``j`` is numbered ``first + j`` on
         ``wbeat``, so a burst of any length up to :data:`MAX_BURST_BEATS` needs no register
-        of its width. Accepted when the previous write's beats are out.
+        of its width. Queued (up to ``write_queue`` of them) behind the one going out, so
+        that a client sending to several ports is not held up here while this port is busy.
     wbeat : ``Out``, wbeat_data : ``In(BEAT_BITS)``, wbeat_enable : ``In(1)``
         The number of the streamed write's beat going out, and its data and strobe.
     begin : ``In(1)``, ``budget`` : ``In``
@@ -289,8 +306,9 @@ class HbmMaster(wiring.Component):
         Steps whose responses came after their budget (the schedule was not met).
     """
 
-    def __init__(self, hbm: HbmMap, *, port: int = 0):
+    def __init__(self, hbm: HbmMap, *, port: int = 0, write_queue: int = WRITE_QUEUE_DEPTH):
         self._map = hbm
+        self._write_queue = write_queue
         self._element_beats = hbm.element_beats_on(port)
         aw = hbm.address_width
         wide = BEAT_BITS * self._element_beats
@@ -345,11 +363,18 @@ class HbmMaster(wiring.Component):
         with m.If(self.element_valid):
             m.d.sync += self.element_index.eq(self.element_index + 1)
 
-        # Writes: AW and the W beats of one request at a time; B counted.
+        # Writes: queued; AW and the W beats of one request at a time; B counted. `queued`
+        # counts the requests taken and not yet begun (the queue's own count lags a cycle).
+        m.submodules.write_queue = queue = SyncFIFOBuffered(
+            width=len(self.wr.payload.as_value()), depth=self._write_queue)
+        queued = Signal(range(self._write_queue + 2))
         w_busy, aw_pending = Signal(), Signal()
         w_beat = Signal(range(MAX_BURST_BEATS + 1))
         w = Signal.like(self.wr.payload)
-        m.d.comb += [self.wr.ready.eq(~w_busy & ~aw_pending),
+        queueing = self.wr.valid & self.wr.ready
+        m.d.comb += [queue.w_data.eq(self.wr.payload), queue.w_en.eq(self.wr.valid),
+                     self.wr.ready.eq(queue.w_rdy),
+                     queue.r_en.eq(~w_busy & ~aw_pending),
                      axi.awid.eq(0), axi.awaddr.eq(w.addr), axi.awlen.eq(w.beats - 1),
                      axi.awsize.eq(BEAT_SIZE_CODE), axi.awburst.eq(AXI_BURST_INCR),
                      axi.awvalid.eq(aw_pending),
@@ -365,9 +390,10 @@ class HbmMaster(wiring.Component):
                     with m.Case(i):
                         m.d.comb += axi.wdata.eq(w.data.word_select(i, BEAT_BITS))
         writes_out = Signal(8)
-        accepted = self.wr.valid & self.wr.ready
+        accepted = queue.r_rdy & queue.r_en
+        m.d.sync += queued.eq(queued + queueing - accepted)
         with m.If(accepted):
-            m.d.sync += [w.eq(self.wr.payload), w_busy.eq(1), aw_pending.eq(1), w_beat.eq(0)]
+            m.d.sync += [w.eq(queue.r_data), w_busy.eq(1), aw_pending.eq(1), w_beat.eq(0)]
         with m.If(axi.awvalid & axi.awready):
             m.d.sync += aw_pending.eq(0)
         with m.If(axi.wvalid & axi.wready):
@@ -387,8 +413,8 @@ class HbmMaster(wiring.Component):
         timer = Signal(BUDGET_BITS)
         budget, first = Signal(BUDGET_BITS), Signal()
         m.d.sync += first.eq(self.begin)
-        idle = ((reads_out == 0) & (writes_out == 0) & ~w_busy & ~aw_pending & ~self.rd.valid
-                & ~self.wr.valid)
+        idle = ((reads_out == 0) & (writes_out == 0) & (queued == 0) & ~w_busy & ~aw_pending
+                & ~self.rd.valid & ~self.wr.valid)
         with m.If(~first & (timer == budget) & ~idle):
             m.d.sync += self.overruns.eq(self.overruns + 1)
         # `done` is a gate of three registers, each set a cycle ahead: the control's next
@@ -413,6 +439,7 @@ class HbmMaster(wiring.Component):
 
         w_sent, aw_sent = axi.wvalid & axi.wready & axi.wlast, axi.awvalid & axi.awready
         m.d.sync += quiet.eq(none_left(reads_out, read_asked, read_done)
+                             & none_left(queued, queueing, accepted)
                              & none_left(writes_out, accepted, write_answered) & ~accepted
                              & ~(w_busy & ~w_sent) & ~(aw_pending & ~aw_sent))
         m.d.comb += self.done.eq(quiet & reached & ~first)

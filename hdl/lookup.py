@@ -81,9 +81,9 @@ class Lookup(wiring.Component):
             "bucket1": In(bucket_bits),
             "bucket2": In(bucket_bits),
             "rd": Out(stream.Signature(data.StructLayout({
-                "addr": hbm.address_width, "beats": range(1, 65)}))).array(hbm.ports),
+                "addr": hbm.address_width, "beats": range(1, 65)}))).array(hbm.index_ports),
             "beat": In(stream.Signature(data.StructLayout({
-                "data": BEAT_BITS, "last": 1}))).array(hbm.ports),
+                "data": BEAT_BITS, "last": 1}))).array(hbm.index_ports),
             "done": Out(1),
             "found": Out(1),
             "entry": Out(self.entry_layout),
@@ -102,7 +102,7 @@ class Lookup(wiring.Component):
     @property
     def stripe_beats(self) -> int:
         """Beats of a bucket on each index port."""
-        return -(-self._p.index_bucket_depth // self._map.ports)
+        return -(-self._p.index_bucket_depth // self._map.index_ports)
 
     @property
     def beats(self) -> int:
@@ -128,7 +128,7 @@ class Lookup(wiring.Component):
         index = self._map.index
         entry_layout = self.entry_layout
 
-        ports, stripe = self._map.ports, self.stripe_beats
+        ports, stripe = self._map.index_ports, self.stripe_beats
         shift = index.stripe_shift
         # Where each bucket begins (its way 0's index position).
         starts = [Signal(len(self.pos), name=f"start{b}") for b in range(2)]

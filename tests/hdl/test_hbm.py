@@ -16,16 +16,22 @@ def test_map_regions_are_disjoint_4k_aligned_and_hold_every_element(capacity):
     p = Params(capacity=capacity)
     hbm = HbmMap(p)
     regions = list(hbm.regions.values())
-    for before, after in zip(regions, regions[1:]):
-        assert before.end == after.base
+    # The index alone on its ports, every other region after the one before on the data port.
+    assert hbm.regions["index"].base == regions[1].base == 0
+    for before, after in zip(regions[1:], regions[2:]):
+        assert before.end == after.base and after.ports == (hbm.data_port,)
     for region in regions:
         assert region.base % 4096 == 0
         assert -(-region.count // len(region.ports)) * region.stride <= region.size
     assert hbm.regions["index"].count == index_positions(p) >= p.index_entries
-    assert hbm.regions["index"].ports == tuple(range(INDEX_PORTS)) == tuple(range(hbm.ports))
+    assert hbm.regions["index"].ports == tuple(range(INDEX_PORTS)) == tuple(
+        range(hbm.index_ports))
+    assert hbm.ports == INDEX_PORTS + 1 and hbm.data_port == INDEX_PORTS
     assert hbm.regions["frames"].count == p.frames
     assert hbm.regions["loads"].count == p.bins
-    assert hbm.clear_end == hbm.regions["staging"].end
+    assert hbm.clear_ends == [hbm.regions["index"].end] * INDEX_PORTS + [
+        hbm.regions["staging"].end]
+    assert hbm.port_sizes[hbm.data_port] == regions[-1].end
     assert max(hbm.port_sizes) <= 2 ** hbm.address_width
     assert hbm.size == sum(hbm.port_sizes)
 
@@ -33,7 +39,7 @@ def test_map_regions_are_disjoint_4k_aligned_and_hold_every_element(capacity):
 @pytest.mark.parametrize("ports", [1, 2, 4])
 def test_every_element_has_a_place_of_its_own_and_the_clears_cover_the_cleared_regions(ports):
     hbm = HbmMap(Params(capacity=1024), index_ports=ports)
-    assert hbm.ports == ports == len(hbm.clears) == len(hbm.port_sizes)
+    assert hbm.ports == ports + 1 == len(hbm.clears) == len(hbm.port_sizes)
     places, cleared = {}, set()
     for clear in hbm.clears:
         port, = clear.ports
@@ -64,7 +70,7 @@ def _run(dut, bench, memory):
 
 def test_writes_reads_strobes_zero_bursts_and_fixed_step_end():
     hbm = HbmMap(Params(capacity=1024))
-    dut = HbmMaster(hbm)
+    dut = HbmMaster(hbm, port=hbm.data_port)
     memory = AxiMemory(dut.axi, latency=5, stall=0.3, seed=1)
     memory.beats.update({300: 7, 301: 8})
     wide = 512 * hbm.max_element_beats
@@ -138,7 +144,7 @@ def test_a_streamed_write_takes_each_beat_and_its_strobe_as_it_goes_out():
     from amaranth.hdl import Module
 
     hbm = HbmMap(Params(capacity=1024))
-    dut = HbmMaster(hbm)
+    dut = HbmMaster(hbm, port=hbm.data_port)
     top = Module()
     top.submodules.hbm = dut
     top.d.comb += [dut.wbeat_data.eq(dut.wbeat * 3 + 1), dut.wbeat_enable.eq(dut.wbeat != 7)]
@@ -170,6 +176,48 @@ def test_a_streamed_write_takes_each_beat_and_its_strobe_as_it_goes_out():
     assert memory.beats[506] == 43                     # past the burst: untouched
 
 
+def test_writes_wait_in_the_queue_not_at_the_port_and_go_out_in_order():
+    """A client offering writes back to back is never held while the port is busy: each is
+    taken the cycle it is offered (up to the queue's depth), they go out in the order taken,
+    and the step is not done before the last one's response."""
+    hbm = HbmMap(Params(capacity=1024))
+    dut = HbmMaster(hbm, port=hbm.data_port)
+    memory = AxiMemory(dut.axi, latency=5, stall=0.5, seed=4)
+    count = 20
+    taken_at, done_at = [], []
+
+    async def bench(ctx):
+        ctx.set(dut.begin, 1)
+        ctx.set(dut.budget, 2)
+        await ctx.tick()
+        ctx.set(dut.begin, 0)
+        cycle = 0
+        for n in range(count):
+            ctx.set(dut.wr.payload, {"addr": (100 + 4 * n) * 64, "beats": 2,
+                                     "data": n + 1 | (n + 50) << 512, "enable": 1, "zero": 0})
+            ctx.set(dut.wr.valid, 1)
+            _, _, ready = await ctx.tick().sample(dut.wr.ready)
+            cycle += 1
+            assert ready
+            taken_at.append(cycle)
+        ctx.set(dut.wr.valid, 0)
+        while True:
+            _, _, done = await ctx.tick().sample(dut.done)
+            cycle += 1
+            if done:
+                done_at.append(cycle)
+                return
+
+    _run(dut, bench, memory)
+    assert taken_at == list(range(1, count + 1))
+    assert memory.writes == [((100 + 4 * n) * 64, 2) for n in range(count)]
+    for n in range(count):
+        assert memory.beats[100 + 4 * n] == n + 1 and memory.beats[101 + 4 * n] == n + 50
+    # Half the memory's handshakes stall: the 40 beats alone take well over the 20 cycles in
+    # which the requests were taken.
+    assert done_at and done_at[0] > count + 2 * count // 2
+
+
 def test_done_follows_the_handshakes_and_the_budget_cycle_by_cycle():
     """``done`` comes from registers set a cycle ahead: in every cycle it must say what the
     handshakes seen so far say (every request accepted since ``begin`` answered, ``budget``
@@ -178,7 +226,7 @@ def test_done_follows_the_handshakes_and_the_budget_cycle_by_cycle():
     import random
 
     hbm = HbmMap(Params(capacity=1024))
-    dut = HbmMaster(hbm)
+    dut = HbmMaster(hbm, port=hbm.data_port)
     memory = AxiMemory(dut.axi, latency=4, stall=0.4, seed=5)
     rng = random.Random(11)
     checked, overruns = [], []

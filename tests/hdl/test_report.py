@@ -16,10 +16,12 @@ def test_no_memory_on_chip_grows_with_n():
     depths at N = 2^10 and 2^20 (a bin number, log N bits, is the widest thing the FIFOs
     hold), but for the page engines' sealed pages and plaintext banks, which hold one page
     each (its slots grow as log log N), and the control's buffers of the flushes' frames, one
-    per slot of each page (a frame record holds an index position, log N bits); the index's overflow area is its 64 entries at every
-    N (an entry's bin and frame numbers are log N bits)."""
+    per slot of each page (a frame record holds an index position, log N bits); the index's
+    overflow area is its 64 entries at every N (an entry's bin and frame numbers are log N
+    bits); each HBM port's write queue holds the same number of requests at every N (an
+    address, log N bits, beside each)."""
     from bolt.hdl.accelerator import RtlAccelerator
-    from bolt.hdl.hbm import frame_record_layout
+    from bolt.hdl.hbm import WRITE_QUEUE_DEPTH, HbmMap, frame_record_layout
     from bolt.hdl.pages import PAGE_GCM_LANES
     from bolt.hdl.report import memory_inventory
 
@@ -42,7 +44,11 @@ def test_no_memory_on_chip_grows_with_n():
         held = [m for m in memories if m.path.endswith((".flush_a.held", ".flush_b.held"))]
         assert [(m.depth, m.width) for m in held] == \
             [(p.slots, frame_record_layout(p).size)] * 2
-        pages = sealed + plaintext + overflow + held
+        # Each HBM port's write queue: its requests (an address, log N bits, beside the data).
+        queues = [m for m in memories if ".write_queue." in m.path]
+        assert len(queues) == HbmMap(p).ports
+        assert all(m.depth <= WRITE_QUEUE_DEPTH for m in queues)
+        pages = sealed + plaintext + overflow + held + queues
         inventories[n] = sorted((m.path, m.depth, m.width) for m in memories if m not in pages)
     small, large = inventories.values()
     assert [m[:2] for m in small] == [m[:2] for m in large]
