@@ -19,7 +19,7 @@ from bolt.protocol import HBM, HOST, PENDING, Cmd, Status
 from .aes import Aes128
 from .hbm import (BEAT_BITS, HbmMap, HbmMaster, MAX_BURST_BEATS, WRITE_QUEUE_DEPTH, Region,
                   bin_record_layout, bin_record_matches, bin_record_without,
-                  frame_record_layout)
+                  frame_record_layout, page_map_layout)
 from .lookup import Lookup
 from .pages import HostAxiBridge, PageEngine, PagePortArbiter
 from .sampler import make_sampler
@@ -140,7 +140,7 @@ class AccessControl(Elaboratable):
                      front.result.payload.eq(self.aes.o_stream.payload)]
         m.submodules.take = self.taker = Take(params=p)
         # Each page's flush, the frames it puts in held from their read (while the pages
-        # travel, the lists being known at the decisions) to the items' index updates.
+        # travel, the lists being known at the decisions) to the fill.
         m.submodules.flush_a = self.flush_a = Flush(params=p)
         m.submodules.flush_b = self.flush_b = Flush(params=p)
         m.submodules.replacement = self.replacement = Replacement(params=p)
@@ -172,7 +172,11 @@ class AccessControl(Elaboratable):
         self.as_bin = self.bin_l(element[:self.bin_l.size])
         self.as_load = element[:Shape.cast(self.lshape).width]
         self.as_counter = element[:64]
-        self.as_frame_number = element[:p.frame_bits]
+        self.map_l = page_map_layout(p)
+        self.as_map = self.map_l(element[:self.map_l.size])
+        # The free stack's elements arrive on a port of their own.
+        self.stack_hbm = self.hbms[self.hm.stack_port]
+        self.as_frame_number = self.stack_hbm.element[:p.frame_bits]
 
     def _registers(self):
         p, S, fb = self.p, self.p.slots, self.p.frame_bits
@@ -200,6 +204,9 @@ class AccessControl(Elaboratable):
         self.pending_a, self.pending_b = (
             Signal(self.bin_l, name=n) for n in ("pending_a", "pending_b"))
         self.key_frame = Signal(self.frame_l)
+        # The maps of pages x and y (which index position each slot holds, for the slots that
+        # flushes filled).
+        self.map_x, self.map_y = (Signal(self.map_l, name=n) for n in ("map_x", "map_y"))
         self.counter_x, self.counter_y, self.counter = (
             Signal(64, name=n) for n in ("counter_x", "counter_y", "counter"))
         # What the re-placement sees after a touch's flushes (:meth:`_flush_read` sets them,
@@ -298,16 +305,25 @@ class AccessControl(Elaboratable):
                                                    regions["bins"])
         self.staging_r, self.frames_r = regions["staging"], regions["frames"]
         self.stack_r, self.counters_r = regions["stack"], regions["counters"]
+        self.maps_r = regions["maps"]
         self.stack_below_top = Mux(self.top != 0, self.top - 1, 0)
         # Bins compared with x (set by the lookup, long before the decisions and touches).
         self.c1_is_x, self.c2_is_x, self.y_is_x = (self.early(b == self.x)
                                                    for b in (self.c1, self.c2, self.y))
         # x's eviction list without the key's frame, for the decisions, in two register stages
         # (which entries match, then the list without the first): the list arrives in the
-        # gather as its fourth read of eight, so at least four cycles before the gather ends.
+        # gather as its fourth read of ten, so at least six cycles before the gather ends.
         frame = self.loc[:p.frame_bits]
         matches = self.early(bin_record_matches(self.bin_x, frame))
         self.unlinked = self.early(bin_record_without(m, self.bin_x, frame, matches))
+        # The maps the fills begin from: engine a's page (x, or y if x is no host bin) less
+        # the key's slot if the key is taken out of page x, and y's (for y == x, engine b's
+        # map is not written).
+        taken_slot = self.take & (self.kind == HOST) & self.x_host
+        for s, entry in enumerate(self.map_x):
+            m.d.comb += self.flush_a.map_in[s].eq(
+                Mux(self.x_host, Mux(taken_slot & (self.loc == s), 0, entry), self.map_y[s]))
+        m.d.comb += self.flush_b.map_in.eq(self.map_y)
 
     def _request_pipeline(self):
         """The second stage of the request pipeline (the first is in :meth:`issue`): the
@@ -480,10 +496,12 @@ class AccessControl(Elaboratable):
     def _request(self, when, request):
         """Note ``request`` as the one to choose ``when`` (:meth:`_choose`)."""
         is_write = isinstance(request, _Write)
-        # Elements arrive on the data port's HbmMaster only (:meth:`read_into`), and streamed
-        # writes take their beats from it (:meth:`_stack_pushes`).
-        assert ((is_write and request.first is None)
-                or request.region.ports == (self.hm.data_port,))
+        # The control reads single-port regions (:meth:`read_into`); its streamed writes are
+        # the stack's pushes (:meth:`_stack_pushes`).
+        if is_write and request.first is not None:
+            assert request.region.ports == (self.hm.stack_port,)
+        elif not is_write:
+            assert len(request.region.ports) == 1
         fields = {"write": is_write, "region": self.request_regions.index(request.region),
                   "index": request.index, "beats": request.beats}
         if is_write:
@@ -518,9 +536,11 @@ class AccessControl(Elaboratable):
             with m.Else():
                 m.d.sync += [chosen[name].eq(0) for name in names]
 
-    def arrived(self, i):
-        """The step's ``i``-th element is on ``hbm.element`` now."""
-        return self.hbm.element_valid & (self.hbm.element_index == i)
+    def arrived(self, i, port=None):
+        """The step's ``i``-th element on HBM port ``port`` (the data port if None) is on that
+        port's ``element`` now."""
+        hbm = self.hbm if port is None else self.hbms[port]
+        return hbm.element_valid & (hbm.element_index == i)
 
     def read_into(self, reads, before=()):
         """Issue one read per ``(region, index, register, view)``, after the requests of the
@@ -529,10 +549,14 @@ class AccessControl(Elaboratable):
         over = self.issue([*before, *[
             (1, lambda i, region=region, index=index: self.read(region, index))
             for region, index, _, _ in reads]])
-        first = sum(count for count, _ in before)
-        for n, (_, _, register, view) in enumerate(reads):
-            with self.m.If(self.arrived(first + n)):
+        # Each port numbers the elements it returns; the segments `before` are the data
+        # port's.
+        arrivals = {self.hm.data_port: sum(count for count, _ in before)}
+        for region, _, register, view in reads:
+            port, = region.ports
+            with self.m.If(self.arrived(arrivals.setdefault(port, 0), port)):
                 self.m.d.sync += register.eq(view)
+            arrivals[port] += 1
         return over
 
     @staticmethod
@@ -621,18 +645,40 @@ class AccessControl(Elaboratable):
         with m.State("GATHER"):
             own_frame = self.early(Mux(self.found & (self.kind != HOST), self.loc, 0)[:fb])
             page_x, page_y = self.early(self.host_page(self.x)), self.early(self.host_page(self.y))
-            over = self.read_into([
+            reads = [
                 (self.loads_r, self.c1, self.load_c1, self.as_load),
                 (self.loads_r, self.c2, self.load_c2, self.as_load),
                 (self.loads_r, self.x, self.load_x, self.as_load),
                 (self.bins_r, page_x, self.bin_x, self.as_bin),
                 (self.bins_r, page_y, self.bin_y, self.as_bin),
+                (self.maps_r, page_x, self.map_x, self.as_map),
+                (self.maps_r, page_y, self.map_y, self.as_map),
                 (self.frames_r, own_frame, self.key_frame, self.as_frame),
                 (self.counters_r, page_x, self.counter_x, self.as_counter),
                 (self.counters_r, page_y, self.counter_y, self.as_counter),
-            ])
+            ]
+            over = self.read_into(reads)
+            # A cycle after x's map is in (and three reads before the gather's end), an item
+            # that a flush put into page x is located there: its entry still says PENDING.
+            map_x_in = Signal()
+            m.d.sync += map_x_in.eq(self.arrived(
+                next(n for n, read in enumerate(reads) if read[2] is self.map_x)))
+            with m.If(map_x_in):
+                self._locate_flushed()
             with m.If(over):
                 m.next = "DECIDE"
+
+    def _locate_flushed(self):
+        """The key's entry says PENDING(x, frame), but a flush has put the item into page x
+        since: x's map holds the entry's index position in one slot, and the entry becomes
+        HOST(x, that slot) (algorithm §3, step 3's index update, made here)."""
+        m, S = self.m, self.p.slots
+        at = [self.map_x[s].used & (self.map_x[s].ipos == self.pos) for s in range(S)]
+        with m.If(self.found & (self.kind == PENDING) & Cat(*at).any()):
+            slot = 0
+            for s in range(1, S):
+                slot = slot | Mux(at[s], s, 0)
+            m.d.sync += [self.entry.kind.eq(HOST), self.entry.loc.eq(slot)]
 
     def _decide(self):
         """The decisions, all taken before the touches change anything."""
@@ -796,15 +842,15 @@ class AccessControl(Elaboratable):
         into the lowest free slots of their pages (both engines side by side, a slot a cycle)
         while its first requests go out: the freed frames pushed on the free stack (engine a's
         first, then b's, the order the reference model frees them in), each bin's emptied
-        list and its page's next write counter; then every flushed item's index entry (its
-        frame read again from the buffer, its slot as the fill chose it), and the
-        re-placement's writes, on the stack and lists the flushes leave. The page writes start
-        once the pages are filled (after the copy between the engines, with two pages) and
-        run beside the step."""
+        list and its page's next write counter; then, once the fill is over, each page's map
+        (which slot holds which flushed item's index position: their index entries are not
+        written), and the re-placement's writes, on the stack and lists the flushes leave. The
+        page writes start once the pages are filled (after the copy between the engines, with
+        two pages) and run beside the step."""
         m, S = self.m, self.p.slots
         with m.State(f"FLUSH_WRITE_{len(flushes)}"):
             early = self.early
-            stack_pushes, clears, counter_writes, index_updates = [], [], [], []
+            stack_pushes, clears, counter_writes, map_writes = [], [], [], []
             per_page = MAX_BURST_BEATS // self.stack_r.element_beats
             for n, f in enumerate(flushes):
                 at = self.pushed_at if n == 0 else early(self.pushed_at + flushes[0].pending.count)
@@ -823,28 +869,21 @@ class AccessControl(Elaboratable):
                 clears.append((1, lambda i, page=page: self.write(self.bins_r, page, 0)))
                 counter_writes.append((1, lambda i, page=page, f=f: self.write(
                     self.counters_r, page, f.counter)))
-                index_updates.append((S, lambda i, f=f: self.write(
-                    self.index_r, f.unit.frame.ipos, self.flushed_entry(f, i),
-                    i < f.pending.count)))
-            first_update = sum(count for count, _ in stack_pushes + clears + counter_writes)
-            # The fill is over before the first index update reads the buffers: the request
-            # before it, as which the first update's frame is read, waits for the fill.
+                # y == x: engine b's flush is empty and its page a copy of a's, whose map a
+                # writes.
+                map_writes.append((1, lambda i, page=page, f=f, n=n: self.write(
+                    self.maps_r, page, f.unit.map_out, 1 if n == 0 else ~self.y_is_x)))
+            first_map = sum(count for count, _ in stack_pushes + clears + counter_writes)
+            # The maps are the fill's: their writes wait for it.
             filling = Cat(*[f.unit.busy for f in flushes]).any()
-            over = self.issue(stack_pushes + clears + counter_writes + index_updates
+            over = self.issue(stack_pushes + clears + counter_writes + map_writes
                               + self.replacement_writes,
-                              hold=(first_update - 1, filling, self.flush_a.fill_cycles + 1))
+                              hold=(first_map, filling, self.flush_a.fill_cycles + 1))
 
             # The fill (:class:`~bolt.hdl.flush.Flush`, begun on the way in): each buffer's
-            # frames into its page, a slot a cycle, while the first requests go out. Each index
-            # update's frame is read from its buffer the cycle before it is chosen: the one
-            # after request k's is read as the pipeline moves on from k (`frame_next`), and
-            # held while it does not, so that the buffer's address comes from `k` alone and
-            # not from whether the HBM port takes a request this cycle.
-            update = self.k + 1 - first_update
-            for n, f in enumerate(flushes):
-                m.d.comb += [f.unit.frame_idx.eq(update - n * S),
-                             f.unit.frame_next.eq(self.choosing),
-                             f.pages.slot_wr_en.eq(f.unit.page.wr_en),
+            # frames into its page, a slot a cycle, while the first requests go out.
+            for f in flushes:
+                m.d.comb += [f.pages.slot_wr_en.eq(f.unit.page.wr_en),
                              f.pages.slot_wr_idx.eq(f.unit.page.wr_idx),
                              f.pages.slot_wr.eq(f.unit.page.wr)]
 
@@ -874,19 +913,12 @@ class AccessControl(Elaboratable):
     def _stack_pushes(self):
         """The streamed stack pushes' beats: beat ``n * slots + i`` is frame ``i`` of flush
         ``n``'s list, written if the list has it."""
-        m, S, hbm = self.m, self.p.slots, self.hbm
+        m, S, hbm = self.m, self.p.slots, self.stack_hbm
         for n, f in enumerate(self.flushes):
             i = (hbm.wbeat - n * S)[:max(1, (S - 1).bit_length())]
             with m.If((hbm.wbeat >= n * S) & (hbm.wbeat < (n + 1) * S)):
                 m.d.comb += [hbm.wbeat_data.eq(f.pending.frames[i]),
                              hbm.wbeat_enable.eq(i < f.pending.count)]
-
-    def flushed_entry(self, flush, i):
-        """The index entry of the ``i``-th item of ``flush``'s list, in its page's slot: its
-        key from the frame buffer (read for it), its slot as the fill chose it."""
-        record = flush.unit.frame
-        return self.new_value(self.entry_l, valid=1, kind=HOST, klen=record.klen,
-                              key=record.key, bin=flush.bin, loc=flush.unit.slots[i])
 
     def _store_pages(self):
         """Both page writes start, posted: a's page goes out first (the port's order), b's

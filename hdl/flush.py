@@ -4,9 +4,10 @@ A touched host bin's eviction list names the frames of its pending items (algori
 step 3). Their frames, each holding the item's key and index position beside its value, are
 read from HBM while the page travels and wait here, in a buffer with a synchronous read; once
 the page is in (and the key's own item out of it), :class:`Flush` puts them into the page's
-lowest free slots, a slot a cycle, and notes where each went, for the items' index updates,
-which then read the frames again. The fill takes the same number of cycles however many items
-the list holds.
+lowest free slots, a slot a cycle, and notes each one's index position in the page's map
+(:func:`~bolt.hdl.hbm.page_map_layout`), which says, from then on, where the item is: its index
+entry is not written again. The fill takes the same number of cycles however many items the
+list holds.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from bolt.params import Params
 
-from .hbm import frame_record_layout
+from .hbm import frame_record_layout, page_map_layout
 from .pages import SlotPortSignature, bswap
 from .scan import lowest_set
 
@@ -48,11 +49,11 @@ class Flush(wiring.Component):
     busy, done : ``Out(1)``
         The fill runs (``busy``) for :attr:`fill_cycles` cycles after ``start``, whatever
         ``count`` is; ``done`` is high in the last, when the page holds every item.
-    slots : ``Out(data.ArrayLayout(range(slots), slots))``
-        From ``done`` on, the slot each of the first ``count`` frames went to.
-    frame_idx, frame_next, frame : synchronous read of the frames held: ``frame`` is the
-        frame ``frame_idx`` named the cycle before if ``frame_next`` was high then, else it
-        holds; from ``slots`` cycles after ``start`` (the fill reads them before).
+    map_in : ``In(page_map_layout(params))``
+        The page's map before the fill (held from ``start`` to ``done``).
+    map_out : ``Out(page_map_layout(params))``
+        From ``done`` on, ``map_in`` with each slot the fill put an item in marked used and
+        holding the item's index position.
     """
 
     def __init__(self, *, params: Params):
@@ -67,10 +68,8 @@ class Flush(wiring.Component):
             "page": Out(SlotPortSignature(params)),
             "busy": Out(1),
             "done": Out(1),
-            "slots": Out(data.ArrayLayout(slots, params.slots)),
-            "frame_idx": In(slots),
-            "frame_next": In(1, init=1),
-            "frame": Out(self.frame_layout),
+            "map_in": In(page_map_layout(params)),
+            "map_out": Out(page_map_layout(params)),
         })
 
     @property
@@ -98,21 +97,19 @@ class Flush(wiring.Component):
         # `busy` (j != slots + 2) and `done` (j == slots + 1) from registers, set a cycle ahead.
         busy, done = Signal(), Signal()
         m.d.sync += [busy.eq(self.start | (j < S + 1)), done.eq(~self.start & (j == S))]
-        m.d.comb += [self.busy.eq(busy), self.done.eq(done),
-                     held_rd.addr.eq(Mux(j < S, j, self.frame_idx)),
-                     held_rd.en.eq((j < S) | self.frame_next),
-                     self.frame.eq(held_rd.data)]
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done), held_rd.addr.eq(j)]
 
-        # The slot each frame went to, a register each (as one array register driving the
-        # output, Yosys's ABC9 mapping of this module fails).
-        placed_in = [Signal(range(S), name=f"placed_in_{e}") for e in range(S)]
-        m.d.comb += [self.slots[e].eq(placed) for e, placed in enumerate(placed_in)]
+        # The page's map, a register per slot: taken in as the fill begins, each slot filled
+        # marked with its item's index position.
+        mapped = [Signal(self.map_in.shape().elem_shape, name=f"mapped_{s}") for s in range(S)]
+        m.d.comb += [self.map_out[s].eq(entry) for s, entry in enumerate(mapped)]
 
         # The free slots as the fill takes them, and the lowest, in registers.
         free, free_slot = Signal(S), Signal(range(S))
         with m.If(j == 0):
             used = self.page.used
             m.d.sync += [free.eq(~used), free_slot.eq(lowest_set([~used[s] for s in range(S)]))]
+            m.d.sync += [entry.eq(self.map_in[s]) for s, entry in enumerate(mapped)]
         with m.If((j != 0) & (j <= self.count)):
             frame = held_rd.data
             m.d.comb += [self.page.wr_en.eq(1), self.page.wr_idx.eq(free_slot),
@@ -122,7 +119,7 @@ class Flush(wiring.Component):
                          self.page.wr.value.eq(frame.value)]
             rest = free & (free - 1)          # the lowest is taken
             m.d.sync += [free.eq(rest), free_slot.eq(lowest_set([rest[s] for s in range(S)]))]
-            for e, placed in enumerate(placed_in):
-                with m.If(j == e + 1):
-                    m.d.sync += placed.eq(free_slot)
+            for s, entry in enumerate(mapped):
+                with m.If(free_slot == s):
+                    m.d.sync += [entry.used.eq(1), entry.ipos.eq(frame.ipos)]
         return m

@@ -5,8 +5,8 @@ master ports with 512-bit data (each an HBM pseudo-channel of the Alveo U55C).
 :class:`HbmMap` lays the structures out from :class:`~bolt.params.Params` and says which port
 holds each element: the index is striped over :data:`INDEX_PORTS` ports (entry ``i`` on port
 ``i mod INDEX_PORTS``), so that a lookup reads its two buckets on every port side by side;
-every other structure is on one more port, the data port, so that the index's writes and the
-others' run side by side. :class:`HbmMaster` (one per port) turns the control's element reads
+the free stack is on a port of its own, and every other structure on one more, the data
+port, so that the three kinds of writes run side by side. :class:`HbmMaster` (one per port) turns the control's element reads
 and writes into AXI4 bursts, queueing writes so that a busy port holds up no other, and closes
 each step of an access on a fixed schedule: a step ends when its responses are in *and* its
 cycle budget has passed, so the cycles of a step never depend on what it read, provided HBM
@@ -28,7 +28,8 @@ from .scan import prefix_or
 
 __all__ = ["AxiSignature", "Region", "HbmMap", "HbmMaster", "BEAT_BITS", "AXI_BURST_INCR",
            "MAX_BURST_BEATS", "INDEX_PORTS", "WRITE_QUEUE_DEPTH", "hbm_map", "frame_record_layout", "bin_record_layout",
-           "bin_record_matches", "bin_record_without", "index_entry_layout"]
+           "bin_record_matches", "bin_record_without", "index_entry_layout",
+           "page_map_layout"]
 
 BEAT_BITS = 8 * BEAT_BYTES
 AXI_BURST_INCR = 1
@@ -41,13 +42,13 @@ BUDGET_BITS = 32
 BEAT_SIZE_CODE = (BEAT_BYTES - 1).bit_length()
 #: HBM ports (pseudo-channels) the index is striped over, a power of two: a lookup's two
 #: buckets are read on all of them at once, so its step's budget is that of a ``1 /
-#: INDEX_PORTS`` share of the beats (the U55C has 32 pseudo-channels; every other structure is
-#: on the data port, the next).
+#: INDEX_PORTS`` share of the beats (the U55C has 32 pseudo-channels; the other structures are
+#: on the next two, the data port and the free stack's).
 INDEX_PORTS = 4
 #: Writes an :class:`HbmMaster` holds, queued, beyond the one going out: at least as many as a
-#: step of an access sends to one port (a re-placement after two touches' index updates, 2 ·
-#: slots + 1 on one index port at worst), so that the control's requests to other ports never
-#: wait behind them (:meth:`~bolt.hdl.control.AccessControl.issue` checks it).
+#: step of an access sends to one port (a dozen at most: the write step after two touches
+#: on the data port), so that the control's requests to other ports never wait behind them
+#: (:meth:`~bolt.hdl.control.AccessControl.issue` checks it).
 WRITE_QUEUE_DEPTH = 32
 
 
@@ -112,6 +113,16 @@ def frame_record_layout(params: Params) -> data.StructLayout:
         "vlen": 16, "value": 8 * params.value_size, "klen": 8, "key": 8 * params.key_size,
         "ipos": index_position_bits(params),
     })
+
+
+def page_map_layout(params: Params) -> data.ArrayLayout:
+    """A host page's map: for each slot, whether it holds an item a flush put there (``used``)
+    and that item's index position (``ipos``). A flushed item's index entry keeps saying
+    PENDING(bin, frame); the map of its bin's page says it is in the page, and in which slot
+    (the control looks the entry's position up in it), so that a flush writes one map, not an
+    index entry per item."""
+    return data.ArrayLayout(data.StructLayout({"used": 1, "ipos": index_position_bits(params)}),
+                            params.slots)
 
 
 def bin_record_layout(params: Params) -> data.StructLayout:
@@ -207,11 +218,12 @@ class HbmMap:
 
     The index is striped over ports ``0 .. index_ports - 1`` (:data:`INDEX_PORTS`), from
     address 0 on each; the other regions follow one another from address 0 on the next port,
-    :attr:`data_port`. An access's index writes go to ports whose choice is secret (an entry's
-    way), so a step's budget counts them all on one index port; on a port of its own, every
-    other write runs beside them. The regions that Setup zeroes (index, loads, eviction lists,
-    staging area) come first on every port: :attr:`clears` are the zero bursts that cover
-    them, a region of 4 KB bursts per port.
+    :attr:`data_port`, but for the free stack, on :attr:`stack_port`: its pushes, a burst of
+    ``slots`` beats per flushed page, run beside the data port's writes. An index write's
+    port is its entry's way, which is secret, so a step's budget counts all its index writes
+    on one index port. The regions that Setup zeroes (index, loads, eviction lists, page maps,
+    staging area) come first on their ports: :attr:`clears` are the zero bursts that cover
+    them, a region of 4 KB bursts per port that has any.
     """
 
     def __init__(self, params: Params, *, index_ports: int = INDEX_PORTS):
@@ -219,15 +231,17 @@ class HbmMap:
         p = params
         self.index_ports = index_ports
         self.data_port = index_ports
-        self.ports = index_ports + 1
+        self.stack_port = index_ports + 1
+        self.ports = index_ports + 2
         data_port = (self.data_port,)
         layouts = [
             ("index", index_positions(p), p.index_entry_bits, tuple(range(index_ports))),
             ("loads", p.bins, p.load_bits, data_port),
             ("bins", p.host_bins, bin_record_layout(p).size, data_port),
+            ("maps", p.host_bins, page_map_layout(p).size, data_port),
             ("staging", p.host_bins * p.slots, slot_layout(p).size, data_port),
             ("frames", p.frames, frame_record_layout(p).size, data_port),
-            ("stack", p.frames, p.frame_bits, data_port),
+            ("stack", p.frames, p.frame_bits, (self.stack_port,)),
             ("counters", p.host_bins, 64, data_port),
         ]
         ends = [0] * self.ports
@@ -240,11 +254,12 @@ class HbmMap:
         #: Bytes used on each port.
         self.port_sizes = ends
         self.size = sum(self.port_sizes)
-        #: The end of what Setup clears on each port (the index alone on the index ports).
+        #: The end of what Setup clears on each port (the index alone on the index ports,
+        #: nothing on the stack's: it is read only below its top).
         self.clear_ends = [self.regions["index"].end] * index_ports + [
-            self.regions["staging"].end]
+            self.regions["staging"].end, 0]
         self.clears = [Region(f"clear{port}", 0, end // 4096, 8 * 4096, (port,))
-                       for port, end in enumerate(self.clear_ends)]
+                       for port, end in enumerate(self.clear_ends) if end]
         self.address_width = max(12, (max(self.port_sizes) - 1).bit_length())
         #: Widest element in beats: the width of a write request's data.
         self.max_element_beats = max(r.element_beats for r in self.regions.values())

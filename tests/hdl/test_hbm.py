@@ -16,22 +16,31 @@ def test_map_regions_are_disjoint_4k_aligned_and_hold_every_element(capacity):
     p = Params(capacity=capacity)
     hbm = HbmMap(p)
     regions = list(hbm.regions.values())
-    # The index alone on its ports, every other region after the one before on the data port.
-    assert hbm.regions["index"].base == regions[1].base == 0
-    for before, after in zip(regions[1:], regions[2:]):
-        assert before.end == after.base and after.ports == (hbm.data_port,)
+    # The index alone on its ports, the free stack alone on its own, every other region after
+    # the one before on the data port.
+    on_data_port = [r for r in regions if r.ports == (hbm.data_port,)]
+    assert [r.name for r in on_data_port] == ["loads", "bins", "maps", "staging", "frames",
+                                              "counters"]
+    assert hbm.regions["index"].base == on_data_port[0].base == hbm.regions["stack"].base == 0
+    assert hbm.regions["stack"].ports == (hbm.stack_port,)
+    for before, after in zip(on_data_port, on_data_port[1:]):
+        assert before.end == after.base
     for region in regions:
         assert region.base % 4096 == 0
         assert -(-region.count // len(region.ports)) * region.stride <= region.size
     assert hbm.regions["index"].count == index_positions(p) >= p.index_entries
     assert hbm.regions["index"].ports == tuple(range(INDEX_PORTS)) == tuple(
         range(hbm.index_ports))
-    assert hbm.ports == INDEX_PORTS + 1 and hbm.data_port == INDEX_PORTS
+    assert hbm.ports == INDEX_PORTS + 2
+    assert (hbm.data_port, hbm.stack_port) == (INDEX_PORTS, INDEX_PORTS + 1)
     assert hbm.regions["frames"].count == p.frames
     assert hbm.regions["loads"].count == p.bins
     assert hbm.clear_ends == [hbm.regions["index"].end] * INDEX_PORTS + [
-        hbm.regions["staging"].end]
-    assert hbm.port_sizes[hbm.data_port] == regions[-1].end
+        hbm.regions["staging"].end, 0]
+    assert hbm.port_sizes[hbm.data_port] == on_data_port[-1].end
+    assert hbm.port_sizes[hbm.stack_port] == hbm.regions["stack"].end
+    # A page's map is one beat: the gather reads two of them.
+    assert hbm.regions["maps"].element_beats == 1
     assert max(hbm.port_sizes) <= 2 ** hbm.address_width
     assert hbm.size == sum(hbm.port_sizes)
 
@@ -39,7 +48,8 @@ def test_map_regions_are_disjoint_4k_aligned_and_hold_every_element(capacity):
 @pytest.mark.parametrize("ports", [1, 2, 4])
 def test_every_element_has_a_place_of_its_own_and_the_clears_cover_the_cleared_regions(ports):
     hbm = HbmMap(Params(capacity=1024), index_ports=ports)
-    assert hbm.ports == ports + 1 == len(hbm.clears) == len(hbm.port_sizes)
+    # Every port but the free stack's has something to clear.
+    assert hbm.ports == ports + 2 == len(hbm.clears) + 1 == len(hbm.port_sizes)
     places, cleared = {}, set()
     for clear in hbm.clears:
         port, = clear.ports
@@ -54,7 +64,7 @@ def test_every_element_has_a_place_of_its_own_and_the_clears_cover_the_cleared_r
                 assert place not in places, (region.name, i, places.get(place))
                 places[place] = (region.name, i)
                 assert (place in cleared) == (region.name in ("index", "loads", "bins",
-                                                              "staging"))
+                                                              "maps", "staging"))
     # The index's entries alternate over the ports, a bucket's ways on all of them.
     index = hbm.regions["index"]
     assert {index.port(i) for i in range(ports)} == set(range(ports))
