@@ -211,11 +211,9 @@ class AccessControl(Elaboratable):
             Signal(64, name=n) for n in ("counter_x", "counter_y", "counter"))
         # What the re-placement sees after a touch's flushes (:meth:`_flush_read` sets them,
         # REPLACE_READ clears them): whether they pushed frames on the free stack and the last
-        # one pushed, whether nb is a flushed bin (its list is empty now), and where the
-        # flushes' pushes begin (the stack's height before them).
+        # one pushed, and whether nb is a flushed bin (its list is empty now).
         self.pushed_any, self.nb_flushed = Signal(name="pushed_any"), Signal(name="nb_flushed")
         self.last_pushed = Signal(fb)
-        self.pushed_at = Signal(range(p.frames + 1))
         # The counters pages a and b are written under.
         self.counter_a, self.counter_b = (Signal(64, name=n) for n in ("counter_a", "counter_b"))
         self.stack_top = Signal(fb)
@@ -542,13 +540,14 @@ class AccessControl(Elaboratable):
         hbm = self.hbm if port is None else self.hbms[port]
         return hbm.element_valid & (hbm.element_index == i)
 
-    def read_into(self, reads, before=()):
+    def read_into(self, reads, before=(), after=()):
         """Issue one read per ``(region, index, register, view)``, after the requests of the
-        segments ``before``, and keep each element, seen through ``view``, in its register.
-        Returns the condition that the step is over."""
+        segments ``before`` (reads) and before those of ``after`` (writes), and keep each
+        element, seen through ``view``, in its register. Returns the condition that the step
+        is over."""
         over = self.issue([*before, *[
             (1, lambda i, region=region, index=index: self.read(region, index))
-            for region, index, _, _ in reads]])
+            for region, index, _, _ in reads], *after])
         # Each port numbers the elements it returns; the segments `before` are the data
         # port's.
         arrivals = {self.hm.data_port: sum(count for count, _ in before)}
@@ -795,14 +794,17 @@ class AccessControl(Elaboratable):
 
     def _frame_reads(self, flushes):
         """The flushes' frame reads: ``slots`` per page, engine a's first, each frame into its
-        page's :class:`~bolt.hdl.flush.Flush`. The re-placement's reads follow. Then the
-        pages are awaited (``T_LOAD_WAIT``)."""
+        page's :class:`~bolt.hdl.flush.Flush`. The re-placement's reads follow, and the
+        flushes' stack pushes, on the stack's port beside the frame reads: they write above
+        the stack's top, which moves over them only in the write step, once the touches have
+        verified (an integrity failure leaves them unread). Then the pages are awaited
+        (``T_LOAD_WAIT``)."""
         m, S = self.m, self.p.slots
         with m.State(f"FRAME_READ_{len(flushes)}"):
             over = self.read_into(self.replacement_reads, before=[
                 (S, lambda i, pending=f.pending: self.read(
                     self.frames_r, Mux(i < pending.count, pending.frames[i], 0)))
-                for f in flushes])
+                for f in flushes], after=self._stack_pushes_of(flushes))
             i = self.hbm.element_index
             for n, f in enumerate(flushes):
                 m.d.comb += [f.unit.hold.valid.eq(self.hbm.element_valid & (i >= n * S)
@@ -817,7 +819,8 @@ class AccessControl(Elaboratable):
     def _flush_begin(self, flushes):
         """On the way into the flushes' write step (the touches have verified and the answer
         is out): what the flushes change on chip, and what the re-placement then sees: the
-        stack's height (the pushes begin at the old one), the pages' next counters (y == x:
+        stack's height over the frames pushed in the frame reads' step, the pages' next
+        counters (y == x:
         x's next but one, its page's second write), the last frame pushed (b's last if it has
         any, else a's last), whether any was, and whether nb's list is now empty."""
         m = self.m
@@ -830,8 +833,7 @@ class AccessControl(Elaboratable):
                          Mux(self.y_is_x, self.counter + 2, self.counter_y + 1)]
         m.d.sync += [f.counter.eq(c) for f, c in zip(flushes, next_counters)]
         m.d.comb += [f.unit.start.eq(1) for f in flushes]
-        m.d.sync += [self.pushed_at.eq(self.top),
-                     self.top.eq(self.top + sum(f.pending.count for f in flushes)),
+        m.d.sync += [self.top.eq(self.top + sum(f.pending.count for f in flushes)),
                      self.last_pushed.eq(last_pushed),
                      self.pushed_any.eq(Cat(*[f.pending.count != 0 for f in flushes]).any()),
                      self.nb_flushed.eq(Cat(*[self.nb == f.bin for f in flushes]).any()),
@@ -840,31 +842,18 @@ class AccessControl(Elaboratable):
     def _flush_write(self, flushes):
         """The flushes' writes. The step's first ``slots + 1`` cycles put the buffered frames
         into the lowest free slots of their pages (both engines side by side, a slot a cycle)
-        while its first requests go out: the freed frames pushed on the free stack (engine a's
-        first, then b's, the order the reference model frees them in), each bin's emptied
-        list and its page's next write counter; then, once the fill is over, each page's map
-        (which slot holds which flushed item's index position: their index entries are not
-        written), and the re-placement's writes, on the stack and lists the flushes leave. The
-        page writes start once the pages are filled (after the copy between the engines, with
-        two pages) and run beside the step."""
+        while its first requests go out: each bin's emptied list and its page's next write
+        counter, the re-placement's writes, on the stack and lists the flushes leave (the
+        freed frames are on the stack already, above its old top: :meth:`_frame_reads`), then,
+        once the fill is over, each page's map (which slot holds which flushed item's index
+        position: their index entries are not written). The page writes start once the pages
+        are filled (after the copy between the engines, with two pages) and run beside the
+        step."""
         m, S = self.m, self.p.slots
         with m.State(f"FLUSH_WRITE_{len(flushes)}"):
             early = self.early
-            stack_pushes, clears, counter_writes, map_writes = [], [], [], []
-            per_page = MAX_BURST_BEATS // self.stack_r.element_beats
+            clears, counter_writes, map_writes = [], [], []
             for n, f in enumerate(flushes):
-                at = self.pushed_at if n == 0 else early(self.pushed_at + flushes[0].pending.count)
-                # The list's frames as one burst of `slots` stack elements from `at`, streamed
-                # (:meth:`_stack_pushes`), split where it crosses a 4 KB page; the second
-                # part, when it would be empty, is one beat that writes nothing.
-                room = per_page - at % per_page
-                part = early(Mux(room < S, room, S))
-                stack_pushes += [
-                    (1, lambda i, at=at, part=part, n=n: _Write(
-                        self.stack_r, at, first=n * S, streamed_beats=part, streamed_budget=S)),
-                    (1, lambda i, at=at, part=part, n=n: _Write(
-                        self.stack_r, at + part, enable=part != S, first=n * S + part,
-                        streamed_beats=Mux(part == S, 1, S - part), streamed_budget=1))]
                 page = early(self.host_page(f.bin))
                 clears.append((1, lambda i, page=page: self.write(self.bins_r, page, 0)))
                 counter_writes.append((1, lambda i, page=page, f=f: self.write(
@@ -873,11 +862,11 @@ class AccessControl(Elaboratable):
                 # writes.
                 map_writes.append((1, lambda i, page=page, f=f, n=n: self.write(
                     self.maps_r, page, f.unit.map_out, 1 if n == 0 else ~self.y_is_x)))
-            first_map = sum(count for count, _ in stack_pushes + clears + counter_writes)
-            # The maps are the fill's: their writes wait for it.
+            # The re-placement's writes do not wait for the fill; the maps are the fill's.
+            first_map = sum(count for count, _ in clears + counter_writes
+                            + self.replacement_writes)
             filling = Cat(*[f.unit.busy for f in flushes]).any()
-            over = self.issue(stack_pushes + clears + counter_writes + map_writes
-                              + self.replacement_writes,
+            over = self.issue(clears + counter_writes + self.replacement_writes + map_writes,
                               hold=(first_map, filling, self.flush_a.fill_cycles + 1))
 
             # The fill (:class:`~bolt.hdl.flush.Flush`, begun on the way in): each buffer's
@@ -909,6 +898,26 @@ class AccessControl(Elaboratable):
             with m.If(over):
                 self.replaced()
                 m.next = "T_STORE_WAIT"
+
+    def _stack_pushes_of(self, flushes):
+        """The flushes' lists pushed on the free stack (engine a's first, then b's, the order
+        the reference model frees them in), from its top: per list one burst of ``slots``
+        stack elements, streamed (:meth:`_stack_pushes`), split where it crosses a 4 KB page;
+        the second part, when it would be empty, is one beat that writes nothing."""
+        S, early = self.p.slots, self.early
+        per_page = MAX_BURST_BEATS // self.stack_r.element_beats
+        pushes = []
+        for n, f in enumerate(flushes):
+            at = self.top if n == 0 else early(self.top + flushes[0].pending.count)
+            room = per_page - at % per_page
+            part = early(Mux(room < S, room, S))
+            pushes += [
+                (1, lambda i, at=at, part=part, n=n: _Write(
+                    self.stack_r, at, first=n * S, streamed_beats=part, streamed_budget=S)),
+                (1, lambda i, at=at, part=part, n=n: _Write(
+                    self.stack_r, at + part, enable=part != S, first=n * S + part,
+                    streamed_beats=Mux(part == S, 1, S - part), streamed_budget=1))]
+        return pushes
 
     def _stack_pushes(self):
         """The streamed stack pushes' beats: beat ``n * slots + i`` is frame ``i`` of flush
