@@ -6,11 +6,12 @@ master ports with 512-bit data (each an HBM pseudo-channel of the Alveo U55C).
 holds each element: the index is striped over :data:`INDEX_PORTS` ports (entry ``i`` on port
 ``i mod INDEX_PORTS``), so that a lookup reads its two buckets on every port side by side;
 the free stack is on a port of its own, and every other structure on one more, the data
-port, so that the three kinds of writes run side by side. :class:`HbmMaster` (one per port) turns the control's element reads
-and writes into AXI4 bursts, queueing writes so that a busy port holds up no other, and closes
-each step of an access on a fixed schedule: a step ends when its responses are in *and* its
-cycle budget has passed, so the cycles of a step never depend on what it read, provided HBM
-answers within the budget (``overruns`` counts the steps where it did not).
+port, so that the three kinds of writes run side by side. :class:`HbmMaster` (one per port)
+turns the control's element reads and writes into AXI4 bursts, queueing writes so that a busy
+port holds up no other, and closes each step of an access on a fixed schedule: a step ends
+when its responses are in *and* its cycle budget has passed, so the cycles of a step never
+depend on what it read, provided HBM answers within the budget (``overruns`` counts the steps
+where it did not).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from bolt.params import BEAT_BYTES, Params
 from .scan import prefix_or
 
 __all__ = ["AxiSignature", "Region", "HbmMap", "HbmMaster", "BEAT_BITS", "AXI_BURST_INCR",
-           "MAX_BURST_BEATS", "INDEX_PORTS", "WRITE_QUEUE_DEPTH", "hbm_map", "frame_record_layout", "bin_record_layout",
-           "bin_record_matches", "bin_record_without", "index_entry_layout",
-           "page_map_layout"]
+           "MAX_BURST_BEATS", "INDEX_PORTS", "WRITE_QUEUE_DEPTH", "hbm_map",
+           "frame_record_layout", "bin_record_layout", "bin_record_matches",
+           "bin_record_without", "index_entry_layout", "page_map_layout"]
 
 BEAT_BITS = 8 * BEAT_BYTES
 AXI_BURST_INCR = 1
