@@ -50,7 +50,8 @@ class Flush(wiring.Component):
         The fill runs (``busy``) for :attr:`fill_cycles` cycles after ``start``, whatever
         ``count`` is; ``done`` is high in the last, when the page holds every item.
     map_in : ``In(page_map_layout(params))``
-        The page's map before the fill (held from ``start`` to ``done``).
+        The page's map before the fill (held from ``start`` for as long as ``map_out`` is
+        read).
     map_out : ``Out(page_map_layout(params))``
         From ``done`` on, ``map_in`` with each slot the fill put an item in marked used and
         holding the item's index position.
@@ -99,17 +100,24 @@ class Flush(wiring.Component):
         m.d.sync += [busy.eq(self.start | (j < S + 1)), done.eq(~self.start & (j == S))]
         m.d.comb += [self.busy.eq(busy), self.done.eq(done), held_rd.addr.eq(j)]
 
-        # The page's map, a register per slot: taken in as the fill begins, each slot filled
-        # marked with its item's index position.
-        mapped = [Signal(self.map_in.shape().elem_shape, name=f"mapped_{s}") for s in range(S)]
-        m.d.comb += [self.map_out[s].eq(entry) for s, entry in enumerate(mapped)]
+        # The page's map: the slots this fill filled, each with its item's index position (a
+        # register each), over the map the fill began from (held, as ``map_in`` says). A
+        # register per slot's whole entry, loaded from ``map_in`` and driving ``map_out``, made
+        # Yosys's ABC9 mapping of this module fail.
+        ipos_shape = self.map_in.shape().elem_shape.members["ipos"]
+        filled = Signal(S)
+        placed = [Signal(ipos_shape, name=f"placed_ipos_{s}") for s in range(S)]
+        for s in range(S):
+            m.d.comb += [self.map_out[s].used.eq(filled[s] | self.map_in[s].used),
+                         self.map_out[s].ipos.eq(Mux(filled[s], placed[s],
+                                                     self.map_in[s].ipos))]
 
         # The free slots as the fill takes them, and the lowest, in registers.
         free, free_slot = Signal(S), Signal(range(S))
         with m.If(j == 0):
             used = self.page.used
             m.d.sync += [free.eq(~used), free_slot.eq(lowest_set([~used[s] for s in range(S)]))]
-            m.d.sync += [entry.eq(self.map_in[s]) for s, entry in enumerate(mapped)]
+            m.d.sync += filled.eq(0)
         with m.If((j != 0) & (j <= self.count)):
             frame = held_rd.data
             m.d.comb += [self.page.wr_en.eq(1), self.page.wr_idx.eq(free_slot),
@@ -119,7 +127,7 @@ class Flush(wiring.Component):
                          self.page.wr.value.eq(frame.value)]
             rest = free & (free - 1)          # the lowest is taken
             m.d.sync += [free.eq(rest), free_slot.eq(lowest_set([rest[s] for s in range(S)]))]
-            for s, entry in enumerate(mapped):
+            for s in range(S):
                 with m.If(free_slot == s):
-                    m.d.sync += [entry.used.eq(1), entry.ipos.eq(frame.ipos)]
+                    m.d.sync += [filled[s].eq(1), placed[s].eq(frame.ipos)]
         return m
