@@ -168,6 +168,25 @@ def test_synth_component(tmp_path, monkeypatch):
     assert bad.exit_code != 0 and "des" in bad.output
 
 
+def test_synth_maps_the_flush(tmp_path, monkeypatch):
+    """``bolt synth --component flush`` at N = 2^20 maps the flush to its figures: ABC9 (in the
+    WebAssembly Yosys) once stopped without a message on its map output, and the whole
+    design's synthesis with it."""
+    import tempfile
+
+    from click.testing import CliRunner
+
+    from bolt.cli import main
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = CliRunner().invoke(main, ["synth", "--component", "flush", "-N", "1048576"])
+    assert result.exit_code == 0, result.output
+    total = next(line.split() for line in result.output.splitlines()
+                 if line.split()[:1] == ["total"])
+    # At least the held positions and which slots are filled: 14 slots at 2^20.
+    assert int(total[2].replace(",", "")) >= 14, result.output
+
+
 def test_synth_alone_counts_one_module_its_submodules_black_boxes(tmp_path, monkeypatch):
     """``xilinx_synth(..., alone=...)`` (``bolt synth --component core``) maps one module of
     the hierarchy, what it instantiates left as black boxes: its own 8 flip-flops, not its
