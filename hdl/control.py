@@ -446,7 +446,6 @@ class AccessControl(Elaboratable):
         here = Signal(name=f"step_{len(self._steps)}")
         m.d.comb += here.eq(1)          # driven in the step's state only
         was_here = self.early(here)
-        held = 0
         if total > _CHOSEN_ONE_HOT:
             (count, make), = segments        # the clear: one counted segment
             assert hold is None
@@ -468,10 +467,11 @@ class AccessControl(Elaboratable):
                     requests.append(self._request(was_here & self.k_hot[start + i], make(i)))
                 start += count
             left, done = ~self.k_hot[total], self.k_hot[total]
-            if hold is not None:
-                held_k, condition, _ = hold
-                held = self.k_hot[held_k] & condition
-        self._steps.append(was_here & left & ~held)
+        choosing = was_here & left
+        if hold is not None:
+            held_k, condition, _ = hold
+            choosing &= ~(self.k_hot[held_k] & condition)
+        self._steps.append(choosing)
         # An index write's port is its entry's, which is secret: the budget counts all of a
         # step's index writes on one port.
         index = self.hm.regions["index"]
@@ -674,10 +674,8 @@ class AccessControl(Elaboratable):
         m, S = self.m, self.p.slots
         at = [self.map_x[s].used & (self.map_x[s].ipos == self.pos) for s in range(S)]
         with m.If(self.found & (self.kind == PENDING) & Cat(*at).any()):
-            slot = 0
-            for s in range(1, S):
-                slot = slot | Mux(at[s], s, 0)
-            m.d.sync += [self.entry.kind.eq(HOST), self.entry.loc.eq(slot)]
+            m.d.sync += [self.entry.kind.eq(HOST),
+                         self.entry.loc.eq(one_hot_select([(at[s], s) for s in range(S)]))]
 
     def _decide(self):
         """The decisions, all taken before the touches change anything."""
@@ -820,9 +818,9 @@ class AccessControl(Elaboratable):
         """On the way into the flushes' write step (the touches have verified and the answer
         is out): what the flushes change on chip, and what the re-placement then sees: the
         stack's height over the frames pushed in the frame reads' step, the pages' next
-        counters (y == x:
-        x's next but one, its page's second write), the last frame pushed (b's last if it has
-        any, else a's last), whether any was, and whether nb's list is now empty."""
+        counters (y == x: x's next but one, its page's second write), the last frame pushed
+        (b's last if it has any, else a's last), whether any was, and whether nb's list is
+        now empty."""
         m = self.m
         last_pushed = 0
         for f in flushes:
