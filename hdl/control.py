@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Shape, Signal, Value
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 
 from bolt.params import Params
 from bolt.protocol import HBM, HOST, PENDING, Cmd, Status
 
 from .aes import Aes128
-from .hbm import (BEAT_BITS, HbmMap, HbmMaster, MAX_BURST_BEATS, WRITE_QUEUE_DEPTH, Region,
+from .hbm import (BEAT_BITS, FRAME_BANKS, FRAME_COPIES, HbmMap, HbmMaster, MAX_BURST_BEATS,
+                  WRITE_QUEUE_DEPTH, Region,
                   bin_record_layout, bin_record_matches, bin_record_without,
                   frame_record_layout, page_map_layout)
 from .lookup import Lookup
@@ -112,12 +113,11 @@ class AccessControl(Elaboratable):
         m.submodules.pages_b = self.pages_b = PageEngine(p, self._gcm_factory)
         m.submodules.page_port = page_port = PagePortArbiter(p)
         m.submodules.host_bridge = self.bridge = HostAxiBridge(p)
-        # One HbmMaster per HBM port; the data port holds every structure but the index, so
-        # every element the control reads itself arrives there (the lookup reads the index).
+        # One HbmMaster per HBM port (the lookup reads the index on its ports; the control
+        # keeps each element it reads as it arrives on its region's port: :meth:`read_into`).
         self.hbms = [HbmMaster(self.hm, port=port) for port in range(self.hm.ports)]
         for port, master in enumerate(self.hbms):
             m.submodules[f"hbm{port}" if port else "hbm"] = master
-        self.hbm = self.hbms[self.hm.data_port]
         m.submodules.aes = self.aes = Aes128(pipelined=False)
         # Every block sent to the AES core is waited for (the front's WAIT, SB_WAIT), its
         # output taken as it comes: ready from the state register would put the state's
@@ -167,16 +167,8 @@ class AccessControl(Elaboratable):
         self.frame_l, self.bin_l = frame_record_layout(p), bin_record_layout(p)
         self.slot_l = self.pages_a.slot_layout
         self.lshape = range(p.slots + 1)
-        self.element = element = self.hbm.element
-        self.as_frame = self.frame_l(element[:self.frame_l.size])
-        self.as_bin = self.bin_l(element[:self.bin_l.size])
-        self.as_load = element[:Shape.cast(self.lshape).width]
-        self.as_counter = element[:64]
         self.map_l = page_map_layout(p)
-        self.as_map = self.map_l(element[:self.map_l.size])
-        # The free stack's elements arrive on a port of their own.
         self.stack_hbm = self.hbms[self.hm.stack_port]
-        self.as_frame_number = self.stack_hbm.element[:p.frame_bits]
 
     def _registers(self):
         p, S, fb = self.p, self.p.slots, self.p.frame_bits
@@ -301,7 +293,7 @@ class AccessControl(Elaboratable):
         regions = self.hm.regions
         self.index_r, self.loads_r, self.bins_r = (regions["index"], regions["loads"],
                                                    regions["bins"])
-        self.staging_r, self.frames_r = regions["staging"], regions["frames"]
+        self.staging_r = regions["staging"]
         self.stack_r, self.counters_r = regions["stack"], regions["counters"]
         self.maps_r = regions["maps"]
         self.stack_below_top = Mux(self.top != 0, self.top - 1, 0)
@@ -310,18 +302,21 @@ class AccessControl(Elaboratable):
                                                    for b in (self.c1, self.c2, self.y))
         # x's eviction list without the key's frame, for the decisions, in two register stages
         # (which entries match, then the list without the first): the list arrives in the
-        # gather as its fourth read of ten, so at least six cycles before the gather ends.
+        # gather at least three elements before the last on its port (:meth:`_gather`).
         frame = self.loc[:p.frame_bits]
         matches = self.early(bin_record_matches(self.bin_x, frame))
         self.unlinked = self.early(bin_record_without(m, self.bin_x, frame, matches))
         # The maps the fills begin from: engine a's page (x, or y if x is no host bin) less
         # the key's slot if the key is taken out of page x, and y's (for y == x, engine b's
-        # map is not written).
+        # map is not written). From a register: set at the decisions, it holds long before the
+        # fill, and the taken slot's compare stays out of the map writes' request choice.
         taken_slot = self.take & (self.kind == HOST) & self.x_host
+        map_a = Signal(self.map_l, name="map_a")
         for s, entry in enumerate(self.map_x):
-            m.d.comb += self.flush_a.map_in[s].eq(
+            m.d.comb += map_a[s].eq(
                 Mux(self.x_host, Mux(taken_slot & (self.loc == s), 0, entry), self.map_y[s]))
-        m.d.comb += self.flush_b.map_in.eq(self.map_y)
+        m.d.comb += [self.flush_a.map_in.eq(self.early(map_a)),
+                     self.flush_b.map_in.eq(self.map_y)]
 
     def _request_pipeline(self):
         """The second stage of the request pipeline (the first is in :meth:`issue`): the
@@ -438,6 +433,10 @@ class AccessControl(Elaboratable):
         keeps request ``k`` from being chosen while ``condition`` holds, which it does for at
         most ``cycles`` cycles from the step's beginning (the step's budget allows for them).
         """
+        return self._issue(segments, hold=hold)[0]
+
+    def _issue(self, segments, *, hold=None):
+        """:meth:`issue`, and the step's requests in order."""
         m, k = self.m, self.k
         total = sum(count for count, _ in segments)
         # Whether the FSM was in this step's state a cycle ago (the step's first cycle chooses
@@ -480,16 +479,18 @@ class AccessControl(Elaboratable):
         # Every port's queue holds what the step sends it (a step on one port alone may wait
         # in the pipeline: nothing else waits behind it).
         assert len(set(queues)) == 1 or max(map(queues.count, queues)) <= WRITE_QUEUE_DEPTH
-        # A read after a write could overtake it (writes wait in a queue).
-        writes = [isinstance(request, _Write) for request in requests]
-        assert writes == sorted(writes), "a step's reads come before its writes"
+        # A read after a write on its port could overtake it (writes wait in a queue).
+        for queue in set(queues):
+            writes = [isinstance(request, _Write)
+                      for request, on in zip(requests, queues) if on == queue]
+            assert writes == sorted(writes), "a port's reads come before its writes"
         budget = self.latency + 4 + _PIPELINE_CYCLES + step_cycles(
             [(queue, 2 * request.budget_beats + 2) for queue, request in zip(queues, requests)],
             hold=None if hold is None else (hold[0], hold[2]))
         m.d.comb += [hbm.budget.eq(budget) for hbm in self.hbms]
         # HbmMaster's `done` counts the requests it has accepted: the one in `request` is
         # the pipeline's to wait for.
-        return done & ~self.chosen.valid & ~self.request.valid & self.hbm_done
+        return done & ~self.chosen.valid & ~self.request.valid & self.hbm_done, requests
 
     def _request(self, when, request):
         """Note ``request`` as the one to choose ``when`` (:meth:`_choose`)."""
@@ -534,28 +535,36 @@ class AccessControl(Elaboratable):
             with m.Else():
                 m.d.sync += [chosen[name].eq(0) for name in names]
 
-    def arrived(self, i, port=None):
-        """The step's ``i``-th element on HBM port ``port`` (the data port if None) is on that
-        port's ``element`` now."""
-        hbm = self.hbm if port is None else self.hbms[port]
+    def arrived(self, i, port):
+        """The step's ``i``-th element on HBM port ``port`` is on that port's ``element`` now."""
+        hbm = self.hbms[port]
         return hbm.element_valid & (hbm.element_index == i)
 
-    def read_into(self, reads, before=(), after=()):
-        """Issue one read per ``(region, index, register, view)``, after the requests of the
-        segments ``before`` (reads) and before those of ``after`` (writes), and keep each
-        element, seen through ``view``, in its register. Returns the condition that the step
-        is over."""
-        over = self.issue([*before, *[
-            (1, lambda i, region=region, index=index: self.read(region, index))
-            for region, index, _, _ in reads], *after])
-        # Each port numbers the elements it returns; the segments `before` are the data
-        # port's.
-        arrivals = {self.hm.data_port: sum(count for count, _ in before)}
-        for region, _, register, view in reads:
-            port, = region.ports
-            with self.m.If(self.arrived(arrivals.setdefault(port, 0), port)):
-                self.m.d.sync += register.eq(view)
-            arrivals[port] += 1
+    def read_into(self, requests):
+        """Issue the step's ``requests`` in order: each a read ``(region, index, register)``
+        whose element is kept in ``register`` as it arrives, or a segment ``(count,
+        request(i))`` as for :meth:`issue`. Returns the condition that the step is over."""
+        segments, kept = [], {}
+        for request in requests:
+            if len(request) == 3:
+                region, index, register = request
+                kept[len(segments)] = register
+                request = (1, lambda i, region=region, index=index: self.read(region, index))
+            segments.append(request)
+        over, made = self._issue(segments)
+        # Each port numbers the elements it returns, in the order it was asked for them.
+        numbers, first = {}, 0
+        for n, (count, _) in enumerate(segments):
+            for request in made[first:first + count]:
+                if isinstance(request, _Read):
+                    port, = request.region.ports
+                    number = numbers[port] = numbers.get(port, -1) + 1
+                    if n in kept:
+                        register = kept[n]
+                        element = self.hbms[port].element[:len(Value.cast(register))]
+                        with self.m.If(self.arrived(number, port)):
+                            self.m.d.sync += register.eq(element)
+            first += count
         return over
 
     @staticmethod
@@ -644,24 +653,26 @@ class AccessControl(Elaboratable):
         with m.State("GATHER"):
             own_frame = self.early(Mux(self.found & (self.kind != HOST), self.loc, 0)[:fb])
             page_x, page_y = self.early(self.host_page(self.x)), self.early(self.host_page(self.y))
-            reads = [
-                (self.loads_r, self.c1, self.load_c1, self.as_load),
-                (self.loads_r, self.c2, self.load_c2, self.as_load),
-                (self.loads_r, self.x, self.load_x, self.as_load),
-                (self.bins_r, page_x, self.bin_x, self.as_bin),
-                (self.bins_r, page_y, self.bin_y, self.as_bin),
-                (self.maps_r, page_x, self.map_x, self.as_map),
-                (self.maps_r, page_y, self.map_y, self.as_map),
-                (self.frames_r, own_frame, self.key_frame, self.as_frame),
-                (self.counters_r, page_x, self.counter_x, self.as_counter),
-                (self.counters_r, page_y, self.counter_y, self.as_counter),
-            ]
-            over = self.read_into(reads)
-            # A cycle after x's map is in (and three reads before the gather's end), an item
-            # that a flush put into page x is located there: its entry still says PENDING.
+            # Five ports side by side, the lists port's first: x's list and map each have a
+            # read after them on their port, whose step ends only once that read is in, so
+            # there is a cycle for the map's lookup (below) and two for the list's edit
+            # (`unlinked`) before the decisions, however the ports' answers interleave.
+            over = self.read_into([
+                (self.bins_r, page_x, self.bin_x),
+                (self.bins_r, page_y, self.bin_y),
+                (self.maps_r, page_x, self.map_x),
+                (self.maps_r, page_y, self.map_y),
+                (self.loads_r, self.c1, self.load_c1),
+                (self.loads_r, self.c2, self.load_c2),
+                (self.loads_r, self.x, self.load_x),
+                (self.hm.frame_copies[0], own_frame, self.key_frame),
+                (self.counters_r, page_x, self.counter_x),
+                (self.counters_r, page_y, self.counter_y),
+            ])
+            # A cycle after x's map is in, an item that a flush put into page x is located
+            # there: its entry still says PENDING.
             map_x_in = Signal()
-            m.d.sync += map_x_in.eq(self.arrived(
-                next(n for n, read in enumerate(reads) if read[2] is self.map_x)))
+            m.d.sync += map_x_in.eq(self.arrived(2, self.hm.lists_port))
             with m.If(map_x_in):
                 self._locate_flushed()
             with m.If(over):
@@ -791,24 +802,30 @@ class AccessControl(Elaboratable):
             self._flush_write(self.flushes[:pages])
 
     def _frame_reads(self, flushes):
-        """The flushes' frame reads: ``slots`` per page, engine a's first, each frame into its
-        page's :class:`~bolt.hdl.flush.Flush`. The re-placement's reads follow, and the
-        flushes' stack pushes, on the stack's port beside the frame reads: they write above
-        the stack's top, which moves over them only in the write step, once the touches have
-        verified (an integrity failure leaves them unread). Then the pages are awaited
-        (``T_LOAD_WAIT``)."""
+        """The flushes' frame reads: ``slots`` per page, each flush's from its own copies of
+        the frames, slot ``i`` from copy ``i mod FRAME_BANKS`` (:meth:`HbmMap.frame_copy
+        <bolt.hdl.hbm.HbmMap.frame_copy>`), into the bank of its :class:`~bolt.hdl.flush.Flush`
+        that the copy's port feeds, the pages' reads interleaved so that every copy's port
+        starts at once. Beside them the re-placement's reads, and engine a's flush's stack
+        pushes, on the stack's port after its read: they write above the stack's top, which
+        moves over them only in the write step, once the touches have verified (an integrity
+        failure leaves them unread); engine b's go out in the write step, where the stack's
+        port is free. Then the pages are awaited (``T_LOAD_WAIT``)."""
         m, S = self.m, self.p.slots
         with m.State(f"FRAME_READ_{len(flushes)}"):
-            over = self.read_into(self.replacement_reads, before=[
-                (S, lambda i, pending=f.pending: self.read(
-                    self.frames_r, Mux(i < pending.count, pending.frames[i], 0)))
-                for f in flushes], after=self._stack_pushes_of(flushes))
-            i = self.hbm.element_index
+            list_read, stack_read = self.replacement_reads
+            frame_reads = [
+                (1, lambda _, i=i, n=n, pending=f.pending: self.read(
+                    self.hm.frame_copy(n, i), Mux(i < pending.count, pending.frames[i], 0)))
+                for i in range(S) for n, f in enumerate(flushes)]
+            over = self.read_into([stack_read, *self._stack_pushes_of(0, self.top),
+                                   *frame_reads, list_read])
             for n, f in enumerate(flushes):
-                m.d.comb += [f.unit.hold.valid.eq(self.hbm.element_valid & (i >= n * S)
-                                                  & (i < (n + 1) * S)),
-                             f.unit.hold.payload.index.eq(i - n * S),
-                             f.unit.hold.payload.frame.eq(self.as_frame)]
+                for bank, hold in enumerate(f.unit.hold):
+                    hbm = self.hbms[self.hm.frame_ports[n * FRAME_BANKS + bank]]
+                    m.d.comb += [hold.valid.eq(hbm.element_valid),
+                                 hold.payload.row.eq(hbm.element_index),
+                                 hold.payload.frame.eq(hbm.element[:self.frame_l.size])]
             self._stored()
             with m.If(over):
                 m.d.sync += self.ready_at.eq(self.cycles)
@@ -860,12 +877,16 @@ class AccessControl(Elaboratable):
                 # writes.
                 map_writes.append((1, lambda i, page=page, f=f, n=n: self.write(
                     self.maps_r, page, f.unit.map_out, 1 if n == 0 else ~self.y_is_x)))
-            # The re-placement's writes do not wait for the fill; the maps are the fill's.
-            first_map = sum(count for count, _ in clears + counter_writes
-                            + self.replacement_writes)
+            # Engine b's list is pushed on the free stack first, below the stack's top as the
+            # flushes have moved it (and below the re-placement's push). The re-placement's
+            # writes do not wait for the fill; the maps are the fill's.
+            pushes = [] if len(flushes) == 1 else self._stack_pushes_of(
+                1, self.top - flushes[1].pending.count)
+            before_maps = pushes + clears + counter_writes + self.replacement_writes
             filling = Cat(*[f.unit.busy for f in flushes]).any()
-            over = self.issue(clears + counter_writes + self.replacement_writes + map_writes,
-                              hold=(first_map, filling, self.flush_a.fill_cycles + 1))
+            over = self.issue(before_maps + map_writes,
+                              hold=(sum(count for count, _ in before_maps), filling,
+                                    self.flush_a.fill_cycles + 1))
 
             # The fill (:class:`~bolt.hdl.flush.Flush`, begun on the way in): each buffer's
             # frames into its page, a slot a cycle, while the first requests go out.
@@ -897,25 +918,22 @@ class AccessControl(Elaboratable):
                 self.replaced()
                 m.next = "T_STORE_WAIT"
 
-    def _stack_pushes_of(self, flushes):
-        """The flushes' lists pushed on the free stack (engine a's first, then b's, the order
-        the reference model frees them in), from its top: per list one burst of ``slots``
+    def _stack_pushes_of(self, n, at):
+        """Flush ``n``'s list pushed on the free stack from element ``at`` (engine a's list
+        first, then b's, the order the reference model frees them in): one burst of ``slots``
         stack elements, streamed (:meth:`_stack_pushes`), split where it crosses a 4 KB page;
-        the second part, when it would be empty, is one beat that writes nothing."""
+        the second part, when it would be empty, is one beat that writes nothing. ``at`` is
+        of the registers the step begins with."""
         S, early = self.p.slots, self.early
         per_page = MAX_BURST_BEATS // self.stack_r.element_beats
-        pushes = []
-        for n, f in enumerate(flushes):
-            at = self.top if n == 0 else early(self.top + flushes[0].pending.count)
-            room = per_page - at % per_page
-            part = early(Mux(room < S, room, S))
-            pushes += [
-                (1, lambda i, at=at, part=part, n=n: _Write(
-                    self.stack_r, at, first=n * S, streamed_beats=part, streamed_budget=S)),
-                (1, lambda i, at=at, part=part, n=n: _Write(
-                    self.stack_r, at + part, enable=part != S, first=n * S + part,
-                    streamed_beats=Mux(part == S, 1, S - part), streamed_budget=1))]
-        return pushes
+        room = per_page - at % per_page
+        part, at = early(Mux(room < S, room, S)), early(at)
+        return [
+            (1, lambda i: _Write(self.stack_r, at, first=n * S, streamed_beats=part,
+                                 streamed_budget=S)),
+            (1, lambda i: _Write(self.stack_r, at + part, enable=part != S, first=n * S + part,
+                                 streamed_beats=Mux(part == S, 1, S - part),
+                                 streamed_budget=1))]
 
     def _stack_pushes(self):
         """The streamed stack pushes' beats: beat ``n * slots + i`` is frame ``i`` of flush
@@ -1006,9 +1024,8 @@ class AccessControl(Elaboratable):
         item count)."""
         m, fb = self.m, self.p.frame_bits
         early = self.early
-        reads = [(self.bins_r, early(self.host_page(self.nb)), self.bin_nb, self.as_bin),
-                 (self.stack_r, early(self.stack_below_top), self.stack_top,
-                  self.as_frame_number)]
+        reads = [(self.bins_r, early(self.host_page(self.nb)), self.bin_nb),
+                 (self.stack_r, early(self.stack_below_top), self.stack_top)]
         # What the re-placement is made of: registers that hold through its steps.
         cmd, r = self.cmd, self.replacement
         m.d.comb += [r.put.eq(cmd.op == Cmd.PUT), r.found.eq(self.found), r.take.eq(self.take),
@@ -1022,11 +1039,13 @@ class AccessControl(Elaboratable):
                      r.top.eq(self.top), r.fresh.eq(self.fresh), r.stack_top.eq(self.stack_top),
                      r.pushed_any.eq(self.pushed_any), r.last_pushed.eq(self.last_pushed),
                      r.nb_list.eq(self.bin_nb), r.nb_flushed.eq(self.nb_flushed)]
+        frame, record = early(r.frame), early(r.record)
         writes = [
             (1, lambda i: self.write(self.loads_r, self.x, early(r.new_load_x))),
             (1, lambda i: self.write(self.loads_r, self.nb, early(r.new_load_nb))),
-            (1, lambda i: self.write(self.frames_r, early(r.frame), early(r.record),
-                                     r.frame_write)),
+            # Every copy of the frames holds every frame.
+            (FRAME_COPIES, lambda i: self.write(self.hm.frame_copies[i], frame, record,
+                                                r.frame_write)),
             (1, lambda i: self.write(self.index_r, early(r.ipos), early(r.entry),
                                      r.entry_write)),
             (1, lambda i: self.write(self.bins_r, early(self.host_page(self.nb)), early(r.list),
@@ -1099,8 +1118,8 @@ class AccessControl(Elaboratable):
         """Setup: one item placed by the two-choice rule."""
         m, p, S = self.m, self.p, self.p.slots
         with m.State("SI_READ"):
-            over = self.read_into([(self.loads_r, self.c1, self.load_c1, self.as_load),
-                                   (self.loads_r, self.c2, self.load_c2, self.as_load)])
+            over = self.read_into([(self.loads_r, self.c1, self.load_c1),
+                                   (self.loads_r, self.c2, self.load_c2)])
             with m.If(over):
                 self.enter("SI_WRITE")
         with m.State("SI_WRITE"):
@@ -1127,7 +1146,8 @@ class AccessControl(Elaboratable):
                                          early(self.host_page(target_bin) * S + target_load),
                                          self.slot_record(cmd.klen, cmd.key, cmd.vlen, cmd.value),
                                          ok & host)),
-                (1, lambda i: self.write(self.frames_r, self.fresh, record, ok & ~host)),
+                (FRAME_COPIES, lambda i: self.write(self.hm.frame_copies[i], self.fresh, record,
+                                                    ok & ~host)),
             ])
             with m.If(over):
                 with m.If(ok):
@@ -1148,10 +1168,11 @@ class AccessControl(Elaboratable):
                 (S, lambda i: self.read(self.staging_r, first_slot + i)),
                 (1, lambda i: self.write(self.counters_r, self.page_number, 1)),
             ])
-            with m.If(self.hbm.element_valid):
+            staging = self.hbms[self.staging_r.ports[0]]
+            with m.If(staging.element_valid):
                 m.d.comb += [self.pages_a.slot_wr_en.eq(1),
-                             self.pages_a.slot_wr_idx.eq(self.hbm.element_index),
-                             self.pages_a.slot_wr.eq(self.element[:self.slot_l.size])]
+                             self.pages_a.slot_wr_idx.eq(staging.element_index),
+                             self.pages_a.slot_wr.eq(staging.element[:self.slot_l.size])]
             with m.If(over):
                 m.next = "SE_STORE"
         with m.State("SE_STORE"):

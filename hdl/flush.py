@@ -2,7 +2,9 @@
 
 A touched host bin's eviction list names the frames of its pending items (algorithm §3,
 step 3). Their frames, each holding the item's key and index position beside its value, are
-read from HBM while the page travels and wait here, in a buffer with a synchronous read; once
+read from HBM while the page travels, from :data:`~bolt.hdl.hbm.FRAME_BANKS` copies of the
+frames on ports of their own side by side, and wait here, in as many banks (slot ``i`` of the
+list in bank ``i mod FRAME_BANKS``), each with a synchronous read and a write port; once
 the page is in (and the key's own item out of it), :class:`Flush` puts them into the page's
 lowest free slots, a slot a cycle, and notes each one's index position in the page's map
 (:func:`~bolt.hdl.hbm.page_map_layout`), which says, from then on, where the item is: its index
@@ -19,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from bolt.params import Params
 
-from .hbm import frame_record_layout, page_map_layout
+from .hbm import FRAME_BANKS, frame_record_layout, page_map_layout
 from .pages import SlotPortSignature, bswap
 from .scan import lowest_set
 
@@ -36,9 +38,10 @@ class Flush(wiring.Component):
 
     Members
     -------
-    hold : ``In(stream.Signature(...))``
-        The list's frames as HBM returns them: frame record ``frame``, ``index``-th of the list
-        (taken every cycle).
+    hold : ``In(stream.Signature(...)).array(FRAME_BANKS)``
+        The list's frames as HBM returns them, a stream per bank (taken every cycle, all banks
+        at once): on stream ``b``, frame record ``frame`` is the list's ``row · FRAME_BANKS +
+        b``-th.
     start : ``In(1)``
         Pulse to begin the fill: the first ``count`` frames held go into the page's lowest free
         slots (free as ``page.used`` says in the cycle after), in list order; ``count`` is held
@@ -60,10 +63,10 @@ class Flush(wiring.Component):
     def __init__(self, *, params: Params):
         self._p = params
         self.frame_layout = frame_record_layout(params)
-        slots = range(params.slots)
+        self.bank_rows = -(-params.slots // FRAME_BANKS)
         super().__init__({
             "hold": In(stream.Signature(data.StructLayout({
-                "index": slots, "frame": self.frame_layout}))),
+                "row": range(self.bank_rows), "frame": self.frame_layout}))).array(FRAME_BANKS),
             "start": In(1),
             "count": In(range(params.slots + 1)),
             "page": Out(SlotPortSignature(params)),
@@ -82,11 +85,14 @@ class Flush(wiring.Component):
         S = self._p.slots
         m = Module()
 
-        m.submodules.held = held = Memory(shape=self.frame_layout, depth=S, init=[])
-        held_wr, held_rd = held.write_port(), held.read_port()
-        m.d.comb += [self.hold.ready.eq(1),
-                     held_wr.en.eq(self.hold.valid), held_wr.addr.eq(self.hold.payload.index),
-                     held_wr.data.eq(self.hold.payload.frame)]
+        held_rd = []
+        for bank, hold in enumerate(self.hold):
+            m.submodules[f"held{bank}"] = held = Memory(shape=self.frame_layout,
+                                                        depth=self.bank_rows, init=[])
+            held_wr = held.write_port()
+            held_rd.append(held.read_port())
+            m.d.comb += [hold.ready.eq(1), held_wr.en.eq(hold.valid),
+                         held_wr.addr.eq(hold.payload.row), held_wr.data.eq(hold.payload.frame)]
 
         # The fill's cycle j: 0 to slots + 1, then idle (slots + 2). In cycle j frame j is read
         # and frame j - 1 goes into the lowest free slot.
@@ -98,7 +104,13 @@ class Flush(wiring.Component):
         # `busy` (j != slots + 2) and `done` (j == slots + 1) from registers, set a cycle ahead.
         busy, done = Signal(), Signal()
         m.d.sync += [busy.eq(self.start | (j < S + 1)), done.eq(~self.start & (j == S))]
-        m.d.comb += [self.busy.eq(busy), self.done.eq(done), held_rd.addr.eq(j)]
+        # Frame j from its bank, read in cycle j: the bank's data is chosen by j's bank a
+        # cycle later.
+        banks = (FRAME_BANKS - 1).bit_length()
+        read_bank = Signal(range(FRAME_BANKS))
+        m.d.sync += read_bank.eq(j[:banks] if banks else 0)
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done)]
+        m.d.comb += [port.addr.eq(j >> banks) for port in held_rd]
 
         # The page's map: the slots this fill filled, each with its item's index position (a
         # register each), over the map the fill began from (held, as ``map_in`` says). A
@@ -118,8 +130,12 @@ class Flush(wiring.Component):
             used = self.page.used
             m.d.sync += [free.eq(~used), free_slot.eq(lowest_set([~used[s] for s in range(S)]))]
             m.d.sync += filled.eq(0)
+        frame = Signal(self.frame_layout)
+        with m.Switch(read_bank):
+            for bank, port in enumerate(held_rd):
+                with m.Case(bank):
+                    m.d.comb += frame.eq(port.data)
         with m.If((j != 0) & (j <= self.count)):
-            frame = held_rd.data
             m.d.comb += [self.page.wr_en.eq(1), self.page.wr_idx.eq(free_slot),
                          self.page.wr.flag.eq(1), self.page.wr.klen.eq(frame.klen),
                          self.page.wr.key.eq(frame.key),

@@ -5,8 +5,8 @@ master ports with 512-bit data (each an HBM pseudo-channel of the Alveo U55C).
 :class:`HbmMap` lays the structures out from :class:`~bolt.params.Params` and says which port
 holds each element: the index is striped over :data:`INDEX_PORTS` ports (entry ``i`` on port
 ``i mod INDEX_PORTS``), so that a lookup reads its two buckets on every port side by side;
-the free stack is on a port of its own, and every other structure on one more, the data
-port, so that the three kinds of writes run side by side. :class:`HbmMaster` (one per port)
+the other structures are spread over ports of their own, the value frames in copies, so that
+each step's reads and writes run on several ports side by side. :class:`HbmMaster` (one per port)
 turns the control's element reads and writes into AXI4 bursts, queueing writes so that a busy
 port holds up no other, and closes each step of an access on a fixed schedule: a step ends
 when its responses are in *and* its cycle budget has passed, so the cycles of a step never
@@ -28,7 +28,7 @@ from bolt.params import BEAT_BYTES, Params
 from .scan import prefix_or
 
 __all__ = ["AxiSignature", "Region", "HbmMap", "HbmMaster", "BEAT_BITS", "AXI_BURST_INCR",
-           "MAX_BURST_BEATS", "INDEX_PORTS", "WRITE_QUEUE_DEPTH", "hbm_map",
+           "MAX_BURST_BEATS", "INDEX_PORTS", "FRAME_BANKS", "FRAME_COPIES", "WRITE_QUEUE_DEPTH", "hbm_map",
            "frame_record_layout", "bin_record_layout", "bin_record_matches",
            "bin_record_without", "index_entry_layout", "page_map_layout"]
 
@@ -44,11 +44,17 @@ BEAT_SIZE_CODE = (BEAT_BYTES - 1).bit_length()
 #: HBM ports (pseudo-channels) the index is striped over, a power of two: a lookup's two
 #: buckets are read on all of them at once, so its step's budget is that of a ``1 /
 #: INDEX_PORTS`` share of the beats (the U55C has 32 pseudo-channels; the other structures are
-#: on the next two, the data port and the free stack's).
+#: on the next twelve: :class:`HbmMap`).
 INDEX_PORTS = 4
+#: Copies of the value frames a flush reads its list's frames from, a slot from each in turn
+#: (a power of two): its ``slots`` frame reads take ``1 / FRAME_BANKS`` of the time on one
+#: port, and :class:`~bolt.hdl.flush.Flush` holds them in as many banks.
+FRAME_BANKS = 4
+#: Copies of the value frames in all, each on a port of its own: a bank's for each flush.
+FRAME_COPIES = 2 * FRAME_BANKS
 #: Writes an :class:`HbmMaster` holds, queued, beyond the one going out: at least as many as a
-#: step of an access sends to one port (a dozen at most: the write step after two touches
-#: on the data port), so that the control's requests to other ports never wait behind them
+#: step of an access sends to one port (five at most: the lists port in the write step after
+#: two touches), so that the control's requests to other ports never wait behind them
 #: (:meth:`~bolt.hdl.control.AccessControl.issue` checks it).
 WRITE_QUEUE_DEPTH = 32
 
@@ -217,33 +223,55 @@ class HbmMap:
     """The HBM address map of one parameter set: its :attr:`regions`, each from ``base`` on
     its ports, and the :attr:`ports` it spreads over.
 
-    The index is striped over ports ``0 .. index_ports - 1`` (:data:`INDEX_PORTS`), from
-    address 0 on each; the other regions follow one another from address 0 on the next port,
-    :attr:`data_port`, but for the free stack, on :attr:`stack_port`: its pushes, a burst of
-    ``slots`` beats per flushed page, run beside the data port's writes. An index write's
-    port is its entry's way, which is secret, so a step's budget counts all its index writes
-    on one index port. The regions that Setup zeroes (index, loads, eviction lists, page maps,
-    staging area) come first on their ports: :attr:`clears` are the zero bursts that cover
-    them, a region of 4 KB bursts per port that has any.
+    A step's requests go out one a cycle, but each port serves its own one after another, so
+    what one step reads is spread over ports that serve it side by side (the step's budget is
+    per port: :func:`~bolt.hdl.control.step_cycles`). Which port a read goes to is public: its
+    region's, a lookup's on every index port, a flush's frame read by its place in the step.
+
+    - The index is striped over ports ``0 .. index_ports - 1`` (:data:`INDEX_PORTS`), from
+      address 0 on each, so a lookup reads its two buckets on all of them at once.
+    - The **data port** (:attr:`data_port`): the loads, then Setup's staging area.
+    - The **lists port** (:attr:`lists_port`): the eviction lists, then the page maps (a gather
+      reads two of each).
+    - The **counters port** (:attr:`counters_port`): the pages' write counters.
+    - The **frame ports** (:attr:`frame_ports`, :data:`FRAME_COPIES` of them): one copy each
+      of the value frames, every frame written to all of them. A flush reads its list's
+      frames from its own :data:`FRAME_BANKS` copies, slot ``i`` from copy ``i mod
+      FRAME_BANKS`` (:meth:`frame_copy`), so the two flushes of an access read theirs on all
+      the frame ports side by side, however the frames are numbered.
+    - The **stack port** (:attr:`stack_port`): the free stack, whose pushes are bursts of
+      ``slots`` beats.
+
+    An index write's port is its entry's way, which is secret, so a step's budget counts all
+    its index writes on one index port. The regions that Setup zeroes (index, loads, eviction
+    lists, page maps, staging area) come first on their ports: :attr:`clears` are the zero
+    bursts that cover them, a region of 4 KB bursts per port that has any.
     """
+
+    #: The regions Setup zeroes.
+    CLEARED = ("index", "loads", "bins", "maps", "staging")
 
     def __init__(self, params: Params, *, index_ports: int = INDEX_PORTS):
         from .pages import slot_layout
         p = params
         self.index_ports = index_ports
         self.data_port = index_ports
-        self.stack_port = index_ports + 1
-        self.ports = index_ports + 2
-        data_port = (self.data_port,)
+        self.lists_port = index_ports + 1
+        self.counters_port = index_ports + 2
+        self.frame_ports = tuple(range(index_ports + 3, index_ports + 3 + FRAME_COPIES))
+        self.stack_port = self.frame_ports[-1] + 1
+        self.ports = self.stack_port + 1
+        frame_bits = frame_record_layout(p).size
         layouts = [
             ("index", index_positions(p), p.index_entry_bits, tuple(range(index_ports))),
-            ("loads", p.bins, p.load_bits, data_port),
-            ("bins", p.host_bins, bin_record_layout(p).size, data_port),
-            ("maps", p.host_bins, page_map_layout(p).size, data_port),
-            ("staging", p.host_bins * p.slots, slot_layout(p).size, data_port),
-            ("frames", p.frames, frame_record_layout(p).size, data_port),
+            ("loads", p.bins, p.load_bits, (self.data_port,)),
+            ("staging", p.host_bins * p.slots, slot_layout(p).size, (self.data_port,)),
+            ("bins", p.host_bins, bin_record_layout(p).size, (self.lists_port,)),
+            ("maps", p.host_bins, page_map_layout(p).size, (self.lists_port,)),
+            ("counters", p.host_bins, 64, (self.counters_port,)),
+            *[(f"frames{copy}", p.frames, frame_bits, (port,))
+              for copy, port in enumerate(self.frame_ports)],
             ("stack", p.frames, p.frame_bits, (self.stack_port,)),
-            ("counters", p.host_bins, 64, data_port),
         ]
         ends = [0] * self.ports
         self.regions: dict[str, Region] = {}
@@ -252,13 +280,19 @@ class HbmMap:
             self.regions[name] = region
             for port in ports:
                 ends[port] = region.end
+        #: The value frames' copies, one per frame port.
+        self.frame_copies = tuple(self.regions[f"frames{copy}"] for copy in range(FRAME_COPIES))
         #: Bytes used on each port.
         self.port_sizes = ends
         self.size = sum(self.port_sizes)
-        #: The end of what Setup clears on each port (the index alone on the index ports,
-        #: nothing on the stack's: it is read only below its top).
-        self.clear_ends = [self.regions["index"].end] * index_ports + [
-            self.regions["staging"].end, 0]
+        #: The end of what Setup clears on each port (0: nothing; the counters are written at
+        #: Setup's end, the frames before they are read, the stack only read below its top).
+        self.clear_ends = [0] * self.ports
+        for region in self.regions.values():
+            if region.name in self.CLEARED:
+                for port in region.ports:
+                    assert self.clear_ends[port] == region.base    # cleared ones come first
+                    self.clear_ends[port] = region.end
         self.clears = [Region(f"clear{port}", 0, end // 4096, 8 * 4096, (port,))
                        for port, end in enumerate(self.clear_ends) if end]
         self.address_width = max(12, (max(self.port_sizes) - 1).bit_length())
@@ -267,6 +301,11 @@ class HbmMap:
         assert p.index_bucket_depth <= MAX_BURST_BEATS     # a bucket is one burst
         # A bucket's run on each port stays inside 64 beats (4 KB).
         assert index_ports <= index_bucket_stride(p) <= 64 * index_ports
+
+    def frame_copy(self, flush: int, slot: int) -> Region:
+        """The copy of the frames that flush ``flush`` (0: engine a's page, 1: b's) reads its
+        list's ``slot``-th frame from."""
+        return self.frame_copies[flush * FRAME_BANKS + slot % FRAME_BANKS]
 
     def __getattr__(self, name):
         try:

@@ -21,8 +21,8 @@ its tail.
 
 The accelerator takes a command into its **front** (one command) while the access before it
 still runs, and prepares it there. The front is free again once the access it holds has
-moved on to the HBM port. The accelerator's HBM ports (the index's and the data port, which
-reads and tails both use) count as one port, and two kinds of work hold it: an access's
+moved on to the HBM port. The accelerator's HBM ports (reads and tails both use several of
+them side by side) count as one port, and two kinds of work hold it: an access's
 **reads**, from the port taking it to the end of its HBM reads (its lookup, gather, decisions
 and frame reads), and its **tail**. The port serves them one at a time, each whole,
 in the order they become ready (an earlier access's tail first on a tie). With up to ``depth``

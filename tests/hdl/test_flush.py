@@ -11,6 +11,7 @@ import random
 
 from bolt.hdl.accelerator import pack_fields
 from bolt.hdl.flush import Flush
+from bolt.hdl.hbm import FRAME_BANKS
 from bolt.model.pages import PlainPages
 from bolt.trace import Trace
 
@@ -67,12 +68,21 @@ def test_flush_fills_the_lowest_free_slots_in_list_order(params):
             for s, (used, ipos) in enumerate(map_in):
                 ctx.set(dut.map_in[s].used, used)
                 ctx.set(dut.map_in[s].ipos, ipos)
-            for index in rng.sample(range(S), S):
-                ctx.set(dut.hold.payload.index, index)
-                ctx.set(dut.hold.payload.frame.as_value(), frames[index])
-                ctx.set(dut.hold.valid, 1)
+            # Each bank's frames in random order, the banks' streams at once, each held
+            # back at random (as the copies' ports answer).
+            waiting = [rng.sample(range(bank, S, FRAME_BANKS), len(range(bank, S, FRAME_BANKS)))
+                       for bank in range(FRAME_BANKS)]
+            while any(waiting):
+                for bank, hold in enumerate(dut.hold):
+                    offer = bool(waiting[bank]) and rng.random() < 0.7
+                    ctx.set(hold.valid, offer)
+                    if offer:
+                        index = waiting[bank].pop()
+                        ctx.set(hold.payload.row, index // FRAME_BANKS)
+                        ctx.set(hold.payload.frame.as_value(), frames[index])
                 await ctx.tick()
-            ctx.set(dut.hold.valid, 0)
+            for hold in dut.hold:
+                ctx.set(hold.valid, 0)
             ctx.set(dut.count, len(pending))
             ctx.set(dut.start, 1)
             await ctx.tick()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from amaranth.sim import Simulator
 
-from bolt.hdl.hbm import INDEX_PORTS, HbmMap, HbmMaster, MAX_BURST_BEATS, index_positions
+from bolt.hdl.hbm import (FRAME_BANKS, FRAME_COPIES, INDEX_PORTS, HbmMap, HbmMaster,
+                          MAX_BURST_BEATS, index_positions)
 from bolt.params import Params
 
 from .axi_model import AxiMemory
@@ -16,29 +17,42 @@ def test_map_regions_are_disjoint_4k_aligned_and_hold_every_element(capacity):
     p = Params(capacity=capacity)
     hbm = HbmMap(p)
     regions = list(hbm.regions.values())
-    # The index alone on its ports, the free stack alone on its own, every other region after
-    # the one before on the data port.
-    on_data_port = [r for r in regions if r.ports == (hbm.data_port,)]
-    assert [r.name for r in on_data_port] == ["loads", "bins", "maps", "staging", "frames",
-                                              "counters"]
-    assert hbm.regions["index"].base == on_data_port[0].base == hbm.regions["stack"].base == 0
-    assert hbm.regions["stack"].ports == (hbm.stack_port,)
-    for before, after in zip(on_data_port, on_data_port[1:]):
-        assert before.end == after.base
+    # The index alone on its ports; each other port its regions one after another from 0:
+    # the loads and staging on the data port, the lists and maps on the lists port, the
+    # counters, each copy of the frames and the free stack each on a port of its own.
+    on_port = {port: [r.name for r in regions if r.ports == (port,)]
+               for port in range(hbm.index_ports, hbm.ports)}
+    assert on_port == {
+        hbm.data_port: ["loads", "staging"], hbm.lists_port: ["bins", "maps"],
+        hbm.counters_port: ["counters"],
+        **{port: [f"frames{copy}"] for copy, port in enumerate(hbm.frame_ports)},
+        hbm.stack_port: ["stack"]}
+    for names in on_port.values():
+        on = [hbm.regions[name] for name in names]
+        assert on[0].base == 0
+        for before, after in zip(on, on[1:]):
+            assert before.end == after.base
+        assert hbm.port_sizes[on[0].ports[0]] == on[-1].end
+    assert hbm.regions["index"].base == 0
     for region in regions:
         assert region.base % 4096 == 0
         assert -(-region.count // len(region.ports)) * region.stride <= region.size
     assert hbm.regions["index"].count == index_positions(p) >= p.index_entries
     assert hbm.regions["index"].ports == tuple(range(INDEX_PORTS)) == tuple(
         range(hbm.index_ports))
-    assert hbm.ports == INDEX_PORTS + 2
-    assert (hbm.data_port, hbm.stack_port) == (INDEX_PORTS, INDEX_PORTS + 1)
-    assert hbm.regions["frames"].count == p.frames
+    assert hbm.ports == INDEX_PORTS + 4 + FRAME_COPIES
+    assert len(hbm.frame_ports) == len(hbm.frame_copies) == FRAME_COPIES == 2 * FRAME_BANKS
+    assert all(copy.count == p.frames for copy in hbm.frame_copies)
+    # A flush reads its slots from its own copies, in turn.
+    assert [hbm.frame_copy(flush, slot).name for flush in (0, 1)
+            for slot in range(FRAME_BANKS + 1)] == [
+        f"frames{flush * FRAME_BANKS + slot % FRAME_BANKS}" for flush in (0, 1)
+        for slot in range(FRAME_BANKS + 1)]
+    assert len({hbm.frame_copy(flush, slot).ports for flush in (0, 1)
+                for slot in range(FRAME_BANKS)}) == FRAME_COPIES
     assert hbm.regions["loads"].count == p.bins
     assert hbm.clear_ends == [hbm.regions["index"].end] * INDEX_PORTS + [
-        hbm.regions["staging"].end, 0]
-    assert hbm.port_sizes[hbm.data_port] == on_data_port[-1].end
-    assert hbm.port_sizes[hbm.stack_port] == hbm.regions["stack"].end
+        hbm.regions["staging"].end, hbm.regions["maps"].end] + [0] * (2 + FRAME_COPIES)
     # A page's map is one beat: the gather reads two of them.
     assert hbm.regions["maps"].element_beats == 1
     assert max(hbm.port_sizes) <= 2 ** hbm.address_width
@@ -48,8 +62,9 @@ def test_map_regions_are_disjoint_4k_aligned_and_hold_every_element(capacity):
 @pytest.mark.parametrize("ports", [1, 2, 4])
 def test_every_element_has_a_place_of_its_own_and_the_clears_cover_the_cleared_regions(ports):
     hbm = HbmMap(Params(capacity=1024), index_ports=ports)
-    # Every port but the free stack's has something to clear.
-    assert hbm.ports == ports + 2 == len(hbm.clears) + 1 == len(hbm.port_sizes)
+    # The index's ports, the data port and the lists port have something to clear.
+    assert hbm.ports == ports + 4 + FRAME_COPIES == len(hbm.port_sizes)
+    assert len(hbm.clears) == ports + 2
     places, cleared = {}, set()
     for clear in hbm.clears:
         port, = clear.ports

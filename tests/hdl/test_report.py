@@ -16,12 +16,13 @@ def test_no_memory_on_chip_grows_with_n():
     depths at N = 2^10 and 2^20 (a bin number, log N bits, is the widest thing the FIFOs
     hold), but for the page engines' sealed pages and plaintext banks, which hold one page
     each (its slots grow as log log N), and the control's buffers of the flushes' frames, one
-    per slot of each page (a frame record holds an index position, log N bits); the index's
+    row per slot of each page over its banks (a frame record holds an index position, log N
+    bits); the index's
     overflow area is its 64 entries at every N (an entry's bin and frame numbers are log N
     bits); each HBM port's write queue holds the same number of requests at every N (an
     address, log N bits, beside each)."""
     from bolt.hdl.accelerator import RtlAccelerator
-    from bolt.hdl.hbm import WRITE_QUEUE_DEPTH, HbmMap, frame_record_layout
+    from bolt.hdl.hbm import FRAME_BANKS, WRITE_QUEUE_DEPTH, HbmMap, frame_record_layout
     from bolt.hdl.pages import PAGE_GCM_LANES
     from bolt.hdl.report import memory_inventory
 
@@ -41,9 +42,11 @@ def test_no_memory_on_chip_grows_with_n():
         assert [(m.depth, m.width) for m in overflow] == [
             (p.index_overflow_entries // p.index_overflow_lanes,
              p.index_overflow_lanes * p.index_entry_bits)]
-        held = [m for m in memories if m.path.endswith((".flush_a.held", ".flush_b.held"))]
+        held = [m for m in memories if m.path.endswith(tuple(
+            f".{flush}.held{bank}" for flush in ("flush_a", "flush_b")
+            for bank in range(FRAME_BANKS)))]
         assert [(m.depth, m.width) for m in held] == \
-            [(p.slots, frame_record_layout(p).size)] * 2
+            [(-(-p.slots // FRAME_BANKS), frame_record_layout(p).size)] * (2 * FRAME_BANKS)
         # Each HBM port's write queue: its requests (an address, log N bits, beside the data).
         queues = [m for m in memories if ".write_queue." in m.path]
         assert len(queues) == HbmMap(p).ports
@@ -74,7 +77,8 @@ def test_memory_inventory_leaves_no_unused_elaboratable_behind():
 def test_synth_no_yosys_prints_the_hbm_map_against_the_u55c():
     result = CliRunner().invoke(main, ["synth", "--no-yosys", "-N", "1024", "-V", "8"])
     assert result.exit_code == 0, result.output
-    for region in ("index", "loads", "bins", "staging", "frames", "stack", "counters"):
+    for region in ("index", "loads", "bins", "maps", "staging", "frames0", "frames3", "stack",
+                   "counters"):
         assert any(line.split()[:1] == [region] for line in result.output.splitlines()), region
     assert "U55C budget" in result.output
     hbm_line = next(line for line in result.output.splitlines()
