@@ -10,7 +10,10 @@ the client-to-accelerator key, one seals responses under the other. The page eng
 not shared: it is sized for a page, each channel core for its frame, and each keeps its key (and
 its ``H``) loaded for the whole session instead of reloading per frame (about 22 cycles each
 time). Cost per access: one GCM pass per frame, ``blocks + 15`` cycles each (21 + 20 at the
-defaults), plus a few cycles of control; see :attr:`Channel.access_cycles`.
+defaults), plus a few cycles of control; see :attr:`Channel.access_cycles`. The response's
+pass starts while the core runs the command (its nonce is the next response number, known
+then), so its counter blocks are encrypted before the answer comes: only the data groups, the
+tag and a few cycles of control follow the answer.
 
 Interfaces
 ----------
@@ -108,11 +111,11 @@ class Channel(wiring.Component):
 
     @property
     def access_cycles(self) -> int:
-        """Cycles an access spends in the channel, without stalls: accept, open (one GCM pass),
-        parse, hand to the core, take its answer, seal (one GCM pass), offer the frame."""
+        """Cycles an access spends in the channel besides the core's, without stalls: accept,
+        open (one GCM pass), parse, hand to the core, then from its answer: the response's
+        data groups and tag (its pass began while the core ran), offer the frame."""
         p = self._p
-        return (_blocks(p.command_plaintext_bytes) + 15 + _blocks(p.response_plaintext_bytes)
-                + 15 + 6)
+        return _blocks(p.command_plaintext_bytes) + 15 + _blocks(p.response_plaintext_bytes) + 10
 
     def elaborate(self, platform):
         p = self._p
@@ -140,6 +143,7 @@ class Channel(wiring.Component):
         material = Signal(8 * chunk * p.setup_key_frames)
         command_sequence, response_sequence = Signal(64), Signal(64)
         keys_sent = Signal(2)             # command key, response key accepted
+        seal_started = Signal()           # the response's pass began while the core ran
 
         # -- the command's fields (command plaintext, bytes little-endian) ----------------------
         op = _byte(plaintext, 0)
@@ -296,12 +300,31 @@ class Channel(wiring.Component):
                              core_command.salt.eq(bswap(material[128:248]))]
                 m.next = "CORE_SEND"
 
+            # While the core runs a command that is answered, the response's pass begins: the
+            # sealer encrypts its counter blocks under the next response number and holds them
+            # until the answer's blocks come. Nothing else starts the sealer or loads its key
+            # before that pass ends (keys load in IDLE only).
+            answered = (core_command.op != Cmd.SETUP_BEGIN) & (core_command.op != Cmd.SETUP_ITEM)
+
+            def begin_seal():
+                """Offer the response's pass; returns whether it has begun (now or before)."""
+                with m.If(answered & ~seal_started):
+                    m.d.comb += [sealer.start_stream.valid.eq(1),
+                                 sealer.start_stream.payload.nonce.eq(
+                                     Cat(response_sequence, Const(TO_CLIENT, 32))),
+                                 sealer.start_stream.payload.decrypt.eq(0)]
+                    with m.If(sealer.start_stream.ready):
+                        m.d.sync += seal_started.eq(1)
+                return seal_started | (sealer.start_stream.valid & sealer.start_stream.ready)
+
             with m.State("CORE_SEND"):
                 m.d.comb += [self.cmd.valid.eq(1), self.cmd.payload.eq(core_command)]
+                begin_seal()
                 with m.If(self.cmd.ready):
                     m.next = "CORE_WAIT"
             with m.State("CORE_WAIT"):
                 m.d.comb += self.resp.ready.eq(1)
+                sealing = begin_seal()
                 reply = self.resp.payload
                 with m.If(self.resp.valid):
                     m.d.sync += [answer(reply.status, reply.vlen, reply.value, reply.page),
@@ -311,8 +334,11 @@ class Channel(wiring.Component):
                             m.next = "IDLE"       # not answered
                         with m.Case(Cmd.SETUP_END):
                             m.d.sync += set_up.eq(reply.status == Status.ABSENT)
-                            m.next = "SEAL_START"
-                        with m.Default():
+                    with m.If(answered):
+                        # The pass has begun unless the sealer was still busy.
+                        with m.If(sealing):
+                            m.next = "SEAL"
+                        with m.Else():
                             m.next = "SEAL_START"
 
             with m.State("REFUSE"):
@@ -335,7 +361,8 @@ class Channel(wiring.Component):
                 store_block_out(sealer, sealed, nbr)
                 with m.If(sealer.result_stream.valid):
                     m.d.sync += [tag.eq(bswap(sealer.result_stream.payload.tag)),
-                                 response_sequence.eq(response_sequence + 1)]
+                                 response_sequence.eq(response_sequence + 1),
+                                 seal_started.eq(0)]
                     m.next = "EMIT"
             with m.State("EMIT"):
                 m.d.comb += [self.frames_out.valid.eq(1),

@@ -9,6 +9,7 @@ what it was asked, so the test sees exactly what crossed the channel.
 import os
 import random
 
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from bolt.channel import ChannelEndpoint
@@ -76,14 +77,21 @@ def reference(frames_by_session):
     return answers, log
 
 
-def rtl(frames_by_session):
+def rtl(frames_by_session, *, core_cycles=1, sealing=None):
+    """The channel's answers and the stub core's log; ``sealing``, if a list, gets the cycles
+    from each answer the core gives to the response frame's offer."""
     dut = Channel(P)
     answers, log = [], []
-    sim = Simulator(dut)
+    top = Module()
+    top.submodules.dut = dut
+    cycle = Signal(32)
+    top.d.sync += cycle.eq(cycle + 1)
+    answered_at = []
+    sim = Simulator(top)
     sim.add_clock(1e-8)
 
     async def core(ctx):
-        """The stub core: takes a command, answers one cycle later."""
+        """The stub core: takes a command, answers ``core_cycles`` cycles later."""
         ctx.set(dut.cmd.ready, 1)
         setup = None
         while True:
@@ -107,7 +115,7 @@ def rtl(frames_by_session):
                 log.append((op, key, value if op == Op.PUT else b""))
                 response = stub_answer(op, key)
                 status, answer_value = response.status, response.value or b""
-            await ctx.tick()
+            await ctx.tick().repeat(core_cycles)
             ctx.set(dut.resp.payload.status, status)
             ctx.set(dut.resp.payload.has_value, bool(answer_value))
             ctx.set(dut.resp.payload.vlen, len(answer_value))
@@ -115,6 +123,8 @@ def rtl(frames_by_session):
             ctx.set(dut.resp.valid, 1)
             while not ctx.get(dut.resp.ready):
                 await ctx.tick()
+            if op not in (Cmd.SETUP_BEGIN, Cmd.SETUP_ITEM):     # answered by a frame
+                answered_at.append(ctx.get(cycle))
             await ctx.tick()
             ctx.set(dut.resp.valid, 0)
 
@@ -141,6 +151,8 @@ def rtl(frames_by_session):
                     if ctx.get(dut.frames_out.valid):
                         session.append(ctx.get(dut.frames_out.payload).to_bytes(
                             P.response_frame_bytes, "little"))
+                        if sealing is not None and answered_at:
+                            sealing.append(ctx.get(cycle) - answered_at.pop())
                     if ctx.get(dut.frames_in.ready):
                         break
                     await ctx.tick()
@@ -170,6 +182,25 @@ def test_rtl_channel_answers_byte_for_byte_as_the_reference_endpoint():
     assert want[0][-1] == bytes(P.response_frame_bytes)           # after the session closed
     assert want_log[0] == ("setup", MASTER_KEY, SALT,
                            [(b"k%d" % i, b"v" * i) for i in range(3)])
+
+
+def test_the_answer_is_sealed_in_its_data_groups_and_tag_once_the_core_answers():
+    """The response's pass begins while the core runs the command: after a slow core's answer
+    only the response's data groups, the tag and a few cycles of control remain (a whole pass
+    is ``blocks + 15`` cycles), the same for every answer; the frames are the reference's."""
+    from bolt.hdl.channel import _blocks
+
+    rng = random.Random(5)
+    frames = frames_for_the_test(rng)[:-3]        # refused, Setup, then accesses
+    sealing = []
+    got, _ = rtl([frames], core_cycles=60, sealing=sealing)
+    want, _ = reference([frames])
+    assert got == want
+    # Setup's end and the four accesses reach the core and are answered.
+    assert len(sealing) == 5
+    groups = _blocks(P.response_plaintext_bytes)
+    assert set(sealing) == {sealing[0]}
+    assert sealing[0] <= groups + 6 < groups + 15
 
 
 def test_a_session_resumes_from_the_sequence_numbers_the_monitor_loads():
