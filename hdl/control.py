@@ -17,7 +17,7 @@ from bolt.params import Params
 from bolt.protocol import HBM, HOST, PENDING, Cmd, Status
 
 from .aes import Aes128
-from .hbm import (BEAT_BITS, FRAME_BANKS, FRAME_COPIES, HbmMap, HbmMaster, MAX_BURST_BEATS,
+from .hbm import (BEAT_BITS, FRAME_COPIES, HbmMap, HbmMaster, MAX_BURST_BEATS,
                   WRITE_QUEUE_DEPTH, Region,
                   bin_record_layout, bin_record_matches, bin_record_without,
                   frame_record_layout, page_map_layout)
@@ -822,7 +822,7 @@ class AccessControl(Elaboratable):
                                    *frame_reads, list_read])
             for n, f in enumerate(flushes):
                 for bank, hold in enumerate(f.unit.hold):
-                    hbm = self.hbms[self.hm.frame_ports[n * FRAME_BANKS + bank]]
+                    hbm = self.hbms[self.hm.frame_copy(n, bank).ports[0]]
                     m.d.comb += [hold.valid.eq(hbm.element_valid),
                                  hold.payload.row.eq(hbm.element_index),
                                  hold.payload.frame.eq(hbm.element[:self.frame_l.size])]
@@ -834,7 +834,8 @@ class AccessControl(Elaboratable):
     def _flush_begin(self, flushes):
         """On the way into the flushes' write step (the touches have verified and the answer
         is out): what the flushes change on chip, and what the re-placement then sees: the
-        stack's height over the frames pushed in the frame reads' step, the pages' next
+        stack's height over both lists' frames (engine a's pushed in the frame reads' step,
+        b's in the write step, before the re-placement's push), the pages' next
         counters (y == x: x's next but one, its page's second write), the last frame pushed
         (b's last if it has any, else a's last), whether any was, and whether nb's list is
         now empty."""
