@@ -106,11 +106,11 @@ class Flush(wiring.Component):
         m.d.sync += [busy.eq(self.start | (j < S + 1)), done.eq(~self.start & (j == S))]
         # Frame j from its bank, read in cycle j: the bank's data is chosen by j's bank a
         # cycle later.
-        banks = (FRAME_BANKS - 1).bit_length()
+        bank_bits = (FRAME_BANKS - 1).bit_length()
         read_bank = Signal(range(FRAME_BANKS))
-        m.d.sync += read_bank.eq(j[:banks] if banks else 0)
+        m.d.sync += read_bank.eq(j[:bank_bits] if bank_bits else 0)
         m.d.comb += [self.busy.eq(busy), self.done.eq(done)]
-        m.d.comb += [port.addr.eq(j >> banks) for port in held_rd]
+        m.d.comb += [port.addr.eq(j >> bank_bits) for port in held_rd]
 
         # The page's map: the slots this fill filled, each with its item's index position (a
         # register each), over the map the fill began from (held, as ``map_in`` says). A
