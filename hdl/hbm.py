@@ -28,7 +28,8 @@ from bolt.params import BEAT_BYTES, Params
 from .scan import prefix_or
 
 __all__ = ["AxiSignature", "Region", "HbmMap", "HbmMaster", "BEAT_BITS", "AXI_BURST_INCR",
-           "MAX_BURST_BEATS", "INDEX_PORTS", "FRAME_BANKS", "FRAME_COPIES", "WRITE_QUEUE_DEPTH", "hbm_map",
+           "MAX_BURST_BEATS", "INDEX_PORTS", "FRAME_BANKS", "FRAME_COPIES", "WRITE_QUEUE_DEPTH",
+           "hbm_map",
            "frame_record_layout", "bin_record_layout", "bin_record_matches",
            "bin_record_without", "index_entry_layout", "page_map_layout"]
 
