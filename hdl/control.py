@@ -540,10 +540,12 @@ class AccessControl(Elaboratable):
         hbm = self.hbms[port]
         return hbm.element_valid & (hbm.element_index == i)
 
-    def read_into(self, requests):
+    def read_into(self, requests, *, arrivals=None):
         """Issue the step's ``requests`` in order: each a read ``(region, index, register)``
         whose element is kept in ``register`` as it arrives, or a segment ``(count,
-        request(i))`` as for :meth:`issue`. Returns the condition that the step is over."""
+        request(i))`` as for :meth:`issue`. Returns the condition that the step is over;
+        ``arrivals``, if a dict, gets for each kept register (by ``id``: a register of a
+        layout is a view, which does not hash) the condition that its element is arriving."""
         segments, kept = [], {}
         for request in requests:
             if len(request) == 3:
@@ -562,8 +564,11 @@ class AccessControl(Elaboratable):
                     if n in kept:
                         register = kept[n]
                         element = self.hbms[port].element[:len(Value.cast(register))]
-                        with self.m.If(self.arrived(number, port)):
+                        arriving = self.arrived(number, port)
+                        with self.m.If(arriving):
                             self.m.d.sync += register.eq(element)
+                        if arrivals is not None:
+                            arrivals[id(register)] = arriving
             first += count
         return over
 
@@ -574,6 +579,13 @@ class AccessControl(Elaboratable):
     @staticmethod
     def write(region, i, value, enable=1):
         return _Write(region, i, value, enable)
+
+    def frame_writes(self, frame, record, enable=1):
+        """The segment that writes ``record`` as frame ``frame``: to every copy of the frames,
+        as each flush reads from copies of its own (:meth:`HbmMap.frame_copy
+        <bolt.hdl.hbm.HbmMap.frame_copy>`)."""
+        return (FRAME_COPIES, lambda i: self.write(self.hm.frame_copies[i], frame, record,
+                                                   enable))
 
     # -- the steps, one method each (the FSM's states) ------------------------------------------
 
@@ -657,6 +669,7 @@ class AccessControl(Elaboratable):
             # read after them on their port, whose step ends only once that read is in, so
             # there is a cycle for the map's lookup (below) and two for the list's edit
             # (`unlinked`) before the decisions, however the ports' answers interleave.
+            arrivals = {}
             over = self.read_into([
                 (self.bins_r, page_x, self.bin_x),
                 (self.bins_r, page_y, self.bin_y),
@@ -668,11 +681,11 @@ class AccessControl(Elaboratable):
                 (self.hm.frame_copies[0], own_frame, self.key_frame),
                 (self.counters_r, page_x, self.counter_x),
                 (self.counters_r, page_y, self.counter_y),
-            ])
+            ], arrivals=arrivals)
             # A cycle after x's map is in, an item that a flush put into page x is located
             # there: its entry still says PENDING.
             map_x_in = Signal()
-            m.d.sync += map_x_in.eq(self.arrived(2, self.hm.lists_port))
+            m.d.sync += map_x_in.eq(arrivals[id(self.map_x)])
             with m.If(map_x_in):
                 self._locate_flushed()
             with m.If(over):
@@ -1044,9 +1057,7 @@ class AccessControl(Elaboratable):
         writes = [
             (1, lambda i: self.write(self.loads_r, self.x, early(r.new_load_x))),
             (1, lambda i: self.write(self.loads_r, self.nb, early(r.new_load_nb))),
-            # Every copy of the frames holds every frame.
-            (FRAME_COPIES, lambda i: self.write(self.hm.frame_copies[i], frame, record,
-                                                r.frame_write)),
+            self.frame_writes(frame, record, r.frame_write),
             (1, lambda i: self.write(self.index_r, early(r.ipos), early(r.entry),
                                      r.entry_write)),
             (1, lambda i: self.write(self.bins_r, early(self.host_page(self.nb)), early(r.list),
@@ -1147,8 +1158,7 @@ class AccessControl(Elaboratable):
                                          early(self.host_page(target_bin) * S + target_load),
                                          self.slot_record(cmd.klen, cmd.key, cmd.vlen, cmd.value),
                                          ok & host)),
-                (FRAME_COPIES, lambda i: self.write(self.hm.frame_copies[i], self.fresh, record,
-                                                    ok & ~host)),
+                self.frame_writes(self.fresh, record, ok & ~host),
             ])
             with m.If(over):
                 with m.If(ok):
